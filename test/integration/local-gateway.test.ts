@@ -1,0 +1,532 @@
+// The local gateway against real `ws` clients and the real API Gateway management client: event shapes,
+// RFC 7395 §3.3 subprotocol echo, per-connection ordering, @connections, API Gateway's limits, stop().
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { pino } from 'pino';
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  GetConnectionCommand,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
+import type { LocalGatewayOptions } from '../../lib/gateway/local-gateway.ts';
+import type { WebSocketEvent, WebSocketHandler, WebSocketResult } from '../../lib/gateway/events.ts';
+
+const ID = /^[A-Za-z0-9]{15}=$/;
+const REQUEST_TIME = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/;
+
+interface Harness {
+  gw: LocalGateway;
+  url: string;
+  managementEndpoint: string;
+  port: number;
+  events: WebSocketEvent[];
+  logs: Array<{ level: number; msg: string; [k: string]: unknown }>;
+  sdk: ApiGatewayManagementApiClient;
+  of(type: WebSocketEvent['requestContext']['eventType'], connectionId?: string): WebSocketEvent[];
+}
+
+interface HarnessOptions extends Partial<Omit<LocalGatewayOptions, 'handlers'>> {
+  connect?: (e: WebSocketEvent, h: Harness) => Promise<WebSocketResult | void>;
+  message?: (e: WebSocketEvent, h: Harness) => Promise<void>;
+  disconnect?: (e: WebSocketEvent, h: Harness) => Promise<void>;
+}
+
+async function harness(t: { after(fn: () => Promise<void> | void): void }, o: HarnessOptions = {}): Promise<Harness> {
+  const events: WebSocketEvent[] = [];
+  const logs: Harness['logs'] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const record =
+    (fn?: (e: WebSocketEvent, h: Harness) => Promise<WebSocketResult | void>, fallback?: WebSocketResult): WebSocketHandler =>
+    async (e) => {
+      events.push(e);
+      return fn ? fn(e, h) : fallback;
+    };
+  const { connect, message, disconnect, ...rest } = o;
+  const gw = new LocalGateway({
+    port: 0,
+    logger,
+    ...rest,
+    handlers: {
+      connect: record(connect, { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'xmpp' } }),
+      default: record(message),
+      disconnect: record(disconnect),
+    },
+  });
+  const { url, managementEndpoint, port } = await gw.start();
+  const sdk = new ApiGatewayManagementApiClient({
+    endpoint: managementEndpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const h: Harness = {
+    gw, url, managementEndpoint, port, events, logs, sdk,
+    of: (type, id) => events.filter((e) => e.requestContext.eventType === type && (!id || e.requestContext.connectionId === id)),
+  };
+  t.after(async () => {
+    await gw.stop();
+    sdk.destroy();
+  });
+  return h;
+}
+
+/** An open client and the connection id the gateway gave it. */
+async function open(h: Harness, opts: { protocols?: string[]; query?: string; headers?: Record<string, string> } = {}) {
+  const ws = new WebSocket(h.url + (opts.query ?? ''), opts.protocols ?? ['xmpp'], { headers: opts.headers });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  const received: string[] = [];
+  ws.on('message', (data) => received.push(data.toString()));
+  const before = new Set(h.of('CONNECT').map((e) => e.requestContext.connectionId));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const connect = h.of('CONNECT').find((e) => !before.has(e.requestContext.connectionId));
+  assert.ok(connect, 'a $connect event for the new connection');
+  return { ws, id: connect.requestContext.connectionId, closed, received };
+}
+
+/** Polls until `check` holds; fails after `ms`. */
+async function until(check: () => boolean, ms = 1500, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** The HTTP status a refused upgrade answered with, and the subprotocol header of the handshake response. */
+function handshake(url: string, protocols: string[]): Promise<{ status?: number; protocol?: string; opened: boolean }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, protocols);
+    let protocol: string | undefined;
+    ws.on('upgrade', (res: IncomingMessage) => (protocol = res.headers['sec-websocket-protocol'] as string | undefined));
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode, opened: false });
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      resolve({ protocol, opened: true });
+      ws.close();
+    });
+    ws.on('error', () => resolve({ protocol, opened: false }));
+  });
+}
+
+test('$connect, $default and $disconnect events have API Gateway’s shape', async (t) => {
+  const h = await harness(t);
+  const c = await open(h, { query: '?a=1&a=2&b=x', headers: { 'User-Agent': 'test-agent/1.0' } });
+  assert.deepEqual(h.gw.connectionIds(), [c.id]);
+
+  const connect = h.of('CONNECT')[0];
+  const rc = connect.requestContext;
+  assert.equal(rc.routeKey, '$connect');
+  assert.equal(rc.eventType, 'CONNECT');
+  assert.match(rc.connectionId, ID);
+  assert.match(rc.requestId, ID);
+  assert.match(rc.extendedRequestId, ID);
+  assert.match(rc.requestTime, REQUEST_TIME);
+  assert.equal(typeof rc.requestTimeEpoch, 'number');
+  assert.ok(Math.abs(rc.requestTimeEpoch - Date.now()) < 5000);
+  assert.equal(typeof rc.connectedAt, 'number');
+  assert.equal(rc.domainName, `127.0.0.1:${h.port}`);
+  assert.equal(h.gw.domainName, rc.domainName);
+  assert.equal(rc.stage, 'local');
+  assert.equal(rc.apiId, 'local');
+  assert.equal(rc.messageDirection, 'IN');
+  assert.deepEqual(rc.identity, { sourceIp: '127.0.0.1', userAgent: 'test-agent/1.0' });
+  assert.equal(rc.messageId, undefined);
+  assert.equal(connect.isBase64Encoded, false);
+  assert.equal(connect.body, undefined);
+  assert.equal(connect.headers?.['Sec-WebSocket-Protocol'], 'xmpp');
+  assert.equal(connect.headers?.['Host'], `127.0.0.1:${h.port}`);
+  assert.equal(connect.headers?.['User-Agent'], 'test-agent/1.0');
+  assert.equal(connect.headers?.['Sec-WebSocket-Version'], '13');
+  assert.equal(connect.headers?.['X-Forwarded-For'], '127.0.0.1');
+  assert.deepEqual(connect.multiValueHeaders?.['Sec-WebSocket-Protocol'], ['xmpp']);
+  assert.deepEqual(connect.queryStringParameters, { a: '2', b: 'x' });
+  assert.deepEqual(connect.multiValueQueryStringParameters, { a: ['1', '2'], b: ['x'] });
+
+  c.ws.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+  c.ws.send(Buffer.from([1, 2, 3]));
+  await until(() => h.of('MESSAGE').length === 2, 1500, 'two messages');
+  const [text, binary] = h.of('MESSAGE');
+  assert.equal(text.requestContext.routeKey, '$default');
+  assert.equal(text.requestContext.eventType, 'MESSAGE');
+  assert.equal(text.requestContext.connectionId, c.id);
+  assert.equal(text.requestContext.connectedAt, rc.connectedAt);
+  assert.match(text.requestContext.messageId ?? '', ID);
+  assert.notEqual(text.requestContext.messageId, binary.requestContext.messageId);
+  assert.equal(text.body, '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+  assert.equal(text.isBase64Encoded, false);
+  assert.equal(binary.body, 'AQID');
+  assert.equal(binary.isBase64Encoded, true);
+  assert.equal(text.headers, undefined);
+
+  c.ws.close(1000, 'bye');
+  await until(() => h.of('DISCONNECT').length === 1, 1500, '$disconnect');
+  const d = h.of('DISCONNECT')[0].requestContext;
+  assert.equal(d.routeKey, '$disconnect');
+  assert.equal(d.eventType, 'DISCONNECT');
+  assert.equal(d.connectionId, c.id);
+  assert.equal(d.disconnectStatusCode, 1000);
+  assert.equal(d.disconnectReason, 'bye');
+  assert.match(d.requestTime, REQUEST_TIME);
+  assert.deepEqual(h.gw.connectionIds(), []);
+  assert.ok(h.logs.some((l) => l.msg === 'connect' && l.connectionId === c.id));
+  assert.ok(h.logs.some((l) => l.msg === 'disconnect' && l.connectionId === c.id && l.code === 1000));
+});
+
+test('the subprotocol echoed is exactly what $connect returned (RFC 7395 §3.3)', async (t) => {
+  let reply: WebSocketResult | void = { statusCode: 200, headers: { 'sec-websocket-protocol': 'xmpp' } };
+  const h = await harness(t, { connect: async () => reply });
+
+  const c = await open(h, { protocols: ['xmpp'] });
+  assert.equal(c.ws.protocol, 'xmpp');
+  c.ws.close();
+
+  reply = { statusCode: 200 };
+  // ws (like browsers) fails a handshake that offered a subprotocol and got none back.
+  assert.deepEqual(await handshake(h.url, ['xmpp']), { protocol: undefined, opened: false });
+  assert.deepEqual(await handshake(h.url, []), { protocol: undefined, opened: true });
+  await until(() => h.of('DISCONNECT').length === 3, 1500, 'three $disconnects');
+});
+
+test('a non-2xx, missing or failing $connect refuses the upgrade with that status', async (t) => {
+  let reply: () => Promise<WebSocketResult | void> = async () => ({ statusCode: 403, body: 'forbidden' });
+  const h = await harness(t, { connect: () => reply() });
+  assert.deepEqual(await handshake(h.url, ['xmpp']), { status: 403, opened: false });
+  reply = async () => undefined;
+  assert.deepEqual(await handshake(h.url, ['xmpp']), { status: 502, opened: false });
+  reply = async () => {
+    throw new Error('boom');
+  };
+  assert.deepEqual(await handshake(h.url, ['xmpp']), { status: 500, opened: false });
+  await h.gw.idle();
+  assert.equal(h.of('CONNECT').length, 3);
+  assert.equal(h.of('DISCONNECT').length, 0, 'no $disconnect for a connection that was never made');
+  assert.deepEqual(h.gw.connectionIds(), []);
+  assert.ok(h.logs.some((l) => l.level === 50 && l.routeKey === '$connect'));
+});
+
+test('one connection’s frames are handled in order, one at a time; connections run concurrently', async (t) => {
+  const active = new Map<string, number>();
+  let maxPerConnection = 0;
+  let global = 0;
+  let maxGlobal = 0;
+  const h = await harness(t, {
+    message: async (e) => {
+      const id = e.requestContext.connectionId;
+      active.set(id, (active.get(id) ?? 0) + 1);
+      global++;
+      maxPerConnection = Math.max(maxPerConnection, active.get(id)!);
+      maxGlobal = Math.max(maxGlobal, global);
+      await sleep(Math.random() * 4);
+      active.set(id, active.get(id)! - 1);
+      global--;
+    },
+  });
+  const a = await open(h);
+  const b = await open(h);
+  for (let i = 0; i < 50; i++) {
+    a.ws.send(`a${i}`);
+    b.ws.send(`b${i}`);
+  }
+  await until(() => h.of('MESSAGE').length === 100, 1800, '100 messages');
+  await h.gw.idle();
+  const bodies = (id: string) => h.of('MESSAGE', id).map((e) => e.body);
+  assert.deepEqual(bodies(a.id), Array.from({ length: 50 }, (_, i) => `a${i}`));
+  assert.deepEqual(bodies(b.id), Array.from({ length: 50 }, (_, i) => `b${i}`));
+  assert.equal(maxPerConnection, 1);
+  assert.ok(maxGlobal >= 2, 'two connections overlap');
+});
+
+test('a throwing handler is logged and the next frame is still handled', async (t) => {
+  const h = await harness(t, {
+    message: async (e) => {
+      if (e.body === 'boom') throw new Error('handler exploded');
+    },
+  });
+  const c = await open(h);
+  c.ws.send('boom');
+  c.ws.send('after');
+  await until(() => h.of('MESSAGE').length === 2, 1500, 'two messages');
+  await h.gw.idle();
+  assert.deepEqual(h.of('MESSAGE').map((e) => e.body), ['boom', 'after']);
+  const error = h.logs.find((l) => l.level === 50 && l.msg === 'handler failed');
+  assert.ok(error);
+  assert.equal(error.routeKey, '$default');
+  assert.equal(error.connectionId, c.id);
+  assert.equal(c.ws.readyState, WebSocket.OPEN);
+});
+
+test('@connections: PostToConnection, GetConnection, DeleteConnection with the real SDK client', async (t) => {
+  const h = await harness(t, { limits: { maxMessageBytes: 1024 } });
+  const c = await open(h, { headers: { 'User-Agent': 'sdk-test' } });
+
+  const post = await h.sdk.send(new PostToConnectionCommand({ ConnectionId: c.id, Data: '<message>hi</message>' }));
+  assert.equal(post.$metadata.httpStatusCode, 200);
+  await until(() => c.received.length === 1, 1000, 'pushed message');
+  assert.deepEqual(c.received, ['<message>hi</message>']);
+
+  c.ws.send('activity');
+  await until(() => h.of('MESSAGE').length === 1, 1000, 'message');
+  const info = await h.sdk.send(new GetConnectionCommand({ ConnectionId: c.id }));
+  assert.ok(info.ConnectedAt instanceof Date);
+  assert.ok(info.LastActiveAt instanceof Date);
+  assert.equal(info.ConnectedAt.getTime(), h.of('CONNECT')[0].requestContext.connectedAt);
+  assert.ok(info.LastActiveAt.getTime() >= info.ConnectedAt.getTime());
+  assert.deepEqual(info.Identity, { SourceIp: '127.0.0.1', UserAgent: 'sdk-test' });
+
+  // The same API without the stage prefix.
+  const raw = await fetch(`http://127.0.0.1:${h.port}/@connections/${encodeURIComponent(c.id)}`);
+  assert.equal(raw.status, 200);
+  assert.equal(((await raw.json()) as { identity: { sourceIp: string } }).identity.sourceIp, '127.0.0.1');
+
+  await assert.rejects(
+    h.sdk.send(new PostToConnectionCommand({ ConnectionId: c.id, Data: 'x'.repeat(1025) })),
+    (err: Error & { $metadata: { httpStatusCode: number } }) => err.name === 'PayloadTooLargeException' && err.$metadata.httpStatusCode === 413,
+  );
+
+  const del = await h.sdk.send(new DeleteConnectionCommand({ ConnectionId: c.id }));
+  assert.equal(del.$metadata.httpStatusCode, 204);
+  assert.equal((await c.closed).code, 1000);
+  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1000);
+
+  const isGone = (err: Error & { $metadata: { httpStatusCode: number } }) =>
+    err.name === 'GoneException' && err.$metadata.httpStatusCode === 410;
+  await assert.rejects(h.sdk.send(new PostToConnectionCommand({ ConnectionId: c.id, Data: 'late' })), isGone);
+  await assert.rejects(h.sdk.send(new GetConnectionCommand({ ConnectionId: c.id })), isGone);
+  await assert.rejects(h.sdk.send(new DeleteConnectionCommand({ ConnectionId: c.id })), isGone);
+  await assert.rejects(h.sdk.send(new PostToConnectionCommand({ ConnectionId: 'AAAAAAAAAAAAAAA=', Data: 'x' })), isGone);
+
+  const goneRaw = await fetch(`${h.managementEndpoint}/@connections/nope`, { method: 'POST', body: 'x' });
+  assert.equal(goneRaw.status, 410);
+  assert.equal(goneRaw.headers.get('x-amzn-errortype'), 'GoneException');
+  assert.deepEqual(await goneRaw.json(), { message: null });
+});
+
+test('posting during $connect is 410 Gone: the connection is not established yet', async (t) => {
+  let during: string | undefined;
+  const h = await harness(t, {
+    connect: async (e, h) => {
+      try {
+        await h.sdk.send(new PostToConnectionCommand({ ConnectionId: e.requestContext.connectionId, Data: 'early' }));
+        during = 'delivered';
+      } catch (err) {
+        during = (err as Error).name;
+      }
+      return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'xmpp' } };
+    },
+  });
+  const c = await open(h);
+  assert.equal(during, 'GoneException');
+  await h.sdk.send(new PostToConnectionCommand({ ConnectionId: c.id, Data: 'now' }));
+  await until(() => c.received.length === 1, 1000, 'message after open');
+  assert.deepEqual(c.received, ['now']);
+});
+
+test('a frame over maxFrameBytes closes with 1009; earlier frames are still handled', async (t) => {
+  const h = await harness(t, { limits: { maxFrameBytes: 1024, maxMessageBytes: 4096 } });
+  const c = await open(h);
+  // A message of three frames, each under the frame limit, together over it: allowed.
+  c.ws.send('a'.repeat(1000), { fin: false });
+  c.ws.send('b'.repeat(1000), { fin: false });
+  c.ws.send('c'.repeat(1000), { fin: true });
+  c.ws.send('small');
+  c.ws.send('x'.repeat(2000)); // one 2000-byte frame
+  c.ws.send('never handled');
+  const closed = await c.closed;
+  assert.equal(closed.code, 1009);
+  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  await h.gw.idle();
+  const bodies = h.of('MESSAGE').map((e) => e.body);
+  assert.deepEqual(bodies, ['a'.repeat(1000) + 'b'.repeat(1000) + 'c'.repeat(1000), 'small']);
+  const d = h.of('DISCONNECT')[0].requestContext;
+  assert.equal(d.disconnectStatusCode, 1009);
+  assert.equal(d.disconnectReason, 'Message too big');
+});
+
+test('a message over maxMessageBytes closes with 1009 even when every frame is small', async (t) => {
+  const h = await harness(t, { limits: { maxFrameBytes: 1024, maxMessageBytes: 4096 } });
+  const c = await open(h);
+  c.ws.send('ok');
+  for (let i = 0; i < 5; i++) c.ws.send('y'.repeat(1000), { fin: i === 4 });
+  assert.equal((await c.closed).code, 1009);
+  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  await h.gw.idle();
+  assert.deepEqual(h.of('MESSAGE').map((e) => e.body), ['ok']);
+  assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1009);
+});
+
+test('idle timeout closes with 1001; messages keep a connection alive, pings do not', async (t) => {
+  const h = await harness(t, { limits: { idleTimeoutMs: 200 } });
+  const talker = await open(h);
+  const pinger = await open(h);
+  const silent = await open(h);
+  const started = Date.now();
+  const timer = setInterval(() => {
+    talker.ws.send('keepalive');
+    pinger.ws.ping();
+  }, 50);
+  t.after(() => clearInterval(timer));
+
+  const [silentClose, pingerClose] = await Promise.all([silent.closed, pinger.closed]);
+  assert.deepEqual(silentClose, { code: 1001, reason: 'Going away' });
+  assert.equal(pingerClose.code, 1001);
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 150 && elapsed < 1000, `closed after ${elapsed} ms`);
+  await sleep(150);
+  assert.equal(talker.ws.readyState, WebSocket.OPEN, 'a client that sends messages stays connected');
+  clearInterval(timer);
+
+  await until(() => h.of('DISCONNECT').length === 2, 1000, 'two $disconnects');
+  for (const id of [silent.id, pinger.id]) {
+    const d = h.of('DISCONNECT', id)[0].requestContext;
+    assert.equal(d.disconnectStatusCode, 1001);
+    assert.equal(d.disconnectReason, 'Going away');
+  }
+  assert.deepEqual(h.gw.connectionIds(), [talker.id]);
+});
+
+test('maximum duration closes an active connection with 1001', async (t) => {
+  const h = await harness(t, { limits: { maxDurationMs: 300 } });
+  const c = await open(h);
+  const started = Date.now();
+  const timer = setInterval(() => c.ws.readyState === WebSocket.OPEN && c.ws.send('busy'), 40);
+  t.after(() => clearInterval(timer));
+  assert.equal((await c.closed).code, 1001);
+  clearInterval(timer);
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 250 && elapsed < 1000, `closed after ${elapsed} ms`);
+  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1001);
+  assert.ok(h.of('MESSAGE').length >= 3);
+});
+
+test('dropDisconnect never invokes $disconnect', async (t) => {
+  const h = await harness(t, { dropDisconnect: true });
+  const c = await open(h);
+  c.ws.send('hello');
+  c.ws.close(1000);
+  await c.closed;
+  await until(() => h.gw.connectionIds().length === 0, 1000, 'connection gone');
+  await h.gw.idle();
+  assert.equal(h.of('MESSAGE').length, 1);
+  assert.equal(h.of('DISCONNECT').length, 0);
+});
+
+test('$disconnect runs after the connection’s pending frames', async (t) => {
+  const trace: string[] = [];
+  const h = await harness(t, {
+    message: async (e) => {
+      trace.push(`start ${e.body}`);
+      await sleep(20);
+      trace.push(`end ${e.body}`);
+    },
+    disconnect: async (e) => {
+      trace.push(`disconnect ${e.requestContext.disconnectStatusCode}`);
+    },
+  });
+  const c = await open(h);
+  for (let i = 0; i < 5; i++) c.ws.send(String(i));
+  c.ws.terminate(); // network drop: no close frame
+  await until(() => h.of('DISCONNECT').length === 1, 1500, '$disconnect');
+  assert.deepEqual(trace, [
+    ...[0, 1, 2, 3, 4].flatMap((i) => [`start ${i}`, `end ${i}`]),
+    'disconnect 1006',
+  ]);
+});
+
+test('other HTTP goes to httpRoutes; unknown paths and upgrades elsewhere are 404', async (t) => {
+  const h = await harness(t, {
+    httpRoutes: async (req, res) => {
+      if (req.url !== '/http-bind') return false;
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('bosh here');
+      return true;
+    },
+  });
+  const bosh = await fetch(`http://127.0.0.1:${h.port}/http-bind`, { method: 'POST', body: '<body/>' });
+  assert.equal(bosh.status, 200);
+  assert.equal(await bosh.text(), 'bosh here');
+  assert.equal((await fetch(`http://127.0.0.1:${h.port}/nothing`)).status, 404);
+  assert.equal((await fetch(`http://127.0.0.1:${h.port}/other-stage/@connections/abc`)).status, 404);
+  assert.deepEqual(await handshake(`ws://127.0.0.1:${h.port}/elsewhere`, ['xmpp']), { status: 404, opened: false });
+  assert.equal(h.of('CONNECT').length, 0);
+});
+
+test('stop() closes every socket with 1001, runs $disconnect, then stops listening', async (t) => {
+  const h = await harness(t, {
+    message: async () => {
+      await sleep(30);
+    },
+  });
+  const a = await open(h);
+  const b = await open(h);
+  a.ws.send('pending');
+  await until(() => h.of('MESSAGE').length === 1, 1000, 'message');
+  await h.gw.stop();
+  assert.equal((await a.closed).code, 1001);
+  assert.equal((await b.closed).code, 1001);
+  const ds = h.of('DISCONNECT');
+  assert.equal(ds.length, 2, '$disconnect ran before stop() resolved');
+  assert.ok(ds.every((d) => d.requestContext.disconnectStatusCode === 1001));
+  assert.deepEqual(h.gw.connectionIds(), []);
+  await assert.rejects(fetch(`http://127.0.0.1:${h.port}/`));
+});
+
+test('FrameSizeGuard reads frame headers split across any chunk boundaries (RFC 6455 §5.2)', async () => {
+  const { FrameSizeGuard } = await import('../../lib/gateway/frame-size-guard.ts');
+  const frame = (fin: boolean, opcode: number, length: number): Buffer => {
+    const ext = length > 0xffff ? 8 : length > 125 ? 2 : 0;
+    const header = Buffer.alloc(2 + ext + 4);
+    header[0] = (fin ? 0x80 : 0) | opcode;
+    header[1] = 0x80 | (ext === 8 ? 127 : ext === 2 ? 126 : length);
+    if (ext === 2) header.writeUInt16BE(length, 2);
+    if (ext === 8) header.writeBigUInt64BE(BigInt(length), 2);
+    return Buffer.concat([header, Buffer.alloc(length, 0x61)]);
+  };
+  const stream = Buffer.concat([
+    frame(true, 0x1, 5), // message 1
+    frame(false, 0x1, 300), // message 2, fragmented…
+    frame(true, 0x9, 4), // …a ping in between…
+    frame(true, 0x0, 70_000), // …final fragment, 64-bit length
+    frame(true, 0x2, 0), // message 3, empty binary
+    frame(true, 0x1, 100_000), // too big
+    frame(true, 0x1, 1),
+  ]);
+  for (const chunkSize of [1, 2, 3, 7, 13, 1000, stream.length]) {
+    const seen: Array<{ frameBytes: number; completedMessages: number }> = [];
+    const guard = new FrameSizeGuard(80_000, (v) => seen.push(v));
+    for (let i = 0; i < stream.length; i += chunkSize) guard.push(stream.subarray(i, i + chunkSize));
+    assert.deepEqual(seen, [{ frameBytes: 100_000, completedMessages: 3 }], `chunks of ${chunkSize}`);
+  }
+});
+
+test('a client that hangs up during $connect still gets its $disconnect (1006)', async (t) => {
+  const h = await harness(t, {
+    connect: async () => {
+      await sleep(100);
+      return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'xmpp' } };
+    },
+  });
+  const ws = new WebSocket(h.url, ['xmpp']);
+  ws.on('error', () => {});
+  await until(() => h.of('CONNECT').length === 1, 1000, '$connect');
+  ws.terminate();
+  await until(() => h.of('DISCONNECT').length === 1, 1500, '$disconnect');
+  const d = h.of('DISCONNECT')[0].requestContext;
+  assert.equal(d.connectionId, h.of('CONNECT')[0].requestContext.connectionId);
+  assert.equal(d.disconnectStatusCode, 1006);
+  assert.deepEqual(h.gw.connectionIds(), []);
+});
