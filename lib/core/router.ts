@@ -1,0 +1,152 @@
+// Stanza routing for a client's stanzas: RFC 6120 §8.1.2.1 (the server stamps `from`), §10
+// (handling by address) and RFC 6121 §8 (rules for local users). Like Prosody's stanza_router,
+// each stanza becomes a coarse event ("message/bare"), IQs a fine one
+// ("iq-get/host/urn:xmpp:ping:ping"); whatever nobody handles gets one generic answer.
+import { StanzaError, errorReply } from '../xmpp/errors.ts';
+import { type JID, tryParseJID } from '../xmpp/jid.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { type Element, clone, xml } from '../xmpp/xml.ts';
+import type { SessionEntry } from '../store/sessions.ts';
+import type { IqEvent, Session, StanzaEvent, TargetKind, XmppServer } from './server.ts';
+
+export async function routeStanza(server: XmppServer, origin: Session, stanza: Element): Promise<void> {
+  // RFC 7395 §3.3.2 framing: we always qualify what we send with jabber:client.
+  stanza.attrs.xmlns = NS.CLIENT;
+  const type = stanza.attrs.type as string | undefined;
+  try {
+    if (stanza.name === 'iq' && !['get', 'set', 'result', 'error'].includes(type ?? '')) throw new StanzaError('bad-request', 'IQ type must be get, set, result or error');
+    if (stanza.name === 'iq' && (type === 'get' || type === 'set') && stanza.attrs.id === undefined) throw new StanzaError('bad-request', 'IQ requires an id');
+
+    let to: JID | null = null;
+    if (stanza.attrs.to !== undefined) {
+      to = tryParseJID(stanza.attrs.to);
+      // RFC 6120 §8.3.3.8.
+      if (!to) throw new StanzaError('jid-malformed', `invalid address ${stanza.attrs.to}`);
+      stanza.attrs.to = to.toString();
+    }
+    // RFC 6120 §8.1.2.1: the server MUST add or override `from` with the sender's full JID, so a
+    // spoofed `from` never leaves the server.
+    stanza.attrs.from = origin.jid.toString();
+
+    const kind = targetKind(origin, to);
+    if (kind !== 'self' && to && to.domain !== origin.jid.domain) {
+      // No server-to-server and no cross-tenant routing: another domain is unreachable from here.
+      throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
+    }
+    const event: StanzaEvent = { server, origin, stanza, to: to ?? origin.jid.bare(), kind };
+    if (stanza.name === 'iq') return await routeIq(event);
+    const handled = await server.stanzaHooks.fire(`${stanza.name}/${kind}`, event);
+    if (handled !== undefined) return;
+    if (stanza.name === 'message') return await routeMessage(event);
+    // Presence nobody handled (the presence extension handles the ones that matter) is ignored,
+    // as RFC 6121 §8.5 prescribes for presence to unknown or unavailable recipients.
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    if (type !== 'error' && !(stanza.name === 'iq' && type === 'result')) {
+      stanza.attrs.from = origin.jid.toString();
+      await server.send(origin, errorReply(stanza, err));
+    }
+  }
+}
+
+function targetKind(origin: Session, to: JID | null): TargetKind {
+  if (!to) return 'self';
+  if (!to.local) return 'host'; // the domain itself, or domain/resource
+  if (to.domain === origin.jid.domain && to.local === origin.jid.local) return to.resource ? 'full' : 'self';
+  return to.resource ? 'full' : 'bare';
+}
+
+async function routeIq(event: StanzaEvent): Promise<void> {
+  const { server, origin, stanza, kind } = event;
+  const type = stanza.attrs.type;
+  if (type === 'result' || type === 'error') {
+    // Replies go to full JIDs; anything else (replies to roster pushes, to the server) ends here.
+    if (kind === 'full') await deliverToFullJid(server, event.to, stanza, () => undefined);
+    return;
+  }
+  if (kind === 'full') {
+    // RFC 6121 §8.5.3.1: an IQ to a resource goes to that resource; none → service-unavailable.
+    await deliverToFullJid(server, event.to, stanza, () => {
+      throw new StanzaError('service-unavailable');
+    });
+    return;
+  }
+  const children = stanza.children.filter((c): c is Element => typeof c !== 'string');
+  // RFC 6120 §8.2.3: a get or set carries exactly one payload.
+  if (children.length !== 1) throw new StanzaError('bad-request', 'an IQ get or set carries exactly one child element');
+  const child = children[0];
+  const iqEvent: IqEvent = { ...event, child };
+  const name = `iq-${type}/${kind}/${child.attrs.xmlns}:${child.name}`;
+  let result: unknown;
+  try {
+    result = await server.iqHooks.fire(name, iqEvent);
+    // The account answers for itself what the server answers (ping, disco, version addressed to it).
+    if (result === undefined && kind === 'self' && !stanza.attrs.to) result = await server.iqHooks.fire(`iq-${type}/host/${child.attrs.xmlns}:${child.name}`, iqEvent);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    await server.send(origin, errorReply(stanza, err));
+    return;
+  }
+  // xmpp.js convention: an element is the payload of the result, true an empty result.
+  if (result === undefined) throw new StanzaError('service-unavailable');
+  const reply = xml('iq', { xmlns: NS.CLIENT, type: 'result', id: stanza.attrs.id, to: origin.jid.toString(), ...(stanza.attrs.to ? { from: stanza.attrs.to } : {}) });
+  if (typeof result === 'object' && result !== null && 'name' in result) reply.cnode(result as Element);
+  await server.send(origin, reply);
+}
+
+async function deliverToFullJid(server: XmppServer, to: JID, stanza: Element, otherwise: () => void): Promise<void> {
+  const sessions = await server.sessions.list(to.bare().toString());
+  const target = sessions.find((s) => s.resource === to.resource);
+  if (!target || !(await server.send(target, stanza))) otherwise();
+}
+
+/**
+ * RFC 6121 §8.5.2 (bare JID) and §8.5.3 (full JID) for messages to a local account. An online
+ * recipient costs exactly one read (its session item) and one post per receiving connection.
+ */
+async function routeMessage(event: StanzaEvent): Promise<void> {
+  const { server, stanza } = event;
+  const type = stanza.attrs.type ?? 'normal';
+  const to = event.to;
+  const bare = to.bare().toString();
+  const sessions = await server.sessions.list(bare);
+
+  if (to.resource) {
+    const target = sessions.find((s) => s.resource === to.resource);
+    if (target && (await server.send(target, stanza))) return;
+    // §8.5.3.2.1: no such resource — groupchat gets an error, error is dropped, others go to the bare JID.
+    if (type === 'groupchat') throw new StanzaError('service-unavailable');
+    if (type === 'error') return;
+  }
+  const delivered = await deliverToAvailable(server, sessions, stanza, type);
+  if (delivered) return;
+  if (type === 'error') return;
+  // §8.5.2.2 / §8.5.1: nobody online. Check the account exists (only now, so online delivery stays at one read).
+  if (!sessions.length && !(await server.users.exists(to.domain, to.local))) throw new StanzaError('service-unavailable');
+  if (type === 'groupchat') throw new StanzaError('service-unavailable');
+  if (type === 'headline') return; // §8.5.2.2.1: headlines are not stored.
+  await storeOffline(server, bare, stanza);
+}
+
+/**
+ * §8.5.2.1.1: chat and normal go to the available resources with the highest non-negative
+ * priority; headline to all non-negative ones. Returns whether any connection took the stanza.
+ */
+async function deliverToAvailable(server: XmppServer, sessions: SessionEntry[], stanza: Element, type: string): Promise<boolean> {
+  const candidates = sessions.filter((s) => s.available && s.priority >= 0);
+  if (!candidates.length || type === 'groupchat') return false;
+  const top = Math.max(...candidates.map((s) => s.priority));
+  const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
+  const gone = await server.sendMany(targets, stanza);
+  return gone.length < targets.length;
+}
+
+/** XEP-0160: store for later, stamped with XEP-0203 delay; chat-state-only messages are not kept (XEP-0085 §5.4). */
+export async function storeOffline(server: XmppServer, bare: string, stanza: Element): Promise<void> {
+  const payload = stanza.children.filter((c): c is Element => typeof c !== 'string');
+  if (payload.every((c) => c.attrs.xmlns === 'http://jabber.org/protocol/chatstates')) return;
+  const stored = clone(stanza);
+  const domain = bare.slice(bare.indexOf('@') + 1);
+  stored.cnode(xml('delay', { xmlns: NS.DELAY, from: domain, stamp: new Date().toISOString() }, 'Offline storage'));
+  await server.offline.store(bare, stored.toString());
+}

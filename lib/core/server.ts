@@ -1,0 +1,288 @@
+// The core: one object per deployment (or per local gateway) that owns the stores, the management
+// API, the hooks and registries, and the life cycle of connections and sessions. Transports call
+// connect / frame / disconnect; extensions hook events. DESIGN.md "Inside lib/".
+import { randomBytes } from 'node:crypto';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Logger } from 'pino';
+import { StreamError } from '../xmpp/errors.ts';
+import { type JID, makeJID } from '../xmpp/jid.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { type Element, xml } from '../xmpp/xml.ts';
+import { ConnectionStore, type ConnectionRecord } from '../store/connections.ts';
+import { OfflineStore } from '../store/offline.ts';
+import { RosterStore } from '../store/roster.ts';
+import { SessionStore, type SessionEntry } from '../store/sessions.ts';
+import { TenantStore } from '../store/tenants.ts';
+import { UserStore } from '../store/users.ts';
+import { DiscoRegistry, Hooks } from './hooks.ts';
+import type { ConnectionTarget, ManagementApi } from './management-api.ts';
+import { handleFrame, type StreamFeature } from './stream.ts';
+import type { SaslMechanism } from './sasl.ts';
+
+export interface Limits {
+  /** Largest stanza accepted, in bytes of UTF-8 (RFC 6120 §13.12: policy-violation above it). */
+  maxStanzaBytes: number;
+  /** Failed SASL attempts allowed on one stream (RFC 6120 §6.4.5 asks for 2 to 5). */
+  maxAuthFailures: number;
+  /** How often the sweeper asks the gateway whether a connection still lives (API Gateway idles at 10 min). */
+  connectionCheckMs: number;
+  /** API Gateway's maximum connection duration (2 h); a session never outlives it. */
+  maxConnectionMs: number;
+  offlineRetentionMs: number;
+  /** Concurrent management-API posts in one fan-out. */
+  fanOutConcurrency: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxStanzaBytes: 65536,
+  maxAuthFailures: 3,
+  connectionCheckMs: 10 * 60_000,
+  maxConnectionMs: 2 * 60 * 60_000,
+  offlineRetentionMs: 30 * 24 * 60 * 60_000,
+  fanOutConcurrency: 16,
+};
+
+/** A bound session as handlers see it: where it is and who it is. */
+export interface Session extends ConnectionTarget {
+  jid: JID;
+  expiresAt: number;
+}
+
+export type TargetKind = 'host' | 'self' | 'bare' | 'full';
+
+export interface StanzaEvent {
+  server: XmppServer;
+  origin: Session;
+  stanza: Element;
+  /** The addressee, already validated; for 'self' the sender's bare JID, for 'host' the domain. */
+  to: JID;
+  kind: TargetKind;
+}
+
+export interface IqEvent extends StanzaEvent {
+  /** The IQ's one payload element. */
+  child: Element;
+}
+
+export interface SessionEndedEvent {
+  server: XmppServer;
+  session: Session;
+  entry: SessionEntry;
+  reason: string;
+}
+
+export interface SessionEvent {
+  server: XmppServer;
+  origin: Session;
+}
+
+export interface Extension {
+  name: string;
+  install(server: XmppServer): void;
+}
+
+export interface ServerOptions {
+  db: DynamoDBDocumentClient;
+  table: string;
+  management: ManagementApi;
+  logger: Logger;
+  /** Keys the fake SCRAM salts for unknown accounts; random per process if not given. */
+  serverSecret?: Buffer;
+  limits?: Partial<Limits>;
+  tenantCacheMs?: number;
+  extensions: Extension[];
+  version: string;
+}
+
+export class XmppServer {
+  readonly limits: Limits;
+  readonly log: Logger;
+  readonly management: ManagementApi;
+  readonly connections: ConnectionStore;
+  readonly sessions: SessionStore;
+  readonly users: UserStore;
+  readonly roster: RosterStore;
+  readonly offline: OfflineStore;
+  readonly tenants: TenantStore;
+  readonly serverSecret: Buffer;
+  readonly version: string;
+
+  /** Stanza events: "message/bare", "presence/full", "iq-get/host/urn:xmpp:ping:ping", … */
+  readonly stanzaHooks = new Hooks<StanzaEvent>();
+  readonly iqHooks = new Hooks<IqEvent>();
+  /** "session-ended" fires for every bound session that ends, whatever the reason. */
+  readonly sessionEndedHooks = new Hooks<SessionEndedEvent>();
+  /** "session-bound" fires once resource binding succeeded. */
+  readonly sessionHooks = new Hooks<SessionEvent>();
+  readonly disco = new DiscoRegistry();
+  readonly streamFeatures: StreamFeature[] = [];
+  readonly saslMechanisms = new Map<string, SaslMechanism>();
+
+  /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
+  private readonly bound = new Map<string, Session>();
+
+  constructor(opts: ServerOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.log = opts.logger;
+    this.management = opts.management;
+    this.connections = new ConnectionStore(opts.db, opts.table);
+    this.sessions = new SessionStore(opts.db, opts.table);
+    this.users = new UserStore(opts.db, opts.table);
+    this.roster = new RosterStore(opts.db, opts.table);
+    this.offline = new OfflineStore(opts.db, opts.table, this.limits.offlineRetentionMs);
+    this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs);
+    this.serverSecret = opts.serverSecret ?? randomBytes(32);
+    this.version = opts.version;
+    for (const ext of opts.extensions) ext.install(this);
+  }
+
+  // ---- transport entry points -------------------------------------------------------------------
+
+  /**
+   * $connect. RFC 7395 §3.3: the client offers the "xmpp" subprotocol; we accept only that. Returns
+   * the subprotocol to echo, or undefined to refuse the connection.
+   */
+  async connect(c: { connectionId: string; endpoint: string; connectedAt: number; sourceIp?: string; protocols: string[] }): Promise<string | undefined> {
+    if (!c.protocols.includes('xmpp')) {
+      this.log.info({ connectionId: c.connectionId, protocols: c.protocols }, 'refused: no xmpp subprotocol');
+      return undefined;
+    }
+    const now = Date.now();
+    await this.connections.create({
+      id: c.connectionId,
+      endpoint: c.endpoint,
+      connectedAt: c.connectedAt,
+      expiresAt: c.connectedAt + this.limits.maxConnectionMs + 60_000,
+      checkAt: now + this.limits.connectionCheckMs,
+      sourceIp: c.sourceIp,
+      stage: 'connected',
+    });
+    this.log.info({ connectionId: c.connectionId, sourceIp: c.sourceIp }, 'connected');
+    return 'xmpp';
+  }
+
+  /** $default: one WebSocket message, processed in order per connection by the transport. */
+  async frame(connectionId: string, endpoint: string, body: string): Promise<void> {
+    await handleFrame(this, { connectionId, endpoint }, body);
+  }
+
+  /** $disconnect (best effort: it may never come; the sweeper and 410s cover that). */
+  async disconnect(connectionId: string, reason = 'disconnect'): Promise<void> {
+    await this.endConnection(connectionId, reason, { socketClosed: true });
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------------
+
+  cachedSession(connectionId: string): Session | undefined {
+    return this.bound.get(connectionId);
+  }
+
+  /** The bound session of a connection, from memory or (another container's) table record. */
+  async boundSession(connectionId: string, rec?: ConnectionRecord): Promise<Session | undefined> {
+    const hit = this.bound.get(connectionId);
+    if (hit) return hit;
+    rec ??= await this.connections.get(connectionId);
+    if (!rec || rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
+    return this.remember({ connectionId, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt });
+  }
+
+  remember(session: Session): Session {
+    if (this.bound.size > 50_000) this.bound.delete(this.bound.keys().next().value as string);
+    this.bound.set(session.connectionId, session);
+    return session;
+  }
+
+  /**
+   * Ends a connection for any reason: client close, stream error, $disconnect, 410 Gone, sweeper,
+   * replaced session. Idempotent: the conditional deletes make exactly one caller do the work, so the
+   * unavailable broadcast (RFC 6121 §4.5.2) goes out once.
+   */
+  async endConnection(
+    connectionId: string,
+    reason: string,
+    opts: { socketClosed?: boolean; streamError?: StreamError; endpoint?: string } = {},
+  ): Promise<void> {
+    this.bound.delete(connectionId);
+    const rec = await this.connections.remove(connectionId);
+    const endpoint = rec?.endpoint ?? opts.endpoint;
+    if (!opts.socketClosed && endpoint) {
+      const target = { connectionId, endpoint };
+      if (opts.streamError) {
+        await this.send(target, opts.streamError.toElement());
+        await this.send(target, xml('close', { xmlns: NS.FRAMING }));
+      }
+      await this.management.close(target);
+    }
+    if (!rec) return;
+    this.log.info({ connectionId, reason, jid: rec.username ? `${rec.username}@${rec.domain}/${rec.resource ?? ''}` : undefined }, 'connection ended');
+    if (rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return;
+    const jid = makeJID(rec.username, rec.domain, rec.resource);
+    const entry = await this.sessions.remove(jid.bare().toString(), rec.resource, connectionId);
+    if (!entry) return;
+    const session: Session = { connectionId, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
+    await this.sessionEndedHooks.fireAll('session-ended', { server: this, session, entry, reason });
+  }
+
+  /**
+   * Checks connections whose check time has come: asks the gateway if each is alive, ends those that
+   * are gone (their $disconnect was lost), and pushes the next check out for the others.
+   */
+  async sweep(now = Date.now()): Promise<{ checked: number; ended: number }> {
+    const due = await this.connections.dueForCheck(now);
+    let ended = 0;
+    for (const rec of due) {
+      const alive = rec.expiresAt > now && (await this.management.isAlive({ connectionId: rec.id, endpoint: rec.endpoint }));
+      if (alive) await this.connections.update(rec.id, { checkAt: now + this.limits.connectionCheckMs });
+      else {
+        await this.endConnection(rec.id, 'expired', { socketClosed: true });
+        ended++;
+      }
+    }
+    return { checked: due.length, ended };
+  }
+
+  /** system-shutdown (RFC 6120 §4.9.3.20) to every given connection, e.g. on Ctrl-C. */
+  async shutdown(connectionIds: string[]): Promise<void> {
+    await Promise.all(
+      connectionIds.map(async (id) => {
+        const rec = await this.connections.get(id);
+        if (rec) await this.endConnection(id, 'shutdown', { streamError: new StreamError('system-shutdown') });
+      }),
+    );
+  }
+
+  // ---- output -----------------------------------------------------------------------------------
+
+  /**
+   * Sends one frame. Returns false if the connection is gone; that connection's session is ended
+   * here (DESIGN.md: 410 Gone → session cleanup), so callers only decide what happens to the stanza.
+   */
+  async send(target: ConnectionTarget, data: Element | string): Promise<boolean> {
+    const text = typeof data === 'string' ? data : data.toString();
+    if (await this.management.post(target, text)) return true;
+    this.log.info({ connectionId: target.connectionId }, 'gone on post');
+    await this.endConnection(target.connectionId, 'gone', { socketClosed: true });
+    return false;
+  }
+
+  /** Sends to many connections at once with bounded concurrency; returns those that were gone. */
+  async sendMany<T extends ConnectionTarget>(targets: T[], data: Element | string | ((t: T) => Element | string)): Promise<T[]> {
+    const gone: T[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < targets.length) {
+        const t = targets[next++];
+        const payload = typeof data === 'function' ? data(t) : data;
+        if (!(await this.send(t, payload))) gone.push(t);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.limits.fanOutConcurrency, targets.length) }, worker));
+    return gone;
+  }
+
+  /** Is this domain a tenant that is switched on (cached a few seconds)? */
+  async hosts(domain: string): Promise<boolean> {
+    const tenant = await this.tenants.get(domain);
+    return !!tenant?.enabled;
+  }
+}

@@ -1,0 +1,178 @@
+// The stream over WebSocket (RFC 7395) and its negotiation (RFC 6120 §4-7): open, features, SASL,
+// restart, resource binding, then stanzas to the router. Every frame runs through handleFrame.
+import { randomBytes } from 'node:crypto';
+import { StanzaError, StreamError, errorReply } from '../xmpp/errors.ts';
+import { JIDError, makeJID, tryParseJID } from '../xmpp/jid.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { type Element, FrameError, parseFrame, xml } from '../xmpp/xml.ts';
+import type { ConnectionRecord } from '../store/connections.ts';
+import type { ConnectionTarget } from './management-api.ts';
+import { routeStanza } from './router.ts';
+import { handleSasl } from './sasl.ts';
+import type { Session, XmppServer } from './server.ts';
+
+/** A stream feature an extension offers (RFC 6120 §4.3.2), before or after authentication. */
+export interface StreamFeature {
+  stage: 'pre-auth' | 'post-auth';
+  element(server: XmppServer, rec: ConnectionRecord): Element | undefined;
+}
+
+const STANZAS = new Set(['message', 'presence', 'iq']);
+
+export async function handleFrame(server: XmppServer, target: ConnectionTarget, body: string): Promise<void> {
+  const { connectionId } = target;
+  // Bound sessions are cached: a stanza from one costs no read of its own state.
+  const session = server.cachedSession(connectionId);
+  const rec = session ? undefined : await server.connections.get(connectionId);
+  if (!session && !rec) {
+    // $disconnect or the sweeper got here first (with SQS ingest, frames can trail $disconnect).
+    server.log.warn({ connectionId }, 'frame for an unknown connection; closing it');
+    await server.management.close(target);
+    return;
+  }
+  const fail = (err: StreamError) => streamError(server, connectionId, target.endpoint, err);
+
+  // RFC 6120 §13.12 item 4: a server may limit stanza size; RFC 6120 §4.9.3.18: policy-violation.
+  if (Buffer.byteLength(body, 'utf8') > server.limits.maxStanzaBytes) {
+    return fail(new StreamError('policy-violation', `stanza larger than ${server.limits.maxStanzaBytes} bytes`));
+  }
+  let el: Element;
+  try {
+    el = parseFrame(body);
+  } catch (err) {
+    if (err instanceof FrameError) return fail(new StreamError(err.condition, err.message));
+    throw err;
+  }
+  const ns = el.attrs.xmlns as string | undefined;
+
+  try {
+    if (ns === NS.FRAMING && el.name === 'open') return await openStream(server, rec ?? (await server.connections.get(connectionId)), el, target);
+    if (ns === NS.FRAMING && el.name === 'close') {
+      // RFC 7395 §3.6: answer <close/>, then the server closes the WebSocket.
+      await server.send(target, xml('close', { xmlns: NS.FRAMING }));
+      return await server.endConnection(connectionId, 'closed by client');
+    }
+    if (session) return await onBoundElement(server, session, el);
+    if (!rec || rec.stage === 'connected') return fail(new StreamError('not-authorized', 'open the stream first'));
+    if (ns === NS.SASL) return await handleSasl(server, rec, el);
+    if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
+      if (rec.stage === 'authenticated' && el.name === 'iq') return await bindResource(server, rec, el);
+      if (rec.stage === 'bound') {
+        const bound = await server.boundSession(connectionId, rec);
+        if (bound) return await onBoundElement(server, bound, el);
+      }
+      // RFC 6120 §6.4.6 / §7.2: no stanzas before authentication and binding.
+      return fail(new StreamError('not-authorized', 'authenticate and bind a resource first'));
+    }
+    return onUnknownElement(server, el, fail);
+  } catch (err) {
+    if (err instanceof StreamError) return fail(err);
+    throw err;
+  }
+}
+
+async function onBoundElement(server: XmppServer, session: Session, el: Element): Promise<void> {
+  const ns = el.attrs.xmlns as string | undefined;
+  if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) return routeStanza(server, session, el);
+  const fail = (err: StreamError) => streamError(server, session.connectionId, session.endpoint, err);
+  const handled = await server.stanzaHooks.fire(`stream-element/${ns}:${el.name}`, {
+    server,
+    origin: session,
+    stanza: el,
+    to: session.jid,
+    kind: 'self',
+  });
+  if (handled === undefined) return onUnknownElement(server, el, fail);
+}
+
+function onUnknownElement(server: XmppServer, el: Element, fail: (e: StreamError) => Promise<void>): Promise<void> {
+  const ns = el.attrs.xmlns as string | undefined;
+  // RFC 6120 §4.9.3.10: a stanza in a namespace other than jabber:client.
+  if (STANZAS.has(el.name)) return fail(new StreamError('invalid-namespace', `${el.name} must be qualified by jabber:client`));
+  // RFC 6120 §4.9.3.23: a first-level child the server does not support.
+  return fail(new StreamError('unsupported-stanza-type', `<${el.name}${ns ? ` xmlns='${ns}'` : ''}/> is not supported`));
+}
+
+async function streamError(server: XmppServer, connectionId: string, endpoint: string, err: StreamError): Promise<void> {
+  server.log.info({ connectionId, condition: err.condition, text: err.text }, 'stream error');
+  await server.endConnection(connectionId, `stream error ${err.condition}`, { streamError: err, endpoint });
+}
+
+/** RFC 7395 §3.4 (opening) and §3.5 (restart after SASL); RFC 6120 §4.7 attributes. */
+async function openStream(server: XmppServer, rec: ConnectionRecord | undefined, el: Element, target: ConnectionTarget): Promise<void> {
+  if (!rec) return;
+  const domain = tryParseJID(el.attrs.to)?.domain;
+  const streamId = randomBytes(12).toString('hex');
+  const header = xml('open', {
+    xmlns: NS.FRAMING,
+    id: streamId,
+    version: '1.0',
+    'xml:lang': 'en',
+    ...(domain ? { from: domain } : {}),
+  });
+  // RFC 6120 §4.9.1.2: a stream error during the opening is sent after our own stream header.
+  const fail = async (err: StreamError) => {
+    await server.send(target, header);
+    await streamError(server, rec.id, rec.endpoint, err);
+  };
+  if (!domain || !(await server.hosts(domain))) return fail(new StreamError('host-unknown', `${el.attrs.to ?? '(no to)'} is not served here`));
+  if (rec.domain && rec.domain !== domain) return fail(new StreamError('host-unknown', 'the restarted stream names another domain'));
+  if (el.attrs.version !== '1.0') return fail(new StreamError('unsupported-version', 'version 1.0 is required'));
+
+  const authenticated = rec.stage === 'authenticated' || rec.stage === 'bound';
+  const next: Partial<ConnectionRecord> = { stage: authenticated ? rec.stage : 'opened', domain, streamId, sasl: undefined };
+  await server.connections.update(rec.id, next);
+  const updated = { ...rec, ...next };
+  const features = xml('stream:features', { 'xmlns:stream': NS.STREAMS });
+  for (const f of server.streamFeatures) {
+    if ((f.stage === 'post-auth') !== authenticated) continue;
+    const child = f.element(server, updated);
+    if (child) features.cnode(child);
+  }
+  await server.send(target, header);
+  await server.send(target, features);
+}
+
+/** RFC 6120 §7: resource binding, the last step before the session can send stanzas. */
+async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Element): Promise<void> {
+  const target = { connectionId: rec.id, endpoint: rec.endpoint };
+  const bind = iq.getChild('bind', NS.BIND);
+  if (iq.attrs.type !== 'set' || !bind) {
+    // Only binding is possible here (RFC 6120 §7.1); answer IQs rather than killing the stream.
+    if (iq.attrs.type === 'get' || iq.attrs.type === 'set') await server.send(target, errorReply(iq, new StanzaError('not-authorized', 'bind a resource first')));
+    return;
+  }
+  const requested = bind.getChildText('resource')?.trim();
+  let jid;
+  try {
+    jid = makeJID(rec.username!, rec.domain!, requested || `${randomBytes(6).toString('hex')}`);
+  } catch (err) {
+    if (!(err instanceof JIDError)) throw err;
+    // RFC 6120 §7.7.2.1: a resource that cannot be processed.
+    await server.send(target, errorReply(iq, new StanzaError('bad-request', 'invalid resource')));
+    return;
+  }
+  const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
+  const replaced = await server.sessions.bind(jid.bare().toString(), {
+    resource: jid.resource,
+    connectionId: rec.id,
+    endpoint: rec.endpoint,
+    boundAt: Date.now(),
+    expiresAt: rec.expiresAt,
+    available: false,
+    priority: 0,
+  });
+  await server.connections.update(rec.id, { stage: 'bound', resource: jid.resource, sasl: undefined });
+  server.remember(session);
+  server.log.info({ connectionId: rec.id, jid: jid.toString() }, 'bound');
+  await server.send(
+    target,
+    xml('iq', { xmlns: NS.CLIENT, type: 'result', id: iq.attrs.id }, xml('bind', { xmlns: NS.BIND }, xml('jid', {}, jid.toString()))),
+  );
+  if (replaced) {
+    // RFC 6120 §7.7.2.2 option 1: the new session wins; the old one gets a conflict stream error.
+    server.log.info({ jid: jid.toString(), old: replaced.connectionId }, 'session replaced');
+    await server.endConnection(replaced.connectionId, 'replaced', { streamError: new StreamError('conflict', 'replaced by a new session'), endpoint: replaced.endpoint });
+  }
+  await server.sessionHooks.fireAll('session-bound', { server, origin: session });
+}

@@ -1,0 +1,169 @@
+// RFC 6121 §4: presence. Initial presence (broadcast, probes, offline messages, pending requests),
+// updates, unavailable, directed presence, and the unavailable broadcast when a session ends for
+// any reason (§4.5.2). Subscription stanzas go to subscriptions.ts.
+import { StanzaError } from '../xmpp/errors.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
+import type { SessionEntry } from '../store/sessions.ts';
+import type { Extension, Session, StanzaEvent, XmppServer } from '../core/server.ts';
+import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
+import { processOutboundSubscription } from './subscriptions.ts';
+
+/** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
+function priorityOf(stanza: Element): number {
+  const text = stanza.getChildText('priority');
+  if (text === null || text === undefined) return 0;
+  const n = Number(text.trim());
+  if (!Number.isInteger(n) || n < -128 || n > 127) throw new StanzaError('bad-request', 'priority must be an integer from -128 to 127');
+  return n;
+}
+
+interface Audience {
+  /** Contacts subscribed to the user's presence (from/both), with their sessions. */
+  subscribers: Map<string, SessionEntry[]>;
+  /** Contacts whose presence the user receives (to/both), with their sessions. */
+  publishers: Map<string, SessionEntry[]>;
+  own: SessionEntry[];
+}
+
+/** One roster Query and one BatchGetItem per 100 accounts: everything a broadcast needs. */
+async function audienceOf(server: XmppServer, bare: string, withPublishers: boolean): Promise<Audience> {
+  const items = await server.roster.list(bare);
+  const subscriberJids = items.filter((i) => sendsPresenceTo(i)).map((i) => i.jid);
+  const publisherJids = withPublishers ? items.filter((i) => receivesPresenceFrom(i)).map((i) => i.jid) : [];
+  const sessions = await server.sessions.listMany([bare, ...subscriberJids, ...publisherJids]);
+  const pick = (jids: string[]) => new Map(jids.map((j) => [j, sessions.get(j) ?? []]));
+  return { subscribers: pick(subscriberJids), publishers: pick(publisherJids), own: sessions.get(bare) ?? [] };
+}
+
+/** Sends `presence` (from the user) to each available resource of each account, addressed to its bare JID. */
+async function broadcast(server: XmppServer, presence: Element, targets: Map<string, SessionEntry[]>): Promise<void> {
+  const deliveries: (SessionEntry & { to: string })[] = [];
+  for (const [bare, sessions] of targets) for (const s of sessions) if (s.available) deliveries.push({ ...s, to: bare });
+  await server.sendMany(deliveries, (d) => {
+    const copy = clone(presence);
+    copy.attrs.to = d.to;
+    return copy;
+  });
+}
+
+async function onOwnPresence(event: StanzaEvent): Promise<true> {
+  const { server, origin, stanza } = event;
+  const type = stanza.attrs.type as string | undefined;
+  const bare = origin.jid.bare().toString();
+  if (type === undefined) return onAvailable(server, origin, stanza, bare);
+  if (type === 'unavailable') {
+    const sessions = await server.sessions.list(bare);
+    const entry = sessions.find((s) => s.connectionId === origin.connectionId);
+    await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { available: false, presence: undefined, directed: undefined });
+    if (entry) await broadcastUnavailable(server, origin, entry, stanza);
+    return true;
+  }
+  // probe, error, or a subscription stanza with no contact: nothing to do (§4.3: clients do not probe).
+  return true;
+}
+
+async function onAvailable(server: XmppServer, origin: Session, stanza: Element, bare: string): Promise<true> {
+  const priority = priorityOf(stanza);
+  const audience = await audienceOf(server, bare, true);
+  const self = audience.own.find((s) => s.connectionId === origin.connectionId);
+  const initial = !self?.available;
+  stanza.attrs.from = origin.jid.toString();
+  delete stanza.attrs.to;
+  await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { available: true, priority, presence: stanza.toString() });
+  if (self) Object.assign(self, { available: true, priority });
+
+  // §4.2.2 / §4.4.2: to every subscriber, and to all of the user's available resources (this one included).
+  await broadcast(server, stanza, new Map([...audience.subscribers, [bare, audience.own]]));
+  if (!initial) return true;
+
+  // §4.2.2: probe the contacts the user is subscribed to, and the user's other resources; local
+  // accounts are answered from their session items at once (§4.3.2).
+  const answers: Element[] = [];
+  for (const [, sessions] of audience.publishers) for (const s of sessions) if (s.available && s.presence) answers.push(parseFrame(s.presence));
+  for (const s of audience.own) if (s.connectionId !== origin.connectionId && s.available && s.presence) answers.push(parseFrame(s.presence));
+  for (const p of answers) {
+    p.attrs.to = origin.jid.toString();
+    await server.send(origin, p);
+  }
+  // §3.1.3: subscription requests that arrived while the user was offline.
+  for (const item of await server.roster.list(bare)) {
+    if (item.pendingIn && item.pendingInStanza) await server.send(origin, item.pendingInStanza);
+  }
+  // XEP-0160 §4: offline messages go to the first resource with non-negative priority.
+  if (priority >= 0) await deliverOffline(server, origin, bare);
+  return true;
+}
+
+async function deliverOffline(server: XmppServer, origin: Session, bare: string): Promise<void> {
+  const messages = await server.offline.list(bare);
+  const delivered: string[] = [];
+  for (const m of messages) {
+    const el = parseFrame(m.xml);
+    el.attrs.to = origin.jid.toString();
+    if (!(await server.send(origin, el))) break;
+    delivered.push(m.id);
+  }
+  if (delivered.length) await server.offline.remove(bare, delivered);
+}
+
+async function broadcastUnavailable(server: XmppServer, session: Session, entry: SessionEntry, original?: Element): Promise<void> {
+  const bare = session.jid.bare().toString();
+  const presence = xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.jid.toString() });
+  for (const c of original?.children ?? []) if (typeof c !== 'string' && c.name === 'status') presence.cnode(clone(c));
+  const audience = await audienceOf(server, bare, false);
+  // §4.6.3: also those who got directed presence from this resource.
+  const targets = new Map([...audience.subscribers, [bare, audience.own]]);
+  const directed = entry.directed ?? [];
+  if (directed.length) {
+    const extra = await server.sessions.listMany(directed.map((j) => j.split('/')[0]));
+    for (const [j, sessions] of extra) if (!targets.has(j)) targets.set(j, sessions);
+  }
+  await broadcast(server, presence, targets);
+}
+
+/** §4.6: directed presence to another account (available or unavailable), remembered for the end. */
+async function onDirectedPresence(event: StanzaEvent): Promise<true> {
+  const { server, origin, stanza, to } = event;
+  const type = stanza.attrs.type as string | undefined;
+  if (isSubscriptionType(type)) {
+    await processOutboundSubscription(server, origin, type, to, stanza);
+    return true;
+  }
+  if (type === 'probe') return true;
+  const sessions = await server.sessions.list(to.bare().toString());
+  const targets = to.resource ? sessions.filter((s) => s.resource === to.resource) : sessions.filter((s) => s.available && s.priority >= 0);
+  await server.sendMany(targets, stanza);
+  if (type === undefined || type === 'unavailable') {
+    const bare = origin.jid.bare().toString();
+    const own = (await server.sessions.list(bare)).find((s) => s.connectionId === origin.connectionId);
+    if (own) {
+      const directed = new Set(own.directed ?? []);
+      if (type === undefined) directed.add(to.toString());
+      else directed.delete(to.toString());
+      await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { directed: [...directed] });
+    }
+  }
+  return true;
+}
+
+export const presence: Extension = {
+  name: 'presence',
+  install(server) {
+    // RFC 6121 §3.4.1: pre-approval is announced as a stream feature.
+    server.streamFeatures.push({ stage: 'post-auth', element: () => xml('sub', { xmlns: NS.PRE_APPROVAL }) });
+    server.stanzaHooks.on('presence/self', (e) => (e.stanza.attrs.to ? onDirectedToSelf(e) : onOwnPresence(e)));
+    server.stanzaHooks.on('presence/host', () => true);
+    server.stanzaHooks.on('presence/bare', onDirectedPresence);
+    server.stanzaHooks.on('presence/full', onDirectedPresence);
+    server.sessionEndedHooks.on('session-ended', async ({ server, session, entry }) => {
+      if (entry.available) await broadcastUnavailable(server, session, entry);
+    });
+  },
+};
+
+/** Presence addressed to one's own bare JID: subscription stanzas to oneself are meaningless; others act as broadcast. */
+function onDirectedToSelf(event: StanzaEvent): Promise<true> | true {
+  if (isSubscriptionType(event.stanza.attrs.type)) return true;
+  return onOwnPresence(event);
+}

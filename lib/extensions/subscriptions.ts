@@ -1,0 +1,93 @@
+// RFC 6121 §3: presence subscriptions between two local accounts. The state tables live in
+// subscription-states.ts; this file performs what they decide: roster writes, routing, pushes,
+// auto-replies and the presence the RFC makes the servers send.
+import { type JID, parseJID } from '../xmpp/jid.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
+import type { RosterItem } from '../store/roster.ts';
+import type { Session, XmppServer } from '../core/server.ts';
+import { pushRosterItem, rosterItemElement } from './roster.ts';
+import { NO_SUBSCRIPTION, type SubscriptionState, type SubscriptionType, inbound, needsRosterItem, outbound } from './subscription-states.ts';
+
+function stateOf(item: RosterItem | undefined): SubscriptionState {
+  if (!item) return NO_SUBSCRIPTION;
+  return { subscription: item.subscription, pendingOut: item.pendingOut, pendingIn: item.pendingIn, approved: item.approved };
+}
+
+function subscriptionStanza(type: SubscriptionType, from: string, to: string, original?: Element): Element {
+  const el = xml('presence', { xmlns: NS.CLIENT, type, from, to });
+  // Keep what the sender attached (e.g. a <status/> or XEP-0172 nick with a subscribe request).
+  for (const c of original?.children ?? []) if (typeof c !== 'string') el.cnode(clone(c));
+  return el;
+}
+
+/**
+ * The user (origin) sends a subscription stanza about `contact` (§3.1.2, §3.2.2, §3.3.2, §3.4).
+ * Subscription stanzas are stamped with the user's bare JID and addressed to the contact's bare JID.
+ */
+export async function processOutboundSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original?: Element): Promise<void> {
+  const user = origin.jid.bare().toString();
+  const contact = contactJid.bare().toString();
+  const existing = await server.roster.get(user, contact);
+  const result = outbound(type, stateOf(existing));
+  let item = existing;
+  if (result.changed) {
+    item = {
+      ...(existing ?? { jid: contact, groups: [] }),
+      ...result.state,
+      inRoster: !!existing?.inRoster || needsRosterItem(result.state),
+      ...(result.state.pendingIn ? {} : { pendingInStanza: undefined }),
+    };
+    await server.roster.put(user, item);
+  }
+  // §3.2.2: unavailable presence goes out before the unsubscribed itself.
+  if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
+  if (result.route) await processInboundSubscription(server, user, contact, type, subscriptionStanza(type, user, contact, original));
+  if (result.rosterPush && item?.inRoster) await pushRosterItem(server, user, rosterItemElement(item));
+  if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, user, contact, 'available');
+}
+
+/** A subscription stanza from `from` arrives for the local account `to` (§3.1.3, §3.1.6, §3.2.3, §3.3.3). */
+export async function processInboundSubscription(server: XmppServer, from: string, to: string, type: SubscriptionType, stanza: Element): Promise<void> {
+  const toJid = parseJID(to);
+  const existing = await server.roster.get(to, from);
+  if (!existing && !(await server.users.exists(toJid.domain, toJid.local))) {
+    // §3.1.3: a request to an account that does not exist is answered unsubscribed.
+    if (type === 'subscribe') await processInboundSubscription(server, to, from, 'unsubscribed', subscriptionStanza('unsubscribed', to, from));
+    return;
+  }
+  const result = inbound(type, stateOf(existing));
+  let item = existing;
+  if (result.changed) {
+    item = {
+      ...(existing ?? { jid: from, groups: [] }),
+      ...result.state,
+      inRoster: !!existing?.inRoster || needsRosterItem(result.state),
+      // §3.1.3: keep the request until answered, to deliver at the next login.
+      pendingInStanza: result.state.pendingIn ? (type === 'subscribe' ? stanza.toString() : existing?.pendingInStanza) : undefined,
+    };
+    if (!item.inRoster && !item.pendingIn && !item.approved) await server.roster.remove(to, from);
+    else await server.roster.put(to, item);
+  }
+  if (result.deliver) {
+    const sessions = (await server.sessions.list(to)).filter((s) => s.available);
+    await server.sendMany(sessions, stanza);
+  }
+  if (result.rosterPush && item?.inRoster) await pushRosterItem(server, to, rosterItemElement(item));
+  if (result.autoReply) await processInboundSubscription(server, to, from, result.autoReply, subscriptionStanza(result.autoReply, to, from));
+  if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, to, from, 'available');
+  if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, to, from, 'unavailable');
+}
+
+/** Presence of each available resource of `owner`, to each available resource of `peer`. */
+export async function sendPresenceOfAccount(server: XmppServer, owner: string, peer: string, kind: 'available' | 'unavailable'): Promise<void> {
+  const all = await server.sessions.listMany([owner, peer]);
+  const mine = (all.get(owner) ?? []).filter((s) => s.available && s.presence);
+  const theirs = (all.get(peer) ?? []).filter((s) => s.available);
+  if (!mine.length || !theirs.length) return;
+  for (const s of mine) {
+    const presence = kind === 'available' ? parseFrame(s.presence!) : xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: `${owner}/${s.resource}` });
+    presence.attrs.to = peer;
+    await server.sendMany(theirs, presence);
+  }
+}

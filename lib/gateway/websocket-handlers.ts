@@ -1,0 +1,53 @@
+// The three API Gateway WebSocket routes as Lambda-style handlers over one XmppServer. The Lambda
+// entry points in functions/ and the local gateway both use these, so the code path is the same.
+import type { XmppServer } from '../core/server.ts';
+import type { WebSocketEvent, WebSocketHandler, WebSocketRequestContext, WebSocketResult } from './events.ts';
+
+/** How the management endpoint of a connection's own stage is derived from its events. */
+export type EndpointOf = (ctx: WebSocketRequestContext) => string;
+
+/** In AWS: https://{domainName}/{stage}, unless a custom domain's endpoint is configured. */
+export const awsEndpointOf: EndpointOf = (ctx) => process.env.MANAGEMENT_ENDPOINT ?? `https://${ctx.domainName}/${ctx.stage}`;
+
+export interface WebSocketHandlers {
+  connect: WebSocketHandler;
+  disconnect: WebSocketHandler;
+  default: WebSocketHandler;
+}
+
+export function createWebSocketHandlers(server: XmppServer, endpointOf: EndpointOf = awsEndpointOf): WebSocketHandlers {
+  return {
+    async connect(event: WebSocketEvent): Promise<WebSocketResult> {
+      const ctx = event.requestContext;
+      const offered = headerValue(event, 'sec-websocket-protocol') ?? '';
+      const protocols = offered.split(',').map((p) => p.trim()).filter(Boolean);
+      const chosen = await server.connect({
+        connectionId: ctx.connectionId,
+        endpoint: endpointOf(ctx),
+        connectedAt: ctx.connectedAt,
+        sourceIp: ctx.identity?.sourceIp,
+        protocols,
+      });
+      // RFC 7395 §3.3: the server echoes the "xmpp" subprotocol; without it the client must not proceed.
+      if (!chosen) return { statusCode: 400, body: 'the xmpp WebSocket subprotocol is required (RFC 7395)' };
+      return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': chosen } };
+    },
+    async disconnect(event: WebSocketEvent): Promise<WebSocketResult> {
+      const ctx = event.requestContext;
+      await server.disconnect(ctx.connectionId, `disconnect ${ctx.disconnectStatusCode ?? ''} ${ctx.disconnectReason ?? ''}`.trim());
+      return { statusCode: 200 };
+    },
+    async default(event: WebSocketEvent): Promise<WebSocketResult> {
+      const ctx = event.requestContext;
+      // RFC 7395 §3.2: XMPP frames are text; a binary frame is decoded and fails to parse if not UTF-8 XML.
+      const body = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
+      await server.frame(ctx.connectionId, endpointOf(ctx), body);
+      return { statusCode: 200 };
+    },
+  };
+}
+
+function headerValue(event: WebSocketEvent, name: string): string | undefined {
+  for (const [k, v] of Object.entries(event.headers ?? {})) if (k.toLowerCase() === name) return v;
+  return undefined;
+}

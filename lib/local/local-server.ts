@@ -1,0 +1,107 @@
+// `npm start` in one process: dynalite, the table and default tenant, the XMPP core and the local
+// API Gateway emulation in front of the same handlers the Lambda functions use (DESIGN.md "Local runtime").
+import { readFileSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { CallCounter } from '../core/call-counter.ts';
+import { ManagementApi } from '../core/management-api.ts';
+import { type Limits, XmppServer } from '../core/server.ts';
+import { defaultExtensions } from '../extensions/index.ts';
+import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
+import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
+import { createDynamoClient } from '../store/dynamo.ts';
+import { TenantStore } from '../store/tenants.ts';
+import { ensureTable, startDynalite } from './dynamo-local.ts';
+
+export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+export interface LocalServerOptions {
+  host?: string;
+  port?: number;
+  /** Folder for dynalite's files; undefined keeps everything in memory. */
+  dataDir?: string;
+  dynamoHost?: string;
+  /** dynalite's port; 0 picks a free one. */
+  dynamoPort?: number;
+  /** Use an already running DynamoDB (e.g. another process's dynalite) instead of starting one. */
+  dynamoEndpoint?: string;
+  table?: string;
+  /** Tenants to create at start if missing. */
+  seedDomains?: string[];
+  limits?: Partial<Limits>;
+  gatewayLimits?: LocalGatewayOptions['limits'];
+  dropDisconnect?: boolean;
+  /** How often to look for connections whose $disconnect never came. */
+  sweepIntervalMs?: number;
+  tenantCacheMs?: number;
+  logger?: Logger;
+}
+
+export interface LocalServer {
+  url: string;
+  dynamoEndpoint: string;
+  table: string;
+  server: XmppServer;
+  gateway: LocalGateway;
+  counter: CallCounter;
+  stop(): Promise<void>;
+}
+
+export async function startLocalServer(opts: LocalServerOptions = {}): Promise<LocalServer> {
+  const log = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const table = opts.table ?? 'xmpp-edge';
+  const dynamo = opts.dynamoEndpoint ? undefined : await startDynalite({ host: opts.dynamoHost, port: opts.dynamoPort ?? 8000, path: opts.dataDir });
+  const dynamoEndpoint = opts.dynamoEndpoint ?? dynamo!.endpoint;
+  await ensureTable(dynamoEndpoint, table);
+
+  const counter = new CallCounter();
+  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter });
+  const tenants = new TenantStore(db, table);
+  for (const domain of opts.seedDomains ?? ['localhost']) {
+    if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now() });
+  }
+
+  const server = new XmppServer({
+    db,
+    table,
+    management: new ManagementApi({ localCredentials: true, counter }),
+    logger: log,
+    limits: opts.limits,
+    tenantCacheMs: opts.tenantCacheMs,
+    extensions: defaultExtensions,
+    version: PACKAGE_VERSION,
+  });
+  const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
+  const gateway = new LocalGateway({
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 5280,
+    handlers,
+    limits: opts.gatewayLimits,
+    dropDisconnect: opts.dropDisconnect,
+    logger: log,
+  });
+  const { url } = await gateway.start();
+
+  let sweeping: Promise<unknown> = Promise.resolve();
+  const sweepTimer = setInterval(() => {
+    sweeping = sweeping.then(() => server.sweep()).catch((err) => log.error({ err }, 'sweep failed'));
+  }, opts.sweepIntervalMs ?? 60_000);
+  sweepTimer.unref();
+
+  return {
+    url,
+    dynamoEndpoint,
+    table,
+    server,
+    gateway,
+    counter,
+    async stop() {
+      clearInterval(sweepTimer);
+      await sweeping;
+      // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
+      await server.shutdown(gateway.connectionIds());
+      await gateway.stop();
+      db.destroy();
+      await dynamo?.close();
+    },
+  };
+}

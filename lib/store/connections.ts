@@ -1,0 +1,128 @@
+// One item per WebSocket connection: the stream state between frames (RFC 6120 §4-7 negotiation).
+// Pre-binding state changes with every step and is always read from the table; once bound, the
+// connection's JID never changes and handlers may cache it (DESIGN.md "State").
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SWEEP_INDEX, SWEEP_SHARDS, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+
+export type StreamStage = 'connected' | 'opened' | 'authenticated' | 'bound';
+
+export interface SaslProgress {
+  mechanism: string;
+  /** Mechanism-specific state between challenge and response (e.g. SCRAM nonces). */
+  data: Record<string, string>;
+}
+
+export interface ConnectionRecord {
+  id: string;
+  /** The management endpoint that reaches this connection (its region's API Gateway stage). */
+  endpoint: string;
+  connectedAt: number;
+  /** Hard end of life: API Gateway's maximum connection duration plus a grace period. */
+  expiresAt: number;
+  /** When the sweeper next asks the gateway whether this connection is still alive. */
+  checkAt: number;
+  sourceIp?: string;
+  stage: StreamStage;
+  domain?: string;
+  streamId?: string;
+  username?: string;
+  resource?: string;
+  sasl?: SaslProgress;
+  authFailures?: number;
+}
+
+function shardOf(id: string): string {
+  let h = 0;
+  for (const c of id) h = (h * 31 + c.charCodeAt(0)) | 0;
+  return `conn#${Math.abs(h) % SWEEP_SHARDS}`;
+}
+
+const key = (id: string) => ({ pk: `conn#${id}`, sk: 'conn' });
+
+export class ConnectionStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async create(rec: ConnectionRecord): Promise<void> {
+    await this.db.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { ...key(rec.id), ...rec, sweep: shardOf(rec.id), [TTL_ATTRIBUTE]: ttlFrom(rec.expiresAt) },
+      }),
+    );
+  }
+
+  async get(id: string, now = Date.now()): Promise<ConnectionRecord | undefined> {
+    const res = await this.db.send(new GetCommand({ TableName: this.table, Key: key(id), ConsistentRead: true }));
+    const item = res.Item as (ConnectionRecord & Record<string, unknown>) | undefined;
+    if (!item || item.expiresAt <= now) return undefined;
+    return strip(item);
+  }
+
+  /** Sets the given fields (undefined removes one); fails quietly if the connection is gone. */
+  async update(id: string, patch: Partial<Omit<ConnectionRecord, 'id'>>): Promise<boolean> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets: string[] = [];
+    const removes: string[] = [];
+    for (const [field, value] of Object.entries(patch)) {
+      names[`#${field}`] = field;
+      if (value === undefined) removes.push(`#${field}`);
+      else {
+        values[`:${field}`] = value;
+        sets.push(`#${field} = :${field}`);
+      }
+    }
+    const expression = [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : '']
+      .filter(Boolean)
+      .join(' ');
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          UpdateExpression: expression,
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Deletes the item and returns what it held, or undefined if another path removed it first. */
+  async remove(id: string): Promise<ConnectionRecord | undefined> {
+    const res = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(id), ReturnValues: 'ALL_OLD' }));
+    return res.Attributes ? strip(res.Attributes as ConnectionRecord & Record<string, unknown>) : undefined;
+  }
+
+  /** Connections whose liveness check is due, across all sweep shards. */
+  async dueForCheck(now: number, limitPerShard = 100): Promise<ConnectionRecord[]> {
+    const out: ConnectionRecord[] = [];
+    for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: SWEEP_INDEX,
+          KeyConditionExpression: '#s = :s AND #c <= :now',
+          ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
+          ExpressionAttributeValues: { ':s': `conn#${shard}`, ':now': now },
+          Limit: limitPerShard,
+        }),
+      );
+      for (const item of res.Items ?? []) out.push(strip(item as ConnectionRecord & Record<string, unknown>));
+    }
+    return out;
+  }
+}
+
+function strip(item: ConnectionRecord & Record<string, unknown>): ConnectionRecord {
+  const { pk: _pk, sk: _sk, sweep: _sweep, [TTL_ATTRIBUTE]: _ttl, ...rec } = item;
+  return rec as ConnectionRecord;
+}

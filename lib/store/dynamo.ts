@@ -1,0 +1,71 @@
+// The DynamoDB client and the single table's layout. Every key carries the tenant (the XMPP domain),
+// directly or inside a bare JID, so no read can cross tenants (DESIGN.md "Data").
+import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { CallCounter } from '../core/call-counter.ts';
+
+export interface DynamoOptions {
+  endpoint?: string;
+  region?: string;
+  /** Local dynalite accepts any credentials; in AWS the default provider chain is used. */
+  localCredentials?: boolean;
+  counter?: CallCounter;
+}
+
+export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentClient {
+  const client = new DynamoDBClient({
+    region: opts.region ?? process.env.AWS_REGION ?? 'local',
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.localCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    maxAttempts: 3,
+  });
+  opts.counter?.attach(client, 'dynamodb');
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+/** Index used by the sweeper to find connections whose liveness is due for a check. */
+export const SWEEP_INDEX = 'bySweep';
+/** Connections are spread over a few sweep partitions so no GSI partition gets hot. */
+export const SWEEP_SHARDS = 8;
+
+/**
+ * The table, declared once for dynalite and for the CDK stack. All indexes are declared here at
+ * creation: dynalite cannot add a GSI later (DESIGN.md).
+ */
+export function tableDefinition(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'S' },
+      { AttributeName: 'sweep', AttributeType: 'S' },
+      { AttributeName: 'checkAt', AttributeType: 'N' },
+    ],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: SWEEP_INDEX,
+        KeySchema: [
+          { AttributeName: 'sweep', KeyType: 'HASH' },
+          { AttributeName: 'checkAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
+/** Expiry attribute: epoch seconds, the table's TTL attribute in AWS; reads also enforce it in code. */
+export const TTL_ATTRIBUTE = 'ttl';
+
+export function ttlFrom(expiresAtMs: number): number {
+  return Math.ceil(expiresAtMs / 1000);
+}
+
+export function isConditionFailure(err: unknown): boolean {
+  return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}

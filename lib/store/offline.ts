@@ -1,0 +1,64 @@
+// Offline message storage (XEP-0160): messages for an account with no available resource,
+// delivered in order at its next initial presence.
+import { randomBytes } from 'node:crypto';
+import { BatchWriteCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TTL_ATTRIBUTE, ttlFrom } from './dynamo.ts';
+
+export interface OfflineMessage {
+  id: string;
+  storedAt: number;
+  xml: string;
+}
+
+const pk = (bare: string) => `offline#${bare}`;
+
+export class OfflineStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly retentionMs: number,
+  ) {}
+
+  async store(bare: string, xml: string, now = Date.now()): Promise<void> {
+    // Sort key: time first so a Query returns messages in arrival order.
+    const id = `${now.toString().padStart(15, '0')}#${randomBytes(4).toString('hex')}`;
+    const expiresAt = now + this.retentionMs;
+    await this.db.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: pk(bare), sk: id, storedAt: now, xml, expiresAt, [TTL_ATTRIBUTE]: ttlFrom(expiresAt) },
+      }),
+    );
+  }
+
+  async list(bare: string, now = Date.now()): Promise<OfflineMessage[]> {
+    const out: OfflineMessage[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk(bare) },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) {
+        if ((item.expiresAt as number) > now) out.push({ id: item.sk as string, storedAt: item.storedAt as number, xml: item.xml as string });
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  async remove(bare: string, ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 25) {
+      let requests: Record<string, unknown>[] = ids.slice(i, i + 25).map((id) => ({ DeleteRequest: { Key: { pk: pk(bare), sk: id } } }));
+      for (let attempt = 0; requests.length && attempt < 5; attempt++) {
+        const res = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests as never } }));
+        requests = (res.UnprocessedItems?.[this.table] ?? []) as Record<string, unknown>[];
+        if (requests.length) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+      }
+    }
+  }
+}

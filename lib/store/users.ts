@@ -1,0 +1,104 @@
+// Accounts of a tenant. Passwords are kept only as SCRAM salted keys for SHA-1 and SHA-256
+// (RFC 5802 §3, RFC 7677), never in clear (DESIGN.md "Data").
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ScramCredentials } from '../auth/scram.ts';
+import { isConditionFailure } from './dynamo.ts';
+
+export interface UserRecord {
+  domain: string;
+  username: string;
+  createdAt: number;
+  scram?: { 'SHA-1': ScramCredentials; 'SHA-256': ScramCredentials };
+}
+
+const key = (domain: string, username: string) => ({ pk: `user#${domain}`, sk: username });
+
+export class UserExistsError extends Error {
+  constructor(jid: string) {
+    super(`user ${jid} already exists`);
+    this.name = 'UserExistsError';
+  }
+}
+
+export class UserStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async get(domain: string, username: string): Promise<UserRecord | undefined> {
+    const res = await this.db.send(new GetCommand({ TableName: this.table, Key: key(domain, username) }));
+    return res.Item ? strip(res.Item) : undefined;
+  }
+
+  async exists(domain: string, username: string): Promise<boolean> {
+    const res = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: key(domain, username), ProjectionExpression: 'pk' }),
+    );
+    return !!res.Item;
+  }
+
+  async create(user: UserRecord): Promise<void> {
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...key(user.domain, user.username), ...user },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) throw new UserExistsError(`${user.username}@${user.domain}`);
+      throw err;
+    }
+  }
+
+  /** Returns false if the user does not exist. */
+  async setCredentials(domain: string, username: string, scram: NonNullable<UserRecord['scram']>): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(domain, username),
+          UpdateExpression: 'SET scram = :s',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':s': scram },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Returns false if there was no such user. */
+  async remove(domain: string, username: string): Promise<boolean> {
+    const res = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(domain, username), ReturnValues: 'ALL_OLD' }));
+    return !!res.Attributes;
+  }
+
+  async list(domain: string): Promise<string[]> {
+    const names: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': `user#${domain}` },
+          ProjectionExpression: 'sk',
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) names.push(item.sk as string);
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return names;
+  }
+}
+
+function strip(item: Record<string, unknown>): UserRecord {
+  const { pk: _pk, sk: _sk, ...rec } = item;
+  return rec as unknown as UserRecord;
+}

@@ -1,0 +1,19 @@
+// Namespace names used across the server, with the specification that defines each.
+export const NS = {
+  CLIENT: 'jabber:client', // RFC 6120 §4.8.3
+  FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing', // RFC 7395 §3.3
+  STREAMS: 'http://etherx.jabber.org/streams', // RFC 6120 §4.8.1
+  STREAM_ERRORS: 'urn:ietf:params:xml:ns:xmpp-streams', // RFC 6120 §4.9.2
+  STANZA_ERRORS: 'urn:ietf:params:xml:ns:xmpp-stanzas', // RFC 6120 §8.3.2
+  SASL: 'urn:ietf:params:xml:ns:xmpp-sasl', // RFC 6120 §6.4
+  BIND: 'urn:ietf:params:xml:ns:xmpp-bind', // RFC 6120 §7
+  SESSION: 'urn:ietf:params:xml:ns:xmpp-session', // RFC 3921 §3, draft-cridland-xmpp-session
+  ROSTER: 'jabber:iq:roster', // RFC 6121 §2
+  DISCO_INFO: 'http://jabber.org/protocol/disco#info', // XEP-0030
+  DISCO_ITEMS: 'http://jabber.org/protocol/disco#items', // XEP-0030
+  PING: 'urn:xmpp:ping', // XEP-0199
+  VERSION: 'jabber:iq:version', // XEP-0092
+  DELAY: 'urn:xmpp:delay', // XEP-0203
+  OFFLINE: 'msgoffline', // XEP-0160 disco feature
+  PRE_APPROVAL: 'urn:xmpp:features:pre-approval', // RFC 6121 §3.4
+} as const;

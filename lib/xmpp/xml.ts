@@ -1,0 +1,77 @@
+// XML values and the frame parser for RFC 7395 (one complete element per WebSocket message) with the
+// restrictions of RFC 6120 §11 (no comments, processing instructions, DTDs or undeclared entities).
+import { SaxesParser } from 'saxes';
+import xml, { Element } from '@xmpp/xml';
+
+export { Element, xml };
+
+export type FrameErrorCondition = 'not-well-formed' | 'restricted-xml';
+
+export class FrameError extends Error {
+  constructor(readonly condition: FrameErrorCondition, message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
+
+/**
+ * Parses one WebSocket message into one element. RFC 7395 §3.3.3: each message carries exactly one
+ * complete, namespace-well-formed XML element; anything else is a stream error.
+ */
+export function parseFrame(text: string): Element {
+  const parser = new SaxesParser({ xmlns: true, position: false });
+  let root: Element | undefined;
+  let cursor: Element | undefined;
+  let failure: FrameError | undefined;
+  const fail = (condition: FrameErrorCondition, message: string) => {
+    failure ??= new FrameError(condition, message);
+  };
+
+  parser.on('opentag', (tag) => {
+    const attrs: Record<string, string> = {};
+    for (const attr of Object.values(tag.attributes)) attrs[attr.name] = attr.value;
+    const el = new Element(tag.name, attrs);
+    if (cursor) cursor.cnode(el);
+    else if (root) fail('not-well-formed', 'more than one element in a WebSocket message');
+    else root = el;
+    cursor = el;
+  });
+  parser.on('closetag', () => {
+    cursor = cursor?.parent as Element | undefined;
+  });
+  parser.on('text', (text) => {
+    if (cursor) cursor.t(text);
+  });
+  parser.on('cdata', (text) => {
+    if (cursor) cursor.t(text);
+  });
+  // RFC 6120 §11.1: these constructs MUST NOT be sent.
+  parser.on('comment', () => fail('restricted-xml', 'XML comments are not allowed'));
+  parser.on('processinginstruction', () => fail('restricted-xml', 'processing instructions are not allowed'));
+  parser.on('doctype', () => fail('restricted-xml', 'document type declarations are not allowed'));
+  parser.on('error', (err) => fail('not-well-formed', err.message));
+
+  try {
+    parser.write(text).close();
+  } catch (err) {
+    fail('not-well-formed', (err as Error).message);
+  }
+  if (failure) throw failure;
+  if (!root) throw new FrameError('not-well-formed', 'no element in WebSocket message');
+  return root;
+}
+
+/** The namespace an element is qualified by, following prefixes and defaults up its parents. */
+export function namespaceOf(el: Element): string | undefined {
+  return el.getNS() ?? undefined;
+}
+
+/** A deep copy (ltx 3 has no Element#clone). */
+export function clone(el: Element): Element {
+  const copy = new Element(el.name, { ...el.attrs });
+  for (const child of el.children) {
+    if (typeof child === 'string') copy.t(child);
+    else copy.cnode(clone(child as Element));
+  }
+  return copy;
+}

@@ -1,0 +1,198 @@
+// Test harness: a real local server (dynalite in memory, the local gateway on an ephemeral port,
+// the real handlers) and real XMPP clients (xmpp.js over WebSocket, or a raw `ws` socket for
+// malformed input).
+import { pino } from 'pino';
+import WebSocket from 'ws';
+import { client, type XmppClient } from '@xmpp/client';
+import { addUser } from '../../lib/admin/accounts.ts';
+import { summarize } from '../../lib/core/call-counter.ts';
+import { type LocalServer, type LocalServerOptions, startLocalServer } from '../../lib/local/local-server.ts';
+import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
+import { type MechanismName, authenticateWith, useScramSha256 } from './sasl-scram-sha-256.ts';
+
+// Node 20 has no global WebSocket; xmpp.js's websocket transport expects the browser API.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+
+export { xml };
+export type { Element };
+
+export interface TestServer extends LocalServer {
+  addUser(jid: string, password?: string): Promise<void>;
+  /** DynamoDB reads/writes and management posts made while `fn` ran (after the gateway settles). */
+  cost(fn: () => Promise<unknown>): Promise<{ reads: number; writes: number; posts: number; calls: Record<string, number> }>;
+}
+
+export async function startTestServer(opts: LocalServerOptions = {}): Promise<TestServer> {
+  const local = await startLocalServer({
+    port: 0,
+    dynamoPort: 0,
+    logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
+    ...opts,
+  });
+  return Object.assign(local, {
+    addUser: (jid: string, password = 'secret') => addUser(local.server.users, jid, password),
+    async cost(fn: () => Promise<unknown>) {
+      await local.gateway.idle();
+      const before = local.counter.snapshot();
+      await fn();
+      await local.gateway.idle();
+      const calls = local.counter.since(before);
+      return { ...summarize(calls), calls };
+    },
+  });
+}
+
+/** An xmpp.js client that records every stanza it receives. */
+export class TestClient {
+  readonly received: Element[] = [];
+  private waiters: { pred: (el: Element) => boolean; resolve: (el: Element) => void }[] = [];
+  jid = '';
+
+  constructor(readonly xmpp: XmppClient) {
+    xmpp.on('stanza', (el: Element) => {
+      this.received.push(el);
+      for (const w of [...this.waiters]) {
+        if (w.pred(el)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(el);
+        }
+      }
+    });
+    xmpp.on('error', () => {});
+  }
+
+  /** Resolves with the first stanza (already received or future) matching `pred`. */
+  waitFor(pred: (el: Element) => boolean, timeoutMs = 4000, what = 'stanza'): Promise<Element> {
+    const seen = this.received.find(pred);
+    if (seen) {
+      this.received.splice(this.received.indexOf(seen), 1);
+      return Promise.resolve(seen);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`${this.jid}: timed out waiting for ${what}; received: ${this.received.map(String).join('\n')}`));
+      }, timeoutMs);
+      const done = (el: Element) => {
+        clearTimeout(timer);
+        const i = this.received.indexOf(el);
+        if (i >= 0) this.received.splice(i, 1);
+        resolve(el);
+      };
+      this.waiters.push({ pred, resolve: done });
+    });
+  }
+
+  /** Asserts nothing matching arrives within `ms`. */
+  async expectNothing(pred: (el: Element) => boolean, ms = 300): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    const hit = this.received.find(pred);
+    if (hit) throw new Error(`${this.jid}: unexpected ${hit.toString()}`);
+  }
+
+  send(el: Element): Promise<void> {
+    return this.xmpp.send(el);
+  }
+
+  iq(el: Element): Promise<Element> {
+    return this.xmpp.iqCaller.request(el, 4000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.xmpp.status !== 'offline') await this.xmpp.stop().catch(() => {});
+  }
+}
+
+export async function connectClient(
+  url: string,
+  opts: { username: string; password?: string; domain?: string; resource?: string; mechanism?: MechanismName },
+): Promise<TestClient> {
+  const domain = opts.domain ?? 'localhost';
+  const credentials = { username: opts.username, password: opts.password ?? 'secret' };
+  const xmpp = client({
+    service: url,
+    domain,
+    resource: opts.resource,
+    ...(opts.mechanism ? { credentials: authenticateWith(opts.mechanism, credentials) } : credentials),
+  });
+  useScramSha256(xmpp as never);
+  xmpp.reconnect.stop();
+  const c = new TestClient(xmpp);
+  await xmpp.start();
+  c.jid = xmpp.jid!.toString();
+  return c;
+}
+
+export const byName = (name: string, attrs: Record<string, string> = {}) => (el: Element) =>
+  el.name === name && Object.entries(attrs).every(([k, v]) => el.attrs[k] === v);
+
+/** A raw RFC 7395 WebSocket client: for malformed input and for watching exact frames. */
+export class RawClient {
+  readonly frames: string[] = [];
+  closed: Promise<{ code: number }>;
+  private listeners: (() => void)[] = [];
+
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.frames.push(data.toString());
+      for (const l of this.listeners) l();
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve({ code })));
+  }
+
+  static async connect(url: string): Promise<RawClient> {
+    const ws = new WebSocket(url, 'xmpp');
+    const c = new RawClient(ws);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return c;
+  }
+
+  send(text: string): void {
+    this.ws.send(text);
+  }
+
+  /** Frames before this index were consumed by next(). */
+  private cursor = 0;
+
+  /** Waits for the next frame (after those already consumed) matching `pred`, parsed. */
+  next(pred: (el: Element) => boolean, timeoutMs = 4000): Promise<Element> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        for (; this.cursor < this.frames.length; this.cursor++) {
+          const el = parseFrame(this.frames[this.cursor]);
+          if (pred(el)) {
+            this.cursor++;
+            this.listeners = this.listeners.filter((l) => l !== check);
+            clearTimeout(timer);
+            resolve(el);
+            return;
+          }
+        }
+      };
+      const timer = setTimeout(() => {
+        this.listeners = this.listeners.filter((l) => l !== check);
+        reject(new Error(`timed out; frames: ${this.frames.join('\n')}`));
+      }, timeoutMs);
+      this.listeners.push(check);
+      check();
+    });
+  }
+
+  /** Opens the stream and logs in with PLAIN, then binds `resource`. */
+  async login(username: string, password = 'secret', resource = 'raw', domain = 'localhost'): Promise<void> {
+    const open = `<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="${domain}" version="1.0"/>`;
+    this.send(open);
+    await this.next((el) => el.name === 'stream:features');
+    this.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
+    await this.next((el) => el.name === 'success');
+    this.send(open);
+    await this.next((el) => el.name === 'stream:features');
+    this.send(`<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>${resource}</resource></bind></iq>`);
+    await this.next((el) => el.name === 'iq' && el.attrs.id === 'bind');
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
