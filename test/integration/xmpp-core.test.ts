@@ -1,0 +1,381 @@
+// The core over real WebSockets: login with each SASL mechanism, chat, ordering, offline storage,
+// stream and stanza errors, session replacement, shutdown, and the cost of the hot paths.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+
+const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
+const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
+const streamErrorCondition = (el: Element) => el.children.find((c) => typeof c !== 'string' && (c as Element).attrs.xmlns === STREAMS) as Element | undefined;
+const stanzaErrorCondition = (el: Element) => el.getChild('error')?.children.find((c) => typeof c !== 'string' && (c as Element).attrs.xmlns === STANZAS) as Element | undefined;
+
+let s: TestServer;
+let n = 0;
+/** A fresh account per test. */
+async function user(prefix: string): Promise<string> {
+  const name = `${prefix}${++n}`;
+  await s.addUser(`${name}@localhost`, `pw-${name}`);
+  return name;
+}
+const login = (name: string, extra: Parameters<typeof connectClient>[1] extends infer O ? Partial<O> : never = {}) =>
+  connectClient(s.url, { username: name, password: `pw-${name}`, ...extra });
+
+/** Sends initial presence and waits for its reflection, so the session is "available". */
+async function available(c: Awaited<ReturnType<typeof login>>, priority?: number) {
+  await c.send(xml('presence', {}, priority === undefined ? undefined : xml('priority', {}, String(priority))));
+  await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid);
+}
+
+before(async () => {
+  s = await startTestServer({ limits: { maxStanzaBytes: 10_000 } });
+});
+after(async () => {
+  await s.stop();
+});
+
+describe('SASL authentication (RFC 6120 §6)', () => {
+  for (const mechanism of ['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'] as const) {
+    it(`logs in with ${mechanism} and binds the requested resource`, async () => {
+      const name = await user('mech');
+      const c = await login(name, { mechanism, resource: 'desk' });
+      assert.equal(c.jid, `${name}@localhost/desk`);
+      await c.stop();
+    });
+  }
+
+  for (const mechanism of ['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'] as const) {
+    it(`refuses a wrong password with ${mechanism} as not-authorized`, async () => {
+      const name = await user('wrong');
+      await assert.rejects(connectClient(s.url, { username: name, password: 'nope', mechanism }), (err: Error & { condition?: string }) => {
+        assert.equal(err.condition, 'not-authorized');
+        return true;
+      });
+    });
+  }
+
+  it('refuses an unknown account exactly like a wrong password (SCRAM reveals nothing)', async () => {
+    await assert.rejects(connectClient(s.url, { username: 'nobody-here', password: 'x', mechanism: 'SCRAM-SHA-256' }), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
+  });
+
+  it('answers an unknown mechanism with invalid-mechanism and bad base64 with incorrect-encoding', async () => {
+    const raw = await RawClient.connect(s.url);
+    raw.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+    const features = await raw.next(byName('stream:features'));
+    const offered = features.getChild('mechanisms')!.getChildren('mechanism').map((m) => m.text());
+    assert.deepEqual(offered, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
+    raw.send('<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="DIGEST-MD5"/>');
+    assert.ok((await raw.next(byName('failure'))).getChild('invalid-mechanism'));
+    raw.send('<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">!!notbase64</auth>');
+    assert.ok((await raw.next(byName('failure'))).getChild('incorrect-encoding'));
+    raw.ws.close();
+  });
+
+  it('closes the stream with policy-violation after three failed attempts', async () => {
+    const name = await user('brute');
+    const raw = await RawClient.connect(s.url);
+    raw.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+    await raw.next(byName('stream:features'));
+    const bad = Buffer.from(`\0${name}\0guess`).toString('base64');
+    for (let i = 0; i < 3; i++) {
+      raw.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${bad}</auth>`);
+      assert.ok((await raw.next(byName('failure'))).getChild('not-authorized'));
+    }
+    const err = await raw.next(byName('stream:error'));
+    assert.equal(streamErrorCondition(err)?.name, 'policy-violation');
+    assert.ok(await raw.next(byName('close')));
+    assert.equal(typeof (await raw.closed).code, 'number');
+  });
+});
+
+describe('messages (RFC 6121 §5, §8)', () => {
+  it('delivers chat both ways with the sender full JID stamped', async () => {
+    const [a, b] = [await user('a'), await user('b')];
+    const ca = await login(a, { resource: 'r1' });
+    const cb = await login(b, { resource: 'r2' });
+    await available(ca);
+    await available(cb);
+    await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'm1' }, xml('body', {}, 'hello b')));
+    const got = await cb.waitFor(byName('message', { id: 'm1' }));
+    assert.equal(got.attrs.from, `${a}@localhost/r1`);
+    assert.equal(got.getChildText('body'), 'hello b');
+    await cb.send(xml('message', { to: `${a}@localhost/r1`, type: 'chat', id: 'm2' }, xml('body', {}, 'hello a')));
+    const back = await ca.waitFor(byName('message', { id: 'm2' }));
+    assert.equal(back.attrs.from, `${b}@localhost/r2`);
+    await ca.stop();
+    await cb.stop();
+  });
+
+  it('keeps the order of 50 rapid messages', async () => {
+    const [a, b] = [await user('fast'), await user('recv')];
+    const ca = await login(a);
+    const cb = await login(b);
+    await available(cb);
+    for (let i = 0; i < 50; i++) void ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: `seq${i}` }, xml('body', {}, String(i))));
+    await cb.waitFor(byName('message', { id: 'seq49' }), 15000);
+    const ids = cb.received.filter((el) => el.name === 'message').map((el) => el.attrs.id);
+    assert.deepEqual(ids, Array.from({ length: 49 }, (_, i) => `seq${i}`));
+    await ca.stop();
+    await cb.stop();
+  });
+
+  it('stores a message for an offline user and delivers it with a delay stamp at next initial presence', async () => {
+    const [a, b] = [await user('sender'), await user('sleeper')];
+    const ca = await login(a);
+    await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'off1' }, xml('body', {}, 'while you were out')));
+    await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'off2' }, xml('body', {}, 'second')));
+    await sleep(300);
+    const cb = await login(b);
+    await cb.expectNothing(byName('message'), 200); // not before initial presence (XEP-0160 §4)
+    await cb.send(xml('presence'));
+    const first = await cb.waitFor(byName('message', { id: 'off1' }));
+    const delay = first.getChild('delay', 'urn:xmpp:delay');
+    assert.ok(delay, 'XEP-0203 delay stamp');
+    assert.equal(delay.attrs.from, 'localhost');
+    assert.ok(!Number.isNaN(Date.parse(delay.attrs.stamp)));
+    assert.equal(first.attrs.from, `${a}@localhost/${ca.jid.split('/')[1]}`);
+    const second = await cb.waitFor(byName('message', { id: 'off2' }));
+    assert.equal(second.getChildText('body'), 'second');
+    await cb.stop();
+    // Delivered once: a new session does not get them again.
+    const again = await login(b);
+    await available(again);
+    await again.expectNothing(byName('message'), 300);
+    await again.stop();
+    await ca.stop();
+  });
+
+  it('answers a message to a nonexistent account with service-unavailable', async () => {
+    const c = await login(await user('lonely'));
+    await c.send(xml('message', { to: 'ghost@localhost', type: 'chat', id: 'g1' }, xml('body', {}, 'boo')));
+    const err = await c.waitFor(byName('message', { id: 'g1', type: 'error' }));
+    assert.equal(stanzaErrorCondition(err)?.name, 'service-unavailable');
+    assert.equal(err.attrs.from, 'ghost@localhost');
+    await c.stop();
+  });
+
+  it('answers a message to a domain that is not served here with remote-server-not-found', async () => {
+    const c = await login(await user('far'));
+    await c.send(xml('message', { to: 'someone@elsewhere.example', type: 'chat', id: 'r1' }, xml('body', {}, 'hi')));
+    assert.equal(stanzaErrorCondition(await c.waitFor(byName('message', { id: 'r1', type: 'error' })))?.name, 'remote-server-not-found');
+    await c.stop();
+  });
+
+  it('never lets a spoofed from reach anyone', async () => {
+    const [a, b, victim] = [await user('spoofer'), await user('target'), await user('victim')];
+    const ca = await login(a, { resource: 'x' });
+    const cb = await login(b);
+    await available(cb);
+    await ca.send(xml('message', { to: `${b}@localhost`, from: `${victim}@localhost/home`, type: 'chat', id: 'sp1' }, xml('body', {}, 'trust me')));
+    const got = await cb.waitFor(byName('message', { id: 'sp1' }));
+    assert.equal(got.attrs.from, `${a}@localhost/x`);
+    await ca.stop();
+    await cb.stop();
+  });
+
+  it('does not deliver bare-JID chat to a resource with negative priority, but stores it', async () => {
+    const [a, b] = [await user('prio'), await user('neg')];
+    const ca = await login(a);
+    const cb = await login(b);
+    await available(cb, -1);
+    await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'np1' }, xml('body', {}, 'x')));
+    await cb.expectNothing(byName('message', { id: 'np1' }), 400);
+    assert.equal((await s.server.offline.list(`${b}@localhost`)).length, 1);
+    await ca.stop();
+    await cb.stop();
+  });
+});
+
+describe('IQs and discovery', () => {
+  it('answers an IQ nobody handles with service-unavailable and the session carries on', async () => {
+    const c = await login(await user('iq'));
+    await assert.rejects(c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: 'urn:example:unknown' }))), (err: Error & { condition?: string }) => err.condition === 'service-unavailable');
+    await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await c.stop();
+  });
+
+  it('answers an IQ to an absent resource with service-unavailable', async () => {
+    const [a, b] = [await user('iqa'), await user('iqb')];
+    const c = await login(a);
+    await assert.rejects(c.iq(xml('iq', { type: 'get', to: `${b}@localhost/nope` }, xml('ping', { xmlns: 'urn:xmpp:ping' }))), (err: Error & { condition?: string }) => err.condition === 'service-unavailable');
+    await c.stop();
+  });
+
+  it('routes an IQ to another full JID and the result back', async () => {
+    const [a, b] = [await user('pinger'), await user('pingee')];
+    const ca = await login(a);
+    const cb = await login(b, { resource: 'tab' });
+    cb.xmpp.on('stanza', (el: Element) => {
+      if (el.name === 'iq' && el.attrs.type === 'get' && el.getChild('ping')) void cb.send(xml('iq', { type: 'result', id: el.attrs.id, to: el.attrs.from }));
+    });
+    const res = await ca.iq(xml('iq', { type: 'get', to: `${b}@localhost/tab` }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    assert.equal(res.attrs.from, `${b}@localhost/tab`);
+    await ca.stop();
+    await cb.stop();
+  });
+
+  it('advertises features in disco#info and its version (XEP-0030, XEP-0092)', async () => {
+    const c = await login(await user('disco'));
+    const info = await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+    const q = info.getChild('query')!;
+    assert.deepEqual(q.getChild('identity')!.attrs, { category: 'server', type: 'im', name: 'xmpp-edge' });
+    const features = q.getChildren('feature').map((f) => f.attrs.var);
+    for (const f of ['http://jabber.org/protocol/disco#info', 'urn:xmpp:ping', 'jabber:iq:version', 'msgoffline']) assert.ok(features.includes(f), f);
+    const version = await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: 'jabber:iq:version' })));
+    assert.equal(version.getChild('query')!.getChildText('name'), 'xmpp-edge');
+    await c.stop();
+  });
+});
+
+describe('stream errors (RFC 6120 §4.9) while other sessions carry on', () => {
+  let watcher: Awaited<ReturnType<typeof login>>;
+  let watcherName: string;
+  before(async () => {
+    watcherName = await user('watcher');
+    watcher = await login(watcherName);
+  });
+  after(() => watcher.stop());
+
+  async function expectStreamError(raw: RawClient, condition: string) {
+    const err = await raw.next(byName('stream:error'));
+    assert.equal(streamErrorCondition(err)?.name, condition);
+    await raw.next(byName('close'));
+    await raw.closed;
+    // Another session is unaffected.
+    await watcher.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+  }
+
+  it('malformed XML → not-well-formed', async () => {
+    const name = await user('mal');
+    const raw = await RawClient.connect(s.url);
+    await raw.login(name, `pw-${name}`);
+    raw.send('<message to="x@localhost"><body>unclosed</message>');
+    await expectStreamError(raw, 'not-well-formed');
+  });
+
+  it('an oversized stanza → policy-violation', async () => {
+    const name = await user('big');
+    const raw = await RawClient.connect(s.url);
+    await raw.login(name, `pw-${name}`);
+    raw.send(`<message xmlns="jabber:client" to="${watcherName}@localhost"><body>${'x'.repeat(12_000)}</body></message>`);
+    await expectStreamError(raw, 'policy-violation');
+  });
+
+  it('a frame over API Gateway\'s 32 KB is closed with 1009 by the gateway', async () => {
+    const raw = await RawClient.connect(s.url);
+    raw.send(`<message xmlns="jabber:client"><body>${'x'.repeat(40_000)}</body></message>`);
+    assert.equal((await raw.closed).code, 1009);
+  });
+
+  it('an unknown domain → host-unknown, after the stream header', async () => {
+    const raw = await RawClient.connect(s.url);
+    raw.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="unknown.example" version="1.0"/>');
+    await raw.next(byName('open'));
+    await expectStreamError(raw, 'host-unknown');
+  });
+
+  it('a stanza in the wrong namespace → invalid-namespace', async () => {
+    const name = await user('ns');
+    const raw = await RawClient.connect(s.url);
+    await raw.login(name, `pw-${name}`);
+    raw.send('<message xmlns="jabber:server" to="x@localhost"/>');
+    await expectStreamError(raw, 'invalid-namespace');
+  });
+
+  it('an unknown top-level element → unsupported-stanza-type', async () => {
+    const name = await user('unk');
+    const raw = await RawClient.connect(s.url);
+    await raw.login(name, `pw-${name}`);
+    raw.send('<foo xmlns="urn:example:foo"/>');
+    await expectStreamError(raw, 'unsupported-stanza-type');
+  });
+
+  it('a stanza before authentication → not-authorized', async () => {
+    const raw = await RawClient.connect(s.url);
+    raw.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+    await raw.next(byName('stream:features'));
+    raw.send('<message xmlns="jabber:client" to="a@localhost"><body>x</body></message>');
+    await expectStreamError(raw, 'not-authorized');
+  });
+
+  it('a second session with the same full JID replaces the first, which gets conflict', async () => {
+    const name = await user('twin');
+    const first = await RawClient.connect(s.url);
+    await first.login(name, `pw-${name}`, 'same');
+    const second = await RawClient.connect(s.url);
+    await second.login(name, `pw-${name}`, 'same');
+    await expectStreamError(first, 'conflict');
+    const sessions = await s.server.sessions.list(`${name}@localhost`);
+    assert.equal(sessions.length, 1);
+    second.ws.close();
+  });
+
+  it('a client <close/> is answered with <close/> and the socket closes', async () => {
+    const name = await user('closer');
+    const raw = await RawClient.connect(s.url);
+    await raw.login(name, `pw-${name}`);
+    raw.send('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>');
+    await raw.next(byName('close'));
+    await raw.closed;
+    await s.gateway.idle();
+    assert.deepEqual(await s.server.sessions.list(`${name}@localhost`), []);
+  });
+});
+
+describe('cost per operation (DynamoDB calls and management-API posts)', () => {
+  it('a 1:1 chat message between two online users: 1 read, 0 writes, 1 post', async () => {
+    const [a, b] = [await user('costa'), await user('costb')];
+    const ca = await login(a);
+    const cb = await login(b);
+    await available(cb);
+    const cost = await s.cost(async () => {
+      await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'c1' }, xml('body', {}, 'cheap')));
+      await cb.waitFor(byName('message', { id: 'c1' }));
+    });
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 1, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
+    await ca.stop();
+    await cb.stop();
+  });
+
+  it('a message to an offline user: 2 reads (sessions, account), 1 write, no post', async () => {
+    const [a, b] = [await user('offa'), await user('offb')];
+    const ca = await login(a);
+    const cost = await s.cost(async () => {
+      await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'o1' }, xml('body', {}, 'later')));
+      for (let i = 0; i < 50 && !(await s.server.offline.list(`${b}@localhost`)).length; i++) await sleep(20);
+    });
+    // The polling list() calls above are counted too; subtract them.
+    const polls = cost.calls['dynamodb:QueryCommand'] ?? 0;
+    assert.deepEqual({ reads: cost.reads - polls, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 1, posts: 0 }, JSON.stringify(cost.calls));
+    await ca.stop();
+  });
+
+  it('a login (connect, open, PLAIN, restart, bind) has a fixed cost', async () => {
+    const name = await user('logincost');
+    // The very first login of an account also creates its session item (one more write); measure a later one.
+    const first = await RawClient.connect(s.url);
+    await first.login(name, `pw-${name}`, 'first');
+    first.ws.close();
+    await first.closed;
+    let raw: RawClient | undefined;
+    const cost = await s.cost(async () => {
+      raw = await RawClient.connect(s.url);
+      await raw.login(name, `pw-${name}`);
+    });
+    // connect: 1 put; open: 1 read + 1 write; auth: 1 read conn + 1 read user + 1 write; restart: 1 read + 1 write;
+    // bind: 1 read conn + 1 session write + 1 conn write. Posts: header+features, success, header+features, bind result.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 5, writes: 6, posts: 6 }, JSON.stringify(cost.calls));
+    raw!.ws.close();
+  });
+});
+
+describe('shutdown', () => {
+  it('sends system-shutdown to every connection when the server stops', async () => {
+    const own = await startTestServer();
+    await own.addUser('stopper@localhost', 'pw');
+    const raw = await RawClient.connect(own.url);
+    await raw.login('stopper', 'pw');
+    await own.stop();
+    const err = await raw.next(byName('stream:error'));
+    assert.equal(streamErrorCondition(err)?.name, 'system-shutdown');
+  });
+});
