@@ -185,6 +185,46 @@ describe('messages (RFC 6121 §5, §8)', () => {
   });
 });
 
+describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () => {
+  it('never answers an error with an error', async () => {
+    const c = await login(await user('looper'));
+    await c.send(xml('message', { to: 'ghost2@localhost', type: 'error', id: 'e1' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: STANZAS }))));
+    await c.send(xml('iq', { to: 'localhost', type: 'error', id: 'e2' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: STANZAS }))));
+    await c.expectNothing((el) => el.attrs.id === 'e1' || el.attrs.id === 'e2', 400);
+    await c.stop();
+  });
+
+  it('answers groupchat to a bare JID with service-unavailable and drops headlines for offline users', async () => {
+    const [a, b] = [await user('types'), await user('typeb')];
+    const c = await login(a);
+    await c.send(xml('message', { to: `${b}@localhost`, type: 'groupchat', id: 'gc1' }, xml('body', {}, 'x')));
+    assert.equal(stanzaErrorCondition(await c.waitFor(byName('message', { id: 'gc1', type: 'error' })))?.name, 'service-unavailable');
+    await c.send(xml('message', { to: `${b}@localhost`, type: 'headline', id: 'hl1' }, xml('body', {}, 'news')));
+    await c.expectNothing(byName('message', { id: 'hl1' }), 300);
+    assert.equal((await s.server.offline.list(`${b}@localhost`)).length, 0);
+    await c.stop();
+  });
+
+  it('stores a message whose recipient connection vanished (410 Gone) and ends that session', async () => {
+    const own = await startTestServer({ dropDisconnect: true });
+    await own.addUser('ghostly@localhost', 'pw');
+    await own.addUser('caller@localhost', 'pw');
+    const gone = await RawClient.connect(own.url);
+    await gone.login('ghostly', 'pw', 'lost');
+    gone.send('<presence xmlns="jabber:client"/>');
+    await gone.next(byName('presence'));
+    gone.ws.terminate(); // no $disconnect will come
+    await gone.closed;
+    const caller = await connectClient(own.url, { username: 'caller', password: 'pw' });
+    await caller.send(xml('message', { to: 'ghostly@localhost', type: 'chat', id: 'v1' }, xml('body', {}, 'are you there')));
+    for (let i = 0; i < 100 && !(await own.server.offline.list('ghostly@localhost')).length; i++) await sleep(20);
+    assert.equal((await own.server.offline.list('ghostly@localhost')).length, 1);
+    assert.deepEqual(await own.server.sessions.list('ghostly@localhost'), []);
+    await caller.stop();
+    await own.stop();
+  });
+});
+
 describe('IQs and discovery', () => {
   it('answers an IQ nobody handles with service-unavailable and the session carries on', async () => {
     const c = await login(await user('iq'));
