@@ -120,7 +120,7 @@ async function openStream(server: XmppServer, rec: ConnectionRecord | undefined,
   if (el.attrs.version !== '1.0') return fail(new StreamError('unsupported-version', 'version 1.0 is required'));
 
   const authenticated = rec.stage === 'authenticated' || rec.stage === 'bound';
-  const next: Partial<ConnectionRecord> = { stage: authenticated ? rec.stage : 'opened', domain, streamId, sasl: undefined };
+  const next: Partial<ConnectionRecord> = { stage: authenticated ? rec.stage : 'opened', domain, tenant: domain, streamId, sasl: undefined };
   await server.connections.update(rec.id, next);
   const updated = { ...rec, ...next };
   const features = xml('stream:features', { 'xmlns:stream': NS.STREAMS });

@@ -24,6 +24,8 @@ export interface ConnectionRecord {
   sourceIp?: string;
   stage: StreamStage;
   domain?: string;
+  /** Set with `domain` once the stream is open: the key of the byTenant index. */
+  tenant?: string;
   streamId?: string;
   username?: string;
   resource?: string;

@@ -25,6 +25,11 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
 
 /** Index used by the sweeper to find connections whose liveness is due for a check. */
 export const SWEEP_INDEX = 'bySweep';
+/**
+ * Index of items by tenant (sparse: only items that carry a `tenant` attribute, today the open
+ * connections), so a tenant's live sessions can be found and closed when it is disabled or deleted.
+ */
+export const TENANT_INDEX = 'byTenant';
 /** Connections are spread over a few sweep partitions so no GSI partition gets hot. */
 export const SWEEP_SHARDS = 8;
 
@@ -41,6 +46,7 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: 'sk', AttributeType: 'S' },
       { AttributeName: 'sweep', AttributeType: 'S' },
       { AttributeName: 'checkAt', AttributeType: 'N' },
+      { AttributeName: 'tenant', AttributeType: 'S' },
     ],
     KeySchema: [
       { AttributeName: 'pk', KeyType: 'HASH' },
@@ -54,6 +60,14 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
           { AttributeName: 'checkAt', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: TENANT_INDEX,
+        KeySchema: [
+          { AttributeName: 'tenant', KeyType: 'HASH' },
+          { AttributeName: 'pk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
   };
