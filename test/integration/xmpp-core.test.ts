@@ -22,7 +22,9 @@ const login = (name: string, extra: Parameters<typeof connectClient>[1] extends 
 
 /** Sends initial presence and waits for its reflection, so the session is "available". */
 async function available(c: Awaited<ReturnType<typeof login>>, priority?: number) {
-  await c.send(xml('presence', {}, priority === undefined ? undefined : xml('priority', {}, String(priority))));
+  const presence = xml('presence');
+  if (priority !== undefined) presence.c('priority').t(String(priority));
+  await c.send(presence);
   await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid);
 }
 
