@@ -29,8 +29,9 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     stanza.attrs.from = origin.jid.toString();
 
     const kind = targetKind(origin, to);
-    if (kind !== 'self' && to && to.domain !== origin.jid.domain) {
-      // No server-to-server and no cross-tenant routing: another domain is unreachable from here.
+    if (kind !== 'self' && to && to.domain !== origin.jid.domain && !(await server.mayExchange(origin.jid.domain, to.domain))) {
+      // No server-to-server, and tenants are isolated unless both allow each other: another
+      // domain is unreachable from here, and the error does not say whether it is hosted.
       throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
     }
     const event: StanzaEvent = { server, origin, stanza, to: to ?? origin.jid.bare(), kind };

@@ -16,6 +16,7 @@ import { TenantStore } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
 import { DiscoRegistry, Hooks } from './hooks.ts';
 import type { ConnectionTarget, ManagementApi } from './management-api.ts';
+import { TokenBuckets } from './rate-limit.ts';
 import { handleFrame, type StreamFeature } from './stream.ts';
 import type { SaslMechanism } from './sasl.ts';
 
@@ -120,6 +121,9 @@ export class XmppServer {
 
   /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
   private readonly bound = new Map<string, Session>();
+  readonly rates = new TokenBuckets();
+  /** Domain of each stream this process opened (for the local tenant watcher). */
+  private readonly streamDomains = new Map<string, string>();
 
   constructor(opts: ServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -186,6 +190,16 @@ export class XmppServer {
     return this.remember({ connectionId, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt });
   }
 
+  /** Records the domain a stream was opened for. */
+  streamOpened(connectionId: string, domain: string): void {
+    this.streamDomains.set(connectionId, domain);
+  }
+
+  /** Tenants with streams opened by this process and not yet ended. */
+  domainsInUse(): Iterable<string> {
+    return this.streamDomains.values();
+  }
+
   remember(session: Session): Session {
     if (this.bound.size > 50_000) this.bound.delete(this.bound.keys().next().value as string);
     this.bound.set(session.connectionId, session);
@@ -203,6 +217,8 @@ export class XmppServer {
     opts: { socketClosed?: boolean; streamError?: StreamError; endpoint?: string } = {},
   ): Promise<void> {
     this.bound.delete(connectionId);
+    this.streamDomains.delete(connectionId);
+    this.rates.forget(connectionId);
     const rec = await this.connections.remove(connectionId);
     const endpoint = rec?.endpoint ?? opts.endpoint;
     if (!opts.socketClosed && endpoint) {
@@ -284,5 +300,21 @@ export class XmppServer {
   async hosts(domain: string): Promise<boolean> {
     const tenant = await this.tenants.get(domain);
     return !!tenant?.enabled;
+  }
+
+  /**
+   * May users of tenant `a` exchange stanzas with tenant `b`? Only if both are enabled and each lists
+   * the other in `federation` (off by default: tenants never see each other).
+   */
+  async mayExchange(a: string, b: string): Promise<boolean> {
+    if (a === b) return true;
+    const [ta, tb] = [await this.tenants.get(a), await this.tenants.get(b)];
+    return !!(ta?.enabled && tb?.enabled && ta.federation?.includes(b) && tb.federation?.includes(a));
+  }
+
+  /** The stanza size limit for a tenant: its own, else the server's. */
+  async maxStanzaBytes(domain: string | undefined): Promise<number> {
+    const own = domain ? (await this.tenants.get(domain))?.limits?.maxStanzaBytes : undefined;
+    return own ?? this.limits.maxStanzaBytes;
   }
 }

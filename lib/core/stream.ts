@@ -18,6 +18,8 @@ export interface StreamFeature {
 }
 
 const STANZAS = new Set(['message', 'presence', 'iq']);
+/** Longest a frame is held back to respect a rate limit before the sender is told instead. */
+const MAX_RATE_WAIT_MS = 250;
 
 export async function handleFrame(server: XmppServer, target: ConnectionTarget, body: string): Promise<void> {
   const { connectionId } = target;
@@ -33,8 +35,9 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
   const fail = (err: StreamError) => streamError(server, connectionId, target.endpoint, err);
 
   // RFC 6120 §13.12 item 4: a server may limit stanza size; RFC 6120 §4.9.3.18: policy-violation.
-  if (Buffer.byteLength(body, 'utf8') > server.limits.maxStanzaBytes) {
-    return fail(new StreamError('policy-violation', `stanza larger than ${server.limits.maxStanzaBytes} bytes`));
+  const maxBytes = await server.maxStanzaBytes(session?.jid.domain ?? rec?.domain);
+  if (Buffer.byteLength(body, 'utf8') > maxBytes) {
+    return fail(new StreamError('policy-violation', `stanza larger than ${maxBytes} bytes`));
   }
   let el: Element;
   try {
@@ -73,7 +76,10 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
 
 async function onBoundElement(server: XmppServer, session: Session, el: Element): Promise<void> {
   const ns = el.attrs.xmlns as string | undefined;
-  if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) return routeStanza(server, session, el);
+  if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
+    if (!(await withinRate(server, session, el))) return;
+    return routeStanza(server, session, el);
+  }
   const fail = (err: StreamError) => streamError(server, session.connectionId, session.endpoint, err);
   const handled = await server.stanzaHooks.fire(`stream-element/${ns}:${el.name}`, {
     server,
@@ -83,6 +89,29 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
     kind: 'self',
   });
   if (handled === undefined) return onUnknownElement(server, el, fail);
+}
+
+/**
+ * The tenant's stanzas-per-second limit: a short wait slows the client (its frames queue behind this
+ * one, in order); a longer one is answered with resource-constraint, so nothing is dropped silently.
+ */
+async function withinRate(server: XmppServer, session: Session, el: Element): Promise<boolean> {
+  const rate = (await server.tenants.get(session.jid.domain))?.limits?.stanzasPerSecond;
+  if (!rate) return true;
+  const wait = server.rates.take(session.connectionId, rate);
+  if (wait === 0) return true;
+  if (wait <= MAX_RATE_WAIT_MS) {
+    await new Promise((r) => setTimeout(r, wait));
+    server.rates.take(session.connectionId, rate);
+    return true;
+  }
+  server.log.info({ jid: session.jid.toString(), rate }, 'stanza rate exceeded');
+  const type = el.attrs.type;
+  if (type !== 'error' && !(el.name === 'iq' && type === 'result')) {
+    el.attrs.from = session.jid.toString();
+    await server.send(session, errorReply(el, new StanzaError('resource-constraint', `more than ${rate} stanzas per second`, 'wait')));
+  }
+  return false;
 }
 
 function onUnknownElement(server: XmppServer, el: Element, fail: (e: StreamError) => Promise<void>): Promise<void> {
@@ -122,6 +151,7 @@ async function openStream(server: XmppServer, rec: ConnectionRecord | undefined,
   const authenticated = rec.stage === 'authenticated' || rec.stage === 'bound';
   const next: Partial<ConnectionRecord> = { stage: authenticated ? rec.stage : 'opened', domain, tenant: domain, streamId, sasl: undefined };
   await server.connections.update(rec.id, next);
+  server.streamOpened(rec.id, domain);
   const updated = { ...rec, ...next };
   const features = xml('stream:features', { 'xmlns:stream': NS.STREAMS });
   for (const f of server.streamFeatures) {

@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { CallCounter } from '../core/call-counter.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
+import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultExtensions } from '../extensions/index.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -33,6 +34,8 @@ export interface LocalServerOptions {
   /** How often to look for connections whose $disconnect never came. */
   sweepIntervalMs?: number;
   tenantCacheMs?: number;
+  /** How often the tenants in use are re-read to close disabled or deleted ones. */
+  tenantWatchMs?: number;
   logger?: Logger;
 }
 
@@ -86,6 +89,9 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     sweeping = sweeping.then(() => server.sweep()).catch((err) => log.error({ err }, 'sweep failed'));
   }, opts.sweepIntervalMs ?? 60_000);
   sweepTimer.unref();
+  // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
+  const watcher = new TenantWatcher(server, () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
+  watcher.start();
 
   return {
     url,
@@ -97,6 +103,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     async stop() {
       clearInterval(sweepTimer);
       await sweeping;
+      await watcher.stop();
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();

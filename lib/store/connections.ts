@@ -2,7 +2,7 @@
 // Pre-binding state changes with every step and is always read from the table; once bound, the
 // connection's JID never changes and handlers may cache it (DESIGN.md "State").
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SWEEP_INDEX, SWEEP_SHARDS, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
 
 export type StreamStage = 'connected' | 'opened' | 'authenticated' | 'bound';
 
@@ -102,6 +102,27 @@ export class ConnectionStore {
   async remove(id: string): Promise<ConnectionRecord | undefined> {
     const res = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(id), ReturnValues: 'ALL_OLD' }));
     return res.Attributes ? strip(res.Attributes as ConnectionRecord & Record<string, unknown>) : undefined;
+  }
+
+  /** Ids of the open connections of one tenant (the byTenant index). */
+  async idsOfTenant(domain: string): Promise<string[]> {
+    const ids: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: TENANT_INDEX,
+          KeyConditionExpression: '#t = :t AND begins_with(pk, :conn)',
+          ExpressionAttributeNames: { '#t': 'tenant' },
+          ExpressionAttributeValues: { ':t': domain, ':conn': 'conn#' },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) ids.push((item.pk as string).slice('conn#'.length));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return ids;
   }
 
   /** Connections whose liveness check is due, across all sweep shards. */

@@ -1,11 +1,63 @@
-// Tenants (XMPP domains) are items an admin can edit by hand; handlers cache them for a few seconds
-// only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+// Tenants (XMPP domains) are items an admin can edit by hand in the console; handlers cache them
+// for a few seconds only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
+// Every field is documented in the README ("The tenant item").
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+export type LoginMethod = 'password' | 'jwt' | 'token';
+
+export interface JwtSettings {
+  /** Shared secret for HS256/384/512, as UTF-8 text. */
+  secret?: string;
+  /** Verification keys: PEM public keys or JWK objects (RS*, PS*, ES*, EdDSA). */
+  keys?: (string | Record<string, unknown>)[];
+  /** A JWKS URL, fetched with a timeout, cached, refetched on an unknown `kid`. */
+  jwksUrl?: string;
+  /** Accepted `alg` values; by default those the configured keys can verify. `none` never. */
+  algorithms?: string[];
+  issuer?: string;
+  audience?: string | string[];
+  /** The claim that names the user (its local part or bare JID). Default `sub`. */
+  usernameClaim?: string;
+  /** Clock tolerance for exp/nbf/iat, in seconds. Default 30. */
+  clockToleranceSeconds?: number;
+}
+
+export interface TokenSettings {
+  /** HMAC key for server-issued tokens (MongooseIM token format). */
+  secret: string;
+  accessValiditySeconds?: number;
+  refreshValiditySeconds?: number;
+}
+
+export interface TenantLimits {
+  /** Simultaneous sessions (resources) per account. */
+  sessionsPerUser?: number;
+  /** Largest stanza, in bytes. */
+  maxStanzaBytes?: number;
+  /** Sustained stanzas per second per connection (bursts of twice that are allowed). */
+  stanzasPerSecond?: number;
+  /** Rooms a user may own. */
+  roomsPerUser?: number;
+}
 
 export interface TenantRecord {
   domain: string;
+  /** false: logins are refused with host-unknown and live sessions are closed with host-gone. */
   enabled: boolean;
   createdAt?: number;
+  updatedAt?: number;
+  /** How users may log in. Default ['password']. */
+  loginMethods?: LoginMethod[];
+  jwt?: JwtSettings;
+  tokens?: TokenSettings;
+  /** XEP-0077 in-band registration. Default 'closed'. */
+  registration?: 'open' | 'closed';
+  limits?: TenantLimits;
+  /** Optional features switched on for this tenant (extension names). */
+  features?: string[];
+  /** Other tenants this one may exchange stanzas with; both sides must list each other. Default none. */
+  federation?: string[];
+  /** Free-form labels for the operator (owner, plan, …). */
   labels?: Record<string, string>;
 }
 
@@ -18,7 +70,7 @@ export class TenantStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
-    private readonly cacheMs = 3000,
+    readonly cacheMs = 3000,
   ) {}
 
   /** The tenant, from a cache no older than `cacheMs`. */
@@ -31,24 +83,46 @@ export class TenantStore {
     return value;
   }
 
+  /** Fresh reads of several tenants (the watcher's poll), refreshing the cache. */
+  async getMany(domains: string[], now = Date.now()): Promise<Map<string, TenantRecord | undefined>> {
+    const out = new Map<string, TenantRecord | undefined>(domains.map((d) => [d, undefined]));
+    for (let i = 0; i < domains.length; i += 100) {
+      const res = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: domains.slice(i, i + 100).map(key) } } }));
+      for (const item of res.Responses?.[this.table] ?? []) {
+        const t = strip(item) as unknown as TenantRecord;
+        out.set(t.domain, t);
+      }
+    }
+    for (const [d, t] of out) this.cache.set(d, { at: now, value: t });
+    return out;
+  }
+
   async put(tenant: TenantRecord): Promise<void> {
-    await this.db.send(new PutCommand({ TableName: this.table, Item: { ...key(tenant.domain), ...tenant } }));
+    await this.db.send(new PutCommand({ TableName: this.table, Item: { ...key(tenant.domain), ...tenant, updatedAt: Date.now() } }));
     // An index item lets `list` run as a Query rather than a Scan.
     await this.db.send(new PutCommand({ TableName: this.table, Item: { pk: LIST_PK, sk: tenant.domain } }));
     this.cache.delete(tenant.domain);
   }
 
-  async remove(domain: string): Promise<void> {
-    await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(domain) }));
+  async remove(domain: string): Promise<boolean> {
+    const res = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(domain), ReturnValues: 'ALL_OLD' }));
     await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: LIST_PK, sk: domain } }));
     this.cache.delete(domain);
+    return !!res.Attributes;
   }
 
+  /** Domains created through our tools (items added by hand in the console are found by `get`). */
   async list(): Promise<string[]> {
-    const res = await this.db.send(
-      new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': LIST_PK } }),
-    );
-    return (res.Items ?? []).map((i) => i.sk as string);
+    const out: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.db.send(
+        new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': LIST_PK }, ExclusiveStartKey: start }),
+      );
+      for (const i of res.Items ?? []) out.push(i.sk as string);
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 }
 

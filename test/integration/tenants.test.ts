@@ -1,0 +1,173 @@
+// Tenants are items in DynamoDB: added, changed, disabled and deleted while the server runs, with
+// effect within 5 seconds, and isolated from each other unless both allow otherwise.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { createDynamoClient } from '../../lib/store/dynamo.ts';
+import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+
+const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
+const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
+const streamCondition = (el: Element) => (el.children.find((c) => typeof c !== 'string' && (c as Element).attrs.xmlns === STREAMS) as Element | undefined)?.name;
+const stanzaCondition = (el: Element) => (el.getChild('error')?.children.find((c) => typeof c !== 'string' && (c as Element).attrs.xmlns === STANZAS) as Element | undefined)?.name;
+
+let s: TestServer;
+/** A client of our own on the same table, as an admin editing items by hand would use. */
+let db: ReturnType<typeof createDynamoClient>;
+const tenantKey = (domain: string) => ({ pk: `tenant#${domain}`, sk: 'tenant' });
+const putTenant = (domain: string, extra: Record<string, unknown> = {}) =>
+  db.send(new PutCommand({ TableName: s.table, Item: { ...tenantKey(domain), domain, enabled: true, ...extra } }));
+
+before(async () => {
+  s = await startTestServer({ tenantWatchMs: 500 });
+  db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
+});
+after(async () => {
+  db.destroy();
+  await s.stop();
+});
+
+async function openFails(domain: string): Promise<string | undefined> {
+  const raw = await RawClient.connect(s.url);
+  raw.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="${domain}" version="1.0"/>`);
+  const first = await raw.next((el) => el.name === 'stream:features' || el.name === 'stream:error');
+  raw.ws.close();
+  return first.name === 'stream:error' ? streamCondition(first) : undefined;
+}
+
+describe('tenant life cycle', () => {
+  it('a tenant written straight to DynamoDB accepts logins within 5 s', async () => {
+    assert.equal(await openFails('fresh.example'), 'host-unknown');
+    const started = Date.now();
+    await putTenant('fresh.example');
+    await s.addUser('ann@fresh.example', 'pw');
+    let client;
+    while (!client) {
+      try {
+        client = await connectClient(s.url, { username: 'ann', password: 'pw', domain: 'fresh.example' });
+      } catch (err) {
+        if (Date.now() - started > 5000) throw err;
+        await sleep(200);
+      }
+    }
+    assert.ok(Date.now() - started <= 5000);
+    assert.equal(client.jid.split('/')[0], 'ann@fresh.example');
+    await client.stop();
+  });
+
+  it('disabling a tenant closes its live sessions with host-gone within 5 s and refuses new ones', async () => {
+    await putTenant('doomed.example');
+    await s.addUser('bob@doomed.example', 'pw');
+    await sleep(s.server.tenants.cacheMs); // let any cached "unknown" expire
+    const raw = await RawClient.connect(s.url);
+    await raw.login('bob', 'pw', 'r', 'doomed.example');
+    const started = Date.now();
+    await db.send(new UpdateCommand({ TableName: s.table, Key: tenantKey('doomed.example'), UpdateExpression: 'SET enabled = :f', ExpressionAttributeValues: { ':f': false } }));
+    const err = await raw.next(byName('stream:error'), 6000);
+    assert.equal(streamCondition(err), 'host-gone');
+    assert.ok(Date.now() - started <= 5000, `took ${Date.now() - started} ms`);
+    await raw.closed;
+    await sleep(s.server.tenants.cacheMs);
+    assert.equal(await openFails('doomed.example'), 'host-unknown');
+  });
+
+  it('deleting a tenant item closes its live sessions with host-gone', async () => {
+    await putTenant('gone.example');
+    await s.addUser('cy@gone.example', 'pw');
+    await sleep(s.server.tenants.cacheMs);
+    const raw = await RawClient.connect(s.url);
+    await raw.login('cy', 'pw', 'r', 'gone.example');
+    await db.send(new DeleteCommand({ TableName: s.table, Key: tenantKey('gone.example') }));
+    assert.equal(streamCondition(await raw.next(byName('stream:error'), 6000)), 'host-gone');
+  });
+});
+
+describe('isolation between tenants', () => {
+  before(async () => {
+    await putTenant('red.example');
+    await putTenant('blue.example');
+    await putTenant('green.example', { federation: ['yellow.example'] });
+    await putTenant('yellow.example', { federation: ['green.example'] });
+    for (const d of ['red', 'blue', 'green', 'yellow']) await s.addUser(`alice@${d}.example`, 'pw');
+    await sleep(s.server.tenants.cacheMs);
+  });
+
+  it('a user cannot reach a user of another tenant, and the error does not reveal the tenant exists', async () => {
+    const red = await connectClient(s.url, { username: 'alice', password: 'pw', domain: 'red.example' });
+    const blue = await connectClient(s.url, { username: 'alice', password: 'pw', domain: 'blue.example' });
+    await blue.send(xml('presence'));
+    await red.send(xml('message', { to: 'alice@blue.example', type: 'chat', id: 'x1' }, xml('body', {}, 'hello blue')));
+    const err = await red.waitFor(byName('message', { id: 'x1', type: 'error' }));
+    assert.equal(stanzaCondition(err), 'remote-server-not-found');
+    await red.send(xml('message', { to: 'alice@nowhere.example', type: 'chat', id: 'x2' }, xml('body', {}, '?')));
+    assert.equal(stanzaCondition(await red.waitFor(byName('message', { id: 'x2', type: 'error' }))), 'remote-server-not-found');
+    await red.send(xml('presence', { to: 'alice@blue.example', type: 'subscribe' }));
+    await blue.expectNothing((el) => el.attrs.from?.startsWith('alice@red.example') ?? false, 400);
+    assert.deepEqual(await s.server.offline.list('alice@blue.example'), []);
+    await red.stop();
+    await blue.stop();
+  });
+
+  it('the same local part in two tenants is two accounts with separate data', async () => {
+    assert.deepEqual(await s.server.users.list('red.example'), ['alice']);
+    const red = await connectClient(s.url, { username: 'alice', password: 'pw', domain: 'red.example' });
+    await red.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'friend@red.example', name: 'Friend' }))));
+    const blue = await connectClient(s.url, { username: 'alice', password: 'pw', domain: 'blue.example' });
+    const roster = await blue.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+    assert.equal(roster.getChild('query')!.getChildren('item').length, 0);
+    // A password of one tenant does not open the other.
+    await s.server.users.remove('blue.example', 'alice');
+    await assert.rejects(connectClient(s.url, { username: 'alice', password: 'pw', domain: 'blue.example' }));
+    await s.addUser('alice@blue.example', 'pw');
+    await red.stop();
+    await blue.stop();
+  });
+
+  it('two tenants that list each other in federation can exchange messages', async () => {
+    const green = await connectClient(s.url, { username: 'alice', password: 'pw', domain: 'green.example', resource: 'g' });
+    const yellow = await connectClient(s.url, { username: 'alice', password: 'pw', domain: 'yellow.example' });
+    await yellow.send(xml('presence'));
+    await yellow.waitFor(byName('presence'));
+    await green.send(xml('message', { to: 'alice@yellow.example', type: 'chat', id: 'f1' }, xml('body', {}, 'hi neighbour')));
+    const got = await yellow.waitFor(byName('message', { id: 'f1' }));
+    assert.equal(got.attrs.from, 'alice@green.example/g');
+    await green.stop();
+    await yellow.stop();
+  });
+});
+
+describe('tenant limits', () => {
+  before(async () => {
+    await putTenant('small.example', { limits: { maxStanzaBytes: 2000, stanzasPerSecond: 1 } });
+    await s.addUser('dan@small.example', 'pw');
+    await s.addUser('eve@small.example', 'pw');
+    await sleep(s.server.tenants.cacheMs);
+  });
+
+  it('a stanza over the tenant\'s size limit gets policy-violation', async () => {
+    const raw = await RawClient.connect(s.url);
+    await raw.login('dan', 'pw', 'r', 'small.example');
+    raw.send(`<message xmlns="jabber:client" to="eve@small.example"><body>${'y'.repeat(2500)}</body></message>`);
+    assert.equal(streamCondition(await raw.next(byName('stream:error'))), 'policy-violation');
+  });
+
+  it('a client over its stanza rate is slowed, then told with resource-constraint; nothing vanishes', async () => {
+    const dan = await connectClient(s.url, { username: 'dan', password: 'pw', domain: 'small.example' });
+    const eve = await connectClient(s.url, { username: 'eve', password: 'pw', domain: 'small.example' });
+    await eve.send(xml('presence'));
+    await eve.waitFor(byName('presence'));
+    await sleep(2100); // a full bucket for dan
+    const ids = Array.from({ length: 6 }, (_, i) => `rl${i}`);
+    for (const id of ids) void dan.send(xml('message', { to: 'eve@small.example', type: 'chat', id }, xml('body', {}, id)));
+    await sleep(1500);
+    await s.gateway.idle();
+    const delivered = eve.received.filter((el) => el.name === 'message').map((el) => el.attrs.id);
+    const told = dan.received.filter((el) => el.name === 'message' && el.attrs.type === 'error');
+    assert.ok(told.length > 0, 'some messages were refused');
+    for (const t of told) assert.equal(stanzaCondition(t), 'resource-constraint');
+    assert.deepEqual([...delivered, ...told.map((t) => t.attrs.id)].sort(), [...ids].sort(), 'each message delivered or refused, none lost');
+    assert.deepEqual(delivered.slice(0, 2), ['rl0', 'rl1']);
+    await dan.stop();
+    await eve.stop();
+  });
+});
