@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { CallCounter } from '../core/call-counter.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
+import { TenantPurger } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultExtensions } from '../extensions/index.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
@@ -34,6 +35,8 @@ export interface LocalServerOptions {
   /** How often to look for connections whose $disconnect never came. */
   sweepIntervalMs?: number;
   tenantCacheMs?: number;
+  /** How often pending tenant purges are worked on. */
+  purgeIntervalMs?: number;
   /** How often the tenants in use are re-read to close disabled or deleted ones. */
   tenantWatchMs?: number;
   logger?: Logger;
@@ -89,6 +92,12 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     sweeping = sweeping.then(() => server.sweep()).catch((err) => log.error({ err }, 'sweep failed'));
   }, opts.sweepIntervalMs ?? 60_000);
   sweepTimer.unref();
+  // Deleted tenants' data, purged in the background (the sweeper Lambda does this in AWS).
+  const purger = new TenantPurger(db, table);
+  const purgeTimer = setInterval(() => {
+    sweeping = sweeping.then(() => purger.runPending(Date.now() + 5000)).catch((err) => log.error({ err }, 'purge failed'));
+  }, opts.purgeIntervalMs ?? 5000);
+  purgeTimer.unref();
   // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
   const watcher = new TenantWatcher(server, () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
   watcher.start();
@@ -102,6 +111,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     counter,
     async stop() {
       clearInterval(sweepTimer);
+      clearInterval(purgeTimer);
       await sweeping;
       await watcher.stop();
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
