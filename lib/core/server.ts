@@ -122,6 +122,7 @@ export class XmppServer {
   /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
   private readonly bound = new Map<string, Session>();
   readonly rates = new TokenBuckets();
+  private readonly sinks = new Map<string, (frame: string) => void>();
   /** Domain of each stream this process opened (for the local tenant watcher). */
   private readonly streamDomains = new Map<string, string>();
 
@@ -188,6 +189,15 @@ export class XmppServer {
     rec ??= await this.connections.get(connectionId);
     if (!rec || rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
     return this.remember({ connectionId, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt });
+  }
+
+  /**
+   * An in-process receiver for what the server sends to a pseudo-session (the admin API sending a
+   * stanza as a user collects the replies this way). Returns the function that removes it.
+   */
+  openSink(connectionId: string, receive: (frame: string) => void): () => void {
+    this.sinks.set(connectionId, receive);
+    return () => this.sinks.delete(connectionId);
   }
 
   /** Records the domain a stream was opened for. */
@@ -275,6 +285,11 @@ export class XmppServer {
    */
   async send(target: ConnectionTarget, data: Element | string): Promise<boolean> {
     const text = typeof data === 'string' ? data : data.toString();
+    const sink = this.sinks.get(target.connectionId);
+    if (sink) {
+      sink(text);
+      return true;
+    }
     if (await this.management.post(target, text)) return true;
     this.log.info({ connectionId: target.connectionId }, 'gone on post');
     await this.endConnection(target.connectionId, 'gone', { socketClosed: true });

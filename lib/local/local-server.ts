@@ -5,6 +5,8 @@ import { pino, type Logger } from 'pino';
 import { CallCounter } from '../core/call-counter.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
+import { randomBytes } from 'node:crypto';
+import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
 import { TenantPurger } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultExtensions } from '../extensions/index.ts';
@@ -35,6 +37,8 @@ export interface LocalServerOptions {
   /** How often to look for connections whose $disconnect never came. */
   sweepIntervalMs?: number;
   tenantCacheMs?: number;
+  /** Bearer token for the admin API; default XMPP_EDGE_ADMIN_TOKEN or a random one (printed at start). */
+  adminToken?: string;
   /** How often pending tenant purges are worked on. */
   purgeIntervalMs?: number;
   /** How often the tenants in use are re-read to close disabled or deleted ones. */
@@ -44,6 +48,9 @@ export interface LocalServerOptions {
 
 export interface LocalServer {
   url: string;
+  /** http://host:port/api */
+  adminUrl: string;
+  adminToken: string;
   dynamoEndpoint: string;
   table: string;
   server: XmppServer;
@@ -77,12 +84,16 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     version: PACKAGE_VERSION,
   });
   const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
+  const purger = new TenantPurger(db, table);
+  const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
+  const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
   const gateway = new LocalGateway({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 5280,
     handlers,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
+    httpRoutes: adminRoutes,
     logger: log,
   });
   const { url } = await gateway.start();
@@ -93,7 +104,6 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   }, opts.sweepIntervalMs ?? 60_000);
   sweepTimer.unref();
   // Deleted tenants' data, purged in the background (the sweeper Lambda does this in AWS).
-  const purger = new TenantPurger(db, table);
   const purgeTimer = setInterval(() => {
     sweeping = sweeping.then(() => purger.runPending(Date.now() + 5000)).catch((err) => log.error({ err }, 'purge failed'));
   }, opts.purgeIntervalMs ?? 5000);
@@ -104,6 +114,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
 
   return {
     url,
+    adminUrl: `http://${gateway.domainName}/api`,
+    adminToken,
     dynamoEndpoint,
     table,
     server,

@@ -1,0 +1,290 @@
+// The admin HTTP API (JSON), framework-neutral so the local gateway and an API Gateway HTTP API
+// Lambda serve the same code: tenants, users, sessions, and sending stanzas for backend services.
+// The OpenAPI document it serves is in openapi.ts; keep both in step (a test checks the routes).
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { UserExistsError } from '../store/users.ts';
+import type { TenantRecord } from '../store/tenants.ts';
+import type { Session, XmppServer } from '../core/server.ts';
+import { routeStanza } from '../core/router.ts';
+import { StreamError } from '../xmpp/errors.ts';
+import { JIDError, makeJID, parseJID } from '../xmpp/jid.ts';
+import { FrameError, parseFrame } from '../xmpp/xml.ts';
+import { addUser, removeUser, setPassword } from './accounts.ts';
+import { openApiDocument } from './openapi.ts';
+import type { TenantPurger } from './purge.ts';
+
+export interface ApiRequest {
+  method: string;
+  /** Path below the API's base, e.g. /tenants/acme.example. */
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string | undefined>;
+  body: string;
+}
+
+export interface ApiResponse {
+  status: number;
+  body?: unknown;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Params = Record<string, string>;
+type Handler = (req: ApiRequest, params: Params, json: () => Record<string, unknown>) => Promise<ApiResponse>;
+
+interface Route {
+  method: string;
+  pattern: string;
+  regex: RegExp;
+  keys: string[];
+  handler: Handler;
+}
+
+export interface AdminApiOptions {
+  /** Bearer token; when undefined, authorization is left to the platform (IAM in AWS). */
+  token?: string;
+  purger: TenantPurger;
+  /** Extra operations from extensions (e.g. token revocation). */
+  extraRoutes?: { method: string; pattern: string; handler: Handler }[];
+}
+
+const DOMAIN_FIELDS = new Set(['enabled', 'loginMethods', 'jwt', 'tokens', 'registration', 'limits', 'features', 'federation', 'labels']);
+
+export type AdminApi = ((req: ApiRequest) => Promise<ApiResponse>) & { routes: { method: string; pattern: string }[] };
+
+export function createAdminApi(server: XmppServer, opts: AdminApiOptions): AdminApi {
+  const routes: Route[] = [];
+  const route = (method: string, pattern: string, handler: Handler) => {
+    const keys: string[] = [];
+    const regex = new RegExp(`^${pattern.replace(/\{(\w+)\}/g, (_, k) => (keys.push(k), '([^/]+)'))}$`);
+    routes.push({ method, pattern, regex, keys, handler });
+  };
+
+  const tenantOr404 = async (domain: string) => {
+    const t = await server.tenants.get(domain, 0);
+    if (!t) throw new ApiError(404, 'tenant-not-found', `no tenant ${domain}`);
+    return t;
+  };
+  const accountJid = (domain: string, username: string) => {
+    try {
+      return makeJID(username, domain).toString();
+    } catch (err) {
+      if (err instanceof JIDError) throw new ApiError(400, 'invalid-jid', err.message);
+      throw err;
+    }
+  };
+  const requireString = (body: Record<string, unknown>, field: string) => {
+    const v = body[field];
+    if (typeof v !== 'string' || !v) throw new ApiError(400, 'invalid-request', `${field} (string) is required`);
+    return v;
+  };
+
+  route('GET', '/openapi.json', async () => ({ status: 200, body: openApiDocument }));
+
+  // ---- tenants
+  route('GET', '/tenants', async () => ({ status: 200, body: { tenants: await server.tenants.list() } }));
+  route('POST', '/tenants', async (_req, _p, json) => {
+    const body = json();
+    const domain = requireString(body, 'domain').toLowerCase();
+    if (await server.tenants.get(domain, 0)) throw new ApiError(409, 'tenant-exists', `${domain} exists`);
+    const tenant: TenantRecord = { domain, enabled: true, createdAt: Date.now(), ...pickTenantFields(body) };
+    await server.tenants.put(tenant);
+    return { status: 201, body: await server.tenants.get(domain, 0) };
+  });
+  route('GET', '/tenants/{domain}', async (_r, p) => ({ status: 200, body: await tenantOr404(p.domain) }));
+  route('PATCH', '/tenants/{domain}', async (_r, p, json) => {
+    const current = await tenantOr404(p.domain);
+    await server.tenants.put({ ...current, ...pickTenantFields(json()) });
+    return { status: 200, body: await server.tenants.get(p.domain, 0) };
+  });
+  route('POST', '/tenants/{domain}/disable', async (_r, p) => {
+    await server.tenants.put({ ...(await tenantOr404(p.domain)), enabled: false });
+    return { status: 200, body: await server.tenants.get(p.domain, 0) };
+  });
+  route('POST', '/tenants/{domain}/enable', async (_r, p) => {
+    await server.tenants.put({ ...(await tenantOr404(p.domain)), enabled: true });
+    return { status: 200, body: await server.tenants.get(p.domain, 0) };
+  });
+  route('DELETE', '/tenants/{domain}', async (req, p) => {
+    await tenantOr404(p.domain);
+    await server.tenants.remove(p.domain);
+    const purge = req.query.get('purge') === 'true';
+    if (purge) await opts.purger.request(p.domain);
+    return { status: 202, body: { domain: p.domain, deleted: true, purge: purge ? 'pending' : 'not requested' } };
+  });
+  route('GET', '/tenants/{domain}/purge', async (_r, p) => {
+    const job = await opts.purger.status(p.domain);
+    return { status: 200, body: job ? { ...job, state: 'pending' } : { domain: p.domain, state: 'none' } };
+  });
+
+  // ---- users
+  route('GET', '/tenants/{domain}/users', async (_r, p) => {
+    await tenantOr404(p.domain);
+    return { status: 200, body: { users: await server.users.list(p.domain) } };
+  });
+  route('POST', '/tenants/{domain}/users', async (_r, p, json) => {
+    await tenantOr404(p.domain);
+    const body = json();
+    const jid = accountJid(p.domain, requireString(body, 'username'));
+    try {
+      await addUser(server.users, jid, requireString(body, 'password'));
+    } catch (err) {
+      if (err instanceof UserExistsError) throw new ApiError(409, 'user-exists', err.message);
+      throw err;
+    }
+    return { status: 201, body: { jid } };
+  });
+  route('PUT', '/tenants/{domain}/users/{username}/password', async (_r, p, json) => {
+    const jid = accountJid(p.domain, p.username);
+    if (!(await setPassword(server.users, jid, requireString(json(), 'password')))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
+    return { status: 204 };
+  });
+  route('DELETE', '/tenants/{domain}/users/{username}', async (_r, p) => {
+    const jid = accountJid(p.domain, p.username);
+    if (!(await removeUser(server.users, jid))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
+    await kick(server, jid, 'account removed');
+    return { status: 204 };
+  });
+
+  // ---- sessions
+  route('GET', '/tenants/{domain}/sessions', async (_r, p) => {
+    const ids = await server.connections.idsOfTenant(p.domain);
+    const sessions = [];
+    for (const id of ids) {
+      const rec = await server.connections.get(id);
+      if (rec) sessions.push({ connectionId: id, stage: rec.stage, jid: rec.username ? `${rec.username}@${rec.domain}${rec.resource !== undefined ? `/${rec.resource}` : ''}` : undefined, connectedAt: new Date(rec.connectedAt).toISOString(), sourceIp: rec.sourceIp });
+    }
+    return { status: 200, body: { sessions } };
+  });
+  route('DELETE', '/tenants/{domain}/users/{username}/sessions', async (_r, p) => {
+    const closed = await kick(server, accountJid(p.domain, p.username), 'kicked by an administrator');
+    return { status: 200, body: { closed } };
+  });
+
+  // ---- stanzas from backend services
+  route('POST', '/tenants/{domain}/stanzas', async (_r, p, json) => {
+    await tenantOr404(p.domain);
+    const body = json();
+    let stanza;
+    try {
+      stanza = parseFrame(requireString(body, 'stanza'));
+    } catch (err) {
+      if (err instanceof FrameError) throw new ApiError(400, 'invalid-xml', err.message);
+      throw err;
+    }
+    if (!['message', 'presence', 'iq'].includes(stanza.name)) throw new ApiError(400, 'invalid-stanza', 'stanza must be a message, presence or iq');
+    let from;
+    try {
+      from = typeof body.from === 'string' ? parseJID(body.from) : parseJID(p.domain);
+    } catch (err) {
+      if (err instanceof JIDError) throw new ApiError(400, 'invalid-jid', err.message);
+      throw err;
+    }
+    if (from.domain !== p.domain) throw new ApiError(400, 'invalid-jid', `from must be in ${p.domain}`);
+    if (from.local && !from.resource) from = from.withResource('admin-api');
+    const replies: string[] = [];
+    const origin: Session = { connectionId: `api-${randomBytes(8).toString('hex')}`, endpoint: 'internal:admin-api', jid: from, expiresAt: Date.now() + 60_000 };
+    const close = server.openSink(origin.connectionId, (frame) => replies.push(frame));
+    try {
+      await routeStanza(server, origin, stanza);
+    } finally {
+      close();
+    }
+    return { status: 200, body: { replies } };
+  });
+
+  for (const r of opts.extraRoutes ?? []) route(r.method, r.pattern, r.handler);
+
+  const api = async (req: ApiRequest): Promise<ApiResponse> => {
+    try {
+      if (req.path !== '/openapi.json' && opts.token !== undefined && !authorized(req.headers.authorization, opts.token)) {
+        throw new ApiError(401, 'unauthorized', 'a valid bearer token is required');
+      }
+      const matching = routes.filter((r) => r.regex.test(req.path));
+      if (!matching.length) throw new ApiError(404, 'not-found', `no route ${req.path}`);
+      const r = matching.find((m) => m.method === req.method);
+      if (!r) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${req.path}`);
+      const values = r.regex.exec(req.path)!.slice(1).map(decodeURIComponent);
+      const params = Object.fromEntries(r.keys.map((k, i) => [k, values[i]]));
+      const json = () => {
+        if (!req.body) return {};
+        try {
+          const parsed = JSON.parse(req.body);
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+          return parsed as Record<string, unknown>;
+        } catch {
+          throw new ApiError(400, 'invalid-json', 'the body must be a JSON object');
+        }
+      };
+      return await r.handler(req, params, json);
+    } catch (err) {
+      if (err instanceof ApiError) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+      server.log.error({ err, path: req.path }, 'admin API failure');
+      return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+    }
+  };
+  return Object.assign(api, { routes: routes.map(({ method, pattern }) => ({ method, pattern })) });
+}
+
+function pickTenantFields(body: Record<string, unknown>): Partial<TenantRecord> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (k === 'domain') continue;
+    if (!DOMAIN_FIELDS.has(k)) throw new ApiError(400, 'invalid-field', `unknown tenant field ${k}`);
+    out[k] = v;
+  }
+  if ('enabled' in out && typeof out.enabled !== 'boolean') throw new ApiError(400, 'invalid-field', 'enabled must be a boolean');
+  return out as Partial<TenantRecord>;
+}
+
+function authorized(header: string | undefined, token: string): boolean {
+  const given = /^Bearer (.+)$/i.exec(header ?? '')?.[1];
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Closes every session of an account with a policy-violation stream error; returns how many. */
+async function kick(server: XmppServer, bareJid: string, why: string): Promise<number> {
+  const sessions = await server.sessions.list(bareJid);
+  for (const s of sessions) await server.endConnection(s.connectionId, why, { streamError: new StreamError('policy-violation', why), endpoint: s.endpoint });
+  return sessions.length;
+}
+
+/** Mounts the API on a Node HTTP server under `base` (the local gateway's httpRoutes). */
+export function nodeHttpRoutes(api: (req: ApiRequest) => Promise<ApiResponse>, base = '/api') {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) return false;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > 1_000_000) {
+        res.writeHead(413).end();
+        return true;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+    const out = await api({ method: req.method ?? 'GET', path: url.pathname.slice(base.length) || '/', query: url.searchParams, headers, body: Buffer.concat(chunks).toString('utf8') });
+    const payload = out.body === undefined ? '' : JSON.stringify(out.body, null, 2);
+    res.writeHead(out.status, {
+      ...(payload ? { 'content-type': 'application/json' } : {}),
+      ...(out.status === 401 ? { 'www-authenticate': 'Bearer realm="xmpp-edge admin"' } : {}),
+    });
+    res.end(payload);
+    return true;
+  };
+}
