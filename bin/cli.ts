@@ -1,0 +1,359 @@
+// The `xmpp-edge` command line. `start` runs the whole server on a laptop (DESIGN.md "Local runtime");
+// `user …` manages accounts in DynamoDB through the same stores the server reads, so a password set
+// here becomes SCRAM keys exactly as everywhere else (lib/admin/accounts.ts).
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { addUser, removeUser, setPassword } from '../lib/admin/accounts.ts';
+import { PACKAGE_VERSION, startLocalServer } from '../lib/local/local-server.ts';
+import { createDynamoClient } from '../lib/store/dynamo.ts';
+import { TenantStore } from '../lib/store/tenants.ts';
+import { UserExistsError, UserStore } from '../lib/store/users.ts';
+import { parseJID } from '../lib/xmpp/jid.ts';
+
+const DEFAULT_ENDPOINT = 'http://127.0.0.1:8000';
+const DEFAULT_TABLE = 'xmpp-edge';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** An error meant for the person at the terminal: printed as is, no stack. */
+class CliError extends Error {}
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** A tenant name: a valid domainpart (RFC 7622 §3.2), returned normalized. */
+function domainName(value: string): string {
+  let jid;
+  try {
+    jid = parseJID(value);
+  } catch (err) {
+    throw new CliError(`invalid domain "${value}": ${(err as Error).message}`);
+  }
+  if (jid.local || jid.resource) throw new CliError(`invalid domain "${value}": expected a domain such as localhost or example.com`);
+  return jid.domain;
+}
+
+/** An account address user@domain, normalized (RFC 7622). */
+function accountAddress(value: string): { local: string; domain: string; jid: string } {
+  let jid;
+  try {
+    jid = parseJID(value);
+  } catch (err) {
+    throw new CliError(`invalid JID "${value}": ${(err as Error).message}`);
+  }
+  if (!jid.local || jid.resource) throw new CliError(`invalid JID "${value}": expected an account address such as alice@localhost`);
+  return { local: jid.local, domain: jid.domain, jid: `${jid.local}@${jid.domain}` };
+}
+
+function printError(err: unknown): void {
+  const message = err instanceof CliError ? err.message : ((err as Error)?.stack ?? String(err));
+  process.stderr.write(`xmpp-edge: ${message}\n`);
+}
+
+const program = new Command('xmpp-edge')
+  .description('A serverless XMPP server (API Gateway WebSocket + Lambda + DynamoDB) that also runs on a laptop.')
+  .version(PACKAGE_VERSION)
+  .configureHelp({ showGlobalOptions: true })
+  .showHelpAfterError();
+
+// ---- start ----------------------------------------------------------------------------------------
+
+interface StartOptions {
+  host: string;
+  port: number;
+  data: string;
+  memory?: boolean;
+  dynamoHost: string;
+  dynamoPort: number;
+  table: string;
+  domain: string[];
+  maxStanzaSize?: number;
+  idleTimeout?: number;
+  maxDuration?: number;
+  logLevel: string;
+}
+
+program
+  .command('start')
+  .description('run the server locally: an embedded DynamoDB (dynalite) and the API Gateway WebSocket emulation')
+  .option('--host <address>', 'address the WebSocket listens on', '127.0.0.1')
+  .option('--port <port>', 'WebSocket port (0 = any free port)', integer(0, 65535), 5280)
+  .option('--data <dir>', 'folder for the DynamoDB data', '.data')
+  .addOption(new Option('--memory', 'keep the data in memory only (lost on exit)').conflicts('data'))
+  .option('--dynamo-host <address>', 'address the embedded DynamoDB listens on', '127.0.0.1')
+  .option('--dynamo-port <port>', 'embedded DynamoDB port (0 = any free port)', integer(0, 65535), 8000)
+  .option('--table <name>', 'DynamoDB table (created if missing)', DEFAULT_TABLE)
+  .option('--domain <domain...>', 'tenants (XMPP domains) to create if missing', ['localhost'])
+  .option('--max-stanza-size <bytes>', 'largest stanza accepted (default 65536)', integer(1))
+  .option('--idle-timeout <seconds>', 'close connections idle this long, like API Gateway (default 600)', integer(1))
+  .option('--max-duration <seconds>', 'close connections this long after they opened, like API Gateway (default 7200)', integer(1))
+  .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default(process.env.LOG_LEVEL ?? 'info'))
+  .action(async (opts: StartOptions) => {
+    const domains = opts.domain.map(domainName);
+    const dataDir = opts.memory ? undefined : resolve(opts.data);
+    const logger = pino({ level: opts.logLevel }, pino.destination({ dest: 2, sync: true }));
+    const maxDurationMs = opts.maxDuration === undefined ? undefined : opts.maxDuration * 1000;
+
+    let local;
+    try {
+      local = await startLocalServer({
+        host: opts.host,
+        port: opts.port,
+        dataDir,
+        dynamoHost: opts.dynamoHost,
+        dynamoPort: opts.dynamoPort,
+        table: opts.table,
+        seedDomains: domains,
+        limits: {
+          ...(opts.maxStanzaSize !== undefined ? { maxStanzaBytes: opts.maxStanzaSize } : {}),
+          // Sessions must not outlive the connection the gateway will cut.
+          ...(maxDurationMs !== undefined ? { maxConnectionMs: maxDurationMs } : {}),
+        },
+        gatewayLimits: {
+          idleTimeoutMs: opts.idleTimeout === undefined ? undefined : opts.idleTimeout * 1000,
+          maxDurationMs,
+        },
+        logger,
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+      if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+        const which = e.port === opts.dynamoPort ? 'DynamoDB port (--dynamo-port)' : 'WebSocket port (--port)';
+        printError(
+          new CliError(
+            `cannot listen on ${e.address ?? ''}:${e.port ?? ''} (${e.code}), the ${which}. ` +
+              (e.code === 'EADDRINUSE' ? 'Is another xmpp-edge or DynamoDB running? Stop it or choose another port.' : ''),
+          ),
+        );
+      } else {
+        printError(err);
+      }
+      // A half-started server (dynalite already listening) must not keep the process alive.
+      process.exit(1);
+    }
+
+    // A token the user chose is not echoed; a generated one must be, or nobody could use the API.
+    const tokenShown = process.env.XMPP_EDGE_ADMIN_TOKEN ? '$XMPP_EDGE_ADMIN_TOKEN' : local.adminToken;
+    const hint = [`npx xmpp-edge user add alice@${domains[0] ?? 'localhost'} <password>`];
+    if (local.dynamoEndpoint !== DEFAULT_ENDPOINT) hint.push(`--endpoint ${local.dynamoEndpoint}`);
+    if (local.table !== DEFAULT_TABLE) hint.push(`--table ${local.table}`);
+    process.stdout.write(
+      [
+        `xmpp-edge ${PACKAGE_VERSION} is running`,
+        `  WebSocket  ${local.url}`,
+        `  DynamoDB   ${local.dynamoEndpoint} (table ${local.table})`,
+        `  Admin API  ${local.adminUrl}  (Authorization: Bearer ${tokenShown})`,
+        `  Data       ${dataDir ?? 'in memory (lost on exit)'}`,
+        `  Tenants    ${domains.join(', ')}`,
+        '',
+        'Add a user while it runs:',
+        `  ${hint.join(' ')}`,
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write('xmpp-edge: stopping at once\n');
+        process.exit(130);
+      }
+      stopping = true;
+      process.stdout.write(`\n${signal}: closing client streams (system-shutdown)… Ctrl-C again to quit at once\n`);
+      local.stop().then(
+        () => {
+          process.stdout.write('stopped\n');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          printError(err);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+
+// ---- user -----------------------------------------------------------------------------------------
+
+interface DynamoOptions {
+  endpoint?: string;
+  region?: string;
+  table?: string;
+}
+
+interface Target {
+  users: UserStore;
+  tenants: TenantStore;
+  table: string;
+  /** For messages: "table xmpp-edge at http://127.0.0.1:8000" or "… in AWS region eu-west-1". */
+  where: string;
+  endpoint?: string;
+  region?: string;
+  destroy(): void;
+}
+
+/**
+ * Which DynamoDB to talk to. Flags beat environment variables; an endpoint means a local
+ * DynamoDB (dynalite, DynamoDB Local) with placeholder credentials, a region alone means AWS with
+ * the default credential chain, and with neither the `npm start` dynalite is assumed.
+ */
+function connect(opts: DynamoOptions): Target {
+  const env = process.env;
+  const endpoint =
+    opts.endpoint ?? (opts.region ? undefined : (env.XMPP_EDGE_DYNAMODB_ENDPOINT ?? (env.AWS_REGION ? undefined : DEFAULT_ENDPOINT)));
+  const region = opts.region ?? (endpoint ? undefined : env.AWS_REGION);
+  const table = opts.table ?? env.XMPP_EDGE_TABLE ?? DEFAULT_TABLE;
+  const db = endpoint ? createDynamoClient({ endpoint, region, localCredentials: true }) : createDynamoClient({ region });
+  return {
+    users: new UserStore(db, table),
+    tenants: new TenantStore(db, table, 0),
+    table,
+    endpoint,
+    region,
+    where: endpoint ? `table ${table} at ${endpoint}` : `table ${table} in AWS region ${region}`,
+    destroy: () => db.destroy(),
+  };
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET']);
+
+function networkCode(err: unknown): string | undefined {
+  const e = err as { code?: string; errors?: unknown[]; cause?: unknown } | undefined;
+  if (!e) return undefined;
+  if (e.code && NETWORK_CODES.has(e.code)) return e.code;
+  for (const inner of e.errors ?? []) {
+    const code = networkCode(inner);
+    if (code) return code;
+  }
+  return e.cause ? networkCode(e.cause) : undefined;
+}
+
+/** Turns what the SDK throws into a sentence that says what to do. */
+function explain(err: unknown, t: Target): CliError | unknown {
+  if (err instanceof CliError) return err;
+  const name = (err as { name?: string })?.name ?? '';
+  const code = networkCode(err);
+  if (code) {
+    return new CliError(
+      t.endpoint
+        ? `cannot reach DynamoDB at ${t.endpoint} (${code}). Is the local server running? Start it with \`npm start\`, or pass --endpoint.`
+        : `cannot reach DynamoDB in AWS region ${t.region} (${code}).`,
+    );
+  }
+  if (name === 'ResourceNotFoundException') {
+    return new CliError(
+      `table ${t.table} does not exist ${t.endpoint ? `at ${t.endpoint}` : `in AWS region ${t.region}`}. ` +
+        (t.endpoint ? '`npm start` creates it; or pass --table.' : 'Deploy the stack first, or pass --table.'),
+    );
+  }
+  if (name === 'CredentialsProviderError' || /credential/i.test(name)) {
+    return new CliError(`no AWS credentials for region ${t.region}: ${(err as Error).message}`);
+  }
+  if (/^(AccessDenied|UnrecognizedClient|InvalidSignature)/.test(name) || name === 'ExpiredTokenException') {
+    return new CliError(`DynamoDB refused the request (${name}) for ${t.where}: ${(err as Error).message}`);
+  }
+  return err;
+}
+
+const user = program
+  .command('user')
+  .description('manage accounts in DynamoDB (of a running `npm start` by default)')
+  .option('--endpoint <url>', `DynamoDB endpoint [env XMPP_EDGE_DYNAMODB_ENDPOINT] (default: ${DEFAULT_ENDPOINT}, the dynalite of \`npm start\`)`)
+  .option('--region <region>', 'AWS region [env AWS_REGION]: without --endpoint, use DynamoDB in AWS with the default credential chain')
+  .option('--table <name>', `table name [env XMPP_EDGE_TABLE] (default: ${DEFAULT_TABLE})`);
+
+/** Runs one user command against the target chosen by the `user` options, then releases the client. */
+function withTarget<A extends unknown[]>(fn: (t: Target, ...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    const t = connect(user.opts<DynamoOptions>());
+    try {
+      await fn(t, ...args);
+    } catch (err) {
+      throw explain(err, t);
+    } finally {
+      t.destroy();
+    }
+  };
+}
+
+user
+  .command('add <jid> <password>')
+  .description('create an account (its domain must be a tenant); the password is stored as SCRAM keys only')
+  .action(
+    withTarget(async (t, jidArg: string, password: string) => {
+      const { domain, jid } = accountAddress(jidArg);
+      if (!password) throw new CliError('the password must not be empty');
+      const tenant = await t.tenants.get(domain);
+      if (!tenant) {
+        const how = t.endpoint ? `restart the local server with \`npm start -- --domain ${domain}\`` : 'add its tenant item to the table';
+        throw new CliError(`${domain} is not a tenant (${t.where}); to create it, ${how}`);
+      }
+      try {
+        await addUser(t.users, jid, password);
+      } catch (err) {
+        if (err instanceof UserExistsError) throw new CliError(`user ${jid} already exists`);
+        if ((err as Error).name === 'ScramError') throw new CliError(`unusable password: ${(err as Error).message}`);
+        throw err;
+      }
+      process.stdout.write(`added ${jid} (${t.where})\n`);
+      if (!tenant.enabled) process.stderr.write(`xmpp-edge: warning: tenant ${domain} is disabled; ${jid} cannot log in until it is enabled\n`);
+    }),
+  );
+
+user
+  .command('remove <jid>')
+  .description('delete an account')
+  .action(
+    withTarget(async (t, jidArg: string) => {
+      const { jid } = accountAddress(jidArg);
+      if (!(await removeUser(t.users, jid))) throw new CliError(`no such user: ${jid} (${t.where})`);
+      process.stdout.write(`removed ${jid}\n`);
+    }),
+  );
+
+user
+  .command('passwd <jid> <password>')
+  .description("replace an account's password")
+  .action(
+    withTarget(async (t, jidArg: string, password: string) => {
+      const { jid } = accountAddress(jidArg);
+      if (!password) throw new CliError('the password must not be empty');
+      let changed;
+      try {
+        changed = await setPassword(t.users, jid, password);
+      } catch (err) {
+        if ((err as Error).name === 'ScramError') throw new CliError(`unusable password: ${(err as Error).message}`);
+        throw err;
+      }
+      if (!changed) throw new CliError(`no such user: ${jid} (${t.where})`);
+      process.stdout.write(`password changed for ${jid}\n`);
+    }),
+  );
+
+user
+  .command('list <domain>')
+  .description("print a tenant's accounts, one JID per line")
+  .action(
+    withTarget(async (t, domainArg: string) => {
+      const domain = domainName(domainArg);
+      const names = await t.users.list(domain);
+      for (const name of names) process.stdout.write(`${name}@${domain}\n`);
+      if (!(await t.tenants.get(domain))) process.stderr.write(`xmpp-edge: warning: ${domain} is not a tenant (${t.where})\n`);
+      else if (!names.length) process.stderr.write(`xmpp-edge: no users in ${domain}\n`);
+    }),
+  );
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  printError(err);
+  process.exitCode = 1;
+}

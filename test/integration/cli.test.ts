@@ -1,0 +1,248 @@
+// The real `xmpp-edge` command, run as a child process: `user add|passwd|remove|list` against an
+// in-memory dynalite (checked by reading the table), their errors and exit codes, and `start` from
+// its banner to a clean exit on SIGINT with system-shutdown sent to a logged-in client.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { verifyPassword, type ScramCredentials } from '../../lib/auth/scram.ts';
+import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
+import { createDynamoClient } from '../../lib/store/dynamo.ts';
+import { TenantStore } from '../../lib/store/tenants.ts';
+import { RawClient } from '../support/harness.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = 'bin/xmpp-edge.js';
+const TABLE = 'cli-test';
+
+/** The caller's environment without anything that would point the CLI elsewhere. */
+function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
+  for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'XMPP_EDGE_DYNAMODB_ENDPOINT', 'XMPP_EDGE_TABLE', 'LOG_LEVEL']) {
+    if (!(k in extra)) delete env[k];
+  }
+  return env;
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv(env), timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+type Scram = { 'SHA-1': ScramCredentials; 'SHA-256': ScramCredentials };
+
+describe('xmpp-edge user', () => {
+  let dynamo: LocalDynamo;
+  let db: DynamoDBDocumentClient;
+  let user: (...args: string[]) => Promise<Run>;
+
+  const item = async (domain: string, username: string) =>
+    (await db.send(new GetCommand({ TableName: TABLE, Key: { pk: `user#${domain}`, sk: username } }))).Item;
+
+  before(async () => {
+    dynamo = await startDynalite({ port: 0 });
+    await ensureTable(dynamo.endpoint, TABLE);
+    db = createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true });
+    const tenants = new TenantStore(db, TABLE);
+    await tenants.put({ domain: 'localhost', enabled: true });
+    await tenants.put({ domain: 'off.example', enabled: false });
+    user = (...args) => cli(['user', ...args, '--endpoint', dynamo.endpoint, '--table', TABLE]);
+  });
+
+  after(async () => {
+    db.destroy();
+    await dynamo.close();
+  });
+
+  test('add stores SCRAM-SHA-1 and SCRAM-SHA-256 keys and never the password', async () => {
+    const r = await user('add', 'alice@localhost', 'correct horse');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /added alice@localhost/);
+    assert.match(r.stdout, new RegExp(`table ${TABLE} at ${dynamo.endpoint}`));
+
+    const stored = await item('localhost', 'alice');
+    assert.ok(stored, 'user item written');
+    assert.doesNotMatch(JSON.stringify(stored), /correct horse/);
+    const scram = stored.scram as Scram;
+    for (const hash of ['SHA-1', 'SHA-256'] as const) {
+      assert.deepEqual(Object.keys(scram[hash]).sort(), ['iterations', 'salt', 'serverKey', 'storedKey']);
+      assert.ok(verifyPassword(hash, scram[hash], 'correct horse'), `${hash} keys match the password`);
+    }
+  });
+
+  test('add normalizes the address (RFC 7622) and refuses an existing user', async () => {
+    const r = await user('add', 'Bob@LocalHost', 'pw1');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /added bob@localhost/);
+    assert.ok(await item('localhost', 'bob'));
+
+    const again = await user('add', 'bob@localhost', 'other');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /user bob@localhost already exists/);
+    assert.ok(verifyPassword('SHA-256', ((await item('localhost', 'bob'))!.scram as Scram)['SHA-256'], 'pw1'), 'password unchanged');
+  });
+
+  test('add refuses a domain that is not a tenant', async () => {
+    const r = await user('add', 'carol@example.org', 'pw');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /example\.org is not a tenant/);
+    assert.equal(await item('example.org', 'carol'), undefined);
+  });
+
+  test('add to a disabled tenant works and warns', async () => {
+    const r = await user('add', 'dan@off.example', 'pw');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /off\.example is disabled/);
+  });
+
+  test('invalid JIDs and empty passwords are refused', async () => {
+    for (const jid of ['a@b@c', 'localhost', 'eve@localhost/phone', '@localhost']) {
+      const r = await user('add', jid, 'pw');
+      assert.equal(r.code, 1, jid);
+      assert.match(r.stderr, /invalid JID/, jid);
+    }
+    const empty = await user('add', 'eve@localhost', '');
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /password must not be empty/);
+    assert.equal(await item('localhost', 'eve'), undefined);
+  });
+
+  test('passwd replaces the keys; the old password stops working', async () => {
+    const before = (await item('localhost', 'alice'))!.scram as Scram;
+    const r = await user('passwd', 'alice@localhost', 'battery staple');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /password changed for alice@localhost/);
+    const now = (await item('localhost', 'alice'))!.scram as Scram;
+    for (const hash of ['SHA-1', 'SHA-256'] as const) {
+      assert.notEqual(now[hash].salt, before[hash].salt);
+      assert.notEqual(now[hash].storedKey, before[hash].storedKey);
+      assert.ok(verifyPassword(hash, now[hash], 'battery staple'));
+      assert.ok(!verifyPassword(hash, now[hash], 'correct horse'));
+    }
+
+    const missing = await user('passwd', 'nobody@localhost', 'x');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no such user: nobody@localhost/);
+    assert.equal(await item('localhost', 'nobody'), undefined, 'passwd does not create users');
+  });
+
+  test("list prints a tenant's accounts, one JID per line", async () => {
+    const r = await user('list', 'localhost');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['alice@localhost', 'bob@localhost']);
+
+    const other = await user('list', 'off.example');
+    assert.deepEqual(other.stdout.trim().split('\n'), ['dan@off.example']);
+  });
+
+  test('remove deletes the account, and says so when there is none', async () => {
+    const r = await user('remove', 'alice@localhost');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /removed alice@localhost/);
+    assert.equal(await item('localhost', 'alice'), undefined);
+
+    const again = await user('remove', 'alice@localhost');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /no such user: alice@localhost/);
+    assert.deepEqual((await user('list', 'localhost')).stdout.trim().split('\n'), ['bob@localhost']);
+  });
+
+  test('the endpoint and table can come from the environment', async () => {
+    const r = await cli(['user', 'list', 'localhost'], { XMPP_EDGE_DYNAMODB_ENDPOINT: dynamo.endpoint, XMPP_EDGE_TABLE: TABLE });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['bob@localhost']);
+  });
+
+  test('an unreachable DynamoDB is named, with a hint to start the server', async () => {
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const r = await cli(['user', 'add', 'frank@localhost', 'pw', '--endpoint', endpoint]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`cannot reach DynamoDB at ${endpoint}`));
+    assert.match(r.stderr, /npm start/);
+  });
+
+  test('a missing table is named', async () => {
+    const r = await cli(['user', 'list', 'localhost', '--endpoint', dynamo.endpoint, '--table', 'no-such-table']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /table no-such-table does not exist/);
+  });
+
+  test('--help lists the commands', async () => {
+    const r = await cli(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /start/);
+    assert.match(r.stdout, /user/);
+    const u = await cli(['user', 'add', '--help']);
+    assert.match(u.stdout, /--endpoint <url>/);
+  });
+});
+
+describe('xmpp-edge start', () => {
+  test('prints where it listens, serves users added by the CLI, and exits 0 on SIGINT', async (t) => {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'start', '--memory', '--port', '0', '--dynamo-port', '0', '--domain', 'localhost', 'example.com', '--log-level', 'silent'],
+      { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    t.after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner; stdout: ${stdout} stderr: ${stderr}`)), 20_000);
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        if (stdout.includes('Ctrl-C')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', () => reject(new Error(`exited early; stdout: ${stdout} stderr: ${stderr}`)));
+    });
+
+    const url = stdout.match(/ws:\/\/127\.0\.0\.1:(\d+)\/xmpp-websocket/);
+    assert.ok(url, stdout);
+    assert.notEqual(url[1], '0', 'the real port is printed');
+    const endpoint = stdout.match(/http:\/\/127\.0\.0\.1:\d+/)?.[0];
+    assert.ok(endpoint && !endpoint.endsWith(':0'), stdout);
+    assert.match(stdout, /Admin API\s+http:\/\/127\.0\.0\.1:\d+\/api\s+\(Authorization: Bearer \S+\)/);
+    assert.match(stdout, /in memory/);
+    assert.match(stdout, /Tenants\s+localhost, example\.com/);
+    assert.match(stdout, new RegExp(`npx xmpp-edge user add alice@localhost <password> --endpoint ${endpoint}`));
+
+    const added = await cli(['user', 'add', 'zoe@example.com', 'pw', '--endpoint', endpoint]);
+    assert.equal(added.code, 0, added.stderr);
+    const client = await RawClient.connect(url[0]);
+    await client.login('zoe', 'pw', 'laptop', 'example.com');
+
+    child.kill('SIGINT');
+    // RFC 6120 §4.9.3.20
+    const error = await client.next((el) => el.name === 'stream:error', 10_000);
+    assert.ok(error.getChild('system-shutdown'), error.toString());
+    assert.equal(await exited, 0, stderr);
+    await client.closed;
+  });
+});

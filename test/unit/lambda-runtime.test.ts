@@ -1,0 +1,54 @@
+// The Lambda wiring, as far as it goes without AWS: configuration errors are clear, the server is
+// built from the environment, and every entry point in functions/ loads and exports a handler.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { WebSocketRequestContext } from '../../lib/gateway/events.ts';
+import { createLambdaRuntime, VERSION } from '../../lib/runtime/lambda.ts';
+
+const ctx = { domainName: 'abc123.execute-api.eu-west-1.amazonaws.com', stage: 'prod' } as WebSocketRequestContext;
+
+test('a missing TABLE_NAME is a clear error', () => {
+  assert.throws(() => createLambdaRuntime({}), /TABLE_NAME is not set/);
+  assert.throws(() => createLambdaRuntime({ TABLE_NAME: '  ' }), /TABLE_NAME is not set/);
+});
+
+test('an unknown LOG_LEVEL is a clear error', () => {
+  assert.throws(() => createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'verbose' }), /LOG_LEVEL "verbose" is not one of/);
+});
+
+test('builds the server and the three route handlers from the environment', () => {
+  const rt = createLambdaRuntime({ TABLE_NAME: 'xmpp-edge-prod', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' });
+  assert.equal(rt.table, 'xmpp-edge-prod');
+  assert.equal(rt.server.version, JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
+  assert.equal(rt.server.version, VERSION);
+  assert.equal(typeof rt.handlers.connect, 'function');
+  assert.equal(typeof rt.handlers.disconnect, 'function');
+  assert.equal(typeof rt.handlers.default, 'function');
+  // The default extensions are installed (disco answers from their registrations).
+  assert.ok(rt.server.saslMechanisms.size > 0);
+});
+
+test('the management endpoint: the event stage by default, MANAGEMENT_ENDPOINT when set', () => {
+  const byEvent = createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent' });
+  assert.equal(byEvent.endpointOf(ctx), 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod');
+  const fixed = createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent', MANAGEMENT_ENDPOINT: 'https://ws.example.com/prod' });
+  assert.equal(fixed.endpointOf(ctx), 'https://ws.example.com/prod');
+});
+
+test('each entry point in functions/ loads and exports a handler', async () => {
+  const saved = { TABLE_NAME: process.env.TABLE_NAME, LOG_LEVEL: process.env.LOG_LEVEL };
+  process.env.TABLE_NAME = 'xmpp-edge-test';
+  process.env.LOG_LEVEL = 'silent';
+  try {
+    for (const name of ['connect', 'disconnect', 'default', 'sweeper']) {
+      const mod = (await import(`../../functions/${name}.ts`)) as { handler?: unknown };
+      assert.equal(typeof mod.handler, 'function', name);
+    }
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+});
