@@ -14,7 +14,7 @@ import type { Session, XmppServer } from './server.ts';
 /** A stream feature an extension offers (RFC 6120 §4.3.2), before or after authentication. */
 export interface StreamFeature {
   stage: 'pre-auth' | 'post-auth';
-  element(server: XmppServer, rec: ConnectionRecord): Element | undefined;
+  element(server: XmppServer, rec: ConnectionRecord): Element | undefined | Promise<Element | undefined>;
 }
 
 const STANZAS = new Set(['message', 'presence', 'iq']);
@@ -156,7 +156,7 @@ async function openStream(server: XmppServer, rec: ConnectionRecord | undefined,
   const features = xml('stream:features', { 'xmlns:stream': NS.STREAMS });
   for (const f of server.streamFeatures) {
     if ((f.stage === 'post-auth') !== authenticated) continue;
-    const child = f.element(server, updated);
+    const child = await f.element(server, updated);
     if (child) features.cnode(child);
   }
   await server.send(target, header);

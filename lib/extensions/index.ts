@@ -6,6 +6,7 @@ import { offline } from './offline.ts';
 import { ping } from './ping.ts';
 import { presence } from './presence.ts';
 import { roster } from './roster.ts';
+import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version];
+export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version, tokenAuth];

@@ -12,6 +12,10 @@ export interface JwtSettings {
   keys?: (string | Record<string, unknown>)[];
   /** A JWKS URL, fetched with a timeout, cached, refetched on an unknown `kid`. */
   jwksUrl?: string;
+  /** Least time between two JWKS fetches caused by tokens with an unknown `kid`, in seconds. Default 10. */
+  jwksCooldownSeconds?: number;
+  /** Longest time fetched JWKS keys are used before the JWKS is fetched again, in seconds. Default 600. */
+  jwksCacheSeconds?: number;
   /** Accepted `alg` values; by default those the configured keys can verify. `none` never. */
   algorithms?: string[];
   issuer?: string;
@@ -23,9 +27,11 @@ export interface JwtSettings {
 }
 
 export interface TokenSettings {
-  /** HMAC key for server-issued tokens (MongooseIM token format). */
+  /** HMAC key for server-issued tokens (MongooseIM token format, HMAC-SHA-384), as UTF-8 text. */
   secret: string;
+  /** Lifetime of an access token, in seconds. Default 3600 (1 hour, as MongooseIM). */
   accessValiditySeconds?: number;
+  /** Lifetime of a refresh token, in seconds. Default 2160000 (25 days, as MongooseIM). */
   refreshValiditySeconds?: number;
 }
 

@@ -9,6 +9,13 @@ export interface UserRecord {
   username: string;
   createdAt: number;
   scram?: { 'SHA-1': ScramCredentials; 'SHA-256': ScramCredentials };
+  /**
+   * How an account without a password came to be: 'jwt' for one created at its first JWT login
+   * (the JWT issuer is the source of truth for who exists; such an item has no `scram`).
+   */
+  origin?: 'jwt';
+  /** Refresh-token sequence number (lib/auth/access-tokens.ts); absent until the first revocation. */
+  tokenSeq?: number;
 }
 
 const key = (domain: string, username: string) => ({ pk: `user#${domain}`, sk: username });
@@ -49,6 +56,47 @@ export class UserStore {
       );
     } catch (err) {
       if (isConditionFailure(err)) throw new UserExistsError(`${user.username}@${user.domain}`);
+      throw err;
+    }
+  }
+
+  /**
+   * The account, created as `fields` describe if it does not exist yet (a JWT user's first login).
+   * Costs one read when the account exists.
+   */
+  async getOrCreate(domain: string, username: string, fields: Partial<UserRecord> = {}): Promise<{ user: UserRecord; created: boolean }> {
+    const existing = await this.get(domain, username);
+    if (existing) return { user: existing, created: false };
+    const user: UserRecord = { ...fields, domain, username, createdAt: Date.now() };
+    try {
+      await this.create(user);
+      return { user, created: true };
+    } catch (err) {
+      if (!(err instanceof UserExistsError)) throw err;
+      const raced = await this.get(domain, username);
+      if (!raced) throw err;
+      return { user: raced, created: false };
+    }
+  }
+
+  /**
+   * Sets the refresh-token sequence number if it is still `expected` (undefined: not set yet).
+   * Returns false if the user does not exist or the number changed meanwhile.
+   */
+  async setTokenSequence(domain: string, username: string, value: number, expected: number | undefined): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(domain, username),
+          UpdateExpression: 'SET tokenSeq = :v',
+          ConditionExpression: expected === undefined ? 'attribute_exists(pk) AND attribute_not_exists(tokenSeq)' : 'attribute_exists(pk) AND tokenSeq = :e',
+          ExpressionAttributeValues: { ':v': value, ...(expected === undefined ? {} : { ':e': expected }) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
       throw err;
     }
   }
