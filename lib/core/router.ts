@@ -28,6 +28,15 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     // spoofed `from` never leaves the server.
     stanza.attrs.from = origin.jid.toString();
 
+    const component = to && to.domain !== origin.jid.domain ? await server.componentFor(to.domain) : undefined;
+    if (to && component) {
+      if (!(await server.mayExchange(origin.jid.domain, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
+      const event: StanzaEvent = { server, origin, stanza, to, kind: 'component', tenant: component.tenant };
+      const handled = await server.stanzaHooks.fire(`${stanza.name}/component/${component.component.name}`, event);
+      // A component answers what it understands; the rest gets the generic answer.
+      if (handled === undefined && stanza.name !== 'presence' && type !== 'error' && type !== 'result') throw new StanzaError('service-unavailable');
+      return;
+    }
     const kind = targetKind(origin, to);
     if (kind !== 'self' && to && to.domain !== origin.jid.domain && !(await server.mayExchange(origin.jid.domain, to.domain))) {
       // No server-to-server, and tenants are isolated unless both allow each other: another

@@ -49,7 +49,17 @@ export interface Session extends ConnectionTarget {
   expiresAt: number;
 }
 
-export type TargetKind = 'host' | 'self' | 'bare' | 'full';
+export type TargetKind = 'host' | 'self' | 'bare' | 'full' | 'component';
+
+/**
+ * A service on its own address inside a tenant (the MUC service at conference.<domain>). The router
+ * gives it every stanza addressed to its domain as `<name>/component/<component name>` events.
+ */
+export interface Component {
+  name: string;
+  /** The tenant that owns `domain` if it is this component's address there, else undefined. */
+  tenantOf(server: XmppServer, domain: string): Promise<string | undefined>;
+}
 
 export interface StanzaEvent {
   server: XmppServer;
@@ -58,6 +68,8 @@ export interface StanzaEvent {
   /** The addressee, already validated; for 'self' the sender's bare JID, for 'host' the domain. */
   to: JID;
   kind: TargetKind;
+  /** For kind 'component': the tenant that owns the component's address. */
+  tenant?: string;
 }
 
 export interface IqEvent extends StanzaEvent {
@@ -118,6 +130,7 @@ export class XmppServer {
   readonly disco = new DiscoRegistry();
   readonly streamFeatures: StreamFeature[] = [];
   readonly saslMechanisms = new Map<string, SaslMechanism>();
+  readonly components: Component[] = [];
 
   /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
   private readonly bound = new Map<string, Session>();
@@ -325,6 +338,15 @@ export class XmppServer {
     if (a === b) return true;
     const [ta, tb] = [await this.tenants.get(a), await this.tenants.get(b)];
     return !!(ta?.enabled && tb?.enabled && ta.federation?.includes(b) && tb.federation?.includes(a));
+  }
+
+  /** The component serving `domain`, and its tenant. */
+  async componentFor(domain: string): Promise<{ component: Component; tenant: string } | undefined> {
+    for (const component of this.components) {
+      const tenant = await component.tenantOf(this, domain);
+      if (tenant) return { component, tenant };
+    }
+    return undefined;
   }
 
   /** The stanza size limit for a tenant: its own, else the server's. */
