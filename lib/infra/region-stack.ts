@@ -1,0 +1,95 @@
+// Everything xmpp-edge runs in one region (DESIGN.md "Deploy: CDK"): the WebSocket API with its three
+// routes, the ordered ingest, the sweeper, alarms, outputs. The global table is made once by
+// GlobalTableStack; this stack refers to its replica in this region by name.
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import type { Construct } from 'constructs';
+import type { DeploymentConfig } from './config.ts';
+import { OperatorAlarms } from './operator-alarms.ts';
+import { OrderedIngest } from './ordered-ingest.ts';
+import { CONNECT_ACCESS, STREAM_ACCESS, SWEEPER_ACCESS } from './table-access.ts';
+import { XmppFunction } from './xmpp-function.ts';
+
+export interface RegionStackProps extends StackProps {
+  config: DeploymentConfig;
+}
+
+export class RegionStack extends Stack {
+  readonly api: WebSocketApi;
+  readonly stage: WebSocketStage;
+  readonly ingest: OrderedIngest;
+  readonly functions: { connect: XmppFunction; disconnect: XmppFunction; ingest: XmppFunction; sweeper: XmppFunction };
+  readonly alarms: OperatorAlarms;
+
+  constructor(scope: Construct, id: string, props: RegionStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const logRetention = config.logRetention;
+    const otherRegions = config.regions.filter((r) => r !== this.region);
+    const table = TableV2.fromTableName(this, 'Table', config.tableName);
+
+    this.api = new WebSocketApi(this, 'WebSocket', {
+      apiName: `${config.stackPrefix}-${this.region}`,
+      description: 'XMPP over WebSocket (RFC 7395)',
+    });
+    this.stage = new WebSocketStage(this, 'Stage', { webSocketApi: this.api, stageName: config.stageName, autoDeploy: true });
+
+    // $connect: the Lambda proxy answers with the Sec-WebSocket-Protocol header (RFC 7395 §3.3).
+    const connect = new XmppFunction(this, 'Connect', {
+      entryName: 'connect',
+      description: 'WebSocket $connect: records the connection, accepts only the xmpp subprotocol (RFC 7395 §3.3)',
+      logRetention,
+    }).bindTable(table, CONNECT_ACCESS);
+    // Posts nothing, but the connection records the endpoint that reaches it.
+    connect.addEnvironment('MANAGEMENT_ENDPOINT', this.stage.callbackUrl);
+
+    // $disconnect ends the session: unavailable presence goes to contacts wherever they are connected.
+    const disconnect = new XmppFunction(this, 'Disconnect', {
+      entryName: 'disconnect',
+      description: 'WebSocket $disconnect: ends the connection and its session',
+      logRetention,
+    })
+      .bindTable(table, STREAM_ACCESS)
+      .bindConnections(this.stage, ['POST'], otherRegions);
+
+    this.api.addRoute('$connect', { integration: new WebSocketLambdaIntegration('Connect', connect) });
+    this.api.addRoute('$disconnect', { integration: new WebSocketLambdaIntegration('Disconnect', disconnect) });
+    this.ingest = new OrderedIngest(this, 'Ingest', { stage: this.stage, table, otherRegions, logRetention });
+    this.api.addRoute('$default', { integration: this.ingest.integration });
+
+    // The sweeper ends connections whose $disconnect never came: it asks the gateway (GET) whether
+    // each due connection lives, and an ended session's presence goes out (POST).
+    const sweeper = new XmppFunction(this, 'Sweeper', {
+      entryName: 'sweeper',
+      description: 'Every minute: ends connections that are gone without a $disconnect',
+      timeout: Duration.seconds(50),
+      logRetention,
+    })
+      .bindTable(table, SWEEPER_ACCESS)
+      .bindConnections(this.stage, ['GET', 'POST'], otherRegions);
+    new Rule(this, 'SweepEveryMinute', {
+      description: 'Runs the xmpp-edge sweeper',
+      schedule: Schedule.rate(Duration.minutes(1)),
+      targets: [new LambdaFunction(sweeper, { retryAttempts: 0 })],
+    });
+
+    this.functions = { connect, disconnect, ingest: this.ingest.function, sweeper };
+    this.alarms = new OperatorAlarms(this, 'Alarms', {
+      functions: this.functions,
+      frames: this.ingest.queue,
+      deadLetters: this.ingest.deadLetterQueue,
+      stage: this.stage,
+      tableNames: [config.tableName, this.ingest.claims.tableName],
+      alarmEmail: config.alarmEmail,
+    });
+
+    new CfnOutput(this, 'WebSocketUrl', { value: this.stage.url, description: 'Point XMPP clients here (RFC 7395)' });
+    new CfnOutput(this, 'ManagementEndpoint', { value: this.stage.callbackUrl, description: 'The @connections endpoint sessions of this region record' });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Subscribe here to receive the alarms' });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.ingest.deadLetterQueue.queueUrl, description: 'Frames the ingest gave up on' });
+  }
+}

@@ -1,0 +1,30 @@
+// What each function may do on the global table. Action lists are written out instead of
+// grantReadWriteData(), which also allows Scan, DescribeTable and the stream reads none of them use.
+import { SWEEP_INDEX, TENANT_INDEX } from '../store/dynamo.ts';
+import type { TableAccess } from './xmpp-function.ts';
+
+/** $connect only records the new connection (XmppServer.connect). */
+export const CONNECT_ACCESS: TableAccess = { actions: ['dynamodb:PutItem'] };
+
+/**
+ * Everything a stream does between its first frame and its end: negotiation state, SASL, binding,
+ * roster, presence, offline storage, session cleanup. All single-item or batch calls and Queries on
+ * the table's own keys; no index, no Scan.
+ */
+export const STREAM_ACCESS: TableAccess = {
+  actions: [
+    'dynamodb:GetItem',
+    'dynamodb:BatchGetItem',
+    'dynamodb:Query',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:BatchWriteItem',
+  ],
+};
+
+/**
+ * The sweeper ends connections whose $disconnect never came (so it does what a stream's end does),
+ * finds them through the sweep index, and closes a disabled tenant's sessions through the tenant index.
+ */
+export const SWEEPER_ACCESS: TableAccess = { actions: STREAM_ACCESS.actions, indexes: [SWEEP_INDEX, TENANT_INDEX] };

@@ -1,0 +1,372 @@
+// The CDK app synthesized in-process with cdk.json's context, exactly as `npx cdk synth` does it
+// (functions really bundled by the local esbuild), and the templates checked for what issue 5 asks:
+// routes and their integrations, the FIFO ingest, the global table, runtimes, IAM no wider than
+// needed, alarms, outputs. Offline: no account, no lookups.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { App, type Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import { buildApp, type XmppEdgeStacks } from '../../lib/infra/app.ts';
+import { frameToSqsTemplate } from '../../lib/infra/frame-envelope.ts';
+import { INGEST_TIMEOUT, MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-ingest.ts';
+import { tableDefinition } from '../../lib/store/dynamo.ts';
+
+const CDK_CONTEXT = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context as Record<string, unknown>;
+
+type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- CloudFormation JSON
+
+/** CloudFormation values as readable strings: Fn::Join joined, Ref → ${Id}, Fn::GetAtt → ${Id.Attr}. */
+function flat(v: Json): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  if (v?.Ref) return `\${${v.Ref}}`;
+  if (v?.['Fn::GetAtt']) return `\${${v['Fn::GetAtt'].join('.')}}`;
+  if (v?.['Fn::Join']) return v['Fn::Join'][1].map(flat).join(v['Fn::Join'][0]);
+  if (v?.['Fn::Sub']) return String(v['Fn::Sub']);
+  throw new Error(`cannot flatten ${JSON.stringify(v)}`);
+}
+const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+function synth(context: Record<string, unknown> = {}) {
+  const outdir = mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-'));
+  const app = new App({ context: { ...CDK_CONTEXT, ...context }, outdir });
+  const stacks = buildApp(app, undefined);
+  const assembly = app.synth();
+  return { app, stacks, assembly, outdir };
+}
+
+describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
+  let stacks: XmppEdgeStacks;
+  let assembly: CloudAssembly;
+  let outdir: string;
+  let eu: Stack & XmppEdgeStacks['regions'] extends Map<string, infer R> ? R : never;
+  let t: Template;
+  let synthMs = 0;
+  const logicalId = (stack: Stack, fn: { node: { defaultChild?: unknown } }) => stack.getLogicalId(fn.node.defaultChild as CfnFunction);
+
+  before(() => {
+    const start = performance.now();
+    ({ stacks, assembly, outdir } = synth());
+    synthMs = performance.now() - start;
+    eu = stacks.regions.get('eu-west-1')!;
+    t = Template.fromStack(eu);
+  });
+  after(() => rmSync(outdir, { recursive: true, force: true }));
+
+  it('synthesizes offline: concrete regions, no account needed, no context lookups', () => {
+    assert.deepEqual([...stacks.regions.keys()], ['eu-west-1', 'us-east-1']);
+    assert.deepEqual(assembly.stacks.map((s) => s.stackName).sort(), ['XmppEdge-Table', 'XmppEdge-eu-west-1', 'XmppEdge-us-east-1']);
+    assert.equal(assembly.manifest.missing, undefined);
+    for (const s of assembly.stacks) assert.equal(s.environment.account, 'unknown-account');
+    assert.equal(stacks.table.region, 'eu-west-1');
+    for (const r of stacks.regions.values()) assert.ok(r.dependencies.includes(stacks.table), `${r.stackName} waits for the table`);
+    assert.ok(synthMs < 60_000, `synth with bundling took ${Math.round(synthMs)} ms`);
+  });
+
+  describe('WebSocket API', () => {
+    const routes = () => {
+      const out: Record<string, { route: Json; integration: Json }> = {};
+      const integrations = t.findResources('AWS::ApiGatewayV2::Integration');
+      for (const r of Object.values(t.findResources('AWS::ApiGatewayV2::Route'))) {
+        const target = flat(r.Properties.Target).replace(/^integrations\/\$\{(.*)\}$/, '$1');
+        out[r.Properties.RouteKey] = { route: r, integration: integrations[target] };
+      }
+      return out;
+    };
+
+    it('has exactly $connect, $disconnect and $default', () => {
+      assert.deepEqual(Object.keys(routes()).sort(), ['$connect', '$default', '$disconnect']);
+      t.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+      t.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'WEBSOCKET' });
+      t.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'xmpp', AutoDeploy: true });
+    });
+
+    it('sends $connect and $disconnect to their Lambda functions through proxy integrations', () => {
+      const r = routes();
+      for (const [key, fn] of [['$connect', eu.functions.connect], ['$disconnect', eu.functions.disconnect]] as const) {
+        const integ = r[key].integration.Properties;
+        assert.equal(integ.IntegrationType, 'AWS_PROXY', key);
+        assert.match(flat(integ.IntegrationUri), new RegExp(`:lambda:path/2015-03-31/functions/\\$\\{${logicalId(eu, fn)}\\.Arn\\}/invocations$`), key);
+      }
+      // API Gateway may invoke them, and only from this API.
+      const perms = Object.values(t.findResources('AWS::Lambda::Permission')).filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com');
+      assert.equal(perms.length, 2);
+      for (const p of perms) assert.match(flat(p.Properties.SourceArn), /:execute-api:eu-west-1:\$\{AWS::AccountId\}:\$\{WebSocket\w+\}\/\*\/?\$(connect|disconnect)$/);
+    });
+
+    it('sends $default straight to the FIFO queue: SendMessage grouped by connection id, no Lambda in between', () => {
+      const integ = routes().$default.integration.Properties;
+      assert.equal(integ.IntegrationType, 'AWS');
+      assert.equal(integ.IntegrationMethod, 'POST');
+      const queueId = eu.getLogicalId(eu.ingest.queue.node.defaultChild as never);
+      assert.equal(flat(integ.IntegrationUri), `arn:aws:apigateway:eu-west-1:sqs:path/\${AWS::AccountId}/\${${queueId}.QueueName}`);
+      assert.deepEqual(integ.RequestParameters, { 'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'" });
+      assert.equal(integ.TemplateSelectionExpression, '\\$default');
+      assert.equal(integ.PassthroughBehavior, 'NEVER');
+      const template: string = integ.RequestTemplates.$default;
+      assert.equal(template, frameToSqsTemplate());
+      assert.ok(template.startsWith('Action=SendMessage&'));
+      assert.ok(template.includes('&MessageGroupId=$util.urlEncode($context.connectionId)&'), 'frames of one connection form one message group');
+      assert.ok(template.includes('&MessageDeduplicationId=$util.urlEncode($context.messageId)&'));
+      assert.ok(template.includes('$util.base64Encode($input.body)'));
+    });
+
+    it('lets API Gateway do nothing but SendMessage to that one queue', () => {
+      const integ = routes().$default.integration.Properties;
+      const roleId = integ.CredentialsArn['Fn::GetAtt'][0];
+      const role = t.findResources('AWS::IAM::Role')[roleId];
+      assert.deepEqual(role.Properties.AssumeRolePolicyDocument.Statement.map((s: Json) => s.Principal.Service), ['apigateway.amazonaws.com']);
+      assert.equal(role.Properties.ManagedPolicyArns, undefined);
+      const policies = Object.values(t.findResources('AWS::IAM::Policy')).filter((p) => p.Properties.Roles.some((r: Json) => r.Ref === roleId));
+      const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
+      const queueId = eu.getLogicalId(eu.ingest.queue.node.defaultChild as never);
+      assert.deepEqual(statements, [{ Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [queueId, 'Arn'] } }]);
+    });
+  });
+
+  describe('ordered ingest', () => {
+    it('is a FIFO queue deduplicated by message id (not content), high-throughput, with a FIFO dead-letter queue', () => {
+      const queues = t.findResources('AWS::SQS::Queue');
+      const frames = queues[eu.getLogicalId(eu.ingest.queue.node.defaultChild as never)].Properties;
+      const dlqId = eu.getLogicalId(eu.ingest.deadLetterQueue.node.defaultChild as never);
+      assert.equal(frames.FifoQueue, true);
+      assert.equal(frames.ContentBasedDeduplication, false);
+      assert.equal(frames.DeduplicationScope, 'messageGroup');
+      assert.equal(frames.FifoThroughputLimit, 'perMessageGroupId');
+      assert.deepEqual(frames.RedrivePolicy, { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: MAX_RECEIVE_COUNT });
+      assert.ok(frames.VisibilityTimeout >= 6 * INGEST_TIMEOUT.toSeconds(), 'visibility timeout at least 6x the function timeout');
+      assert.equal(queues[dlqId].Properties.FifoQueue, true);
+      assert.equal(queues[dlqId].Properties.MessageRetentionPeriod, 14 * 24 * 3600);
+    });
+
+    it('feeds the ingest function in batches with partial batch failure reporting', () => {
+      const queueId = eu.getLogicalId(eu.ingest.queue.node.defaultChild as never);
+      t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+        FunctionName: { Ref: logicalId(eu, eu.functions.ingest) },
+        BatchSize: 10,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+      });
+      t.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    });
+
+    it('keeps frame claims in a regional table with a TTL, and tells the ingest its name', () => {
+      const claimsId = eu.getLogicalId(eu.ingest.claims.node.defaultChild as never);
+      const claims = t.findResources('AWS::DynamoDB::GlobalTable')[claimsId].Properties;
+      assert.deepEqual(claims.KeySchema, [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }]);
+      assert.deepEqual(claims.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
+      assert.deepEqual(claims.Replicas.map((r: Json) => r.Region), ['eu-west-1'], 'not replicated: a claim matters only where its queue is');
+      const env = t.findResources('AWS::Lambda::Function')[logicalId(eu, eu.functions.ingest)].Properties.Environment.Variables;
+      assert.deepEqual(env.FRAME_CLAIMS_TABLE, { Ref: claimsId });
+    });
+  });
+
+  describe('global table', () => {
+    it('has the keys, indexes and attributes of tableDefinition(), TTL, PITR and deletion protection in every replica', () => {
+      const tt = Template.fromStack(stacks.table);
+      tt.resourceCountIs('AWS::DynamoDB::GlobalTable', 1);
+      const [res] = Object.values(tt.findResources('AWS::DynamoDB::GlobalTable'));
+      const p = res.Properties;
+      const def = tableDefinition('xmpp-edge');
+      assert.equal(p.TableName, 'xmpp-edge');
+      assert.equal(p.BillingMode, 'PAY_PER_REQUEST');
+      assert.deepEqual(p.KeySchema, def.KeySchema);
+      assert.deepEqual(p.AttributeDefinitions, def.AttributeDefinitions);
+      assert.deepEqual(
+        p.GlobalSecondaryIndexes.map((g: Json) => ({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection })),
+        def.GlobalSecondaryIndexes,
+      );
+      assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
+      assert.deepEqual(p.Replicas.map((r: Json) => r.Region).sort(), ['eu-west-1', 'us-east-1']);
+      for (const r of p.Replicas) {
+        assert.deepEqual(r.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true }, r.Region);
+        assert.equal(r.DeletionProtectionEnabled, true, r.Region);
+      }
+      assert.equal(res.DeletionPolicy, 'Retain');
+      assert.equal(res.UpdateReplacePolicy, 'Retain');
+    });
+
+    it('replicates to every region listed on the command line, each with its own region stack', () => {
+      const three = synth({ regions: 'eu-west-1,us-east-1,ap-southeast-2' });
+      try {
+        const p = Object.values(Template.fromStack(three.stacks.table).findResources('AWS::DynamoDB::GlobalTable'))[0].Properties;
+        assert.deepEqual(p.Replicas.map((r: Json) => r.Region).sort(), ['ap-southeast-2', 'eu-west-1', 'us-east-1']);
+        assert.deepEqual([...three.stacks.regions.keys()], ['eu-west-1', 'us-east-1', 'ap-southeast-2']);
+      } finally {
+        rmSync(three.outdir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('functions', () => {
+    it('run on nodejs22.x, arm64, with their own log group kept 30 days', () => {
+      const fns = t.findResources('AWS::Lambda::Function');
+      const groups = t.findResources('AWS::Logs::LogGroup');
+      assert.equal(Object.keys(fns).length, 4);
+      for (const [id, fn] of Object.entries(fns)) {
+        assert.equal(fn.Properties.Runtime, 'nodejs22.x', id);
+        assert.deepEqual(fn.Properties.Architectures, ['arm64'], id);
+        assert.equal(fn.Properties.Handler, 'index.handler', id);
+        assert.equal(fn.Properties.Environment.Variables.TABLE_NAME, 'xmpp-edge', id);
+        assert.equal(flat(fn.Properties.Environment.Variables.MANAGEMENT_ENDPOINT), `https://\${${eu.getLogicalId(eu.api.node.defaultChild as never)}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
+        assert.equal(groups[fn.Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 30, id);
+      }
+    });
+
+    it('are bundled by the local esbuild into one small ES module each, which loads and exports a handler', async () => {
+      const fns = t.findResources('AWS::Lambda::Function');
+      const saved = { ...process.env };
+      Object.assign(process.env, { TABLE_NAME: 'xmpp-edge', FRAME_CLAIMS_TABLE: 'claims', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' });
+      try {
+        for (const [id, fn] of Object.entries(fns)) {
+          const hash = String(fn.Properties.Code.S3Key).replace(/\.zip$/, '');
+          const file = join(outdir, `asset.${hash}`, 'index.mjs');
+          const size = statSync(file).size;
+          assert.ok(size < 1024 * 1024, `${id}: ${size} bytes`);
+          const mod = (await import(file)) as { handler?: unknown };
+          assert.equal(typeof mod.handler, 'function', id);
+        }
+      } finally {
+        process.env = saved;
+      }
+    });
+
+    it('run the sweeper every minute', () => {
+      t.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: 'rate(1 minute)',
+        State: 'ENABLED',
+        Targets: [{ Arn: { 'Fn::GetAtt': [logicalId(eu, eu.functions.sweeper), 'Arn'] } }],
+      });
+    });
+  });
+
+  describe('IAM', () => {
+    const statementsOf = (fn: { role?: { node: { defaultChild?: unknown } } }) => {
+      const roleId = eu.getLogicalId(fn.role!.node.defaultChild as never);
+      return Object.values(t.findResources('AWS::IAM::Policy'))
+        .filter((p) => p.Properties.Roles.some((r: Json) => r.Ref === roleId))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement);
+    };
+    const actionsOn = (statements: Json[], prefix: string) => statements.flatMap((s) => list(s.Action)).filter((a: string) => a.startsWith(prefix)).sort();
+    const TABLE = 'arn:aws:dynamodb:eu-west-1:${AWS::AccountId}:table/xmpp-edge';
+
+    it('has no wildcard actions and no DynamoDB or execute-api action on every resource', () => {
+      for (const stack of [eu, stacks.regions.get('us-east-1')!, stacks.table]) {
+        for (const p of Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'))) {
+          for (const s of p.Properties.PolicyDocument.Statement) {
+            for (const a of list(s.Action)) assert.ok(!String(a).endsWith('*'), `${stack.stackName}: ${a}`);
+            if (list(s.Action).some((a: string) => /^(dynamodb|execute-api):/.test(a))) {
+              for (const r of list(s.Resource)) assert.notEqual(r, '*', `${stack.stackName}: ${JSON.stringify(s.Action)}`);
+            }
+          }
+        }
+      }
+    });
+
+    it('gives each function only the table actions it uses, on this region\'s replica and the indexes it queries', () => {
+      const stream = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'];
+      assert.deepEqual(actionsOn(statementsOf(eu.functions.connect), 'dynamodb:'), ['dynamodb:PutItem']);
+      assert.deepEqual(actionsOn(statementsOf(eu.functions.disconnect), 'dynamodb:'), stream);
+      assert.deepEqual(actionsOn(statementsOf(eu.functions.ingest), 'dynamodb:'), [...stream, 'dynamodb:DeleteItem', 'dynamodb:PutItem'].sort());
+      assert.deepEqual(actionsOn(statementsOf(eu.functions.sweeper), 'dynamodb:'), [...stream, 'dynamodb:Query'].sort());
+      for (const [name, fn] of Object.entries(eu.functions)) {
+        for (const s of statementsOf(fn).filter((s) => list(s.Action).some((a: string) => a.startsWith('dynamodb:')))) {
+          const resources = list(s.Resource).map(flat);
+          const ok = resources.every((r) => r === TABLE || r.startsWith(`${TABLE}/index/`) || /^\$\{IngestFrameClaims\w+\.Arn\}$/.test(r));
+          assert.ok(ok, `${name}: ${resources.join(', ')}`);
+          if (resources.some((r) => r.includes('/index/'))) assert.deepEqual(s.Action, 'dynamodb:Query', name);
+        }
+      }
+      const sweeperIndexes = statementsOf(eu.functions.sweeper).flatMap((s) => list(s.Resource).map(flat)).filter((r) => r.includes('/index/'));
+      assert.deepEqual(sweeperIndexes, [`${TABLE}/index/bySweep`, `${TABLE}/index/byTenant`]);
+    });
+
+    it('scopes execute-api:ManageConnections to the xmpp stage\'s @connections, by method, in the listed regions only', () => {
+      const apiId = eu.getLogicalId(eu.api.node.defaultChild as never);
+      const expected: Record<string, string[]> = { connect: [], disconnect: ['POST'], ingest: ['POST', 'DELETE'], sweeper: ['GET', 'POST'] };
+      for (const [name, fn] of Object.entries(eu.functions)) {
+        const statements = statementsOf(fn).filter((s) => list(s.Action).includes('execute-api:ManageConnections'));
+        const resources = statements.flatMap((s) => list(s.Resource).map(flat)).sort();
+        const want = expected[name]
+          .flatMap((m) => [
+            // This region: this API only.
+            `arn:aws:execute-api:eu-west-1:\${AWS::AccountId}:\${${apiId}}/xmpp/${m}/@connections/*`,
+            // The other listed region: its API is made by its own stack, so any API id, the same stage.
+            `arn:aws:execute-api:us-east-1:\${AWS::AccountId}:*/xmpp/${m}/@connections/*`,
+          ])
+          .sort();
+        assert.deepEqual(resources, want, name);
+        for (const s of statements) assert.deepEqual(list(s.Action), ['execute-api:ManageConnections'], name);
+      }
+    });
+  });
+
+  describe('alarms and outputs', () => {
+    const alarms = () => Object.values(t.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    const metricNames = () =>
+      alarms().flatMap((a) => (a.MetricName ? [`${a.Namespace}/${a.MetricName}`] : a.Metrics.filter((m: Json) => m.MetricStat).map((m: Json) => `${m.MetricStat.Metric.Namespace}/${m.MetricStat.Metric.MetricName}`)));
+
+    it('alarm on ingest failures, dead letters and waiting frames, function errors and throttles, API Gateway errors, DynamoDB throttling', () => {
+      const names = metricNames();
+      const count = (n: string) => names.filter((x) => x === n).length;
+      assert.equal(count('XmppEdge/FramesFailed'), 1);
+      assert.equal(count('AWS/SQS/ApproximateNumberOfMessagesVisible'), 1);
+      assert.equal(count('AWS/SQS/ApproximateAgeOfOldestMessage'), 1);
+      assert.equal(count('AWS/Lambda/Errors'), 4);
+      assert.equal(count('AWS/Lambda/Throttles'), 4);
+      for (const m of ['IntegrationError', 'ExecutionError', 'ClientError']) assert.equal(count(`AWS/ApiGateway/${m}`), 1, m);
+      assert.equal(count('AWS/DynamoDB/ReadThrottleEvents'), 2);
+      assert.equal(count('AWS/DynamoDB/WriteThrottleEvents'), 2);
+      const dlq = alarms().find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')!;
+      assert.deepEqual(dlq.Dimensions, [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [eu.getLogicalId(eu.ingest.deadLetterQueue.node.defaultChild as never), 'QueueName'] } }]);
+      assert.equal(dlq.Threshold, 1);
+      assert.equal(dlq.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    });
+
+    it('send every alarm to the region\'s topic', () => {
+      const topicId = eu.getLogicalId(eu.alarms.topic.node.defaultChild as never);
+      for (const a of alarms()) assert.deepEqual(a.AlarmActions, [{ Ref: topicId }], a.AlarmDescription);
+      t.resourceCountIs('AWS::SNS::Subscription', 0);
+      const withEmail = synth({ alarmEmail: 'ops@example.com', regions: 'eu-west-1' });
+      try {
+        Template.fromStack(withEmail.stacks.regions.get('eu-west-1')!).hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+      } finally {
+        rmSync(withEmail.outdir, { recursive: true, force: true });
+      }
+    });
+
+    it('output the WebSocket URL, the management endpoint, the alarm topic and the dead-letter queue', () => {
+      const outputs = t.toJSON().Outputs;
+      const apiId = eu.getLogicalId(eu.api.node.defaultChild as never);
+      assert.equal(flat(outputs.WebSocketUrl.Value), `wss://\${${apiId}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
+      assert.equal(flat(outputs.ManagementEndpoint.Value), `https://\${${apiId}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
+      assert.ok(outputs.AlarmTopicArn);
+      assert.ok(outputs.DeadLetterQueueUrl);
+    });
+  });
+});
+
+describe('deployment config from context', () => {
+  const attempt = (context: Record<string, unknown>) => () => {
+    const app = new App({ context: { ...CDK_CONTEXT, ...context }, outdir: mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-')) });
+    try {
+      buildApp(app, undefined);
+    } finally {
+      rmSync(app.outdir, { recursive: true, force: true });
+    }
+  };
+  it('refuses a region that is not a region name, a region listed twice, or none', () => {
+    assert.throws(attempt({ regions: 'eu-west-1,Europe' }), /"Europe" is not an AWS region name/);
+    assert.throws(attempt({ regions: ['eu-west-1', 'eu-west-1'] }), /lists a region twice/);
+    assert.throws(attempt({ regions: ' , ' }), /lists no region/);
+  });
+  it('refuses a log retention CloudWatch does not offer and a stage name that could widen an ARN', () => {
+    assert.throws(attempt({ logRetentionDays: 31 }), /logRetentionDays/);
+    assert.throws(attempt({ stageName: 'prod/*' }), /stageName/);
+  });
+});
