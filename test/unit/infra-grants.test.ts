@@ -1,0 +1,213 @@
+// Least privilege that still works: the real handlers run a session's life on dynalite behind the local
+// gateway, every DynamoDB and @connections call is recorded with the route (function) that made it,
+// and each call must be allowed by that function's IAM policy in the synthesized template. A grant too
+// narrow fails here instead of as AccessDenied after a deploy; a grant too wide fails in infra.test.ts.
+import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { pino } from 'pino';
+import { addUser } from '../../lib/admin/accounts.ts';
+import { CallCounter } from '../../lib/core/call-counter.ts';
+import { ManagementApi } from '../../lib/core/management-api.ts';
+import { XmppServer } from '../../lib/core/server.ts';
+import { defaultExtensions } from '../../lib/extensions/index.ts';
+import type { WebSocketHandler } from '../../lib/gateway/events.ts';
+import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
+import { createWebSocketHandlers } from '../../lib/gateway/websocket-handlers.ts';
+import { buildApp } from '../../lib/infra/app.ts';
+import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
+import { createDynamoClient } from '../../lib/store/dynamo.ts';
+import { TenantStore } from '../../lib/store/tenants.ts';
+import { RawClient, sleep } from '../support/harness.ts';
+
+type Role = 'connect' | 'ingest' | 'disconnect' | 'sweeper';
+interface Call {
+  role: Role;
+  /** dynamodb:GetItem, dynamodb:Query@bySweep, execute-api:POST, … */
+  permission: string;
+}
+
+const role = new AsyncLocalStorage<Role>();
+
+/** Records each SDK call with the function it was made for (the route whose handler is running). */
+class RecordingCounter extends CallCounter {
+  calls: Call[] = [];
+  override attach(client: unknown, service: string): void {
+    super.attach(client, service);
+    (client as { middlewareStack: { add: Function } }).middlewareStack.add(
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: { input?: { IndexName?: string } }) => {
+        const current = role.getStore();
+        if (!current) throw new Error(`${context.commandName} made outside any function`);
+        this.calls.push({ role: current, permission: permissionOf(service, context.commandName ?? '?', args.input?.IndexName) });
+        return next(args);
+      },
+      { step: 'initialize', name: 'grantRecorder' },
+    );
+  }
+}
+
+function permissionOf(service: string, command: string, index?: string): string {
+  const name = command.replace(/Command$/, '');
+  if (service === 'management') return `execute-api:${{ PostToConnection: 'POST', DeleteConnection: 'DELETE', GetConnection: 'GET' }[name] ?? name}`;
+  // Document-client commands (Get, Put, BatchGet, …) are the item actions of the same name.
+  const action = /^(Get|Put|Update|Delete|BatchGet|BatchWrite)$/.test(name) ? `${name}Item` : name;
+  return `dynamodb:${action}${index ? `@${index}` : ''}`;
+}
+
+/** What each function's policy allows, in the same terms, read from the synthesized region stack. */
+function grantsFromTemplate(): Record<Role, Set<string>> {
+  const context = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context;
+  // The policies do not depend on the bundles; skip bundling (infra.test.ts covers it).
+  const app = new App({ context: { ...context, regions: 'eu-west-1', 'aws:cdk:bundling-stacks': [] }, outdir: mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-')) });
+  try {
+    const stack = buildApp(app, undefined).regions.get('eu-west-1')!;
+    const t = Template.fromStack(stack);
+    const policies = Object.values(t.findResources('AWS::IAM::Policy'));
+    const out = {} as Record<Role, Set<string>>;
+    for (const [name, fn] of Object.entries(stack.functions) as [Role, (typeof stack.functions)['connect']][]) {
+      const roleId = stack.getLogicalId(fn.role!.node.defaultChild as never);
+      const allowed = new Set<string>();
+      for (const p of policies.filter((p) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))) {
+        for (const s of p.Properties.PolicyDocument.Statement) {
+          for (const action of [s.Action].flat() as string[]) {
+            for (const resource of [s.Resource].flat().map((r) => JSON.stringify(r))) {
+              if (action === 'execute-api:ManageConnections') {
+                const method = /\/xmpp\/(POST|GET|DELETE)\/@connections/.exec(resource)?.[1];
+                if (method) allowed.add(`execute-api:${method}`);
+              } else if (action.startsWith('dynamodb:') && resource.includes('table/xmpp-edge')) {
+                const index = /table\/xmpp-edge\/index\/(\w+)/.exec(resource)?.[1];
+                allowed.add(index ? `${action}@${index}` : action);
+              }
+            }
+          }
+        }
+      }
+      out[name] = allowed;
+    }
+    return out;
+  } finally {
+    rmSync(app.outdir, { recursive: true, force: true });
+  }
+}
+
+describe('IAM grants cover what the handlers do', () => {
+  let dynamo: LocalDynamo;
+  let gateway: LocalGateway;
+  let server: XmppServer;
+  const counter = new RecordingCounter();
+  /** Connections whose $disconnect API Gateway "loses", so the sweeper has to end them. */
+  const lostDisconnects = new Set<string>();
+  let url = '';
+
+  before(async () => {
+    dynamo = await startDynalite({ port: 0 });
+    await ensureTable(dynamo.endpoint, 'xmpp-edge');
+    const db = createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true, counter });
+    server = new XmppServer({
+      db,
+      table: 'xmpp-edge',
+      management: new ManagementApi({ localCredentials: true, counter }),
+      logger: pino({ level: 'silent' }),
+      extensions: defaultExtensions,
+      version: 'test',
+    });
+    await role.run('sweeper', async () => {
+      // Set-up done by an admin, not by any function: not held against the grants.
+      await new TenantStore(db, 'xmpp-edge').put({ domain: 'localhost', enabled: true, createdAt: Date.now() });
+      for (const u of ['alice', 'bob', 'carol']) await addUser(server.users, `${u}@localhost`, 'secret');
+    });
+    counter.calls = [];
+    const h = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
+    const as = (r: Role, fn: WebSocketHandler): WebSocketHandler => (event) => role.run(r, () => fn(event));
+    gateway = new LocalGateway({
+      port: 0,
+      handlers: {
+        connect: as('connect', h.connect),
+        default: as('ingest', h.default),
+        disconnect: as('disconnect', async (event) => (lostDisconnects.has(event.requestContext.connectionId) ? { statusCode: 200 } : h.disconnect(event))),
+      },
+      logger: pino({ level: 'silent' }),
+    });
+    ({ url } = await gateway.start());
+  });
+
+  after(async () => {
+    await gateway.stop();
+    await dynamo.close();
+  });
+
+  it('for a session\'s whole life: connect, login, roster, presence, chat, offline, conflict, stream error, disconnect, sweep', async (t) => {
+    const presence = `<presence xmlns="jabber:client"/>`;
+    const alice = await RawClient.connect(url);
+    const bob = await RawClient.connect(url);
+    await alice.login('alice', 'secret', 'phone');
+    await bob.login('bob', 'secret', 'laptop');
+    // Initial presence, then subscriptions both ways (RFC 6121 §3).
+    alice.send(presence);
+    bob.send(presence);
+    alice.send(`<iq xmlns="jabber:client" type="set" id="r1"><query xmlns="jabber:iq:roster"><item jid="bob@localhost"/></query></iq>`);
+    await alice.next((el) => el.name === 'iq' && el.attrs.id === 'r1');
+    alice.send(`<presence xmlns="jabber:client" to="bob@localhost" type="subscribe"/>`);
+    await bob.next((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
+    bob.send(`<presence xmlns="jabber:client" to="alice@localhost" type="subscribed"/>`);
+    bob.send(`<presence xmlns="jabber:client" to="alice@localhost" type="subscribe"/>`);
+    await alice.next((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
+    alice.send(`<presence xmlns="jabber:client" to="bob@localhost" type="subscribed"/>`);
+    alice.send(`<iq xmlns="jabber:client" type="get" id="r2"><query xmlns="jabber:iq:roster"/></iq>`);
+    const roster = await alice.next((el) => el.name === 'iq' && el.attrs.id === 'r2');
+    assert.equal(roster.getChild('query')?.getChild('item')?.attrs.subscription, 'both');
+    // Chat, and a message to an account that is offline.
+    alice.send(`<message xmlns="jabber:client" to="bob@localhost" type="chat" id="m1"><body>hi</body></message>`);
+    await bob.next((el) => el.name === 'message' && el.attrs.id === 'm1');
+    alice.send(`<message xmlns="jabber:client" to="carol@localhost" type="chat" id="m2"><body>later</body></message>`);
+    alice.send(`<iq xmlns="jabber:client" type="get" id="p1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`);
+    await alice.next((el) => el.name === 'iq' && el.attrs.id === 'p1');
+    // Carol logs in and receives it.
+    const carol = await RawClient.connect(url);
+    await carol.login('carol', 'secret', 'tablet');
+    carol.send(presence);
+    await carol.next((el) => el.name === 'message' && el.attrs.id === 'm2');
+    // A second login with the same full JID replaces the first (RFC 6120 §7.7.2.2: conflict).
+    const alice2 = await RawClient.connect(url);
+    await alice2.login('alice', 'secret', 'phone');
+    await alice.closed;
+    alice2.send(presence);
+    await gateway.idle();
+
+    // Alice's network goes and API Gateway loses her $disconnect: the sweeper ends her session, and Bob
+    // (subscribed to her presence) is told she is unavailable.
+    lostDisconnects.add(gateway.connectionIds().find((id) => server.cachedSession(id)?.jid.local === 'alice')!);
+    alice2.ws.terminate();
+    await sleep(50);
+    await gateway.idle();
+    const swept = await role.run('sweeper', () => server.sweep(Date.now() + server.limits.connectionCheckMs + 60_000));
+    assert.equal(swept.ended, 1, 'the sweeper ended the connection whose $disconnect was lost');
+    await bob.next((el) => el.name === 'presence' && el.attrs.type === 'unavailable' && el.attrs.from === 'alice@localhost/phone');
+
+    // A malformed frame: a stream error, and the server closes the connection.
+    bob.send('<message xmlns="jabber:client"><body>oops</message>');
+    await bob.closed;
+    carol.ws.close();
+    await carol.closed;
+    await gateway.idle();
+
+    const used = (r: Role) => [...new Set(counter.calls.filter((c) => c.role === r).map((c) => c.permission))].sort();
+    // The scenario reached every function and the calls that matter for the grants.
+    assert.ok(used('connect').includes('dynamodb:PutItem'));
+    for (const p of ['dynamodb:Query', 'dynamodb:UpdateItem', 'execute-api:POST', 'execute-api:DELETE']) assert.ok(used('ingest').includes(p), `ingest: ${p}`);
+    assert.ok(used('disconnect').includes('dynamodb:DeleteItem'));
+    for (const p of ['dynamodb:Query@bySweep', 'execute-api:GET', 'execute-api:POST']) assert.ok(used('sweeper').includes(p), `sweeper: ${p}`);
+
+    for (const r of ['connect', 'ingest', 'disconnect', 'sweeper'] as const) t.diagnostic(`${r} used ${used(r).join(' ')}`);
+    const grants = grantsFromTemplate();
+    for (const r of ['connect', 'ingest', 'disconnect', 'sweeper'] as const) {
+      const missing = used(r).filter((p) => !grants[r].has(p));
+      assert.deepEqual(missing, [], `${r} calls what its policy does not allow (allowed: ${[...grants[r]].sort().join(', ')})`);
+    }
+  });
+});
