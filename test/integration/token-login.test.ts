@@ -66,7 +66,8 @@ async function offered(domain: string): Promise<string[]> {
 }
 
 before(async () => {
-  s = await startTestServer();
+  // No tenant is edited after setup: a long tenant cache and no watcher polls keep the cost counts exact.
+  s = await startTestServer({ tenantCacheMs: 60_000, tenantWatchMs: 60_000 });
   db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
   rsa = await rsaPair();
   other = await rsaPair();
@@ -158,6 +159,25 @@ describe('JWT as the PLAIN password', () => {
     const msg = await back.waitFor(byName('message', { id: 'm1' }));
     assert.equal(msg.getChildText('body'), 'while you were out');
     await back.stop();
+  });
+
+  it('costs what a password login costs; the first login writes the account item once', async () => {
+    const measure = async (user: string, password: string) => {
+      let raw: RawClient | undefined;
+      const cost = await s.cost(async () => {
+        raw = await RawClient.connect(s.url);
+        await raw.login(user, password, 'r', 'jwt.example');
+      });
+      raw!.ws.close();
+      await raw!.closed;
+      return { reads: cost.reads, writes: cost.writes, posts: cost.posts };
+    };
+    await measure('pat', 'pw'); // the first login of an account also creates its session item
+    const byPassword = await measure('pat', 'pw');
+    assert.deepEqual(byPassword, { reads: 5, writes: 6, posts: 6 });
+    const first = await measure('jill', await jwt({ sub: 'jill' }));
+    assert.equal(first.writes, byPassword.writes + 2, 'account item and session item');
+    assert.deepEqual(await measure('jill', await jwt({ sub: 'jill' })), byPassword);
   });
 
   it('an RSA-signed JWT on a tenant configured with a PEM key', async () => {

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, type JWK } from 'jose';
 import { JwtError, allowedAlgorithms, clearJwksCache, looksLikeJwt, usernameFromClaim, verifyJwt } from '../../lib/auth/jwt.ts';
+import { parseOauthBearer } from '../../lib/core/sasl.ts';
 import type { JwtSettings } from '../../lib/store/tenants.ts';
 
 const DOMAIN = 'acme.example';
@@ -257,5 +258,22 @@ describe('JWKS from a URL', () => {
     await new Promise<void>((r) => dead.close(() => r()));
     const token = await sign(k1.privateKey, 'RS256', {}, { kid: 'k1' });
     await refused(verifyJwt(token, { jwksUrl: `http://127.0.0.1:${port}/jwks` }, DOMAIN), 'temporary-auth-failure');
+  });
+});
+
+describe('OAUTHBEARER client response (RFC 7628 §3.1)', () => {
+  const msg = (s: string) => Buffer.from(s, 'utf8');
+  it('yields the authzid and the bearer token', () => {
+    assert.deepEqual(parseOauthBearer(msg('n,a=user@example.com,\x01host=server.example.com\x01port=143\x01auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01')), {
+      authzid: 'user@example.com',
+      token: 'vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==',
+    });
+    assert.deepEqual(parseOauthBearer(msg('n,,\x01auth=bearer a.b.c\x01\x01')), { authzid: undefined, token: 'a.b.c' });
+    assert.deepEqual(parseOauthBearer(msg('y,a=a=2Cb=3Dc,\x01auth=Bearer t\x01\x01')), { authzid: 'a,b=c', token: 't' });
+  });
+  it('says what is wrong with a malformed one', () => {
+    for (const bad of ['', 'n,,auth=Bearer x', 'n,,\x01auth=Bearer x\x01', 'p=tls-unique,,\x01auth=Bearer x\x01\x01', 'n,a=,\x01auth=Bearer x\x01\x01', 'n,a=x=41,\x01auth=Bearer x\x01\x01', 'n,,\x01host=h\x01\x01', 'n,,\x01auth=Basic x\x01\x01']) {
+      assert.equal(typeof parseOauthBearer(msg(bad)), 'string', JSON.stringify(bad));
+    }
   });
 });
