@@ -161,4 +161,4 @@ function fromEnvironment(env: Record<string, string | undefined> = process.env):
 
 // Built on the first batch rather than at import, so tests can import the parts above without an environment.
 let handle: ((event: SqsEvent) => Promise<SqsBatchResponse>) | undefined;
-export const handler = (event: SqsEvent): Promise<SqsBatchResponse> => (handle ??= createIngestHandler(fromEnvironment()))(event);
+export const handler = async (event: SqsEvent): Promise<SqsBatchResponse> => (handle ??= createIngestHandler(fromEnvironment()))(event);

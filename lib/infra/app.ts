@@ -1,6 +1,6 @@
 // The CDK app: one GlobalTableStack in the first region listed, one RegionStack per region. bin/app.ts
 // runs it for `cdk synth|deploy`; tests build it in-process with their own context.
-import type { App } from 'aws-cdk-lib';
+import { type App, Tags } from 'aws-cdk-lib';
 import { readConfig, type DeploymentConfig } from './config.ts';
 import { GlobalTableStack } from './global-table-stack.ts';
 import { RegionStack } from './region-stack.ts';
@@ -13,6 +13,8 @@ export interface XmppEdgeStacks {
 
 export function buildApp(app: App, account = process.env.CDK_DEFAULT_ACCOUNT): XmppEdgeStacks {
   const config = readConfig(app.node);
+  // One tag on everything, so Cost Explorer can show what xmpp-edge costs (DESIGN.md "Cost is a feature").
+  Tags.of(app).add('project', 'xmpp-edge');
   const [home] = config.regions;
   // Regions are concrete (a global table needs them); the account may stay unknown for an offline synth.
   const table = new GlobalTableStack(app, `${config.stackPrefix}-Table`, {

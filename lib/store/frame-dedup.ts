@@ -1,7 +1,10 @@
 // The redelivery guard of the ordered ingest (DESIGN.md "Order"): SQS delivers a frame at least once,
 // so before a frame is processed it is claimed with one conditional write keyed by connection id and
 // API Gateway message id. A second delivery of a claimed frame finds the claim and is skipped; a frame
-// whose processing failed has its claim released, so the retry processes it.
+// whose processing failed has its claim released, so the retry processes it. One write per frame is
+// the price; the trade-off is that a container killed in the middle of a frame (timeout, crash) leaves
+// that one frame claimed, so it is not processed again: at most once for that frame, rather than a
+// repeated SASL step or a duplicated message. The frames after it are unclaimed and are processed.
 //
 // Claims live in a small regional table of their own, not in the global table: a claim only matters
 // in the region whose queue delivered the frame, and a write to a global table is paid again in every

@@ -18,6 +18,9 @@ import { tableDefinition } from '../../lib/store/dynamo.ts';
 
 const CDK_CONTEXT = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context as Record<string, unknown>;
 
+/** CDK's own switch (what `cdk deploy STACK` uses for the other stacks): for synths that only read the templates. */
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- CloudFormation JSON
 
 /** CloudFormation values as readable strings: Fn::Join joined, Ref → ${Id}, Fn::GetAtt → ${Id.Attr}. */
@@ -192,7 +195,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
     });
 
     it('replicates to every region listed on the command line, each with its own region stack', () => {
-      const three = synth({ regions: 'eu-west-1,us-east-1,ap-southeast-2' });
+      const three = synth({ regions: 'eu-west-1,us-east-1,ap-southeast-2', ...NO_BUNDLING });
       try {
         const p = Object.values(Template.fromStack(three.stacks.table).findResources('AWS::DynamoDB::GlobalTable'))[0].Properties;
         assert.deepEqual(p.Replicas.map((r: Json) => r.Region).sort(), ['ap-southeast-2', 'eu-west-1', 'us-east-1']);
@@ -215,6 +218,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
         assert.equal(fn.Properties.Environment.Variables.TABLE_NAME, 'xmpp-edge', id);
         assert.equal(flat(fn.Properties.Environment.Variables.MANAGEMENT_ENDPOINT), `https://\${${eu.getLogicalId(eu.api.node.defaultChild as never)}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
         assert.equal(groups[fn.Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 30, id);
+        assert.deepEqual(fn.Properties.Tags, [{ Key: 'project', Value: 'xmpp-edge' }], `${id}: tagged for cost allocation`);
       }
     });
 
@@ -332,7 +336,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       const topicId = eu.getLogicalId(eu.alarms.topic.node.defaultChild as never);
       for (const a of alarms()) assert.deepEqual(a.AlarmActions, [{ Ref: topicId }], a.AlarmDescription);
       t.resourceCountIs('AWS::SNS::Subscription', 0);
-      const withEmail = synth({ alarmEmail: 'ops@example.com', regions: 'eu-west-1' });
+      const withEmail = synth({ alarmEmail: 'ops@example.com', regions: 'eu-west-1', ...NO_BUNDLING });
       try {
         Template.fromStack(withEmail.stacks.regions.get('eu-west-1')!).hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
       } finally {
@@ -353,7 +357,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
 
 describe('deployment config from context', () => {
   const attempt = (context: Record<string, unknown>) => () => {
-    const app = new App({ context: { ...CDK_CONTEXT, ...context }, outdir: mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-')) });
+    const app = new App({ context: { ...CDK_CONTEXT, ...NO_BUNDLING, ...context }, outdir: mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-')) });
     try {
       buildApp(app, undefined);
     } finally {

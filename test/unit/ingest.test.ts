@@ -176,3 +176,17 @@ describe('ingest: failure propagation (pure)', () => {
     assert.deepEqual(ids(['c1']), ['c1']);
   });
 });
+
+describe('ingest: the deployed handler', () => {
+  it('says which setting is missing instead of failing on the first frame', async () => {
+    const { handler } = await import('../../functions/ingest.ts');
+    const saved = { ...process.env };
+    try {
+      process.env.TABLE_NAME = 'xmpp-edge';
+      delete process.env.FRAME_CLAIMS_TABLE;
+      await assert.rejects(handler(fixture('sqs-two-connections.json')), /FRAME_CLAIMS_TABLE is not set/);
+    } finally {
+      process.env = saved;
+    }
+  });
+});
