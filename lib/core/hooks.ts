@@ -35,6 +35,11 @@ export class Hooks<E> {
   }
 }
 
+export interface DiscoItem {
+  jid: string;
+  name?: string;
+}
+
 export interface DiscoIdentity {
   category: string;
   type: string;
@@ -45,8 +50,8 @@ export interface DiscoIdentity {
 export class DiscoRegistry {
   readonly identities: DiscoIdentity[] = [];
   readonly features = new Set<string>();
-  /** Items of the server's disco#items (components such as conference.<domain>), per domain. */
-  readonly items: ((domain: string) => { jid: string; name?: string }[])[] = [];
+  /** Items of the server's disco#items (components such as conference.<domain>), per domain; a source may read the tenant. */
+  readonly items: ((domain: string) => DiscoItem[] | Promise<DiscoItem[]>)[] = [];
   /** XEP-0128 extended info forms. */
   readonly forms: ((domain: string) => Element)[] = [];
 

@@ -119,6 +119,9 @@ export class XmppServer {
   readonly tenants: TenantStore;
   readonly serverSecret: Buffer;
   readonly version: string;
+  /** The table and its client, for extensions that keep their own items (MUC rooms). */
+  readonly db: DynamoDBDocumentClient;
+  readonly table: string;
 
   /** Stanza events: "message/bare", "presence/full", "iq-get/host/urn:xmpp:ping:ping", … */
   readonly stanzaHooks = new Hooks<StanzaEvent>();
@@ -143,6 +146,8 @@ export class XmppServer {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.log = opts.logger;
     this.management = opts.management;
+    this.db = opts.db;
+    this.table = opts.table;
     this.connections = new ConnectionStore(opts.db, opts.table);
     this.sessions = new SessionStore(opts.db, opts.table);
     this.users = new UserStore(opts.db, opts.table);

@@ -15,10 +15,10 @@ function serverInfo({ server, child, to }: IqEvent) {
   return query;
 }
 
-function serverItems({ server, child, to }: IqEvent) {
+async function serverItems({ server, child, to }: IqEvent) {
   if (child.attrs.node) throw new StanzaError('item-not-found');
   const query = xml('query', { xmlns: NS.DISCO_ITEMS });
-  for (const source of server.disco.items) for (const item of source(to.domain)) query.cnode(xml('item', { jid: item.jid, ...(item.name ? { name: item.name } : {}) }));
+  for (const source of server.disco.items) for (const item of await source(to.domain)) query.cnode(xml('item', { jid: item.jid, ...(item.name ? { name: item.name } : {}) }));
   return query;
 }
 
