@@ -10,6 +10,7 @@ import { routeStanza } from '../core/router.ts';
 import { StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID, parseJID } from '../xmpp/jid.ts';
 import { FrameError, parseFrame } from '../xmpp/xml.ts';
+import { revokeTokens } from '../auth/access-tokens.ts';
 import { addUser, removeUser, setPassword } from './accounts.ts';
 import { openApiDocument } from './openapi.ts';
 import type { TenantPurger } from './purge.ts';
@@ -152,6 +153,14 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     const jid = accountJid(p.domain, p.username);
     if (!(await removeUser(server.users, jid))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
     await kick(server, jid, 'account removed');
+    return { status: 204 };
+  });
+
+  // MongooseIM-style refresh tokens are revoked by bumping the account's sequence number.
+  route('POST', '/tenants/{domain}/users/{username}/tokens/revoke', async (_r, p) => {
+    const jid = accountJid(p.domain, p.username);
+    const local = jid.slice(0, jid.lastIndexOf('@'));
+    if (!(await revokeTokens(server.users, p.domain, local))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
     return { status: 204 };
   });
 

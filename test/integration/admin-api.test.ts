@@ -94,6 +94,16 @@ describe('admin API', () => {
     assert.equal((await call('GET', '/tenants/kick.example/purge')).body.state, 'pending');
   });
 
+  it('revokes refresh tokens by bumping the account\'s sequence number', async () => {
+    await call('POST', '/tenants', { domain: 'tok.example' });
+    await call('POST', '/tenants/tok.example/users', { username: 'tia', password: 'pw' });
+    const before = await s.server.users.get('tok.example', 'tia');
+    assert.equal((await call('POST', '/tenants/tok.example/users/tia/tokens/revoke')).status, 204);
+    const after = await s.server.users.get('tok.example', 'tia');
+    assert.ok((after!.tokenSeq ?? 0) > (before!.tokenSeq ?? before!.createdAt));
+    assert.equal((await call('POST', '/tenants/tok.example/users/nobody/tokens/revoke')).status, 404);
+  });
+
   it('documents every route it serves in the OpenAPI document', () => {
     const api = createAdminApi(s.server, { purger: new TenantPurger(s.server.connections as never, s.table) });
     const paths = openApiDocument.paths as Record<string, Record<string, unknown>>;
