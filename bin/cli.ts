@@ -5,6 +5,8 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { addUser, removeUser, setPassword } from '../lib/admin/accounts.ts';
+import { TenantPurger } from '../lib/admin/purge.ts';
+import { revokeTokens } from '../lib/auth/access-tokens.ts';
 import { PACKAGE_VERSION, startLocalServer } from '../lib/local/local-server.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
@@ -190,6 +192,7 @@ interface DynamoOptions {
 }
 
 interface Target {
+  db: ReturnType<typeof createDynamoClient>;
   users: UserStore;
   tenants: TenantStore;
   table: string;
@@ -213,6 +216,7 @@ function connect(opts: DynamoOptions): Target {
   const table = opts.table ?? env.XMPP_EDGE_TABLE ?? DEFAULT_TABLE;
   const db = endpoint ? createDynamoClient({ endpoint, region, localCredentials: true }) : createDynamoClient({ region });
   return {
+    db,
     users: new UserStore(db, table),
     tenants: new TenantStore(db, table, 0),
     table,
@@ -263,17 +267,22 @@ function explain(err: unknown, t: Target): CliError | unknown {
   return err;
 }
 
-const user = program
-  .command('user')
-  .description('manage accounts in DynamoDB (of a running `npm start` by default)')
-  .option('--endpoint <url>', `DynamoDB endpoint [env XMPP_EDGE_DYNAMODB_ENDPOINT] (default: ${DEFAULT_ENDPOINT}, the dynalite of \`npm start\`)`)
-  .option('--region <region>', 'AWS region [env AWS_REGION]: without --endpoint, use DynamoDB in AWS with the default credential chain')
-  .option('--table <name>', `table name [env XMPP_EDGE_TABLE] (default: ${DEFAULT_TABLE})`);
+/** A command group that works on DynamoDB, with the options that choose which one. */
+function dynamoGroup(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--endpoint <url>', `DynamoDB endpoint [env XMPP_EDGE_DYNAMODB_ENDPOINT] (default: ${DEFAULT_ENDPOINT}, the dynalite of \`npm start\`)`)
+    .option('--region <region>', 'AWS region [env AWS_REGION]: without --endpoint, use DynamoDB in AWS with the default credential chain')
+    .option('--table <name>', `table name [env XMPP_EDGE_TABLE] (default: ${DEFAULT_TABLE})`);
+}
 
-/** Runs one user command against the target chosen by the `user` options, then releases the client. */
-function withTarget<A extends unknown[]>(fn: (t: Target, ...args: A) => Promise<void>) {
+const user = dynamoGroup('user', 'manage accounts in DynamoDB (of a running `npm start` by default)');
+
+/** Runs one command of `group` against the target its options choose, then releases the client. */
+function withTarget<A extends unknown[]>(fn: (t: Target, ...args: A) => Promise<void>, group: Command = user) {
   return async (...args: A) => {
-    const t = connect(user.opts<DynamoOptions>());
+    const t = connect(group.opts<DynamoOptions>());
     try {
       await fn(t, ...args);
     } catch (err) {
@@ -349,6 +358,113 @@ user
       if (!(await t.tenants.get(domain))) process.stderr.write(`xmpp-edge: warning: ${domain} is not a tenant (${t.where})\n`);
       else if (!names.length) process.stderr.write(`xmpp-edge: no users in ${domain}\n`);
     }),
+  );
+
+// ---- tenant, token ----------------------------------------------------------------------------------
+
+const tenant = dynamoGroup('tenant', 'manage tenants (XMPP domains); changes reach running servers within seconds');
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+tenant
+  .command('add <domain>')
+  .description('create a tenant')
+  .option('--login <method...>', 'login methods: password, jwt, token (default: password)')
+  .option('--jwt-secret <secret>', 'HS256/384/512 shared secret for JWT login')
+  .option('--jwks-url <url>', 'JWKS URL for JWT login')
+  .option('--jwt-issuer <iss>', 'required JWT issuer')
+  .option('--jwt-audience <aud>', 'required JWT audience')
+  .option('--token-secret <secret>', 'HMAC secret for server-issued tokens (X-OAUTH)')
+  .option('--label <key=value>', 'a label (repeatable)', collect)
+  .option('--disabled', 'create it switched off')
+  .action(
+    withTarget(async (t, domainArg: string, o: { login?: string[]; jwtSecret?: string; jwksUrl?: string; jwtIssuer?: string; jwtAudience?: string; tokenSecret?: string; label?: string[]; disabled?: boolean }) => {
+      const domain = domainName(domainArg);
+      if (await t.tenants.get(domain, 0)) throw new CliError(`tenant ${domain} already exists (${t.where})`);
+      const methods = o.login ?? [...(o.jwtSecret || o.jwksUrl ? ['jwt'] : []), ...(o.tokenSecret ? ['token'] : []), 'password'];
+      for (const m of methods) if (!['password', 'jwt', 'token'].includes(m)) throw new CliError(`unknown login method ${m}: use password, jwt or token`);
+      const jwt = o.jwtSecret || o.jwksUrl ? { secret: o.jwtSecret, jwksUrl: o.jwksUrl, issuer: o.jwtIssuer, audience: o.jwtAudience } : undefined;
+      const labels = Object.fromEntries((o.label ?? []).map((l) => {
+        const i = l.indexOf('=');
+        if (i < 1) throw new CliError(`invalid label "${l}": expected key=value`);
+        return [l.slice(0, i), l.slice(i + 1)];
+      }));
+      await t.tenants.put({
+        domain,
+        enabled: !o.disabled,
+        createdAt: Date.now(),
+        loginMethods: methods as ('password' | 'jwt' | 'token')[],
+        ...(jwt ? { jwt } : {}),
+        ...(o.tokenSecret ? { tokens: { secret: o.tokenSecret } } : {}),
+        ...(Object.keys(labels).length ? { labels } : {}),
+      });
+      process.stdout.write(`added tenant ${domain}${o.disabled ? ' (disabled)' : ''} (${t.where})\n`);
+    }, tenant),
+  );
+
+tenant
+  .command('list')
+  .description('print the tenants, one per line, with their state')
+  .action(
+    withTarget(async (t) => {
+      for (const domain of await t.tenants.list()) {
+        const rec = await t.tenants.get(domain, 0);
+        process.stdout.write(`${domain}\t${rec ? (rec.enabled ? 'enabled' : 'disabled') : 'missing item'}\n`);
+      }
+    }, tenant),
+  );
+
+tenant
+  .command('show <domain>')
+  .description('print the tenant item as JSON')
+  .action(
+    withTarget(async (t, domainArg: string) => {
+      const rec = await t.tenants.get(domainName(domainArg), 0);
+      if (!rec) throw new CliError(`no tenant ${domainArg} (${t.where})`);
+      process.stdout.write(`${JSON.stringify(rec, null, 2)}\n`);
+    }, tenant),
+  );
+
+for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {
+  tenant
+    .command(`${name} <domain>`)
+    .description(enabled ? 'switch a tenant on' : 'switch a tenant off: logins refused, live sessions closed with host-gone')
+    .action(
+      withTarget(async (t, domainArg: string) => {
+        const domain = domainName(domainArg);
+        const rec = await t.tenants.get(domain, 0);
+        if (!rec) throw new CliError(`no tenant ${domain} (${t.where})`);
+        await t.tenants.put({ ...rec, enabled });
+        process.stdout.write(`${name}d ${domain}\n`);
+      }, tenant),
+    );
+}
+
+tenant
+  .command('remove <domain>')
+  .description('delete a tenant (its sessions are closed); --purge also deletes all of its data in the background')
+  .option('--purge', 'delete its accounts, rosters, offline messages and rooms too')
+  .action(
+    withTarget(async (t, domainArg: string, o: { purge?: boolean }) => {
+      const domain = domainName(domainArg);
+      if (!(await t.tenants.remove(domain))) throw new CliError(`no tenant ${domain} (${t.where})`);
+      if (o.purge) await new TenantPurger(t.db, t.table).request(domain);
+      process.stdout.write(`removed tenant ${domain}${o.purge ? '; its data will be purged by the running server' : ''}\n`);
+    }, tenant),
+  );
+
+const token = dynamoGroup('token', 'server-issued tokens (MongooseIM format)');
+token
+  .command('revoke <jid>')
+  .description("revoke every refresh token issued to an account so far")
+  .action(
+    withTarget(async (t, jidArg: string) => {
+      const { local, domain, jid } = accountAddress(jidArg);
+      if (!(await revokeTokens(t.users, domain, local))) throw new CliError(`no such user: ${jid} (${t.where})`);
+      process.stdout.write(`revoked the refresh tokens of ${jid}\n`);
+    }, token),
   );
 
 try {

@@ -197,6 +197,66 @@ describe('xmpp-edge user', () => {
   });
 });
 
+describe('xmpp-edge tenant and token', () => {
+  let dynamo: LocalDynamo;
+  let db: DynamoDBDocumentClient;
+  let run: (group: string, ...args: string[]) => Promise<Run>;
+
+  before(async () => {
+    dynamo = await startDynalite({ port: 0 });
+    await ensureTable(dynamo.endpoint, TABLE);
+    db = createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true });
+    run = (group, ...args) => cli([group, ...args, '--endpoint', dynamo.endpoint, '--table', TABLE]);
+  });
+
+  after(async () => {
+    db.destroy();
+    await dynamo.close();
+  });
+
+  test('tenant add writes the item with login methods, JWT and token settings and labels', async () => {
+    const r = await run('tenant', 'add', 'Acme.Example', '--jwt-secret', 's3cret', '--token-secret', 'hmac', '--label', 'plan=gold');
+    assert.equal(r.code, 0, r.stderr);
+    const tenant = await new TenantStore(db, TABLE, 0).get('acme.example');
+    assert.equal(tenant?.enabled, true);
+    assert.deepEqual(tenant?.loginMethods, ['jwt', 'token', 'password']);
+    assert.equal(tenant?.jwt?.secret, 's3cret');
+    assert.equal(tenant?.tokens?.secret, 'hmac');
+    assert.deepEqual(tenant?.labels, { plan: 'gold' });
+    assert.equal((await run('tenant', 'add', 'acme.example')).code, 1);
+    assert.match((await run('tenant', 'add', 'x.example', '--login', 'magic')).stderr, /unknown login method magic/);
+  });
+
+  test('tenant list, show, disable, enable and remove', async () => {
+    await run('tenant', 'add', 'b.example');
+    assert.match((await run('tenant', 'list')).stdout, /^b\.example\tenabled$/m);
+    assert.equal((await run('tenant', 'disable', 'b.example')).code, 0);
+    assert.equal((await new TenantStore(db, TABLE, 0).get('b.example'))?.enabled, false);
+    assert.match((await run('tenant', 'list')).stdout, /^b\.example\tdisabled$/m);
+    assert.equal(JSON.parse((await run('tenant', 'show', 'b.example')).stdout).enabled, false);
+    assert.equal((await run('tenant', 'enable', 'b.example')).code, 0);
+    assert.equal((await new TenantStore(db, TABLE, 0).get('b.example'))?.enabled, true);
+    const removed = await run('tenant', 'remove', 'b.example', '--purge');
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(await new TenantStore(db, TABLE, 0).get('b.example'), undefined);
+    const job = await db.send(new GetCommand({ TableName: TABLE, Key: { pk: 'purge', sk: 'b.example' } }));
+    assert.equal(job.Item?.domain, 'b.example');
+    assert.equal((await run('tenant', 'remove', 'b.example')).code, 1);
+    assert.equal((await run('tenant', 'show', 'nope.example')).code, 1);
+  });
+
+  test('token revoke bumps the account\'s token sequence number', async () => {
+    await run('tenant', 'add', 'tok.example');
+    assert.equal((await run('user', 'add', 'ty@tok.example', 'pw')).code, 0);
+    const before = (await db.send(new GetCommand({ TableName: TABLE, Key: { pk: 'user#tok.example', sk: 'ty' } }))).Item!;
+    const r = await run('token', 'revoke', 'ty@tok.example');
+    assert.equal(r.code, 0, r.stderr);
+    const after = (await db.send(new GetCommand({ TableName: TABLE, Key: { pk: 'user#tok.example', sk: 'ty' } }))).Item!;
+    assert.ok(after.tokenSeq > (before.tokenSeq ?? before.createdAt));
+    assert.equal((await run('token', 'revoke', 'nobody@tok.example')).code, 1);
+  });
+});
+
 describe('xmpp-edge start', () => {
   test('prints where it listens, serves users added by the CLI, and exits 0 on SIGINT', async (t) => {
     const child = spawn(
