@@ -2,7 +2,6 @@
 // per connection (MessageGroupId = connection id), at most once each (DESIGN.md "Order").
 // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting
 import type { Logger } from 'pino';
-import type { WebSocketRequestContext } from '../lib/gateway/events.ts';
 import { type FrameEnvelope, ingestMetricsRecord, type IngestCounts, parseFrameEnvelope } from '../lib/infra/frame-envelope.ts';
 import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
@@ -153,8 +152,7 @@ function fromEnvironment(env: Record<string, string | undefined> = process.env):
   return {
     processor: server,
     claims: new FrameClaimStore(createDynamoClient({ region: env.AWS_REGION }), claimsTable),
-    // endpointOf reads only the two fields the envelope carries from the frame's request context.
-    endpointOf: (e) => endpointOf({ domainName: e.domainName, stage: e.stage } as WebSocketRequestContext),
+    endpointOf: (e) => endpointOf({ domainName: e.domainName, stage: e.stage }),
     log: server.log,
   };
 }

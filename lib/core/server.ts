@@ -105,6 +105,8 @@ export interface ServerOptions {
   tenantCacheMs?: number;
   extensions: Extension[];
   version: string;
+  /** The region this process serves: its sweeper checks only this region's connections. */
+  region?: string;
 }
 
 export class XmppServer {
@@ -148,7 +150,7 @@ export class XmppServer {
     this.management = opts.management;
     this.db = opts.db;
     this.table = opts.table;
-    this.connections = new ConnectionStore(opts.db, opts.table);
+    this.connections = new ConnectionStore(opts.db, opts.table, opts.region ?? process.env.AWS_REGION ?? 'local');
     this.sessions = new SessionStore(opts.db, opts.table);
     this.users = new UserStore(opts.db, opts.table);
     this.roster = new RosterStore(opts.db, opts.table);

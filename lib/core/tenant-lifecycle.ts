@@ -2,6 +2,7 @@
 // host-gone (RFC 6120 §4.9.3.5) within seconds. In AWS the table's stream reports the change; on a
 // laptop (dynalite has no streams) the watcher below polls the tenants that have open connections.
 import { StreamError } from '../xmpp/errors.ts';
+import type { TenantStore } from '../store/tenants.ts';
 import type { XmppServer } from './server.ts';
 
 /** Closes every open connection of `domain` with host-gone. Returns how many were closed. */
@@ -19,6 +20,8 @@ export class TenantWatcher {
 
   constructor(
     private readonly server: XmppServer,
+    /** Read fresh each tick (a store without cache). */
+    private readonly tenants: TenantStore,
     private readonly domainsInUse: () => Iterable<string>,
     private readonly intervalMs = 1000,
   ) {}
@@ -38,7 +41,7 @@ export class TenantWatcher {
   async tick(): Promise<void> {
     const domains = [...new Set(this.domainsInUse())];
     if (!domains.length) return;
-    const tenants = await this.server.tenants.getMany(domains);
+    const tenants = await this.tenants.getMany(domains);
     for (const [domain, tenant] of tenants) {
       if (!tenant?.enabled) await closeTenantSessions(this.server, domain, tenant ? 'tenant disabled' : 'tenant deleted');
     }

@@ -4,7 +4,7 @@ import type { XmppServer } from '../core/server.ts';
 import type { WebSocketEvent, WebSocketHandler, WebSocketRequestContext, WebSocketResult } from './events.ts';
 
 /** How the management endpoint of a connection's own stage is derived from its events. */
-export type EndpointOf = (ctx: WebSocketRequestContext) => string;
+export type EndpointOf = (ctx: Pick<WebSocketRequestContext, 'domainName' | 'stage'>) => string;
 
 /** In AWS: https://{domainName}/{stage}, unless a custom domain's endpoint is configured. */
 export const awsEndpointOf: EndpointOf = (ctx) => process.env.MANAGEMENT_ENDPOINT ?? `https://${ctx.domainName}/${ctx.stage}`;

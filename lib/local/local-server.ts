@@ -68,6 +68,9 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
 
   const counter = new CallCounter();
   const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter });
+  // Background work (tenant watch, purges) gets its own client, so the call counter measures what
+  // stanzas cost and nothing else.
+  const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
   const tenants = new TenantStore(db, table);
   for (const domain of opts.seedDomains ?? ['localhost']) {
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now() });
@@ -84,7 +87,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     version: PACKAGE_VERSION,
   });
   const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
-  const purger = new TenantPurger(db, table);
+  const purger = new TenantPurger(backgroundDb, table);
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
   const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
   const gateway = new LocalGateway({
@@ -109,7 +112,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   }, opts.purgeIntervalMs ?? 5000);
   purgeTimer.unref();
   // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
-  const watcher = new TenantWatcher(server, () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
+  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, 0), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
   watcher.start();
 
   return {
@@ -130,6 +133,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();
       db.destroy();
+      backgroundDb.destroy();
       await dynamo?.close();
     },
   };

@@ -33,10 +33,14 @@ export interface ConnectionRecord {
   authFailures?: number;
 }
 
-function shardOf(id: string): string {
+/**
+ * Sweep partitions are per region: the table is global, and each region's sweeper must check only
+ * the connections its own gateway holds.
+ */
+function shardOf(region: string, id: string): string {
   let h = 0;
   for (const c of id) h = (h * 31 + c.charCodeAt(0)) | 0;
-  return `conn#${Math.abs(h) % SWEEP_SHARDS}`;
+  return `conn#${region}#${Math.abs(h) % SWEEP_SHARDS}`;
 }
 
 const key = (id: string) => ({ pk: `conn#${id}`, sk: 'conn' });
@@ -45,13 +49,15 @@ export class ConnectionStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    /** The region this process serves (AWS_REGION; 'local' on a laptop). */
+    private readonly region = 'local',
   ) {}
 
   async create(rec: ConnectionRecord): Promise<void> {
     await this.db.send(
       new PutCommand({
         TableName: this.table,
-        Item: { ...key(rec.id), ...rec, sweep: shardOf(rec.id), [TTL_ATTRIBUTE]: ttlFrom(rec.expiresAt) },
+        Item: { ...key(rec.id), ...rec, sweep: shardOf(this.region, rec.id), [TTL_ATTRIBUTE]: ttlFrom(rec.expiresAt) },
       }),
     );
   }
@@ -125,7 +131,7 @@ export class ConnectionStore {
     return ids;
   }
 
-  /** Connections whose liveness check is due, across all sweep shards. */
+  /** This region's connections whose liveness check is due, across all its sweep shards. */
   async dueForCheck(now: number, limitPerShard = 100): Promise<ConnectionRecord[]> {
     const out: ConnectionRecord[] = [];
     for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
@@ -135,7 +141,7 @@ export class ConnectionStore {
           IndexName: SWEEP_INDEX,
           KeyConditionExpression: '#s = :s AND #c <= :now',
           ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
-          ExpressionAttributeValues: { ':s': `conn#${shard}`, ':now': now },
+          ExpressionAttributeValues: { ':s': `conn#${this.region}#${shard}`, ':now': now },
           Limit: limitPerShard,
         }),
       );
