@@ -110,7 +110,7 @@ export class ConnectionStore {
     return res.Attributes ? strip(res.Attributes as ConnectionRecord & Record<string, unknown>) : undefined;
   }
 
-  /** Ids of the open connections of one tenant (the byTenant index). */
+  /** Ids of this region's open connections of one tenant (the byTenant index). */
   async idsOfTenant(domain: string): Promise<string[]> {
     const ids: string[] = [];
     let start: Record<string, unknown> | undefined;
@@ -120,8 +120,9 @@ export class ConnectionStore {
           TableName: this.table,
           IndexName: TENANT_INDEX,
           KeyConditionExpression: '#t = :t AND begins_with(pk, :conn)',
-          ExpressionAttributeNames: { '#t': 'tenant' },
-          ExpressionAttributeValues: { ':t': domain, ':conn': 'conn#' },
+          FilterExpression: 'begins_with(#s, :region)',
+          ExpressionAttributeNames: { '#t': 'tenant', '#s': 'sweep' },
+          ExpressionAttributeValues: { ':t': domain, ':conn': 'conn#', ':region': `conn#${this.region}#` },
           ExclusiveStartKey: start,
         }),
       );

@@ -67,7 +67,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
           { AttributeName: 'tenant', KeyType: 'HASH' },
           { AttributeName: 'pk', KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'KEYS_ONLY' },
+        // `sweep` names the region holding a connection, so each region closes only its own.
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['sweep'] },
       },
     ],
   };
