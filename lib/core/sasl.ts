@@ -325,7 +325,7 @@ export function scramMechanism(hash: ScramHash): SaslMechanism {
       const creds = user?.scram?.[hash];
       // Unknown accounts get a stable fake salt and fail at the proof, so SCRAM does not reveal
       // which accounts exist (RFC 5802 §9).
-      const salt = creds ?? { salt: fakeScramSalt(ctx.server.serverSecret, `${hash}:${first.username}@${ctx.domain}`), iterations: 4096 };
+      const salt = creds ?? { salt: fakeScramSalt(await ctx.server.serverSecret.get(), `${hash}:${first.username}@${ctx.domain}`), iterations: 4096 };
       const { serverFirstMessage, nonce } = createServerFirst(first, salt);
       return {
         kind: 'challenge',

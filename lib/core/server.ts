@@ -1,7 +1,6 @@
 // The core: one object per deployment (or per local gateway) that owns the stores, the management
 // API, the hooks and registries, and the life cycle of connections and sessions. Transports call
 // connect / frame / disconnect; extensions hook events. DESIGN.md "Inside lib/".
-import { randomBytes } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from 'pino';
 import { StreamError } from '../xmpp/errors.ts';
@@ -11,6 +10,7 @@ import { type Element, xml } from '../xmpp/xml.ts';
 import { ConnectionStore, type ConnectionRecord } from '../store/connections.ts';
 import { OfflineStore } from '../store/offline.ts';
 import { RosterStore } from '../store/roster.ts';
+import { ServerSecretStore } from '../store/server-secret.ts';
 import { SessionStore, type SessionEntry } from '../store/sessions.ts';
 import { TenantStore } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
@@ -99,8 +99,6 @@ export interface ServerOptions {
   table: string;
   management: ManagementApi;
   logger: Logger;
-  /** Keys the fake SCRAM salts for unknown accounts; random per process if not given. */
-  serverSecret?: Buffer;
   limits?: Partial<Limits>;
   tenantCacheMs?: number;
   extensions: Extension[];
@@ -119,7 +117,8 @@ export class XmppServer {
   readonly roster: RosterStore;
   readonly offline: OfflineStore;
   readonly tenants: TenantStore;
-  readonly serverSecret: Buffer;
+  /** Keys the fake SCRAM salts for unknown accounts; one per deployment, kept in the table. */
+  readonly serverSecret: ServerSecretStore;
   readonly version: string;
   /** The table and its client, for extensions that keep their own items (MUC rooms). */
   readonly db: DynamoDBDocumentClient;
@@ -156,7 +155,7 @@ export class XmppServer {
     this.roster = new RosterStore(opts.db, opts.table);
     this.offline = new OfflineStore(opts.db, opts.table, this.limits.offlineRetentionMs);
     this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs);
-    this.serverSecret = opts.serverSecret ?? randomBytes(32);
+    this.serverSecret = new ServerSecretStore(opts.db, opts.table);
     this.version = opts.version;
     for (const ext of opts.extensions) ext.install(this);
   }

@@ -59,6 +59,26 @@ describe('SASL authentication (RFC 6120 §6)', () => {
     await assert.rejects(connectClient(s.url, { username: 'nobody-here', password: 'x', mechanism: 'SCRAM-SHA-256' }), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
   });
 
+  it('gives an unknown account the same SCRAM salt from every server of a deployment', async () => {
+    const salt = async (url: string) => {
+      const raw = await RawClient.connect(url);
+      raw.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+      await raw.next(byName('stream:features'));
+      raw.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="SCRAM-SHA-256">${Buffer.from('n,,n=nobody-at-all,r=abcdefgh').toString('base64')}</auth>`);
+      const challenge = Buffer.from((await raw.next(byName('challenge'))).text(), 'base64').toString();
+      raw.ws.close();
+      return /,s=([^,]+),/.exec(challenge)![1];
+    };
+    const other = await startTestServer({ dynamoEndpoint: s.dynamoEndpoint });
+    try {
+      const first = await salt(s.url);
+      assert.equal(await salt(s.url), first);
+      assert.equal(await salt(other.url), first, 'a second handler on the same table derives the same fake salt');
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('answers an unknown mechanism with invalid-mechanism and bad base64 with incorrect-encoding', async () => {
     const raw = await RawClient.connect(s.url);
     raw.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
