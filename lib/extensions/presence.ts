@@ -4,6 +4,7 @@
 import { StanzaError } from '../xmpp/errors.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
+import type { RosterItem } from '../store/roster.ts';
 import type { SessionEntry } from '../store/sessions.ts';
 import type { Extension, Session, StanzaEvent, XmppServer } from '../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
@@ -19,6 +20,8 @@ function priorityOf(stanza: Element): number {
 }
 
 interface Audience {
+  /** The user's roster, as read for this broadcast (so nothing else needs to read it again). */
+  items: RosterItem[];
   /** Contacts subscribed to the user's presence (from/both), with their sessions. */
   subscribers: Map<string, SessionEntry[]>;
   /** Contacts whose presence the user receives (to/both), with their sessions. */
@@ -33,7 +36,7 @@ async function audienceOf(server: XmppServer, bare: string, withPublishers: bool
   const publisherJids = withPublishers ? items.filter((i) => receivesPresenceFrom(i)).map((i) => i.jid) : [];
   const sessions = await server.sessions.listMany([bare, ...subscriberJids, ...publisherJids]);
   const pick = (jids: string[]) => new Map(jids.map((j) => [j, sessions.get(j) ?? []]));
-  return { subscribers: pick(subscriberJids), publishers: pick(publisherJids), own: sessions.get(bare) ?? [] };
+  return { items, subscribers: pick(subscriberJids), publishers: pick(publisherJids), own: sessions.get(bare) ?? [] };
 }
 
 /** Sends `presence` (from the user) to each available resource of each account, addressed to its bare JID. */
@@ -86,8 +89,8 @@ async function onAvailable(server: XmppServer, origin: Session, stanza: Element,
     p.attrs.to = origin.jid.toString();
     await server.send(origin, p);
   }
-  // §3.1.3: subscription requests that arrived while the user was offline.
-  for (const item of await server.roster.list(bare)) {
+  // §3.1.3: subscription requests that arrived while the user was offline (the roster read above has them).
+  for (const item of audience.items) {
     if (item.pendingIn && item.pendingInStanza) await server.send(origin, item.pendingInStanza);
   }
   // XEP-0160 §4: offline messages go to the first resource with non-negative priority.
@@ -107,19 +110,39 @@ async function deliverOffline(server: XmppServer, origin: Session, bare: string)
   if (delivered.length) await server.offline.remove(bare, delivered);
 }
 
+/**
+ * §4.5.2 / §4.6.3: unavailable presence from a resource that goes away (explicit unavailable or session end).
+ * If it was available: to every subscriber and to the user's own available resources. In any case: to every
+ * entity that got directed available presence from it and no directed unavailable since (a full JID gets it
+ * at that resource only, a bare JID at each available resource of the account).
+ */
 async function broadcastUnavailable(server: XmppServer, session: Session, entry: SessionEntry, original?: Element): Promise<void> {
   const bare = session.jid.bare().toString();
   const presence = xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.jid.toString() });
   for (const c of original?.children ?? []) if (typeof c !== 'string' && c.name === 'status') presence.cnode(clone(c));
-  const audience = await audienceOf(server, bare, false);
-  // §4.6.3: also those who got directed presence from this resource.
-  const targets = new Map([...audience.subscribers, [bare, audience.own]]);
   const directed = entry.directed ?? [];
-  if (directed.length) {
-    const extra = await server.sessions.listMany(directed.map((j) => j.split('/')[0]));
-    for (const [j, sessions] of extra) if (!targets.has(j)) targets.set(j, sessions);
+  if (!entry.available && !directed.length) return;
+  const targets = new Map<string, SessionEntry[]>();
+  if (entry.available) {
+    const audience = await audienceOf(server, bare, false);
+    for (const [j, sessions] of [...audience.subscribers, [bare, audience.own] as const]) targets.set(j, sessions);
   }
   await broadcast(server, presence, targets);
+  const extra = directed.filter((j) => !targets.has(j.split('/')[0]));
+  if (!extra.length) return;
+  const sessions = await server.sessions.listMany(extra.map((j) => j.split('/')[0]));
+  const deliveries: (SessionEntry & { to: string })[] = [];
+  for (const to of extra) {
+    const [account, resource] = [to.split('/')[0], to.includes('/') ? to.slice(to.indexOf('/') + 1) : undefined];
+    for (const s of sessions.get(account) ?? []) {
+      if (resource === undefined ? s.available : s.resource === resource) deliveries.push({ ...s, to });
+    }
+  }
+  await server.sendMany(deliveries, (d) => {
+    const copy = clone(presence);
+    copy.attrs.to = d.to;
+    return copy;
+  });
 }
 
 /** §4.6: directed presence to another account (available or unavailable), remembered for the end. */
@@ -132,7 +155,9 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
   }
   if (type === 'probe') return true;
   const sessions = await server.sessions.list(to.bare().toString());
-  const targets = to.resource ? sessions.filter((s) => s.resource === to.resource) : sessions.filter((s) => s.available && s.priority >= 0);
+  // RFC 6121 §8.5.2.1.2: presence to a bare JID goes to every available resource (negative priority only
+  // keeps bare-JID messages away, §4.7.2.3); §8.5.3.1: to a full JID, to that resource.
+  const targets = to.resource ? sessions.filter((s) => s.resource === to.resource) : sessions.filter((s) => s.available);
   await server.sendMany(targets, stanza);
   if (type === undefined || type === 'unavailable') {
     const bare = origin.jid.bare().toString();
@@ -157,7 +182,8 @@ export const presence: Extension = {
     server.stanzaHooks.on('presence/bare', onDirectedPresence);
     server.stanzaHooks.on('presence/full', onDirectedPresence);
     server.sessionEndedHooks.on('session-ended', async ({ server, session, entry }) => {
-      if (entry.available) await broadcastUnavailable(server, session, entry);
+      // §4.6.3: also a resource that never sent initial presence owes unavailable to its directed-presence targets.
+      await broadcastUnavailable(server, session, entry);
     });
   },
 };

@@ -5,6 +5,7 @@ import { tryParseJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, xml } from '../xmpp/xml.ts';
 import type { RosterItem } from '../store/roster.ts';
+import type { SessionEntry } from '../store/sessions.ts';
 import type { Extension, IqEvent, XmppServer } from '../core/server.ts';
 import { NO_SUBSCRIPTION, rosterAttributes } from './subscription-states.ts';
 import { processOutboundSubscription } from './subscriptions.ts';
@@ -17,9 +18,9 @@ export function rosterItemElement(item: Pick<RosterItem, 'jid' | 'name' | 'group
   return el;
 }
 
-/** §2.1.6: a roster push to each interested resource of the owner. */
-export async function pushRosterItem(server: XmppServer, owner: string, itemEl: Element): Promise<void> {
-  const sessions = (await server.sessions.list(owner)).filter((s) => s.interested);
+/** §2.1.6: a roster push to each interested resource of the owner (`known`: the owner's sessions, if just read). */
+export async function pushRosterItem(server: XmppServer, owner: string, itemEl: Element, known?: SessionEntry[]): Promise<void> {
+  const sessions = (known ?? (await server.sessions.list(owner))).filter((s) => s.interested);
   await server.sendMany(sessions, (s) =>
     xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: `${owner}/${s.resource}` }, xml('query', { xmlns: NS.ROSTER }, itemEl)),
   );

@@ -42,8 +42,13 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
   }
   // §3.2.2: unavailable presence goes out before the unsubscribed itself.
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
-  if (result.route) await processInboundSubscription(server, user, contact, type, subscriptionStanza(type, user, contact, original));
+  // The push goes out before the stanza is routed, not after: for a local contact, routing runs the contact's
+  // side at once, and its auto-reply (a pre-approval, an existing subscription, a nonexistent account) changes
+  // this very item again and pushes that; a push after routing would carry the stale state and leave clients
+  // with e.g. ask="subscribe" on a contact that already approved. For the user and a remote contact the two
+  // orders cannot be told apart.
   if (result.rosterPush && item?.inRoster) await pushRosterItem(server, user, rosterItemElement(item));
+  if (result.route) await processInboundSubscription(server, user, contact, type, subscriptionStanza(type, user, contact, original));
   if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, user, contact, 'available');
 }
 
@@ -69,11 +74,15 @@ export async function processInboundSubscription(server: XmppServer, from: strin
     if (!item.inRoster && !item.pendingIn && !item.approved) await server.roster.remove(to, from);
     else await server.roster.put(to, item);
   }
+  const push = result.rosterPush && item?.inRoster;
+  // One read of the owner's sessions serves both the delivery and the push.
+  const sessions = result.deliver || push ? await server.sessions.list(to) : [];
   if (result.deliver) {
-    const sessions = (await server.sessions.list(to)).filter((s) => s.available);
-    await server.sendMany(sessions, stanza);
+    // §3.1.3: a request goes to the available resources (and is kept for later: pendingInStanza above);
+    // §3.1.6, §3.2.3, §3.3.3: subscribed, unsubscribed and unsubscribe go to the interested resources, before the push.
+    await server.sendMany(sessions.filter((s) => (type === 'subscribe' ? s.available : s.interested)), stanza);
   }
-  if (result.rosterPush && item?.inRoster) await pushRosterItem(server, to, rosterItemElement(item));
+  if (push && item) await pushRosterItem(server, to, rosterItemElement(item), sessions);
   if (result.autoReply) await processInboundSubscription(server, to, from, result.autoReply, subscriptionStanza(result.autoReply, to, from));
   if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, to, from, 'available');
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, to, from, 'unavailable');
