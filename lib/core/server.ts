@@ -140,6 +140,8 @@ export class XmppServer {
   private readonly bound = new Map<string, Session>();
   readonly rates = new TokenBuckets();
   private readonly sinks = new Map<string, (frame: string) => void>();
+  /** Connections this process ended lately, so their trailing $disconnect costs nothing. */
+  private readonly recentlyEnded = new Set<string>();
   /** Domain of each stream this process opened (for the local tenant watcher). */
   private readonly streamDomains = new Map<string, string>();
 
@@ -192,6 +194,8 @@ export class XmppServer {
 
   /** $disconnect (best effort: it may never come; the sweeper and 410s cover that). */
   async disconnect(connectionId: string, reason = 'disconnect'): Promise<void> {
+    // After a <close/> or a stream error this process already ended it: save the second delete.
+    if (this.recentlyEnded.has(connectionId)) return;
     await this.endConnection(connectionId, reason, { socketClosed: true });
   }
 
@@ -247,6 +251,8 @@ export class XmppServer {
   ): Promise<void> {
     this.bound.delete(connectionId);
     this.streamDomains.delete(connectionId);
+    this.recentlyEnded.add(connectionId);
+    if (this.recentlyEnded.size > 10_000) this.recentlyEnded.delete(this.recentlyEnded.values().next().value as string);
     this.rates.forget(connectionId);
     const rec = await this.connections.remove(connectionId);
     const endpoint = rec?.endpoint ?? opts.endpoint;

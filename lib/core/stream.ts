@@ -203,6 +203,14 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     // RFC 6120 §7.7.2.2 option 1: the new session wins; the old one gets a conflict stream error.
     server.log.info({ jid: jid.toString(), old: replaced.connectionId }, 'session replaced');
     await server.endConnection(replaced.connectionId, 'replaced', { streamError: new StreamError('conflict', 'replaced by a new session'), endpoint: replaced.endpoint });
+    // The session map entry already belongs to the new session, so endConnection cannot find the
+    // old one to end: its end (unavailable to contacts, leaving rooms) is announced here.
+    await server.sessionEndedHooks.fireAll('session-ended', {
+      server,
+      session: { connectionId: replaced.connectionId, endpoint: replaced.endpoint, jid, expiresAt: replaced.expiresAt },
+      entry: replaced,
+      reason: 'replaced',
+    });
   }
   await server.sessionHooks.fireAll('session-bound', { server, origin: session });
 }

@@ -27,6 +27,8 @@ export async function startTestServer(opts: LocalServerOptions = {}): Promise<Te
     port: 0,
     dynamoPort: 0,
     logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
+    // The sweeper uses the counted client; tests that need it set their own interval.
+    sweepIntervalMs: 3_600_000,
     ...opts,
   });
   return Object.assign(local, {
