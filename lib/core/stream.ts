@@ -6,6 +6,7 @@ import { JIDError, makeJID, tryParseJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, FrameError, parseFrame, xml } from '../xmpp/xml.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
+import { SessionLimitError } from '../store/sessions.ts';
 import type { ConnectionTarget } from './management-api.ts';
 import { routeStanza } from './router.ts';
 import { handleSasl } from './sasl.ts';
@@ -183,15 +184,20 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     return;
   }
   const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
-  const replaced = await server.sessions.bind(jid.bare().toString(), {
-    resource: jid.resource,
-    connectionId: rec.id,
-    endpoint: rec.endpoint,
-    boundAt: Date.now(),
-    expiresAt: rec.expiresAt,
-    available: false,
-    priority: 0,
-  });
+  const maxSessions = (await server.tenants.get(jid.domain))?.limits?.sessionsPerUser;
+  let replaced;
+  try {
+    replaced = await server.sessions.bind(
+      jid.bare().toString(),
+      { resource: jid.resource, connectionId: rec.id, endpoint: rec.endpoint, boundAt: Date.now(), expiresAt: rec.expiresAt, available: false, priority: 0 },
+      maxSessions,
+    );
+  } catch (err) {
+    if (!(err instanceof SessionLimitError)) throw err;
+    // RFC 6120 §7.6.2.1: the account has reached its limit of connected resources.
+    await server.send(target, errorReply(iq, new StanzaError('resource-constraint', `at most ${maxSessions} sessions per account`, 'wait')));
+    return;
+  }
   await server.connections.update(rec.id, { stage: 'bound', resource: jid.resource, sasl: undefined });
   server.remember(session);
   server.log.info({ connectionId: rec.id, jid: jid.toString() }, 'bound');

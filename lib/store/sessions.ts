@@ -22,6 +22,13 @@ export interface SessionEntry {
   directed?: string[];
 }
 
+export class SessionLimitError extends Error {
+  constructor(bare: string, max: number) {
+    super(`${bare} already has ${max} sessions`);
+    this.name = 'SessionLimitError';
+  }
+}
+
 const key = (bare: string) => ({ pk: `sessions#${bare}`, sk: 'sessions' });
 const MAP = 'res';
 
@@ -64,18 +71,20 @@ export class SessionStore {
   /**
    * Adds or replaces the session for `entry.resource`. Returns the session it replaced, if any
    * (RFC 6120 §7.7.2.2: the server may terminate the older session with a conflict stream error).
+   * With `maxSessions`, a new resource beyond that many live sessions throws SessionLimitError; the
+   * check is part of the conditional write, so two logins at once cannot both slip past it.
    */
-  async bind(bare: string, entry: SessionEntry): Promise<SessionEntry | undefined> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+  async bind(bare: string, entry: SessionEntry, maxSessions?: number, now = Date.now()): Promise<SessionEntry | undefined> {
+    for (let attempt = 0; attempt < 4; attempt++) {
       try {
         const res = await this.db.send(
           new UpdateCommand({
             TableName: this.table,
             Key: key(bare),
             UpdateExpression: 'SET #m.#r = :e',
-            ConditionExpression: 'attribute_exists(#m)',
+            ConditionExpression: maxSessions ? 'attribute_exists(#m) AND (attribute_exists(#m.#r) OR size(#m) < :max)' : 'attribute_exists(#m)',
             ExpressionAttributeNames: { '#m': MAP, '#r': entry.resource },
-            ExpressionAttributeValues: { ':e': entry },
+            ExpressionAttributeValues: { ':e': entry, ...(maxSessions ? { ':max': maxSessions } : {}) },
             ReturnValues: 'UPDATED_OLD',
           }),
         );
@@ -83,6 +92,15 @@ export class SessionStore {
         return old && old.connectionId !== entry.connectionId ? old : undefined;
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
+      }
+      const current = maxSessions ? (await this.db.send(new GetCommand({ TableName: this.table, Key: key(bare), ConsistentRead: true }))).Item : undefined;
+      if (current?.[MAP]) {
+        // The limit was hit. Entries past their expiry do not count: drop them and try again.
+        const all = Object.values(current[MAP] as Record<string, SessionEntry>);
+        const expired = all.filter((e) => e.expiresAt <= now);
+        if (all.length - expired.length >= maxSessions!) throw new SessionLimitError(bare, maxSessions!);
+        for (const e of expired) await this.remove(bare, e.resource, e.connectionId);
+        continue;
       }
       // First session ever for this account: create the map (the item is kept when it empties).
       try {

@@ -144,6 +144,26 @@ describe('tenant limits', () => {
     await sleep(s.server.tenants.cacheMs);
   });
 
+  it('a third session beyond sessionsPerUser = 2 is refused with resource-constraint; replacing one is not', async () => {
+    await putTenant('few.example', { limits: { sessionsPerUser: 2 } });
+    await s.addUser('fay@few.example', 'pw');
+    await sleep(s.server.tenants.cacheMs);
+    const a = await connectClient(s.url, { username: 'fay', password: 'pw', domain: 'few.example', resource: 'a' });
+    const b = await connectClient(s.url, { username: 'fay', password: 'pw', domain: 'few.example', resource: 'b' });
+    const raw = await RawClient.connect(s.url);
+    await assert.rejects(raw.login('fay', 'pw', 'c', 'few.example'), (err: Error & { element?: Element }) => {
+      assert.equal(stanzaCondition(err.element!), 'resource-constraint');
+      return true;
+    });
+    raw.ws.close();
+    // Same resource again: the new session replaces the old one and counts once.
+    const b2 = await connectClient(s.url, { username: 'fay', password: 'pw', domain: 'few.example', resource: 'b' });
+    assert.equal((await s.server.sessions.list('fay@few.example')).length, 2);
+    await a.stop();
+    await b2.stop();
+    await b.stop();
+  });
+
   it('a stanza over the tenant\'s size limit gets policy-violation', async () => {
     const raw = await RawClient.connect(s.url);
     await raw.login('dan', 'pw', 'r', 'small.example');

@@ -193,7 +193,8 @@ export class RawClient {
     this.send(open);
     await this.next((el) => el.name === 'stream:features');
     this.send(`<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>${resource}</resource></bind></iq>`);
-    await this.next((el) => el.name === 'iq' && el.attrs.id === 'bind');
+    const bound = await this.next((el) => el.name === 'iq' && el.attrs.id === 'bind');
+    if (bound.attrs.type !== 'result') throw Object.assign(new Error(`bind failed: ${bound.toString()}`), { element: bound });
   }
 }
 
