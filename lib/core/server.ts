@@ -135,6 +135,8 @@ export class XmppServer {
   readonly streamFeatures: StreamFeature[] = [];
   readonly saslMechanisms = new Map<string, SaslMechanism>();
   readonly components: Component[] = [];
+  /** IQ handlers for streams not yet authenticated, keyed "get/<ns>:<name>" (XEP-0077 registration). */
+  readonly preAuthIqHandlers = new Map<string, (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>>();
 
   /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
   private readonly bound = new Map<string, Session>();

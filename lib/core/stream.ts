@@ -61,6 +61,7 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
     if (ns === NS.SASL) return await handleSasl(server, rec, el);
     if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
       if (rec.stage === 'authenticated' && el.name === 'iq') return await bindResource(server, rec, el);
+      if (rec.stage === 'opened' && el.name === 'iq' && (await preAuthIq(server, rec, el))) return;
       if (rec.stage === 'bound') {
         const bound = await server.boundSession(connectionId, rec);
         if (bound) return await onBoundElement(server, bound, el);
@@ -126,6 +127,28 @@ function onUnknownElement(server: XmppServer, el: Element, fail: (e: StreamError
 async function streamError(server: XmppServer, connectionId: string, endpoint: string, err: StreamError): Promise<void> {
   server.log.info({ connectionId, condition: err.condition, text: err.text }, 'stream error');
   await server.endConnection(connectionId, `stream error ${err.condition}`, { streamError: err, endpoint });
+}
+
+/**
+ * IQs an extension answers before authentication (XEP-0077 registration). Returns false when no
+ * extension handles it, so the stream error for early stanzas applies.
+ */
+async function preAuthIq(server: XmppServer, rec: ConnectionRecord, iq: Element): Promise<boolean> {
+  const child = iq.children.find((c): c is Element => typeof c !== 'string');
+  const handler = child && server.preAuthIqHandlers.get(`${iq.attrs.type}/${child.attrs.xmlns}:${child.name}`);
+  if (!handler || iq.attrs.id === undefined) return false;
+  const target = { connectionId: rec.id, endpoint: rec.endpoint };
+  iq.attrs.xmlns = NS.CLIENT;
+  try {
+    const result = await handler(server, rec, iq, child);
+    const reply = xml('iq', { xmlns: NS.CLIENT, type: 'result', id: iq.attrs.id });
+    if (result !== true) reply.cnode(result);
+    await server.send(target, reply);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    await server.send(target, errorReply(iq, err));
+  }
+  return true;
 }
 
 /** RFC 7395 §3.4 (opening) and §3.5 (restart after SASL); RFC 6120 §4.7 attributes. */

@@ -5,8 +5,9 @@ import { disco } from './disco.ts';
 import { offline } from './offline.ts';
 import { ping } from './ping.ts';
 import { presence } from './presence.ts';
+import { register } from './register.ts';
 import { roster } from './roster.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version, tokenAuth];
+export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version, tokenAuth, register];
