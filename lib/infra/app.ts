@@ -28,7 +28,7 @@ export function buildApp(app: App, account = process.env.CDK_DEFAULT_ACCOUNT): X
     const stack = new RegionStack(app, `${config.stackPrefix}-${region}`, {
       env: { account, region },
       config,
-      description: `xmpp-edge in ${region}: WebSocket API, ordered ingest, sweeper, alarms`,
+      description: `xmpp-edge in ${region}: WebSocket API, ordered ingest, sweeper, tenant changes, alarms`,
     });
     // The table's replica in this region must exist before the functions use it.
     stack.addStackDependency(table);

@@ -1,7 +1,7 @@
 // The one DynamoDB global table (DESIGN.md "Deploy: CDK"), replicated to every region the team lists.
 // Its keys and indexes come from tableDefinition(), the declaration dynalite gets locally.
 import { Stack, type StackProps } from 'aws-cdk-lib';
-import { Billing, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Billing, StreamViewType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
 import { TTL_ATTRIBUTE, tableDefinition } from '../store/dynamo.ts';
 import { tableSchemaOf } from './table-schema.ts';
@@ -25,6 +25,9 @@ export class GlobalTableStack extends Stack {
       timeToLiveAttribute: TTL_ATTRIBUTE,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: true,
+      // Replication needs a stream anyway; stated so a one-region deployment has one too: each region's
+      // tenant-changes function reads its replica's stream (lib/infra/tenant-changes.ts).
+      dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
       replicas: props.regions.filter((r) => r !== this.region).map((region) => ({ region })),
     });
   }

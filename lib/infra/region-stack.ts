@@ -11,6 +11,7 @@ import type { Construct } from 'constructs';
 import type { DeploymentConfig } from './config.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
 import { OrderedIngest } from './ordered-ingest.ts';
+import { TenantChanges } from './tenant-changes.ts';
 import { CONNECT_ACCESS, STREAM_ACCESS, SWEEPER_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
 
@@ -22,7 +23,8 @@ export class RegionStack extends Stack {
   readonly api: WebSocketApi;
   readonly stage: WebSocketStage;
   readonly ingest: OrderedIngest;
-  readonly functions: { connect: XmppFunction; disconnect: XmppFunction; ingest: XmppFunction; sweeper: XmppFunction };
+  readonly tenantChanges: TenantChanges;
+  readonly functions: { connect: XmppFunction; disconnect: XmppFunction; ingest: XmppFunction; sweeper: XmppFunction; tenantChanges: XmppFunction };
   readonly alarms: OperatorAlarms;
 
   constructor(scope: Construct, id: string, props: RegionStackProps) {
@@ -77,7 +79,9 @@ export class RegionStack extends Stack {
       targets: [new LambdaFunction(sweeper, { retryAttempts: 0 })],
     });
 
-    this.functions = { connect, disconnect, ingest: this.ingest.function, sweeper };
+    this.tenantChanges = new TenantChanges(this, 'TenantChanges', { table, stage: this.stage, otherRegions, logRetention });
+
+    this.functions = { connect, disconnect, ingest: this.ingest.function, sweeper, tenantChanges: this.tenantChanges.function };
     this.alarms = new OperatorAlarms(this, 'Alarms', {
       functions: this.functions,
       frames: this.ingest.queue,

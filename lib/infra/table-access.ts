@@ -28,3 +28,13 @@ export const STREAM_ACCESS: TableAccess = {
  * finds them through the sweep index, and closes a disabled tenant's sessions through the tenant index.
  */
 export const SWEEPER_ACCESS: TableAccess = { actions: STREAM_ACCESS.actions, indexes: [SWEEP_INDEX, TENANT_INDEX] };
+
+/**
+ * Ending sessions someone else decided to end (a disabled or deleted tenant): find the tenant's
+ * connections in this region through the tenant index, then what ending a connection does (delete
+ * the connection and the session entry, tell contacts, read their sessions). No Scan, no new items.
+ */
+export const SESSION_END_ACCESS: TableAccess = {
+  actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+  indexes: [TENANT_INDEX],
+};

@@ -19,13 +19,16 @@ import { defaultExtensions } from '../../lib/extensions/index.ts';
 import type { WebSocketHandler } from '../../lib/gateway/events.ts';
 import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../../lib/gateway/websocket-handlers.ts';
+import { closeTenantsOf } from '../../functions/tenant-changes.ts';
 import { buildApp } from '../../lib/infra/app.ts';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { TenantStore } from '../../lib/store/tenants.ts';
 import { RawClient, sleep } from '../support/harness.ts';
 
-type Role = 'connect' | 'ingest' | 'disconnect' | 'sweeper';
+/** The functions of the region stack, and `setup` for what an operator does by hand (not held against any grant). */
+type Role = 'connect' | 'ingest' | 'disconnect' | 'sweeper' | 'tenantChanges' | 'setup';
+type FunctionRole = Exclude<Role, 'setup'>;
 interface Call {
   role: Role;
   /** dynamodb:GetItem, dynamodb:Query@bySweep, execute-api:POST, … */
@@ -60,7 +63,7 @@ function permissionOf(service: string, command: string, index?: string): string 
 }
 
 /** What each function's policy allows, in the same terms, read from the synthesized region stack. */
-function grantsFromTemplate(): Record<Role, Set<string>> {
+function grantsFromTemplate(): Record<FunctionRole, Set<string>> {
   const context = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context;
   // The policies do not depend on the bundles; skip bundling (infra.test.ts covers it).
   const app = new App({ context: { ...context, regions: 'eu-west-1', 'aws:cdk:bundling-stacks': [] }, outdir: mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-')) });
@@ -68,8 +71,8 @@ function grantsFromTemplate(): Record<Role, Set<string>> {
     const stack = buildApp(app, undefined).regions.get('eu-west-1')!;
     const t = Template.fromStack(stack);
     const policies = Object.values(t.findResources('AWS::IAM::Policy'));
-    const out = {} as Record<Role, Set<string>>;
-    for (const [name, fn] of Object.entries(stack.functions) as [Role, (typeof stack.functions)['connect']][]) {
+    const out = {} as Record<FunctionRole, Set<string>>;
+    for (const [name, fn] of Object.entries(stack.functions) as [FunctionRole, (typeof stack.functions)['connect']][]) {
       const roleId = stack.getLogicalId(fn.role!.node.defaultChild as never);
       const allowed = new Set<string>();
       for (const p of policies.filter((p) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))) {
@@ -116,10 +119,12 @@ describe('IAM grants cover what the handlers do', () => {
       extensions: defaultExtensions,
       version: 'test',
     });
-    await role.run('sweeper', async () => {
+    await role.run('setup', async () => {
       // Set-up done by an admin, not by any function: not held against the grants.
       await new TenantStore(db, 'xmpp-edge').put({ domain: 'localhost', enabled: true, createdAt: Date.now() });
       for (const u of ['alice', 'bob', 'carol']) await addUser(server.users, `${u}@localhost`, 'secret');
+      await new TenantStore(db, 'xmpp-edge').put({ domain: 'acme.test', enabled: true, createdAt: Date.now() });
+      for (const u of ['dave', 'erin']) await addUser(server.users, `${u}@acme.test`, 'secret');
     });
     counter.calls = [];
     const h = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
@@ -196,18 +201,59 @@ describe('IAM grants cover what the handlers do', () => {
     await carol.closed;
     await gateway.idle();
 
-    const used = (r: Role) => [...new Set(counter.calls.filter((c) => c.role === r).map((c) => c.permission))].sort();
     // The scenario reached every function and the calls that matter for the grants.
     assert.ok(used('connect').includes('dynamodb:PutItem'));
     for (const p of ['dynamodb:Query', 'dynamodb:UpdateItem', 'execute-api:POST', 'execute-api:DELETE']) assert.ok(used('ingest').includes(p), `ingest: ${p}`);
     assert.ok(used('disconnect').includes('dynamodb:DeleteItem'));
     for (const p of ['dynamodb:Query@bySweep', 'execute-api:GET', 'execute-api:POST']) assert.ok(used('sweeper').includes(p), `sweeper: ${p}`);
 
-    for (const r of ['connect', 'ingest', 'disconnect', 'sweeper'] as const) t.diagnostic(`${r} used ${used(r).join(' ')}`);
+    assertGranted(t, ['connect', 'ingest', 'disconnect', 'sweeper']);
+  });
+
+  it('when a tenant is disabled: the tenant-changes function closes its sessions in this region', async (t) => {
+    counter.calls = [];
+    const presence = `<presence xmlns="jabber:client"/>`;
+    const dave = await RawClient.connect(url);
+    const erin = await RawClient.connect(url);
+    await dave.login('dave', 'secret', 'desk', 'acme.test');
+    await erin.login('erin', 'secret', 'phone', 'acme.test');
+    // Contacts of each other, so ending one session tells the other (what the function's grants must cover).
+    for (const [a, b] of [[dave, 'erin'], [erin, 'dave']] as const) {
+      a.send(`<iq xmlns="jabber:client" type="set" id="r-${b}"><query xmlns="jabber:iq:roster"><item jid="${b}@acme.test"/></query></iq>`);
+      await a.next((el) => el.name === 'iq' && el.attrs.id === `r-${b}`);
+    }
+    dave.send(presence);
+    erin.send(presence);
+    dave.send(`<presence xmlns="jabber:client" to="erin@acme.test" type="subscribe"/>`);
+    await erin.next((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
+    erin.send(`<presence xmlns="jabber:client" to="dave@acme.test" type="subscribed"/>`);
+    erin.send(`<presence xmlns="jabber:client" to="dave@acme.test" type="subscribe"/>`);
+    await dave.next((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
+    dave.send(`<presence xmlns="jabber:client" to="erin@acme.test" type="subscribed"/>`);
+    await gateway.idle();
+
+    // An admin disables the tenant; the table's stream hands the function this record.
+    await role.run('setup', () => new TenantStore(createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true }), 'xmpp-edge').put({ domain: 'acme.test', enabled: false }));
+    const keys = { pk: { S: 'tenant#acme.test' }, sk: { S: 'tenant' } };
+    const record = { eventName: 'MODIFY', dynamodb: { Keys: keys, NewImage: { ...keys, domain: { S: 'acme.test' }, enabled: { BOOL: false } }, OldImage: { ...keys, enabled: { BOOL: true } }, SequenceNumber: '1' } };
+    const result = await role.run('tenantChanges', () => closeTenantsOf({ Records: [record] }, server));
+    assert.deepEqual(result.batchItemFailures, []);
+    for (const c of [dave, erin]) {
+      await c.next((el) => el.name === 'stream:error' && !!el.getChild('host-gone'));
+      await c.closed;
+    }
+    await gateway.idle();
+    for (const p of ['dynamodb:Query@byTenant', 'dynamodb:DeleteItem', 'execute-api:POST', 'execute-api:DELETE']) assert.ok(used('tenantChanges').includes(p), `tenantChanges: ${p}`);
+    assertGranted(t, ['tenantChanges']);
+  });
+
+  const used = (r: Role) => [...new Set(counter.calls.filter((c) => c.role === r).map((c) => c.permission))].sort();
+  function assertGranted(t: { diagnostic(message: string): void }, roles: FunctionRole[]) {
+    for (const r of roles) t.diagnostic(`${r} used ${used(r).join(' ')}`);
     const grants = grantsFromTemplate();
-    for (const r of ['connect', 'ingest', 'disconnect', 'sweeper'] as const) {
+    for (const r of roles) {
       const missing = used(r).filter((p) => !grants[r].has(p));
       assert.deepEqual(missing, [], `${r} calls what its policy does not allow (allowed: ${[...grants[r]].sort().join(', ')})`);
     }
-  });
+  }
 });

@@ -14,6 +14,8 @@ import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { buildApp, type XmppEdgeStacks } from '../../lib/infra/app.ts';
 import { frameToSqsTemplate } from '../../lib/infra/frame-envelope.ts';
 import { INGEST_TIMEOUT, MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-ingest.ts';
+import { STREAM_READ_ACTIONS } from '../../lib/infra/tenant-changes.ts';
+import { TENANT_CHANGE_FILTERS } from '../../lib/infra/tenant-stream.ts';
 import { tableDefinition } from '../../lib/store/dynamo.ts';
 
 const CDK_CONTEXT = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context as Record<string, unknown>;
@@ -34,6 +36,7 @@ function flat(v: Json): string {
   throw new Error(`cannot flatten ${JSON.stringify(v)}`);
 }
 const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+const TABLE_ARN = 'arn:aws:dynamodb:eu-west-1:${AWS::AccountId}:table/xmpp-edge';
 
 function synth(context: Record<string, unknown> = {}) {
   const outdir = mkdtempSync(join(tmpdir(), 'xmpp-edge-cdk-'));
@@ -51,6 +54,11 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
   let t: Template;
   let synthMs = 0;
   const logicalId = (stack: Stack, fn: { node: { defaultChild?: unknown } }) => stack.getLogicalId(fn.node.defaultChild as CfnFunction);
+  /** The xmpp-edge functions of the eu-west-1 stack, by logical id. */
+  const ourFunctions = () => {
+    const all = t.findResources('AWS::Lambda::Function');
+    return Object.fromEntries(Object.values(eu.functions).map((fn) => [logicalId(eu, fn), all[logicalId(eu, fn)]]));
+  };
 
   before(() => {
     const start = performance.now();
@@ -155,7 +163,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
         BatchSize: 10,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
       });
-      t.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+      t.resourceCountIs('AWS::Lambda::EventSourceMapping', 2); // and the tenant-changes stream's
     });
 
     it('keeps frame claims in a regional table with a TTL, and tells the ingest its name', () => {
@@ -166,6 +174,50 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.deepEqual(claims.Replicas.map((r: Json) => r.Region), ['eu-west-1'], 'not replicated: a claim matters only where its queue is');
       const env = t.findResources('AWS::Lambda::Function')[logicalId(eu, eu.functions.ingest)].Properties.Environment.Variables;
       assert.deepEqual(env.FRAME_CLAIMS_TABLE, { Ref: claimsId });
+    });
+  });
+
+  describe('tenant changes', () => {
+    it('has a stream with old and new images on every replica, also with one region', () => {
+      const p = Object.values(Template.fromStack(stacks.table).findResources('AWS::DynamoDB::GlobalTable'))[0].Properties;
+      assert.deepEqual(p.StreamSpecification, { StreamViewType: 'NEW_AND_OLD_IMAGES' });
+      const one = synth({ regions: 'eu-west-1', ...NO_BUNDLING });
+      try {
+        const p1 = Object.values(Template.fromStack(one.stacks.table).findResources('AWS::DynamoDB::GlobalTable'))[0].Properties;
+        assert.deepEqual(p1.StreamSpecification, { StreamViewType: 'NEW_AND_OLD_IMAGES' });
+      } finally {
+        rmSync(one.outdir, { recursive: true, force: true });
+      }
+    });
+
+    it('reads this region\'s replica stream ARN at deploy time, with DescribeTable on this region\'s table only', () => {
+      const [id, lookup] = Object.entries(t.findResources('Custom::TableStreamArn'))[0];
+      const call = JSON.parse(lookup.Properties.Update);
+      assert.deepEqual(call, { service: 'DynamoDB', action: 'DescribeTable', parameters: { TableName: 'xmpp-edge' }, physicalResourceId: { responsePath: 'Table.LatestStreamArn' }, outputPaths: ['Table.LatestStreamArn'] });
+      assert.equal(lookup.Properties.InstallLatestAwsSdk, false);
+      const policy = Object.values(t.findResources('AWS::IAM::Policy')).find((p) => p.Properties.PolicyDocument.Statement.some((s: Json) => s.Action === 'dynamodb:DescribeTable'))!;
+      assert.deepEqual(policy.Properties.PolicyDocument.Statement.map((s: Json) => [s.Action, flat(s.Resource)]), [['dynamodb:DescribeTable', TABLE_ARN]]);
+      assert.ok(id);
+    });
+
+    it('invokes the tenant-changes function from the stream, filtered to tenant items that stop being served, from now on', () => {
+      const lookupId = Object.keys(t.findResources('Custom::TableStreamArn'))[0];
+      const mapping = Object.values(t.findResources('AWS::Lambda::EventSourceMapping')).find((m) => m.Properties.FunctionName.Ref === logicalId(eu, eu.functions.tenantChanges))!.Properties;
+      assert.deepEqual(mapping.EventSourceArn, { 'Fn::GetAtt': [lookupId, 'Table.LatestStreamArn'] });
+      assert.equal(mapping.StartingPosition, 'LATEST');
+      assert.equal(mapping.MaximumBatchingWindowInSeconds, undefined, 'no batching window: within seconds');
+      assert.deepEqual(mapping.FunctionResponseTypes, ['ReportBatchItemFailures']);
+      assert.equal(mapping.BisectBatchOnFunctionError, true);
+      assert.deepEqual(mapping.FilterCriteria.Filters.map((f: Json) => JSON.parse(f.Pattern)), TENANT_CHANGE_FILTERS);
+    });
+
+    it('is in every region, each on its own replica', () => {
+      const us = stacks.regions.get('us-east-1')!;
+      const tu = Template.fromStack(us);
+      const call = JSON.parse(Object.values(tu.findResources('Custom::TableStreamArn'))[0].Properties.Update);
+      assert.equal(call.parameters.TableName, 'xmpp-edge');
+      assert.equal(us.region, 'us-east-1', 'the custom resource runs in the stack\'s region, so DescribeTable answers for that replica');
+      tu.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
     });
   });
 
@@ -208,9 +260,14 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
 
   describe('functions', () => {
     it('run on nodejs22.x, arm64, with their own log group kept 30 days', () => {
-      const fns = t.findResources('AWS::Lambda::Function');
+      const fns = ourFunctions();
       const groups = t.findResources('AWS::Logs::LogGroup');
-      assert.equal(Object.keys(fns).length, 4);
+      assert.deepEqual(Object.keys(eu.functions).sort(), ['connect', 'disconnect', 'ingest', 'sweeper', 'tenantChanges']);
+      assert.equal(Object.keys(fns).length, Object.keys(eu.functions).length);
+      // The one other function is CDK's own AwsCustomResource provider (it reads the replica's stream ARN at deploy time).
+      const others = Object.entries(t.findResources('AWS::Lambda::Function')).filter(([id]) => !fns[id]);
+      assert.deepEqual(others.map(([id]) => id.slice(0, 35)), ['AWS679f53fac002430cb0da5b7982bd2287']);
+      assert.equal(groups[others[0][1].Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 30, 'its logs are kept as long as ours');
       for (const [id, fn] of Object.entries(fns)) {
         assert.equal(fn.Properties.Runtime, 'nodejs22.x', id);
         assert.deepEqual(fn.Properties.Architectures, ['arm64'], id);
@@ -222,8 +279,8 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       }
     });
 
-    it('are bundled by the local esbuild into one small ES module each, which loads and exports a handler', async () => {
-      const fns = t.findResources('AWS::Lambda::Function');
+    it('are bundled by the local esbuild into one small ES module each, which loads and exports a handler', async (ctx) => {
+      const fns = ourFunctions();
       const saved = { ...process.env };
       Object.assign(process.env, { TABLE_NAME: 'xmpp-edge', FRAME_CLAIMS_TABLE: 'claims', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' });
       try {
@@ -231,6 +288,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
           const hash = String(fn.Properties.Code.S3Key).replace(/\.zip$/, '');
           const file = join(outdir, `asset.${hash}`, 'index.mjs');
           const size = statSync(file).size;
+          ctx.diagnostic(`${id}: ${(size / 1024).toFixed(1)} KiB`);
           assert.ok(size < 1024 * 1024, `${id}: ${size} bytes`);
           const mod = (await import(file)) as { handler?: unknown };
           assert.equal(typeof mod.handler, 'function', id);
@@ -257,7 +315,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
         .flatMap((p) => p.Properties.PolicyDocument.Statement);
     };
     const actionsOn = (statements: Json[], prefix: string) => statements.flatMap((s) => list(s.Action)).filter((a: string) => a.startsWith(prefix)).sort();
-    const TABLE = 'arn:aws:dynamodb:eu-west-1:${AWS::AccountId}:table/xmpp-edge';
+    const TABLE = TABLE_ARN;
 
     it('has no wildcard actions and no DynamoDB or execute-api action on every resource', () => {
       for (const stack of [eu, stacks.regions.get('us-east-1')!, stacks.table]) {
@@ -278,11 +336,18 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.deepEqual(actionsOn(statementsOf(eu.functions.disconnect), 'dynamodb:'), stream);
       assert.deepEqual(actionsOn(statementsOf(eu.functions.ingest), 'dynamodb:'), [...stream, 'dynamodb:DeleteItem', 'dynamodb:PutItem'].sort());
       assert.deepEqual(actionsOn(statementsOf(eu.functions.sweeper), 'dynamodb:'), [...stream, 'dynamodb:Query'].sort());
+      // Ending sessions and reading the stream; no Put, no BatchWrite.
+      assert.deepEqual(
+        actionsOn(statementsOf(eu.functions.tenantChanges), 'dynamodb:'),
+        [...['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:Query'], ...STREAM_READ_ACTIONS].sort(),
+      );
       for (const [name, fn] of Object.entries(eu.functions)) {
         for (const s of statementsOf(fn).filter((s) => list(s.Action).some((a: string) => a.startsWith('dynamodb:')))) {
           const resources = list(s.Resource).map(flat);
           const ok = resources.every((r) => r === TABLE || r.startsWith(`${TABLE}/index/`) || /^\$\{IngestFrameClaims\w+\.Arn\}$/.test(r));
-          assert.ok(ok, `${name}: ${resources.join(', ')}`);
+          // The tenant-changes function reads this region's replica streams (AWS's example policy for stream triggers).
+          const streamRead = name === 'tenantChanges' && resources.join() === `${TABLE}/stream/*` && list(s.Action).every((a: string) => STREAM_READ_ACTIONS.includes(a));
+          assert.ok(ok || streamRead, `${name}: ${resources.join(', ')}`);
           if (resources.some((r) => r.includes('/index/'))) assert.deepEqual(s.Action, 'dynamodb:Query', name);
         }
       }
@@ -292,7 +357,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
 
     it('scopes execute-api:ManageConnections to the xmpp stage\'s @connections, by method, in the listed regions only', () => {
       const apiId = eu.getLogicalId(eu.api.node.defaultChild as never);
-      const expected: Record<string, string[]> = { connect: [], disconnect: ['POST'], ingest: ['POST', 'DELETE'], sweeper: ['GET', 'POST'] };
+      const expected: Record<string, string[]> = { connect: [], disconnect: ['POST'], ingest: ['POST', 'DELETE'], sweeper: ['GET', 'POST'], tenantChanges: ['POST', 'DELETE'] };
       for (const [name, fn] of Object.entries(eu.functions)) {
         const statements = statementsOf(fn).filter((s) => list(s.Action).includes('execute-api:ManageConnections'));
         const resources = statements.flatMap((s) => list(s.Resource).map(flat)).sort();
@@ -321,8 +386,8 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.equal(count('XmppEdge/FramesFailed'), 1);
       assert.equal(count('AWS/SQS/ApproximateNumberOfMessagesVisible'), 1);
       assert.equal(count('AWS/SQS/ApproximateAgeOfOldestMessage'), 1);
-      assert.equal(count('AWS/Lambda/Errors'), 4);
-      assert.equal(count('AWS/Lambda/Throttles'), 4);
+      assert.equal(count('AWS/Lambda/Errors'), Object.keys(eu.functions).length);
+      assert.equal(count('AWS/Lambda/Throttles'), Object.keys(eu.functions).length);
       for (const m of ['IntegrationError', 'ExecutionError', 'ClientError']) assert.equal(count(`AWS/ApiGateway/${m}`), 1, m);
       assert.equal(count('AWS/DynamoDB/ReadThrottleEvents'), 2);
       assert.equal(count('AWS/DynamoDB/WriteThrottleEvents'), 2);

@@ -1,0 +1,35 @@
+// On the table's DynamoDB stream in each region: when a tenant is disabled or deleted (by the admin
+// API, the CLI, or by hand in the console), its sessions connected to this region are closed with
+// host-gone (RFC 6120 §4.9.3.5) within seconds. Every region runs one: closeTenantSessions touches
+// only this region's connections, and the change reaches every replica's stream.
+// https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html
+import { closeTenantSessions } from '../lib/core/tenant-lifecycle.ts';
+import type { XmppServer } from '../lib/core/server.ts';
+import { type StreamEvent, tenantsToClose } from '../lib/infra/tenant-stream.ts';
+import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
+
+export interface StreamBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+/**
+ * Closes the batch's tenants one after another. On the first failure it reports that record's
+ * sequence number: Lambda retries the shard from there, so nothing after it is skipped (closing
+ * again what was already closed is harmless).
+ */
+export async function closeTenantsOf(event: StreamEvent, server: XmppServer): Promise<StreamBatchResponse> {
+  for (const { domain, why, sequenceNumber } of tenantsToClose(event.Records)) {
+    try {
+      await closeTenantSessions(server, domain, why);
+    } catch (err) {
+      server.log.error({ err, domain, why }, 'closing tenant sessions failed; the batch is retried from this record');
+      if (!sequenceNumber) throw err;
+      return { batchItemFailures: [{ itemIdentifier: sequenceNumber }] };
+    }
+  }
+  return { batchItemFailures: [] };
+}
+
+// Built on the first batch rather than at import, so tests can import this file without an environment.
+let server: XmppServer | undefined;
+export const handler = (event: StreamEvent): Promise<StreamBatchResponse> => closeTenantsOf(event, (server ??= createLambdaRuntime().server));
