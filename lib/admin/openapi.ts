@@ -4,6 +4,8 @@ const json = (schema: unknown) => ({ content: { 'application/json': { schema } }
 const error = { description: 'error', ...json({ $ref: '#/components/schemas/Error' }) };
 const domain = { name: 'domain', in: 'path', required: true, schema: { type: 'string' }, description: 'the tenant (XMPP domain)' };
 const username = { name: 'username', in: 'path', required: true, schema: { type: 'string' }, description: 'local part of the account' };
+const room = { name: 'room', in: 'path', required: true, schema: { type: 'string' }, description: 'the room name (local part of room@conference.<domain>) or its JID' };
+const roomJidParam = { name: 'jid', in: 'path', required: true, schema: { type: 'string' }, description: "a user's bare JID" };
 
 function op(summary: string, responses: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return { summary, responses: { ...responses, '400': error, '401': error, '404': error }, ...extra };
@@ -11,13 +13,47 @@ function op(summary: string, responses: Record<string, unknown>, extra: Record<s
 
 export const openApiDocument = {
   openapi: '3.1.0',
-  info: { title: 'xmpp-edge admin API', version: '1', description: 'Tenants, accounts, sessions and stanzas. Send `Authorization: Bearer <token>` (locally the token `npm start` prints; in AWS the API is IAM-authorised).' },
+  info: { title: 'xmpp-edge admin API', version: '1', description: 'Tenants, accounts, sessions, stanzas and rooms. Send `Authorization: Bearer <token>` (locally the token `npm start` prints; in AWS the API is IAM-authorised).' },
   servers: [{ url: '/api' }],
   security: [{ bearer: [] }],
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     schemas: {
       Error: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } } },
+      RoomConfig: {
+        type: 'object',
+        description: 'Room settings (the muc#roomconfig form of XEP-0045 §10.2)',
+        properties: {
+          name: { type: 'string' },
+          description: { type: 'string' },
+          lang: { type: 'string' },
+          persistent: { type: 'boolean' },
+          public: { type: 'boolean' },
+          passwordProtected: { type: 'boolean' },
+          password: { type: 'string' },
+          membersOnly: { type: 'boolean' },
+          moderated: { type: 'boolean' },
+          maxUsers: { type: 'integer', description: '0: the service maximum' },
+          whois: { enum: ['moderators', 'anyone'] },
+          changeSubject: { type: 'boolean' },
+          allowInvites: { type: 'boolean' },
+          allowPm: { enum: ['anyone', 'participants', 'moderators', 'none'] },
+          logging: { type: 'boolean' },
+          historyFetch: { type: 'integer' },
+        },
+      },
+      Room: {
+        type: 'object',
+        properties: {
+          jid: { type: 'string' },
+          locked: { type: 'boolean' },
+          createdAt: { type: 'string', format: 'date-time' },
+          config: { $ref: '#/components/schemas/RoomConfig' },
+          subject: { type: 'string' },
+          affiliations: { type: 'array', items: { type: 'object', properties: { jid: { type: 'string' }, affiliation: { type: 'string' }, nick: { type: 'string' }, reason: { type: 'string' } } } },
+          occupants: { type: 'array', items: { type: 'object', properties: { nick: { type: 'string' }, role: { type: 'string' }, affiliation: { type: 'string' }, jids: { type: 'array', items: { type: 'string' } } } } },
+        },
+      },
       Tenant: {
         type: 'object',
         required: ['domain', 'enabled'],
@@ -29,6 +65,20 @@ export const openApiDocument = {
           tokens: { type: 'object', description: 'secret, accessValiditySeconds, refreshValiditySeconds' },
           registration: { enum: ['open', 'closed'] },
           limits: { type: 'object', properties: { sessionsPerUser: { type: 'integer' }, maxStanzaBytes: { type: 'integer' }, stanzasPerSecond: { type: 'number' }, roomsPerUser: { type: 'integer' } } },
+          muc: {
+            type: 'object',
+            description: 'Multi-User Chat service at <subdomain>.<domain>',
+            properties: {
+              enabled: { type: 'boolean' },
+              subdomain: { type: 'string', default: 'conference' },
+              name: { type: 'string' },
+              roomCreation: { enum: ['anyone', 'admins'] },
+              maxOccupants: { type: 'integer' },
+              historyLength: { type: 'integer' },
+              historyRetentionSeconds: { type: 'integer' },
+              enforceReservedNicks: { type: 'boolean' },
+            },
+          },
           features: { type: 'array', items: { type: 'string' } },
           federation: { type: 'array', items: { type: 'string' } },
           labels: { type: 'object', additionalProperties: { type: 'string' } },
@@ -62,6 +112,35 @@ export const openApiDocument = {
     },
     '/tenants/{domain}/users/{username}/sessions': { parameters: [domain, username], delete: op('Kick: close every session of the account', { '200': { description: 'closed count' } }) },
     '/tenants/{domain}/users/{username}/tokens/revoke': { parameters: [domain, username], post: op('Revoke the refresh tokens issued to the account', { '204': { description: 'revoked' } }) },
+    '/tenants/{domain}/rooms': {
+      parameters: [domain],
+      get: op("List the tenant's rooms (Multi-User Chat)", { '200': { description: 'rooms' } }),
+      post: op(
+        'Create a room, unlocked and persistent unless config says otherwise',
+        { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
+        { requestBody: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' }, owners: { type: 'array', items: { type: 'string' } }, config: { $ref: '#/components/schemas/RoomConfig' } } }) },
+      ),
+    },
+    '/tenants/{domain}/rooms/{room}': {
+      parameters: [domain, room],
+      get: op('Read a room: configuration, affiliations, occupants', { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) } }),
+      patch: op('Change room settings; occupants are notified (XEP-0045 §10.2.1)', { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) } }, { requestBody: json({ $ref: '#/components/schemas/RoomConfig' }) }),
+      delete: op('Destroy a room; each occupant is told, with the reason and alternate venue if given (XEP-0045 §10.9)', { '204': { description: 'destroyed' } }, {
+        parameters: [
+          { name: 'reason', in: 'query', schema: { type: 'string' } },
+          { name: 'alternate', in: 'query', schema: { type: 'string' }, description: 'JID of an alternate venue' },
+        ],
+      }),
+    },
+    '/tenants/{domain}/rooms/{room}/affiliations': { parameters: [domain, room], get: op("List a room's affiliations", { '200': { description: 'affiliations' } }) },
+    '/tenants/{domain}/rooms/{room}/affiliations/{jid}': {
+      parameters: [domain, room, roomJidParam],
+      put: op(
+        "Set a user's affiliation (owner, admin, member, outcast, none); occupants are told, a banned one is removed",
+        { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
+        { requestBody: json({ type: 'object', required: ['affiliation'], properties: { affiliation: { enum: ['owner', 'admin', 'member', 'outcast', 'none'] }, reason: { type: 'string' }, nick: { type: 'string' } } }) },
+      ),
+    },
     '/tenants/{domain}/sessions': { parameters: [domain], get: op('List open connections and sessions', { '200': { description: 'sessions' } }) },
     '/tenants/{domain}/stanzas': {
       parameters: [domain],

@@ -2,6 +2,7 @@
 import { streamNegotiation } from '../core/negotiation.ts';
 import type { Extension } from '../core/server.ts';
 import { disco } from './disco.ts';
+import { muc } from './muc/index.ts';
 import { offline } from './offline.ts';
 import { ping } from './ping.ts';
 import { presence } from './presence.ts';
@@ -10,4 +11,4 @@ import { roster } from './roster.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version, tokenAuth, register];
+export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version, tokenAuth, register, muc];

@@ -42,8 +42,28 @@ export interface TenantLimits {
   maxStanzaBytes?: number;
   /** Sustained stanzas per second per connection (bursts of twice that are allowed). */
   stanzasPerSecond?: number;
-  /** Rooms a user may own. */
+  /** Rooms a user may create in the tenant's MUC service (beyond it, entering a new room gets not-allowed). */
   roomsPerUser?: number;
+}
+
+/** The tenant's Multi-User Chat service (XEP-0045), at `<subdomain>.<domain>`. */
+export interface MucSettings {
+  /** false: no MUC service for this tenant (its address is not served). Default true. */
+  enabled?: boolean;
+  /** The first label of the service's address: `<subdomain>.<domain>`. One DNS label. Default 'conference'. */
+  subdomain?: string;
+  /** The service's name in service discovery. Default 'Chatrooms'. */
+  name?: string;
+  /** Who may create a room by entering one that does not exist: 'anyone' (default) or 'admins' (admin API and CLI only; users get not-allowed). */
+  roomCreation?: 'anyone' | 'admins';
+  /** The most occupants a room may have (its muc#roomconfig_maxusers may not exceed it). Default 200. */
+  maxOccupants?: number;
+  /** Messages kept for discussion history and the most a new occupant gets (muc#maxhistoryfetch may not exceed it). Default 50. */
+  historyLength?: number;
+  /** How long discussion history is kept, in seconds. Default 604800 (7 days). */
+  historyRetentionSeconds?: number;
+  /** Users with a reserved nickname (member list) always get it, whatever they ask for (status 210). Default false. */
+  enforceReservedNicks?: boolean;
 }
 
 export interface TenantRecord {
@@ -61,6 +81,8 @@ export interface TenantRecord {
   limits?: TenantLimits;
   /** Optional features switched on for this tenant (extension names). */
   features?: string[];
+  /** Multi-User Chat service settings; absent: the service runs at conference.<domain> with the defaults. */
+  muc?: MucSettings;
   /** Other tenants this one may exchange stanzas with; both sides must list each other. Default none. */
   federation?: string[];
   /** Free-form labels for the operator (owner, plan, …). */

@@ -16,4 +16,15 @@ export const NS = {
   DELAY: 'urn:xmpp:delay', // XEP-0203
   OFFLINE: 'msgoffline', // XEP-0160 disco feature
   PRE_APPROVAL: 'urn:xmpp:features:pre-approval', // RFC 6121 §3.4
+  DATA_FORMS: 'jabber:x:data', // XEP-0004
+  MUC: 'http://jabber.org/protocol/muc', // XEP-0045
+  MUC_USER: 'http://jabber.org/protocol/muc#user', // XEP-0045
+  MUC_ADMIN: 'http://jabber.org/protocol/muc#admin', // XEP-0045
+  MUC_OWNER: 'http://jabber.org/protocol/muc#owner', // XEP-0045
+  MUC_ROOMCONFIG: 'http://jabber.org/protocol/muc#roomconfig', // XEP-0045 §15.5.3
+  MUC_ROOMINFO: 'http://jabber.org/protocol/muc#roominfo', // XEP-0045 §15.5.4
+  MUC_REQUEST: 'http://jabber.org/protocol/muc#request', // XEP-0045 §8.6
+  MUC_STABLE_ID: 'http://jabber.org/protocol/muc#stable_id', // XEP-0045 §7.4
+  MUC_SELF_PING: 'http://jabber.org/protocol/muc#self-ping-optimization', // XEP-0410 §3.3
+  CONFERENCE: 'jabber:x:conference', // XEP-0249
 } as const;
