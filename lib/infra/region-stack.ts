@@ -12,8 +12,11 @@ import type { DeploymentConfig } from './config.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
 import { OrderedIngest } from './ordered-ingest.ts';
 import { TenantChanges } from './tenant-changes.ts';
-import { CONNECT_ACCESS, STREAM_ACCESS, SWEEPER_ACCESS } from './table-access.ts';
+import { CONNECT_ACCESS, STREAM_ACCESS, SWEEPER_ACCESS, SWEEPER_PURGING_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
+
+/** The sweeper's timeout; a purge stops starting new pages PURGE_MARGIN_MS (functions/sweeper.ts) before it. */
+export const SWEEPER_TIMEOUT = Duration.seconds(50);
 
 export interface RegionStackProps extends StackProps {
   config: DeploymentConfig;
@@ -64,14 +67,19 @@ export class RegionStack extends Stack {
     this.api.addRoute('$default', { integration: this.ingest.integration });
 
     // The sweeper ends connections whose $disconnect never came: it asks the gateway (GET) whether
-    // each due connection lives, and an ended session's presence goes out (POST).
+    // each due connection lives, and an ended session's presence goes out (POST). In the table's home
+    // region (the first listed) it also works on tenant purges: once is enough for a global table.
+    const home = this.region === config.regions[0];
     const sweeper = new XmppFunction(this, 'Sweeper', {
       entryName: 'sweeper',
-      description: 'Every minute: ends connections that are gone without a $disconnect',
-      timeout: Duration.seconds(50),
+      description: home
+        ? 'Every minute: ends connections that are gone without a $disconnect; purges deleted tenants'
+        : 'Every minute: ends connections that are gone without a $disconnect',
+      timeout: SWEEPER_TIMEOUT,
       logRetention,
+      environment: home ? { PURGE_TENANTS: 'true' } : {},
     })
-      .bindTable(table, SWEEPER_ACCESS)
+      .bindTable(table, home ? SWEEPER_PURGING_ACCESS : SWEEPER_ACCESS)
       .bindConnections(this.stage, ['GET', 'POST'], otherRegions);
     new Rule(this, 'SweepEveryMinute', {
       description: 'Runs the xmpp-edge sweeper',

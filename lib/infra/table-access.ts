@@ -24,12 +24,6 @@ export const STREAM_ACCESS: TableAccess = {
 };
 
 /**
- * The sweeper ends connections whose $disconnect never came (so it does what a stream's end does),
- * finds them through the sweep index, and closes a disabled tenant's sessions through the tenant index.
- */
-export const SWEEPER_ACCESS: TableAccess = { actions: STREAM_ACCESS.actions, indexes: [SWEEP_INDEX, TENANT_INDEX] };
-
-/**
  * Ending sessions someone else decided to end (a disabled or deleted tenant): find the tenant's
  * connections in this region through the tenant index, then what ending a connection does (delete
  * the connection and the session entry, tell contacts, read their sessions). No Scan, no new items.
@@ -37,4 +31,16 @@ export const SWEEPER_ACCESS: TableAccess = { actions: STREAM_ACCESS.actions, ind
 export const SESSION_END_ACCESS: TableAccess = {
   actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
   indexes: [TENANT_INDEX],
+};
+
+/** The sweeper ends connections whose $disconnect never came, found through this region's sweep partitions. */
+export const SWEEPER_ACCESS: TableAccess = { actions: SESSION_END_ACCESS.actions, indexes: [SWEEP_INDEX] };
+
+/**
+ * In the table's home region the sweeper also purges deleted tenants (lib/admin/purge.ts): Query each
+ * account's partitions, BatchWrite their deletes, Put the job's progress, Delete the account items.
+ */
+export const SWEEPER_PURGING_ACCESS: TableAccess = {
+  actions: [...new Set([...SESSION_END_ACCESS.actions, 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'])],
+  indexes: [SWEEP_INDEX],
 };

@@ -15,6 +15,8 @@ import { buildApp, type XmppEdgeStacks } from '../../lib/infra/app.ts';
 import { frameToSqsTemplate } from '../../lib/infra/frame-envelope.ts';
 import { INGEST_TIMEOUT, MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-ingest.ts';
 import { STREAM_READ_ACTIONS } from '../../lib/infra/tenant-changes.ts';
+import { SWEEPER_TIMEOUT } from '../../lib/infra/region-stack.ts';
+import { PURGE_MARGIN_MS, purgeDeadline } from '../../functions/sweeper.ts';
 import { TENANT_CHANGE_FILTERS } from '../../lib/infra/tenant-stream.ts';
 import { tableDefinition } from '../../lib/store/dynamo.ts';
 
@@ -298,6 +300,19 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       }
     });
 
+    it('purge deleted tenants in the table\'s home region only, within the sweeper\'s timeout', () => {
+      const env = (stack: Stack, fn: { node: { defaultChild?: unknown } }) =>
+        Template.fromStack(stack).findResources('AWS::Lambda::Function')[logicalId(stack, fn)].Properties.Environment.Variables;
+      assert.equal(env(eu, eu.functions.sweeper).PURGE_TENANTS, 'true');
+      const us = stacks.regions.get('us-east-1')!;
+      assert.equal(env(us, us.functions.sweeper).PURGE_TENANTS, undefined);
+      const timeoutMs = t.findResources('AWS::Lambda::Function')[logicalId(eu, eu.functions.sweeper)].Properties.Timeout * 1000;
+      assert.equal(timeoutMs, SWEEPER_TIMEOUT.toMilliseconds());
+      const deadline = purgeDeadline(0, timeoutMs);
+      assert.ok(deadline > 0 && deadline <= timeoutMs - PURGE_MARGIN_MS, `a purge stops starting pages ${timeoutMs - deadline} ms before the timeout`);
+      assert.equal(purgeDeadline(1000, 5000), 1000, 'no time left: the purge does one page and stops');
+    });
+
     it('run the sweeper every minute', () => {
       t.hasResourceProperties('AWS::Events::Rule', {
         ScheduleExpression: 'rate(1 minute)',
@@ -335,7 +350,15 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.deepEqual(actionsOn(statementsOf(eu.functions.connect), 'dynamodb:'), ['dynamodb:PutItem']);
       assert.deepEqual(actionsOn(statementsOf(eu.functions.disconnect), 'dynamodb:'), stream);
       assert.deepEqual(actionsOn(statementsOf(eu.functions.ingest), 'dynamodb:'), [...stream, 'dynamodb:DeleteItem', 'dynamodb:PutItem'].sort());
-      assert.deepEqual(actionsOn(statementsOf(eu.functions.sweeper), 'dynamodb:'), [...stream, 'dynamodb:Query'].sort());
+      const sessionEnd = ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'];
+      // eu-west-1 holds the table: its sweeper also purges deleted tenants (Put the job, BatchWrite the deletes).
+      assert.deepEqual(actionsOn(statementsOf(eu.functions.sweeper), 'dynamodb:'), [...sessionEnd, 'dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query'].sort());
+      const us = stacks.regions.get('us-east-1')!;
+      const usSweeperRole = us.getLogicalId(us.functions.sweeper.role!.node.defaultChild as never);
+      const usSweeper = Object.values(Template.fromStack(us).findResources('AWS::IAM::Policy'))
+        .filter((p) => p.Properties.Roles.some((r: Json) => r.Ref === usSweeperRole))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement);
+      assert.deepEqual(actionsOn(usSweeper, 'dynamodb:'), [...sessionEnd, 'dynamodb:Query'].sort());
       // Ending sessions and reading the stream; no Put, no BatchWrite.
       assert.deepEqual(
         actionsOn(statementsOf(eu.functions.tenantChanges), 'dynamodb:'),
@@ -352,7 +375,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
         }
       }
       const sweeperIndexes = statementsOf(eu.functions.sweeper).flatMap((s) => list(s.Resource).map(flat)).filter((r) => r.includes('/index/'));
-      assert.deepEqual(sweeperIndexes, [`${TABLE}/index/bySweep`, `${TABLE}/index/byTenant`]);
+      assert.deepEqual(sweeperIndexes, [`${TABLE}/index/bySweep`]);
     });
 
     it('scopes execute-api:ManageConnections to the xmpp stage\'s @connections, by method, in the listed regions only', () => {
