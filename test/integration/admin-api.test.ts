@@ -19,7 +19,7 @@ async function call(method: string, path: string, body?: unknown, token: string 
 }
 
 before(async () => {
-  s = await startTestServer({ adminToken: 'test-admin-token', tenantWatchMs: 300 });
+  s = await startTestServer({ adminToken: 'test-admin-token', tenantWatchMs: 300, tenantCacheMs: 3000 });
 });
 after(() => s.stop());
 

@@ -19,7 +19,7 @@ const putTenant = (domain: string, extra: Record<string, unknown> = {}) =>
   db.send(new PutCommand({ TableName: s.table, Item: { ...tenantKey(domain), domain, enabled: true, ...extra } }));
 
 before(async () => {
-  s = await startTestServer({ tenantWatchMs: 500 });
+  s = await startTestServer({ tenantWatchMs: 500, tenantCacheMs: 3000 });
   db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
 });
 after(async () => {

@@ -29,6 +29,9 @@ export async function startTestServer(opts: LocalServerOptions = {}): Promise<Te
     logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
     // The sweeper uses the counted client; tests that need it set their own interval.
     sweepIntervalMs: 3_600_000,
+    // Tenant reads are cached (3 s in production) and refreshed now and then on the stanza path;
+    // a long cache keeps those refreshes out of measured costs. Tests of tenant changes set 3000.
+    tenantCacheMs: 60_000,
     ...opts,
   });
   return Object.assign(local, {
