@@ -2,7 +2,7 @@
 // given up on, functions that fail or are throttled, API Gateway errors and throttling, DynamoDB
 // throttling. Every alarm notifies one SNS topic per region; an e-mail subscription is optional.
 import { Duration } from 'aws-cdk-lib';
-import type { WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import type { HttpApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Alarm, ComparisonOperator, MathExpression, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -17,6 +17,8 @@ export interface OperatorAlarmsProps {
   frames: Queue;
   deadLetters: Queue;
   stage: WebSocketStage;
+  /** The admin and discovery HTTP API. */
+  httpApi?: HttpApi;
   /** Tables whose throttling matters in this region (the global table's replica, the claims table). */
   tableNames: string[];
   alarmEmail?: string;
@@ -55,6 +57,9 @@ export class OperatorAlarms extends Construct {
     this.add('ApiIntegrationErrors', stageMetric('IntegrationError'), 5, 'WebSocket routes failed to reach their backend: frames may be lost');
     this.add('ApiExecutionErrors', stageMetric('ExecutionError'), 1, 'API Gateway failed to run a WebSocket route');
     this.add('ApiClientErrors', stageMetric('ClientError'), 100, 'Many WebSocket requests were refused (4xx including 429 throttling)');
+    if (props.httpApi) {
+      this.add('HttpApiServerErrors', props.httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }), 1, 'The admin or discovery HTTP API answered 5xx');
+    }
 
     // --- DynamoDB (on-demand tables still throttle on hot partitions and the account's table limits)
     for (const [i, tableName] of props.tableNames.entries()) {

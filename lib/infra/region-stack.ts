@@ -9,6 +9,7 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Construct } from 'constructs';
 import type { DeploymentConfig } from './config.ts';
+import { HttpEndpoints } from './http-endpoints.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
 import { OrderedIngest } from './ordered-ingest.ts';
 import { TenantChanges } from './tenant-changes.ts';
@@ -27,7 +28,16 @@ export class RegionStack extends Stack {
   readonly stage: WebSocketStage;
   readonly ingest: OrderedIngest;
   readonly tenantChanges: TenantChanges;
-  readonly functions: { connect: XmppFunction; disconnect: XmppFunction; ingest: XmppFunction; sweeper: XmppFunction; tenantChanges: XmppFunction };
+  readonly http: HttpEndpoints;
+  readonly functions: {
+    connect: XmppFunction;
+    disconnect: XmppFunction;
+    ingest: XmppFunction;
+    sweeper: XmppFunction;
+    tenantChanges: XmppFunction;
+    admin: XmppFunction;
+    hostMeta: XmppFunction;
+  };
   readonly alarms: OperatorAlarms;
 
   constructor(scope: Construct, id: string, props: RegionStackProps) {
@@ -89,18 +99,38 @@ export class RegionStack extends Stack {
 
     this.tenantChanges = new TenantChanges(this, 'TenantChanges', { table, stage: this.stage, otherRegions, logRetention });
 
-    this.functions = { connect, disconnect, ingest: this.ingest.function, sweeper, tenantChanges: this.tenantChanges.function };
+    this.http = new HttpEndpoints(this, 'Http', {
+      apiName: `${config.stackPrefix}-${this.region}-http`,
+      table,
+      stage: this.stage,
+      otherRegions,
+      logRetention,
+      webSocketUrl: this.stage.url,
+    });
+
+    this.functions = {
+      connect,
+      disconnect,
+      ingest: this.ingest.function,
+      sweeper,
+      tenantChanges: this.tenantChanges.function,
+      admin: this.http.admin,
+      hostMeta: this.http.hostMeta,
+    };
     this.alarms = new OperatorAlarms(this, 'Alarms', {
       functions: this.functions,
       frames: this.ingest.queue,
       deadLetters: this.ingest.deadLetterQueue,
       stage: this.stage,
+      httpApi: this.http.api,
       tableNames: [config.tableName, this.ingest.claims.tableName],
       alarmEmail: config.alarmEmail,
     });
 
     new CfnOutput(this, 'WebSocketUrl', { value: this.stage.url, description: 'Point XMPP clients here (RFC 7395)' });
     new CfnOutput(this, 'ManagementEndpoint', { value: this.stage.callbackUrl, description: 'The @connections endpoint sessions of this region record' });
+    new CfnOutput(this, 'AdminUrl', { value: this.http.adminUrl, description: 'The admin API (IAM: sign with SigV4, service execute-api); OpenAPI at /api/openapi.json' });
+    new CfnOutput(this, 'HostMetaUrl', { value: `${this.http.api.apiEndpoint}/.well-known/host-meta`, description: 'XEP-0156 connection discovery for this region' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Subscribe here to receive the alarms' });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.ingest.deadLetterQueue.queueUrl, description: 'Frames the ingest gave up on' });
   }

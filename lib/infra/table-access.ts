@@ -44,3 +44,9 @@ export const SWEEPER_PURGING_ACCESS: TableAccess = {
   actions: [...new Set([...SESSION_END_ACCESS.actions, 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'])],
   indexes: [SWEEP_INDEX],
 };
+
+/**
+ * The admin API: whatever a stream does (it sends stanzas as users, kicks sessions, edits tenants,
+ * accounts and rooms) and the tenant index, which lists a tenant's sessions in this region.
+ */
+export const ADMIN_ACCESS: TableAccess = { actions: STREAM_ACCESS.actions, indexes: [TENANT_INDEX] };

@@ -10,6 +10,7 @@ import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
 import { TenantPurger } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultExtensions } from '../extensions/index.ts';
+import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
@@ -43,6 +44,11 @@ export interface LocalServerOptions {
   purgeIntervalMs?: number;
   /** How often the tenants in use are re-read to close disabled or deleted ones. */
   tenantWatchMs?: number;
+  /**
+   * The region this server plays (default 'local'): its sweeper and tenant watcher act only on the
+   * connections it holds. Two local servers on one DynamoDB (dynamoEndpoint) are two regions.
+   */
+  region?: string;
   logger?: Logger;
 }
 
@@ -50,6 +56,10 @@ export interface LocalServer {
   url: string;
   /** http://host:port/api */
   adminUrl: string;
+  /** http://host:port/.well-known/host-meta (XEP-0156) */
+  hostMetaUrl: string;
+  /** The gateway's @connections endpoint, which this server's sessions record. */
+  managementEndpoint: string;
   adminToken: string;
   dynamoEndpoint: string;
   table: string;
@@ -85,21 +95,26 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     tenantCacheMs: opts.tenantCacheMs,
     extensions: defaultExtensions,
     version: PACKAGE_VERSION,
+    region: opts.region,
   });
   const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
   const purger = new TenantPurger(backgroundDb, table);
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
   const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
+  // XEP-0156 discovery next to the admin API, as on the deployed HTTP API; the URL is known once listening.
+  let url = '';
+  const hostMetaRoutes = hostMetaHttpRoute(() => ({ websocket: url }));
   const gateway = new LocalGateway({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 5280,
     handlers,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
-    httpRoutes: adminRoutes,
+    httpRoutes: async (req, res) => hostMetaRoutes(req, res) || adminRoutes(req, res),
     logger: log,
   });
-  const { url } = await gateway.start();
+  const address = await gateway.start();
+  url = address.url;
 
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweepTimer = setInterval(() => {
@@ -118,6 +133,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   return {
     url,
     adminUrl: `http://${gateway.domainName}/api`,
+    hostMetaUrl: `http://${gateway.domainName}${HOST_META_PATH}`,
+    managementEndpoint: address.managementEndpoint,
     adminToken,
     dynamoEndpoint,
     table,

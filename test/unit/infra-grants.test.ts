@@ -21,7 +21,10 @@ import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../../lib/gateway/websocket-handlers.ts';
 import { sweepAndPurge } from '../../functions/sweeper.ts';
 import { closeTenantsOf } from '../../functions/tenant-changes.ts';
+import { serveAdmin } from '../../functions/admin.ts';
+import { type AdminApi, createAdminApi } from '../../lib/admin/api.ts';
 import { TenantPurger } from '../../lib/admin/purge.ts';
+import type { HttpApiEvent } from '../../lib/runtime/http-api.ts';
 import { buildApp } from '../../lib/infra/app.ts';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
@@ -29,7 +32,7 @@ import { TenantStore } from '../../lib/store/tenants.ts';
 import { RawClient, sleep } from '../support/harness.ts';
 
 /** The functions of the region stack, and `setup` for what an operator does by hand (not held against any grant). */
-type Role = 'connect' | 'ingest' | 'disconnect' | 'sweeper' | 'tenantChanges' | 'setup';
+type Role = 'connect' | 'ingest' | 'disconnect' | 'sweeper' | 'tenantChanges' | 'admin' | 'setup';
 type FunctionRole = Exclude<Role, 'setup'>;
 interface Call {
   role: Role;
@@ -129,8 +132,6 @@ describe('IAM grants cover what the handlers do', () => {
       // Set-up done by an admin, not by any function: not held against the grants.
       await new TenantStore(db, 'xmpp-edge').put({ domain: 'localhost', enabled: true, createdAt: Date.now() });
       for (const u of ['alice', 'bob', 'carol']) await addUser(server.users, `${u}@localhost`, 'secret');
-      await new TenantStore(db, 'xmpp-edge').put({ domain: 'acme.test', enabled: true, createdAt: Date.now() });
-      for (const u of ['dave', 'erin']) await addUser(server.users, `${u}@acme.test`, 'secret');
     });
     counter.calls = [];
     const h = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
@@ -218,9 +219,41 @@ describe('IAM grants cover what the handlers do', () => {
     assertGranted(t, ['sweeper'], 'us-east-1');
   });
 
-  it('when a tenant is disabled: the tenant-changes function closes its sessions in this region', async (t) => {
+  /** One admin API request as the admin function gets it from the HTTP API (IAM checked, no token). */
+  let adminApi: AdminApi;
+  const admin = async (method: string, path: string, body?: unknown) => {
+    adminApi ??= createAdminApi(server, { token: undefined, purger: new TenantPurger(server.db, server.table) });
+    const event: HttpApiEvent = {
+      version: '2.0',
+      routeKey: 'ANY /api/{proxy+}',
+      rawPath: path.split('?')[0],
+      rawQueryString: path.split('?')[1] ?? '',
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      isBase64Encoded: false,
+      requestContext: { http: { method, path }, stage: '$default' },
+    };
+    const out = await role.run('admin', () => serveAdmin(adminApi, event));
+    assert.ok(out.statusCode < 300, `${method} ${path}: ${out.statusCode} ${out.body}`);
+    return out.body ? JSON.parse(out.body) : undefined;
+  };
+  const MUC = 'http://jabber.org/protocol/muc';
+  const join = async (c: RawClient, nick: string) => {
+    c.send(`<presence xmlns="jabber:client" to="lobby@conference.acme.test/${nick}"><x xmlns="${MUC}"/></presence>`);
+    await c.next((el) => el.name === 'presence' && el.attrs.from === `lobby@conference.acme.test/${nick}`);
+  };
+
+  it('when a tenant is disabled: the tenant-changes function closes its sessions (and their room occupancy) in this region', async (t) => {
     counter.calls = [];
     const presence = `<presence xmlns="jabber:client"/>`;
+    // An operator sets up a tenant, accounts and a room through the admin API.
+    await admin('POST', '/api/tenants', { domain: 'acme.test' });
+    for (const u of ['dave', 'erin', 'frank']) await admin('POST', '/api/tenants/acme.test/users', { username: u, password: 'secret' });
+    await admin('PATCH', '/api/tenants/acme.test', { labels: { plan: 'test' } });
+    await admin('POST', '/api/tenants/acme.test/rooms', { name: 'lobby' });
+    await admin('GET', '/api/tenants');
+    await admin('GET', '/api/tenants/acme.test/users');
+    await admin('GET', '/api/tenants/acme.test/rooms');
     const dave = await RawClient.connect(url);
     const erin = await RawClient.connect(url);
     await dave.login('dave', 'secret', 'desk', 'acme.test');
@@ -238,10 +271,33 @@ describe('IAM grants cover what the handlers do', () => {
     erin.send(`<presence xmlns="jabber:client" to="dave@acme.test" type="subscribe"/>`);
     await dave.next((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
     dave.send(`<presence xmlns="jabber:client" to="erin@acme.test" type="subscribed"/>`);
+    await join(dave, 'dave');
+    await join(erin, 'erin');
+    // Frank is in the room too, and leaves by closing his socket ($disconnect ends his occupancy).
+    const frank = await RawClient.connect(url);
+    await frank.login('frank', 'secret', 'web', 'acme.test');
+    await join(frank, 'frank');
+    await gateway.idle();
+    frank.ws.close();
+    await frank.closed;
+    await sleep(50); // the gateway sees the close a moment after the client does
+    await gateway.idle();
+    assert.ok(used('disconnect').includes('dynamodb:DeleteItem'), 'frank\'s $disconnect ran');
+
+    // Backend operations: list sessions, send a stanza as the server, kick, revoke tokens.
+    const { sessions } = await admin('GET', '/api/tenants/acme.test/sessions');
+    assert.equal(sessions.length, 2);
+    await admin('POST', '/api/tenants/acme.test/stanzas', { stanza: `<message to="dave@acme.test" type="headline" id="n1"><body>maintenance at noon</body></message>` });
+    await dave.next((el) => el.name === 'message' && el.attrs.id === 'n1');
+    const frank2 = await RawClient.connect(url);
+    await frank2.login('frank', 'secret', 'web', 'acme.test');
+    assert.deepEqual(await admin('DELETE', '/api/tenants/acme.test/users/frank/sessions'), { closed: 1 });
+    await frank2.closed;
+    await admin('POST', '/api/tenants/acme.test/users/frank/tokens/revoke');
     await gateway.idle();
 
-    // An admin disables the tenant; the table's stream hands the function this record.
-    await role.run('setup', () => new TenantStore(createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true }), 'xmpp-edge').put({ domain: 'acme.test', enabled: false }));
+    // The admin disables the tenant; the table's stream hands the function this record.
+    await admin('POST', '/api/tenants/acme.test/disable');
     const keys = { pk: { S: 'tenant#acme.test' }, sk: { S: 'tenant' } };
     const record = { eventName: 'MODIFY', dynamodb: { Keys: keys, NewImage: { ...keys, domain: { S: 'acme.test' }, enabled: { BOOL: false } }, OldImage: { ...keys, enabled: { BOOL: true } }, SequenceNumber: '1' } };
     const result = await role.run('tenantChanges', () => closeTenantsOf({ Records: [record] }, server));
@@ -252,15 +308,14 @@ describe('IAM grants cover what the handlers do', () => {
     }
     await gateway.idle();
     for (const p of ['dynamodb:Query@byTenant', 'dynamodb:DeleteItem', 'execute-api:POST', 'execute-api:DELETE']) assert.ok(used('tenantChanges').includes(p), `tenantChanges: ${p}`);
-    assertGranted(t, ['tenantChanges']);
+    for (const p of ['dynamodb:Query@byTenant', 'dynamodb:PutItem', 'execute-api:POST', 'execute-api:DELETE']) assert.ok(used('admin').includes(p), `admin: ${p}`);
+    assertGranted(t, ['connect', 'ingest', 'disconnect', 'tenantChanges', 'admin']);
   });
 
   it('when a tenant is deleted with purge: the home region\'s sweeper purges its accounts, rosters and sessions', async (t) => {
     counter.calls = [];
-    await role.run('setup', async () => {
-      await server.tenants.remove('acme.test');
-      await new TenantPurger(server.db, server.table).request('acme.test');
-    });
+    await admin('DELETE', '/api/tenants/acme.test?purge=true');
+    assert.equal((await admin('GET', '/api/tenants/acme.test/purge')).state, 'pending');
     const purger = new TenantPurger(server.db, server.table);
     const result = await role.run('sweeper', () => sweepAndPurge({ server }, purger, { getRemainingTimeInMillis: () => 50_000 }));
     assert.equal(result.purgesPending, 1);
@@ -269,7 +324,7 @@ describe('IAM grants cover what the handlers do', () => {
       assert.deepEqual(await server.users.list('acme.test'), []);
     });
     for (const p of ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query']) assert.ok(used('sweeper').includes(p), `sweeper: ${p}`);
-    assertGranted(t, ['sweeper']);
+    assertGranted(t, ['sweeper', 'admin']);
     // A region that is not the table's home does not purge, and is not allowed the purge's writes.
     const other = grantsFromTemplate('us-east-1').sweeper;
     assert.ok(!other.has('dynamodb:BatchWriteItem') && !other.has('dynamodb:PutItem'), [...other].join(' '));

@@ -85,7 +85,8 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
     const routes = () => {
       const out: Record<string, { route: Json; integration: Json }> = {};
       const integrations = t.findResources('AWS::ApiGatewayV2::Integration');
-      for (const r of Object.values(t.findResources('AWS::ApiGatewayV2::Route'))) {
+      const wsId = eu.getLogicalId(eu.api.node.defaultChild as never);
+      for (const r of Object.values(t.findResources('AWS::ApiGatewayV2::Route')).filter((r) => r.Properties.ApiId.Ref === wsId)) {
         const target = flat(r.Properties.Target).replace(/^integrations\/\$\{(.*)\}$/, '$1');
         out[r.Properties.RouteKey] = { route: r, integration: integrations[target] };
       }
@@ -94,7 +95,8 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
 
     it('has exactly $connect, $disconnect and $default', () => {
       assert.deepEqual(Object.keys(routes()).sort(), ['$connect', '$default', '$disconnect']);
-      t.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+      // The WebSocket API and the HTTP API (admin, discovery).
+      t.resourceCountIs('AWS::ApiGatewayV2::Api', 2);
       t.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'WEBSOCKET' });
       t.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'xmpp', AutoDeploy: true });
     });
@@ -107,7 +109,9 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
         assert.match(flat(integ.IntegrationUri), new RegExp(`:lambda:path/2015-03-31/functions/\\$\\{${logicalId(eu, fn)}\\.Arn\\}/invocations$`), key);
       }
       // API Gateway may invoke them, and only from this API.
-      const perms = Object.values(t.findResources('AWS::Lambda::Permission')).filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com');
+      const perms = Object.values(t.findResources('AWS::Lambda::Permission')).filter(
+        (p) => p.Properties.Principal === 'apigateway.amazonaws.com' && flat(p.Properties.SourceArn).includes('${WebSocket'),
+      );
       assert.equal(perms.length, 2);
       for (const p of perms) assert.match(flat(p.Properties.SourceArn), /:execute-api:eu-west-1:\$\{AWS::AccountId\}:\$\{WebSocket\w+\}\/\*\/?\$(connect|disconnect)$/);
     });
@@ -176,6 +180,49 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.deepEqual(claims.Replicas.map((r: Json) => r.Region), ['eu-west-1'], 'not replicated: a claim matters only where its queue is');
       const env = t.findResources('AWS::Lambda::Function')[logicalId(eu, eu.functions.ingest)].Properties.Environment.Variables;
       assert.deepEqual(env.FRAME_CLAIMS_TABLE, { Ref: claimsId });
+    });
+  });
+
+  describe('HTTP API', () => {
+    const httpRoutes = () => {
+      const httpId = eu.getLogicalId(eu.http.api.node.defaultChild as never);
+      const integrations = t.findResources('AWS::ApiGatewayV2::Integration');
+      return Object.fromEntries(
+        Object.values(t.findResources('AWS::ApiGatewayV2::Route'))
+          .filter((r) => r.Properties.ApiId.Ref === httpId)
+          .map((r) => [r.Properties.RouteKey, { route: r.Properties, integration: integrations[flat(r.Properties.Target).replace(/^integrations\/\$\{(.*)\}$/, '$1')].Properties }]),
+      );
+    };
+
+    it('is an HTTP API on its $default stage with the admin API under /api and the two host-meta documents, nothing else', () => {
+      const httpId = eu.getLogicalId(eu.http.api.node.defaultChild as never);
+      t.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
+      t.hasResourceProperties('AWS::ApiGatewayV2::Stage', { ApiId: { Ref: httpId }, StageName: '$default', AutoDeploy: true });
+      assert.deepEqual(Object.keys(httpRoutes()).sort(), ['ANY /api/{proxy+}', 'GET /.well-known/host-meta', 'GET /.well-known/host-meta.json']);
+    });
+
+    it('lets IAM decide who may call the admin API, and anyone read host-meta', () => {
+      const r = httpRoutes();
+      assert.equal(r['ANY /api/{proxy+}'].route.AuthorizationType, 'AWS_IAM');
+      assert.equal(r['GET /.well-known/host-meta'].route.AuthorizationType, 'NONE');
+      assert.equal(r['GET /.well-known/host-meta.json'].route.AuthorizationType, 'NONE');
+      // No authorizer resource: IAM authorization is a route setting, not a Lambda or JWT authorizer.
+      t.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 0);
+    });
+
+    it('sends each route to its own function through a payload 2.0 proxy integration', () => {
+      const r = httpRoutes();
+      for (const [key, fn] of [
+        ['ANY /api/{proxy+}', eu.functions.admin],
+        ['GET /.well-known/host-meta', eu.functions.hostMeta],
+        ['GET /.well-known/host-meta.json', eu.functions.hostMeta],
+      ] as const) {
+        assert.equal(r[key].integration.IntegrationType, 'AWS_PROXY', key);
+        assert.equal(r[key].integration.PayloadFormatVersion, '2.0', key);
+        assert.deepEqual(r[key].integration.IntegrationUri, { 'Fn::GetAtt': [logicalId(eu, fn), 'Arn'] }, key);
+      }
+      const fns = t.findResources('AWS::Lambda::Function');
+      assert.ok(fns[logicalId(eu, eu.functions.admin)].Properties.Timeout < 30, 'inside the HTTP API\'s 30 s integration timeout');
     });
   });
 
@@ -264,18 +311,27 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
     it('run on nodejs22.x, arm64, with their own log group kept 30 days', () => {
       const fns = ourFunctions();
       const groups = t.findResources('AWS::Logs::LogGroup');
-      assert.deepEqual(Object.keys(eu.functions).sort(), ['connect', 'disconnect', 'ingest', 'sweeper', 'tenantChanges']);
+      assert.deepEqual(Object.keys(eu.functions).sort(), ['admin', 'connect', 'disconnect', 'hostMeta', 'ingest', 'sweeper', 'tenantChanges']);
       assert.equal(Object.keys(fns).length, Object.keys(eu.functions).length);
       // The one other function is CDK's own AwsCustomResource provider (it reads the replica's stream ARN at deploy time).
       const others = Object.entries(t.findResources('AWS::Lambda::Function')).filter(([id]) => !fns[id]);
       assert.deepEqual(others.map(([id]) => id.slice(0, 35)), ['AWS679f53fac002430cb0da5b7982bd2287']);
       assert.equal(groups[others[0][1].Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 30, 'its logs are kept as long as ours');
+      const hostMetaId = logicalId(eu, eu.functions.hostMeta);
       for (const [id, fn] of Object.entries(fns)) {
         assert.equal(fn.Properties.Runtime, 'nodejs22.x', id);
         assert.deepEqual(fn.Properties.Architectures, ['arm64'], id);
         assert.equal(fn.Properties.Handler, 'index.handler', id);
-        assert.equal(fn.Properties.Environment.Variables.TABLE_NAME, 'xmpp-edge', id);
-        assert.equal(flat(fn.Properties.Environment.Variables.MANAGEMENT_ENDPOINT), `https://\${${eu.getLogicalId(eu.api.node.defaultChild as never)}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
+        const env = fn.Properties.Environment.Variables;
+        if (id === hostMetaId) {
+          // Discovery knows only where to connect: no table, no connections.
+          assert.equal(env.TABLE_NAME, undefined);
+          assert.equal(env.MANAGEMENT_ENDPOINT, undefined);
+          assert.equal(flat(env.WEBSOCKET_URL), `wss://\${${eu.getLogicalId(eu.api.node.defaultChild as never)}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
+        } else {
+          assert.equal(env.TABLE_NAME, 'xmpp-edge', id);
+          assert.equal(flat(env.MANAGEMENT_ENDPOINT), `https://\${${eu.getLogicalId(eu.api.node.defaultChild as never)}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
+        }
         assert.equal(groups[fn.Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 30, id);
         assert.deepEqual(fn.Properties.Tags, [{ Key: 'project', Value: 'xmpp-edge' }], `${id}: tagged for cost allocation`);
       }
@@ -350,6 +406,9 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.deepEqual(actionsOn(statementsOf(eu.functions.connect), 'dynamodb:'), ['dynamodb:PutItem']);
       assert.deepEqual(actionsOn(statementsOf(eu.functions.disconnect), 'dynamodb:'), stream);
       assert.deepEqual(actionsOn(statementsOf(eu.functions.ingest), 'dynamodb:'), [...stream, 'dynamodb:DeleteItem', 'dynamodb:PutItem'].sort());
+      // The admin API does what streams do (it sends stanzas as users) and lists a tenant's sessions (byTenant).
+      assert.deepEqual(actionsOn(statementsOf(eu.functions.admin), 'dynamodb:'), [...stream, 'dynamodb:Query'].sort());
+      assert.deepEqual(statementsOf(eu.functions.hostMeta), [], 'host-meta is allowed nothing');
       const sessionEnd = ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'];
       // eu-west-1 holds the table: its sweeper also purges deleted tenants (Put the job, BatchWrite the deletes).
       assert.deepEqual(actionsOn(statementsOf(eu.functions.sweeper), 'dynamodb:'), [...sessionEnd, 'dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query'].sort());
@@ -380,7 +439,15 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
 
     it('scopes execute-api:ManageConnections to the xmpp stage\'s @connections, by method, in the listed regions only', () => {
       const apiId = eu.getLogicalId(eu.api.node.defaultChild as never);
-      const expected: Record<string, string[]> = { connect: [], disconnect: ['POST'], ingest: ['POST', 'DELETE'], sweeper: ['GET', 'POST'], tenantChanges: ['POST', 'DELETE'] };
+      const expected: Record<string, string[]> = {
+        connect: [],
+        disconnect: ['POST'],
+        ingest: ['POST', 'DELETE'],
+        sweeper: ['GET', 'POST'],
+        tenantChanges: ['POST', 'DELETE'],
+        admin: ['POST', 'DELETE'],
+        hostMeta: [],
+      };
       for (const [name, fn] of Object.entries(eu.functions)) {
         const statements = statementsOf(fn).filter((s) => list(s.Action).includes('execute-api:ManageConnections'));
         const resources = statements.flatMap((s) => list(s.Resource).map(flat)).sort();
@@ -412,6 +479,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.equal(count('AWS/Lambda/Errors'), Object.keys(eu.functions).length);
       assert.equal(count('AWS/Lambda/Throttles'), Object.keys(eu.functions).length);
       for (const m of ['IntegrationError', 'ExecutionError', 'ClientError']) assert.equal(count(`AWS/ApiGateway/${m}`), 1, m);
+      assert.equal(count('AWS/ApiGateway/5xx'), 1, 'the HTTP API\'s server errors');
       assert.equal(count('AWS/DynamoDB/ReadThrottleEvents'), 2);
       assert.equal(count('AWS/DynamoDB/WriteThrottleEvents'), 2);
       const dlq = alarms().find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')!;
@@ -439,6 +507,9 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.equal(flat(outputs.ManagementEndpoint.Value), `https://\${${apiId}}.execute-api.eu-west-1.\${AWS::URLSuffix}/xmpp`);
       assert.ok(outputs.AlarmTopicArn);
       assert.ok(outputs.DeadLetterQueueUrl);
+      const httpId = eu.getLogicalId(eu.http.api.node.defaultChild as never);
+      assert.equal(flat(outputs.AdminUrl.Value), `\${${httpId}.ApiEndpoint}/api`);
+      assert.equal(flat(outputs.HostMetaUrl.Value), `\${${httpId}.ApiEndpoint}/.well-known/host-meta`);
     });
   });
 });

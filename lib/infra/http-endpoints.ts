@@ -1,0 +1,76 @@
+// The region's HTTP API (DESIGN.md "Deploy: CDK"): the admin API under /api, IAM-authorised (the
+// caller signs with SigV4 and needs execute-api:Invoke on it), and XEP-0156 connection discovery at
+// /.well-known/host-meta(.json), public. BOSH joins it when it lands. IAM is the API's default
+// authorizer, so a route added later is closed unless it says otherwise.
+import { Duration } from 'aws-cdk-lib';
+import { HttpApi, HttpMethod, HttpNoneAuthorizer, type WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { HOST_META_JSON_PATH, HOST_META_PATH } from '../gateway/host-meta.ts';
+import { ADMIN_BASE_PATH } from '../runtime/http-api.ts';
+import { ADMIN_ACCESS } from './table-access.ts';
+import { XmppFunction } from './xmpp-function.ts';
+
+export interface HttpEndpointsProps {
+  apiName: string;
+  table: ITableV2;
+  stage: WebSocketStage;
+  otherRegions: readonly string[];
+  logRetention: RetentionDays;
+  /** What host-meta advertises: the region's wss:// URL, or the custom domain's. */
+  webSocketUrl: string;
+}
+
+export class HttpEndpoints extends Construct {
+  readonly api: HttpApi;
+  readonly admin: XmppFunction;
+  readonly hostMeta: XmppFunction;
+
+  constructor(scope: Construct, id: string, props: HttpEndpointsProps) {
+    super(scope, id);
+    this.api = new HttpApi(this, 'Api', {
+      apiName: props.apiName,
+      description: 'xmpp-edge admin API (IAM) and XEP-0156 connection discovery',
+      defaultAuthorizer: new HttpIamAuthorizer(),
+    });
+
+    // Everything the admin API does: tenants, users, sessions of this region (byTenant), kicks and
+    // stanzas sent as a user or the server, which reach connections in any listed region.
+    this.admin = new XmppFunction(this, 'Admin', {
+      entryName: 'admin',
+      description: 'Admin API (tenants, users, sessions, stanzas) behind the IAM-authorised HTTP API',
+      // HTTP APIs wait at most 30 s for an integration.
+      timeout: Duration.seconds(29),
+      logRetention: props.logRetention,
+    })
+      .bindTable(props.table, ADMIN_ACCESS)
+      .bindConnections(props.stage, ['POST', 'DELETE'], props.otherRegions);
+    this.api.addRoutes({
+      path: `${ADMIN_BASE_PATH}/{proxy+}`,
+      methods: [HttpMethod.ANY],
+      integration: new HttpLambdaIntegration('AdminIntegration', this.admin),
+    });
+
+    this.hostMeta = new XmppFunction(this, 'HostMeta', {
+      entryName: 'host-meta',
+      description: 'XEP-0156 host-meta documents: where to connect in this region',
+      memorySize: 128,
+      timeout: Duration.seconds(3),
+      logRetention: props.logRetention,
+      environment: { WEBSOCKET_URL: props.webSocketUrl },
+    });
+    const discovery = new HttpLambdaIntegration('HostMetaIntegration', this.hostMeta);
+    for (const path of [HOST_META_PATH, HOST_META_JSON_PATH]) {
+      // XEP-0156: read by clients before they have any credentials.
+      this.api.addRoutes({ path, methods: [HttpMethod.GET], integration: discovery, authorizer: new HttpNoneAuthorizer() });
+    }
+  }
+
+  /** https://{api}.execute-api.{region}.amazonaws.com/api */
+  get adminUrl(): string {
+    return `${this.api.apiEndpoint}${ADMIN_BASE_PATH}`;
+  }
+}
