@@ -98,9 +98,10 @@ export function roleChangeError(actor: { role: Role; affiliation: Affiliation },
     if (role !== 'moderator' && targetRank >= AFFILIATION_RANK.admin) return 'not-allowed';
     return undefined;
   }
-  // §8.4: "a service MUST NOT allow the voice privileges of an admin or owner to be removed by anyone",
-  // nor by a moderator of a lower affiliation.
-  if (role === 'visitor' && (targetRank >= AFFILIATION_RANK.admin || targetRank > actorRank)) return 'not-allowed';
+  // §8.4: "A moderator MUST NOT be able to revoke voice from a user whose affiliation is at or above the
+  // moderator's level. In addition, a service MUST NOT allow the voice privileges of an admin or owner
+  // to be removed by anyone."
+  if (role === 'visitor' && (targetRank >= AFFILIATION_RANK.admin || targetRank >= actorRank)) return 'not-allowed';
   return undefined;
 }
 
