@@ -368,7 +368,7 @@ export class RoomStore {
   }
 
   /** Deletes the room if it is still empty (a temporary room whose last occupant left); false if someone came in. */
-  async removeIfEmpty(domain: string, id: string): Promise<boolean> {
+  async removeIfEmpty(domain: string, id: string, creator?: string): Promise<boolean> {
     try {
       await this.db.send(
         new DeleteCommand({ TableName: this.table, Key: stateKey(domain, id), ConditionExpression: 'size(#o) = :zero', ExpressionAttributeNames: { '#o': 'occupants' }, ExpressionAttributeValues: { ':zero': 0 } }),
@@ -377,7 +377,7 @@ export class RoomStore {
       if (isConditionFailure(err)) return false;
       throw err;
     }
-    await this.removeRest(domain, id);
+    await this.removeRest(domain, id, creator);
     return true;
   }
 

@@ -56,7 +56,7 @@ export interface MucSettings {
   name?: string;
   /** Who may create a room by entering one that does not exist: 'anyone' (default) or 'admins' (admin API and CLI only; users get not-allowed). */
   roomCreation?: 'anyone' | 'admins';
-  /** The most occupants a room may have (its muc#roomconfig_maxusers may not exceed it). Default 200. */
+  /** The most occupants a room may have (its muc#roomconfig_maxusers may not exceed it). Default 200, at most 500 (one item holds a room). */
   maxOccupants?: number;
   /** Messages kept for discussion history and the most a new occupant gets (muc#maxhistoryfetch may not exceed it). Default 50. */
   historyLength?: number;

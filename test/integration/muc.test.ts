@@ -4,6 +4,7 @@
 // (mediated and XEP-0249), XEP-0410 self-ping.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createRoom } from '../../lib/extensions/muc/operations.ts';
 import { mucOf } from '../../lib/extensions/muc/service.ts';
 import { type TestClient, type TestServer, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
 import {
@@ -216,12 +217,21 @@ describe('creating rooms (XEP-0045 §10.1)', () => {
     const second = await join(c, `${room('two', 'conference.limited.example')}/me`);
     assert.equal(errorCondition(second), 'not-allowed');
     assert.equal(second.getChild('error')!.attrs.type, 'cancel');
+    // The first room was never configured: its owner leaving destroys it (§10.1.3, with <destroy/>), which frees the count.
+    const first1 = first.attrs.from;
+    await c.send(xml('presence', { to: first1, type: 'unavailable' }));
+    const left = await c.waitFor(presenceFrom(first1, 'unavailable'));
+    assert.ok(left.getChild('x', MUC_USER)!.getChild('destroy'));
+    await sleep(100);
+    assert.deepEqual(codes(await join(c, `${room('three', 'conference.limited.example')}/me`)), [110, 201]);
   });
 
   it("muc.roomCreation 'admins': users cannot create rooms, operators can", { timeout: 10000 }, async () => {
     await s.server.tenants.put({ domain: 'closed.example', enabled: true, muc: { roomCreation: 'admins' } });
     const c = await login('nocreate', { domain: 'closed.example' });
     assert.equal(errorCondition(await join(c, `${room('x', 'conference.closed.example')}/me`)), 'not-allowed');
+    const made = await createRoom((await mucOf(s.server)!.context('closed.example'))!, 'made-by-ops');
+    assert.deepEqual(codes(await join(c, `${made.jid}/me`)), [110]);
   });
 });
 

@@ -6,6 +6,7 @@ import { StanzaError } from '../../lib/xmpp/errors.ts';
 import { parseFrame } from '../../lib/xmpp/xml.ts';
 import { applyConfigForm, configChangeCodes, configForm, formValues, roomInfoForm, valuesFromJson } from '../../lib/extensions/muc/config-form.ts';
 import { historyQuery, historyStanzas, parseHistoryRequest } from '../../lib/extensions/muc/history.ts';
+import { MAX_PRESENCE_CHARS, presencePayload } from '../../lib/extensions/muc/room-model.ts';
 import { defaultRoomConfig, mucOptions } from '../../lib/extensions/muc/service.ts';
 
 const limits = { maxOccupants: 200, historyLength: 50 };
@@ -134,5 +135,19 @@ describe('§7.2.15 history management', () => {
     const size = all[3].toString().length;
     assert.deepEqual(historyStanzas(entries, { maxchars: size * 2 + 1 }, 'r@c', 'u@x/r').map((m) => m.attrs.id), ['m3', 'm4']);
     assert.deepEqual(historyStanzas(entries, { maxchars: size - 1 }, 'r@c', 'u@x/r'), []);
+  });
+});
+
+describe('occupant presence kept in the room item', () => {
+  it('drops MUC elements (§17.2 rule 6) and cuts an oversized payload down to show, priority, status and caps', () => {
+    const kept = presencePayload(parseFrame("<presence xmlns='jabber:client' to='r@c/n'><show>away</show><x xmlns='http://jabber.org/protocol/muc'><password>pw</password></x><x xmlns='http://jabber.org/protocol/muc#user'/></presence>"));
+    assert.equal(kept, '<presence xmlns="jabber:client"><show>away</show></presence>');
+    const big = parseFrame(
+      `<presence xmlns='jabber:client'><show>dnd</show><status>${'s'.repeat(300)}</status><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/><x xmlns='vcard-temp:x:update'><photo>${'p'.repeat(2000)}</photo></x></presence>`,
+    );
+    const small = parseFrame(presencePayload(big));
+    assert.ok(presencePayload(big).length <= MAX_PRESENCE_CHARS);
+    assert.deepEqual(small.children.map((c) => (c as { name: string }).name), ['show', 'status', 'c']);
+    assert.equal(small.getChildText('status')!.length, 200);
   });
 });

@@ -273,7 +273,9 @@ async function afterLeave(ctx: Ctx, res: { before: RoomRecord; after: RoomRecord
   for (const c of opts.status?.children ?? []) if (typeof c !== 'string' && c.name === 'status') payload.cnode(clone(c));
   const unavailable = { type: 'unavailable' as const, item: { role: 'none' as const }, codes: opts.codes, payload };
   if (opts.notifySelf && session) {
-    await ctx.server.send(session, occupantPresence(before, from, occupant, { jid, role: occupant.role, self: true }, unavailable));
+    // §10.1.3: the owner of a room never configured leaves it, so it is destroyed: say so.
+    const destroyed = res.occupantLeft && after.locked && !Object.keys(after.occupants).length;
+    await ctx.server.send(session, occupantPresence(before, from, occupant, { jid, role: occupant.role, self: true }, { ...unavailable, ...(destroyed ? { destroy: xml('destroy', {}) } : {}) }));
   }
   if (res.occupantLeft) {
     await fanOut(ctx, after.id, targetsOf(after), (t) => occupantPresence(after, from, occupant, { jid: t.jid, role: t.occupant.role, self: false }, unavailable));
@@ -287,7 +289,7 @@ async function afterLeave(ctx: Ctx, res: { before: RoomRecord; after: RoomRecord
 /** §7.14 note / §10.1.2: a temporary room (or one never configured) goes when its last occupant does. */
 export async function removeIfDeserted(ctx: Ctx, room: RoomRecord): Promise<void> {
   if (Object.keys(room.occupants).length || (room.config.persistent && !room.locked)) return;
-  await ctx.muc.rooms.removeIfEmpty(ctx.tenant, room.id);
+  await ctx.muc.rooms.removeIfEmpty(ctx.tenant, room.id, room.creator);
 }
 
 /**

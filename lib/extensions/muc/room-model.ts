@@ -50,9 +50,15 @@ export function targetsOf(room: RoomRecord, keep: (o: Occupant, s: OccupantSessi
   return out;
 }
 
+/** Longest presence kept per session: a room item holds every occupant's (DynamoDB items are at most 400 KB). */
+export const MAX_PRESENCE_CHARS = 1024;
+const ESSENTIAL = new Set(['show', 'priority', 'status']);
+
 /**
  * A session's presence as it is kept: the client's own payload (show, status, caps…) without MUC
- * elements (§17.2 rule 6: the service alone generates muc#user data) and without addresses.
+ * elements (§17.2 rule 6: the service alone generates muc#user data) and without addresses. A payload
+ * too big for the room item is cut down to show, priority, status and entity capabilities (§17.4.1
+ * lets a room block extended presence information).
  */
 export function presencePayload(stanza: Element): string {
   const p = xml('presence', { xmlns: NS.CLIENT });
@@ -61,7 +67,14 @@ export function presencePayload(stanza: Element): string {
     if (c.name === 'x' && (c.attrs.xmlns === NS.MUC || c.attrs.xmlns === NS.MUC_USER)) continue;
     p.cnode(clone(c));
   }
-  return p.toString();
+  const full = p.toString();
+  if (full.length <= MAX_PRESENCE_CHARS) return full;
+  const small = xml('presence', { xmlns: NS.CLIENT });
+  for (const c of p.children) {
+    if (typeof c === 'string') continue;
+    if (ESSENTIAL.has(c.name) || (c.name === 'c' && c.attrs.xmlns === 'http://jabber.org/protocol/caps')) small.cnode(c.name === 'status' ? xml('status', {}, c.text().slice(0, 200)) : c);
+  }
+  return small.toString();
 }
 
 export interface ItemDetails {

@@ -30,8 +30,9 @@ export function mucOptions(tenant: TenantRecord | undefined): MucOptions | undef
     subdomain: (m.subdomain || DEFAULT_SUBDOMAIN).toLowerCase(),
     name: m.name || 'Chatrooms',
     roomCreation: m.roomCreation === 'admins' ? 'admins' : 'anyone',
-    // One item holds a room's occupants; 400 KB leaves room for about a thousand.
-    maxOccupants: Math.min(positive(m.maxOccupants, 200), 1000),
+    // One item holds a room's occupants with their connections and presence (at most about 700 bytes
+    // each, see MAX_PRESENCE_CHARS): 500 stays well inside DynamoDB's 400 KB.
+    maxOccupants: Math.min(positive(m.maxOccupants, 200), 500),
     historyLength: Math.min(positive(m.historyLength, 50), 200),
     historyRetentionMs: positive(m.historyRetentionSeconds, 7 * 24 * 3600) * 1000,
     enforceReservedNicks: !!m.enforceReservedNicks,
