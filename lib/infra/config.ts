@@ -15,6 +15,28 @@ export interface DeploymentConfig {
   logRetention: RetentionDays;
   /** If set, alarms notify this address through an SNS topic in each region. */
   alarmEmail?: string;
+  /** If set, clients connect to wss://{domainName}/xmpp-websocket and Route 53 sends each to the nearest region. */
+  customDomain?: CustomDomainConfig;
+}
+
+/**
+ * An optional custom domain for the WebSocket API (context keys domainName, hostedZoneId,
+ * hostedZoneName, certificateArns). The zone is named by id and name, not looked up, so synth stays
+ * offline. Each region needs a certificate in that region: given in certificateArns, or created and
+ * validated through DNS in the zone.
+ */
+export interface CustomDomainConfig {
+  domainName: string;
+  hostedZoneId: string;
+  hostedZoneName: string;
+  /** ACM certificate ARN per region; a region without one gets a DNS-validated certificate. */
+  certificateArns: Record<string, string>;
+  /**
+   * Context healthCheck=true: a Route 53 HTTPS health check per region on its host-meta document, so a
+   * failing region drops out of the latency answers. Off by default: it costs a fixed fee per region
+   * and its probes are billed requests (README "What it costs").
+   */
+  healthCheck: boolean;
 }
 
 export const DEFAULT_CONFIG: DeploymentConfig = {
@@ -49,7 +71,48 @@ export function readConfig(node: Node): DeploymentConfig {
     stackPrefix: String(node.tryGetContext('stackPrefix') ?? DEFAULT_CONFIG.stackPrefix),
     logRetention: days as RetentionDays,
     alarmEmail: node.tryGetContext('alarmEmail') || undefined,
+    customDomain: readCustomDomain(node, regions),
   };
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+function readCustomDomain(node: Node, regions: string[]): CustomDomainConfig | undefined {
+  const text = (key: string) => String(node.tryGetContext(key) ?? '').trim() || undefined;
+  const domainName = text('domainName')?.toLowerCase().replace(/\.$/, '');
+  const hostedZoneId = text('hostedZoneId');
+  const hostedZoneName = text('hostedZoneName')?.toLowerCase().replace(/\.$/, '');
+  const certificateArns = map(node.tryGetContext('certificateArns')) ?? {};
+  if (!domainName) {
+    if (hostedZoneId || hostedZoneName || Object.keys(certificateArns).length) throw new Error('context "hostedZoneId", "hostedZoneName" and "certificateArns" need "domainName"');
+    return undefined;
+  }
+  if (!HOSTNAME.test(domainName)) throw new Error(`context "domainName": "${domainName}" is not a host name`);
+  if (!hostedZoneId || !hostedZoneName) throw new Error('context "domainName" needs "hostedZoneId" and "hostedZoneName" (the Route 53 zone that holds it; no lookup, so synth stays offline)');
+  if (!/^Z[A-Z0-9]{1,32}$/.test(hostedZoneId)) throw new Error(`context "hostedZoneId": "${hostedZoneId}" is not a Route 53 hosted zone id`);
+  if (domainName !== hostedZoneName && !domainName.endsWith(`.${hostedZoneName}`)) throw new Error(`context "domainName": ${domainName} is not in the zone ${hostedZoneName}`);
+  for (const [region, arn] of Object.entries(certificateArns)) {
+    if (!regions.includes(region)) throw new Error(`context "certificateArns": ${region} is not one of the regions (${regions.join(', ')})`);
+    // API Gateway takes a regional custom domain's certificate from ACM in the same region.
+    if (!new RegExp(`^arn:aws[a-z-]*:acm:${region}:\\d{12}:certificate/[0-9a-f-]+$`).test(arn)) throw new Error(`context "certificateArns": the certificate for ${region} must be an ACM certificate ARN in ${region}, not "${arn}"`);
+  }
+  const healthCheck = node.tryGetContext('healthCheck');
+  return { domainName, hostedZoneId, hostedZoneName, certificateArns, healthCheck: healthCheck === true || healthCheck === 'true' };
+}
+
+/** A JSON object in cdk.json, or "region=arn,region=arn" on the command line. */
+function map(value: unknown): Record<string, string> | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'object' && !Array.isArray(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
+  const text = String(value).trim();
+  if (text.startsWith('{')) return map(JSON.parse(text));
+  return Object.fromEntries(
+    text.split(',').filter((p) => p.trim()).map((pair) => {
+      const i = pair.indexOf('=');
+      if (i < 0) throw new Error(`context "certificateArns": "${pair}" is not region=arn`);
+      return [pair.slice(0, i).trim(), pair.slice(i + 1).trim()];
+    }),
+  );
 }
 
 /** Context values are JSON in cdk.json and strings on the command line ("eu-west-1,us-east-1"). */

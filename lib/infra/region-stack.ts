@@ -9,6 +9,7 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Construct } from 'constructs';
 import type { DeploymentConfig } from './config.ts';
+import { CustomDomain, customDomainUrl } from './custom-domain.ts';
 import { HttpEndpoints } from './http-endpoints.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
 import { OrderedIngest } from './ordered-ingest.ts';
@@ -29,6 +30,8 @@ export class RegionStack extends Stack {
   readonly ingest: OrderedIngest;
   readonly tenantChanges: TenantChanges;
   readonly http: HttpEndpoints;
+  /** With the domainName context: the WebSocket API on the custom domain, latency-routed. */
+  readonly customDomain?: CustomDomain;
   readonly functions: {
     connect: XmppFunction;
     disconnect: XmppFunction;
@@ -105,8 +108,12 @@ export class RegionStack extends Stack {
       stage: this.stage,
       otherRegions,
       logRetention,
-      webSocketUrl: this.stage.url,
+      // host-meta names the custom domain when there is one: Route 53 then picks the nearest region.
+      webSocketUrl: config.customDomain ? customDomainUrl(config.customDomain) : this.stage.url,
     });
+    if (config.customDomain) {
+      this.customDomain = new CustomDomain(this, 'CustomDomain', { config: config.customDomain, api: this.api, stage: this.stage, httpApi: this.http.api });
+    }
 
     this.functions = {
       connect,
@@ -129,6 +136,10 @@ export class RegionStack extends Stack {
 
     new CfnOutput(this, 'WebSocketUrl', { value: this.stage.url, description: 'Point XMPP clients here (RFC 7395)' });
     new CfnOutput(this, 'ManagementEndpoint', { value: this.stage.callbackUrl, description: 'The @connections endpoint sessions of this region record' });
+    if (this.customDomain) {
+      new CfnOutput(this, 'CustomDomainUrl', { value: this.customDomain.webSocketUrl, description: 'Point XMPP clients here: Route 53 answers with the nearest healthy region' });
+      new CfnOutput(this, 'CustomDomainTarget', { value: this.customDomain.domainName.regionalDomainName, description: 'This region\'s API Gateway host behind the custom domain' });
+    }
     new CfnOutput(this, 'AdminUrl', { value: this.http.adminUrl, description: 'The admin API (IAM: sign with SigV4, service execute-api); OpenAPI at /api/openapi.json' });
     new CfnOutput(this, 'HostMetaUrl', { value: `${this.http.api.apiEndpoint}/.well-known/host-meta`, description: 'XEP-0156 connection discovery for this region' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Subscribe here to receive the alarms' });
