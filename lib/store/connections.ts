@@ -2,7 +2,7 @@
 // Pre-binding state changes with every step and is always read from the table; once bound, the
 // connection's JID never changes and handlers may cache it (DESIGN.md "State").
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, isConditionFailure, queryAll, ttlFrom } from './dynamo.ts';
 
 export type StreamStage = 'connected' | 'opened' | 'authenticated' | 'bound';
 
@@ -112,24 +112,15 @@ export class ConnectionStore {
 
   /** Ids of this region's open connections of one tenant (the byTenant index). */
   async idsOfTenant(domain: string): Promise<string[]> {
-    const ids: string[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: TENANT_INDEX,
-          KeyConditionExpression: '#t = :t AND begins_with(pk, :conn)',
-          FilterExpression: 'begins_with(#s, :region)',
-          ExpressionAttributeNames: { '#t': 'tenant', '#s': 'sweep' },
-          ExpressionAttributeValues: { ':t': domain, ':conn': 'conn#', ':region': `conn#${this.region}#` },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of res.Items ?? []) ids.push((item.pk as string).slice('conn#'.length));
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return ids;
+    const items = await queryAll(this.db, {
+      TableName: this.table,
+      IndexName: TENANT_INDEX,
+      KeyConditionExpression: '#t = :t AND begins_with(pk, :conn)',
+      FilterExpression: 'begins_with(#s, :region)',
+      ExpressionAttributeNames: { '#t': 'tenant', '#s': 'sweep' },
+      ExpressionAttributeValues: { ':t': domain, ':conn': 'conn#', ':region': `conn#${this.region}#` },
+    });
+    return items.map((item) => (item.pk as string).slice('conn#'.length));
   }
 
   /** This region's connections whose liveness check is due, across all its sweep shards. */

@@ -1,7 +1,7 @@
 // The DynamoDB client and the single table's layout. Every key carries the tenant (the XMPP domain),
 // directly or inside a bare JID, so no read can cross tenants (DESIGN.md "Data").
 import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { CallCounter } from '../core/call-counter.ts';
 
 export interface DynamoOptions {
@@ -83,4 +83,26 @@ export function ttlFrom(expiresAtMs: number): number {
 
 export function isConditionFailure(err: unknown): boolean {
   return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+/** Every item a Query returns, following LastEvaluatedKey through all pages. */
+export async function queryAll(db: DynamoDBDocumentClient, input: Omit<QueryCommandInput, 'ExclusiveStartKey'>): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const res = await db.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+    items.push(...(res.Items ?? []));
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+/** Every item of one partition (optionally only some attributes). */
+export function partitionItems(db: DynamoDBDocumentClient, table: string, pk: string, projection?: string): Promise<Record<string, unknown>[]> {
+  return queryAll(db, {
+    TableName: table,
+    KeyConditionExpression: 'pk = :pk',
+    ExpressionAttributeValues: { ':pk': pk },
+    ...(projection ? { ProjectionExpression: projection } : {}),
+  });
 }

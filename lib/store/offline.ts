@@ -1,8 +1,8 @@
 // Offline message storage (XEP-0160): messages for an account with no available resource,
 // delivered in order at its next initial presence.
 import { randomBytes } from 'node:crypto';
-import { BatchWriteCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TTL_ATTRIBUTE, ttlFrom } from './dynamo.ts';
+import { BatchWriteCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TTL_ATTRIBUTE, partitionItems, ttlFrom } from './dynamo.ts';
 
 export interface OfflineMessage {
   id: string;
@@ -32,23 +32,9 @@ export class OfflineStore {
   }
 
   async list(bare: string, now = Date.now()): Promise<OfflineMessage[]> {
-    const out: OfflineMessage[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': pk(bare) },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of res.Items ?? []) {
-        if ((item.expiresAt as number) > now) out.push({ id: item.sk as string, storedAt: item.storedAt as number, xml: item.xml as string });
-      }
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return out;
+    return (await partitionItems(this.db, this.table, pk(bare)))
+      .filter((item) => (item.expiresAt as number) > now)
+      .map((item) => ({ id: item.sk as string, storedAt: item.storedAt as number, xml: item.xml as string }));
   }
 
   async remove(bare: string, ids: string[]): Promise<void> {

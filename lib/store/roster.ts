@@ -1,5 +1,6 @@
 // Rosters (RFC 6121 §2): one item per (owner, contact), queried whole by owner.
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { partitionItems } from './dynamo.ts';
 import type { SubscriptionState } from '../extensions/subscription-states.ts';
 
 export interface RosterItem extends SubscriptionState {
@@ -25,21 +26,7 @@ export class RosterStore {
   ) {}
 
   async list(owner: string): Promise<RosterItem[]> {
-    const items: RosterItem[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `roster#${owner}` },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of res.Items ?? []) items.push(strip(item));
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return items;
+    return (await partitionItems(this.db, this.table, `roster#${owner}`)).map(strip);
   }
 
   async get(owner: string, contact: string): Promise<RosterItem | undefined> {

@@ -1,7 +1,8 @@
 // Tenants (XMPP domains) are items an admin can edit by hand in the console; handlers cache them
 // for a few seconds only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
 // Every field is documented in the README ("The tenant item").
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { partitionItems } from './dynamo.ts';
 
 export type LoginMethod = 'password' | 'jwt' | 'token';
 
@@ -141,16 +142,7 @@ export class TenantStore {
 
   /** Domains created through our tools (items added by hand in the console are found by `get`). */
   async list(): Promise<string[]> {
-    const out: string[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.db.send(
-        new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': LIST_PK }, ExclusiveStartKey: start }),
-      );
-      for (const i of res.Items ?? []) out.push(i.sk as string);
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return out;
+    return (await partitionItems(this.db, this.table, LIST_PK, 'sk')).map((i) => i.sk as string);
   }
 }
 

@@ -1,8 +1,8 @@
 // Accounts of a tenant. Passwords are kept only as SCRAM salted keys for SHA-1 and SHA-256
 // (RFC 5802 §3, RFC 7677), never in clear (DESIGN.md "Data").
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ScramCredentials } from '../auth/scram.ts';
-import { isConditionFailure } from './dynamo.ts';
+import { isConditionFailure, partitionItems } from './dynamo.ts';
 
 export interface UserRecord {
   domain: string;
@@ -127,22 +127,7 @@ export class UserStore {
   }
 
   async list(domain: string): Promise<string[]> {
-    const names: string[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `user#${domain}` },
-          ProjectionExpression: 'sk',
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of res.Items ?? []) names.push(item.sk as string);
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return names;
+    return (await partitionItems(this.db, this.table, `user#${domain}`, 'sk')).map((item) => item.sk as string);
   }
 }
 
