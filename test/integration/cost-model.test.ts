@@ -1,0 +1,71 @@
+// The counts behind the README's "What it costs" that the per-operation table does not already assert:
+// an XEP-0199 ping to the server, one sweeper liveness check, and how many of a session's writes touch
+// its connection item (each such write also writes the item's index entries, which DynamoDB bills).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { SWEEP_SHARDS } from '../../lib/store/dynamo.ts';
+import { RawClient, type TestServer, sleep, startTestServer } from '../support/harness.ts';
+
+describe('cost model inputs (README "What it costs")', () => {
+  let s: TestServer;
+  /** Partition key prefix of every DynamoDB write, in order. */
+  const writes: string[] = [];
+  let c: RawClient;
+
+  before(async () => {
+    s = await startTestServer({ tenantWatchMs: 3_600_000, sweepIntervalMs: 3_600_000, purgeIntervalMs: 3_600_000 });
+    await s.addUser('alice@localhost');
+    // A first login writes the account's session item once; the counts below are for every later one.
+    const first = await RawClient.connect(s.url);
+    await first.login('alice');
+    first.ws.close();
+    await first.closed;
+    await sleep(50);
+    await s.gateway.idle();
+    (s.server.db as unknown as { middlewareStack: { add: Function } }).middlewareStack.add(
+      (next: (args: unknown) => Promise<unknown>, ctx: { commandName?: string }) => async (args: { input?: { Key?: { pk?: string }; Item?: { pk?: string } } }) => {
+        if (/^(Put|Update|Delete)/.test(ctx.commandName ?? '')) writes.push(String(args.input?.Key?.pk ?? args.input?.Item?.pk).split('#')[0]);
+        return next(args);
+      },
+      { step: 'initialize', name: 'costModelWrites' },
+    );
+  });
+  after(() => s.stop());
+
+  it('a login: 5 of its 6 writes are to the connection item', async () => {
+    writes.length = 0;
+    const login = await s.cost(async () => {
+      c = await RawClient.connect(s.url);
+      await c.login('alice');
+    });
+    assert.deepEqual({ reads: login.reads, writes: login.writes }, { reads: 5, writes: 6 });
+    assert.deepEqual(writes, ['conn', 'conn', 'conn', 'conn', 'sessions', 'conn']);
+  });
+
+  it('an XEP-0199 ping to the server costs no DynamoDB call and one post (its reply)', async () => {
+    const ping = await s.cost(async () => {
+      c.send(`<iq xmlns="jabber:client" type="get" id="ka" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`);
+      await c.next((el) => el.name === 'iq' && el.attrs.id === 'ka');
+    });
+    assert.deepEqual({ reads: ping.reads, writes: ping.writes, posts: ping.posts }, { reads: 0, writes: 0, posts: 1 });
+  });
+
+  it('a sweep: one Query per sweep shard, then per live connection one GetConnection and one write of its next check time', async () => {
+    writes.length = 0;
+    const later = Date.now() + s.server.limits.connectionCheckMs + 1000;
+    const sweep = await s.cost(async () => assert.deepEqual(await s.server.sweep(later), { checked: 1, ended: 0 }));
+    assert.deepEqual(sweep.calls, { 'dynamodb:QueryCommand': SWEEP_SHARDS, 'management:GetConnectionCommand': 1, 'dynamodb:UpdateItemCommand': 1 });
+    assert.deepEqual(writes, ['conn']);
+  });
+
+  it('a session end (<close/>, no contacts): 1 of its 2 writes is to the connection item (a delete)', async () => {
+    writes.length = 0;
+    const end = await s.cost(async () => {
+      c.send(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>`);
+      await c.closed;
+      await sleep(50);
+    });
+    assert.equal(end.writes, 2);
+    assert.deepEqual(writes, ['conn', 'sessions']);
+  });
+});
