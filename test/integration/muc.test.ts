@@ -44,7 +44,6 @@ async function login(prefix: string, opts: { resource?: string; domain?: string;
 const room = (name: string, service = SERVICE) => `${name}${++n}@${service}`;
 const bare = (c: TestClient) => c.jid.split('/')[0];
 const message = (from: string, pred: (el: Element) => boolean = () => true) => (el: Element) => el.name === 'message' && el.attrs.from === from && pred(el);
-const body = (text: string) => (el: Element) => el.getChildText('body') === text;
 const discoInfo = (c: TestClient, to: string, node?: string) => c.iq(xml('iq', { type: 'get', to }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info', ...(node ? { node } : {}) })));
 const discoItems = (c: TestClient, to: string) => c.iq(xml('iq', { type: 'get', to }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' })));
 const features = (iq: Element) => iq.getChild('query')!.getChildren('feature').map((f) => f.attrs.var);

@@ -58,7 +58,7 @@ export async function onRoomMessage(ctx: Ctx, event: StanzaEvent): Promise<void>
   if (type !== 'groupchat') {
     if (userX?.getChild('invite')) return sendInvitations(ctx, room, mine, origin, stanza, userX);
     if (userX?.getChild('decline')) return declineInvitation(ctx, room, origin, stanza, userX);
-    if (stanza.getChild('x', NS.DATA_FORMS)) return onVoiceForm(ctx, room, mine, origin, stanza);
+    if (stanza.getChild('x', NS.DATA_FORMS)) return onVoiceForm(ctx, room, mine, stanza);
     // §17.2 rule 1: messages to all occupants are of type groupchat.
     throw new StanzaError('bad-request', 'messages to the room are of type groupchat');
   }

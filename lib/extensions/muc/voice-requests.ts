@@ -1,6 +1,5 @@
 // Requesting voice (XEP-0045 §7.13) and approving it (§8.6): a visitor's muc#request form becomes an
 // approval form to each moderator; a moderator's submitted form with muc#request_allow grants voice.
-import type { Session } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
@@ -15,7 +14,7 @@ import { type Ctx, roomJid } from './service.ts';
 
 const field = (v: string, type: string, label: string, value: string) => xml('field', { var: v, type, ...(label ? { label } : {}) }, xml('value', {}, value));
 
-export async function onVoiceForm(ctx: Ctx, room: RoomRecord, mine: { occupant: Occupant; session: OccupantSession } | undefined, origin: Session, stanza: Element): Promise<void> {
+export async function onVoiceForm(ctx: Ctx, room: RoomRecord, mine: { occupant: Occupant; session: OccupantSession } | undefined, stanza: Element): Promise<void> {
   const form = stanza.getChild('x', NS.DATA_FORMS)!;
   const values = formValues(form);
   if (values.get('FORM_TYPE')?.[0] !== NS.MUC_REQUEST) throw new StanzaError('bad-request', `expected a ${NS.MUC_REQUEST} form`);
