@@ -249,7 +249,7 @@ export class XmppServer {
   async endConnection(
     connectionId: string,
     reason: string,
-    opts: { socketClosed?: boolean; streamError?: StreamError; endpoint?: string } = {},
+    opts: { socketClosed?: boolean; streamError?: StreamError; closeStream?: boolean; endpoint?: string } = {},
   ): Promise<void> {
     this.bound.delete(connectionId);
     this.streamDomains.delete(connectionId);
@@ -257,24 +257,28 @@ export class XmppServer {
     if (this.recentlyEnded.size > 10_000) this.recentlyEnded.delete(this.recentlyEnded.values().next().value as string);
     this.rates.forget(connectionId);
     const rec = await this.connections.remove(connectionId);
+    // The session ends before the last frames go out, so nothing (a room message, a presence) is
+    // routed to this connection after its <close/> (RFC 7395 §3.6: nothing follows the close).
+    if (rec) await this.endSession(rec, reason);
     const endpoint = rec?.endpoint ?? opts.endpoint;
     if (!opts.socketClosed && endpoint) {
       const target = { connectionId, endpoint };
-      if (opts.streamError) {
-        await this.send(target, opts.streamError.toElement());
-        await this.send(target, xml('close', { xmlns: NS.FRAMING }));
-      }
+      if (opts.streamError) await this.send(target, opts.streamError.toElement());
+      if (opts.streamError || opts.closeStream) await this.send(target, xml('close', { xmlns: NS.FRAMING }));
       await this.management.close(target);
     }
-    if (!rec) return;
-    this.log.info({ connectionId, reason, jid: rec.username ? `${rec.username}@${rec.domain}/${rec.resource ?? ''}` : undefined }, 'connection ended');
+  }
+
+  private async endSession(rec: ConnectionRecord, reason: string): Promise<void> {
+    this.log.info({ connectionId: rec.id, reason, jid: rec.username ? `${rec.username}@${rec.domain}/${rec.resource ?? ''}` : undefined }, 'connection ended');
     if (rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return;
     const jid = makeJID(rec.username, rec.domain, rec.resource);
-    const entry = await this.sessions.remove(jid.bare().toString(), rec.resource, connectionId);
+    const entry = await this.sessions.remove(jid.bare().toString(), rec.resource, rec.id);
     if (!entry) return;
-    const session: Session = { connectionId, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
+    const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
     await this.sessionEndedHooks.fireAll('session-ended', { server: this, session, entry, reason });
   }
+
 
   /**
    * Checks connections whose check time has come: asks the gateway if each is alive, ends those that

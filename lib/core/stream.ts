@@ -53,8 +53,7 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
     if (ns === NS.FRAMING && el.name === 'open') return await openStream(server, rec ?? (await server.connections.get(connectionId)), el, target);
     if (ns === NS.FRAMING && el.name === 'close') {
       // RFC 7395 §3.6: answer <close/>, then the server closes the WebSocket.
-      await server.send(target, xml('close', { xmlns: NS.FRAMING }));
-      return await server.endConnection(connectionId, 'closed by client');
+      return await server.endConnection(connectionId, 'closed by client', { closeStream: true, endpoint: target.endpoint });
     }
     if (session) return await onBoundElement(server, session, el);
     if (!rec || rec.stage === 'connected') return fail(new StreamError('not-authorized', 'open the stream first'));

@@ -69,9 +69,9 @@ export function adminSet(room: string, ...items: Element[]): Element {
 
 /**
  * connectClient of the harness, with one COMPAT guard: xmpp.js 0.14 throws (an uncaught TypeError in
- * Connection._onData) when a frame arrives after its stream closed. In rooms, presence of other
- * occupants is often in flight while a client closes (the core posts <close/> before it deletes the
- * connection), so many clients leaving at once would crash the test process.
+ * Connection._onData) when a frame arrives after its stream closed. The core leaves the rooms before
+ * it answers <close/>, but a fan-out that read the room item just before the leave can still land
+ * after it, so many clients leaving at once could crash the test process.
  */
 export async function connectMucClient(url: string, opts: { username: string; password: string; domain?: string; resource?: string }): Promise<TestClient> {
   const xmpp = client({ service: url, domain: opts.domain ?? 'localhost', resource: opts.resource, username: opts.username, password: opts.password });
