@@ -112,15 +112,22 @@ export class TenantStore {
     return value;
   }
 
-  /** Fresh reads of several tenants (the watcher's poll), refreshing the cache. */
+  /**
+   * Fresh reads of several tenants (the watcher's poll), refreshing the cache. A key DynamoDB leaves
+   * unprocessed is retried, never reported as a deleted tenant (whose sessions would be closed).
+   */
   async getMany(domains: string[], now = Date.now()): Promise<Map<string, TenantRecord | undefined>> {
     const out = new Map<string, TenantRecord | undefined>(domains.map((d) => [d, undefined]));
     for (let i = 0; i < domains.length; i += 100) {
-      const res = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: domains.slice(i, i + 100).map(key) } } }));
-      for (const item of res.Responses?.[this.table] ?? []) {
-        const t = strip(item) as unknown as TenantRecord;
-        out.set(t.domain, t);
+      let keys: Record<string, unknown>[] = domains.slice(i, i + 100).map(key);
+      for (let attempt = 0; keys.length && attempt < 5; attempt++) {
+        const res = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }));
+        // Keyed by the item's key, not its `domain` field, which a hand edit may have changed or removed.
+        for (const item of res.Responses?.[this.table] ?? []) out.set((item.pk as string).slice('tenant#'.length), strip(item) as unknown as TenantRecord);
+        keys = (res.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
+        if (keys.length) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
       }
+      if (keys.length) throw new Error(`BatchGetItem left ${keys.length} tenant keys unprocessed`);
     }
     for (const [d, t] of out) this.cache.set(d, { at: now, value: t });
     return out;
