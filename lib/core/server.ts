@@ -227,6 +227,8 @@ export class XmppServer {
 
   /** Records the domain a stream was opened for. */
   streamOpened(connectionId: string, domain: string): void {
+    // In Lambda another container usually ends the connection, so entries are capped like `bound`.
+    if (this.streamDomains.size > 50_000) this.streamDomains.delete(this.streamDomains.keys().next().value as string);
     this.streamDomains.set(connectionId, domain);
   }
 

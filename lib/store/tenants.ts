@@ -92,6 +92,7 @@ export interface TenantRecord {
 
 const key = (domain: string) => ({ pk: `tenant#${domain}`, sk: 'tenant' });
 const LIST_PK = 'tenants';
+const MAX_CACHED_TENANTS = 10_000;
 
 export class TenantStore {
   private cache = new Map<string, { at: number; value: TenantRecord | undefined }>();
@@ -108,6 +109,9 @@ export class TenantStore {
     if (hit && now - hit.at < this.cacheMs) return hit.value;
     const res = await this.db.send(new GetCommand({ TableName: this.table, Key: key(domain) }));
     const value = res.Item ? (strip(res.Item) as unknown as TenantRecord) : undefined;
+    // Any domain a client names (a stream's `to`, a stanza's address) is looked up here, so the cache
+    // of misses would grow without end in a long-lived process: drop the oldest entry beyond a cap.
+    if (this.cache.size >= MAX_CACHED_TENANTS) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(domain, { at: now, value });
     return value;
   }
