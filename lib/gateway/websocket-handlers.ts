@@ -6,8 +6,8 @@ import type { WebSocketEvent, WebSocketHandler, WebSocketRequestContext, WebSock
 /** How the management endpoint of a connection's own stage is derived from its events. */
 export type EndpointOf = (ctx: Pick<WebSocketRequestContext, 'domainName' | 'stage'>) => string;
 
-/** In AWS: https://{domainName}/{stage}, unless a custom domain's endpoint is configured. */
-export const awsEndpointOf: EndpointOf = (ctx) => process.env.MANAGEMENT_ENDPOINT ?? `https://${ctx.domainName}/${ctx.stage}`;
+/** In AWS: https://{domainName}/{stage} (createLambdaRuntime uses MANAGEMENT_ENDPOINT instead when set). */
+export const awsEndpointOf: EndpointOf = (ctx) => `https://${ctx.domainName}/${ctx.stage}`;
 
 export interface WebSocketHandlers {
   connect: WebSocketHandler;

@@ -31,7 +31,15 @@ test('builds the server and the three route handlers from the environment', () =
 
 test('the management endpoint: the event stage by default, MANAGEMENT_ENDPOINT when set', () => {
   const byEvent = createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent' });
-  assert.equal(byEvent.endpointOf(ctx), 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod');
+  // The environment given wins over the process's.
+  const saved = process.env.MANAGEMENT_ENDPOINT;
+  process.env.MANAGEMENT_ENDPOINT = 'https://elsewhere.example.com/prod';
+  try {
+    assert.equal(byEvent.endpointOf(ctx), 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod');
+  } finally {
+    if (saved === undefined) delete process.env.MANAGEMENT_ENDPOINT;
+    else process.env.MANAGEMENT_ENDPOINT = saved;
+  }
   const fixed = createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent', MANAGEMENT_ENDPOINT: 'https://ws.example.com/prod' });
   assert.equal(fixed.endpointOf(ctx), 'https://ws.example.com/prod');
 });
@@ -41,7 +49,7 @@ test('each entry point in functions/ loads and exports a handler', async () => {
   process.env.TABLE_NAME = 'xmpp-edge-test';
   process.env.LOG_LEVEL = 'silent';
   try {
-    for (const name of ['connect', 'disconnect', 'default', 'sweeper']) {
+    for (const name of ['connect', 'disconnect', 'default', 'ingest', 'sweeper', 'tenant-changes', 'admin', 'host-meta']) {
       const mod = (await import(`../../functions/${name}.ts`)) as { handler?: unknown };
       assert.equal(typeof mod.handler, 'function', name);
     }
