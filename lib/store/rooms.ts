@@ -14,7 +14,7 @@
 // capacity, so a leave or a presence change needs no read before its broadcast.
 import { randomBytes } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+import { TTL_ATTRIBUTE, isConditionFailure, partitionItems, ttlFrom } from './dynamo.ts';
 import { deletePartition } from './partition.ts';
 
 export type Affiliation = 'owner' | 'admin' | 'member' | 'none' | 'outcast';
@@ -191,16 +191,7 @@ export class RoomStore {
 
   /** The tenant's rooms, from its index partition (one Query per 1 MB). */
   async list(domain: string): Promise<RoomSummary[]> {
-    const out: RoomSummary[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.db.send(
-        new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': indexPk(domain) }, ExclusiveStartKey: start }),
-      );
-      for (const { pk: _pk, sk: _sk, ...s } of res.Items ?? []) out.push(s as RoomSummary);
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return out;
+    return (await partitionItems(this.db, this.table, indexPk(domain))).map(({ pk: _pk, sk: _sk, ...s }) => s as unknown as RoomSummary);
   }
 
   /**
