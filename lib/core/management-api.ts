@@ -43,33 +43,24 @@ export class ManagementApi {
   }
 
   /** Sends one text frame. Returns false if the connection is gone (410). */
-  async post(target: ConnectionTarget, data: string): Promise<boolean> {
-    try {
-      await this.client(target.endpoint).send(
-        new PostToConnectionCommand({ ConnectionId: target.connectionId, Data: Buffer.from(data, 'utf8') }),
-      );
-      return true;
-    } catch (err) {
-      if (isGone(err)) return false;
-      throw err;
-    }
+  post(target: ConnectionTarget, data: string): Promise<boolean> {
+    return this.unlessGone(target, (c) => c.send(new PostToConnectionCommand({ ConnectionId: target.connectionId, Data: Buffer.from(data, 'utf8') })));
   }
 
   /** Closes the connection; false if it was already gone. */
-  async close(target: ConnectionTarget): Promise<boolean> {
-    try {
-      await this.client(target.endpoint).send(new DeleteConnectionCommand({ ConnectionId: target.connectionId }));
-      return true;
-    } catch (err) {
-      if (isGone(err)) return false;
-      throw err;
-    }
+  close(target: ConnectionTarget): Promise<boolean> {
+    return this.unlessGone(target, (c) => c.send(new DeleteConnectionCommand({ ConnectionId: target.connectionId })));
   }
 
   /** Asks the gateway whether the connection is still open. */
-  async isAlive(target: ConnectionTarget): Promise<boolean> {
+  isAlive(target: ConnectionTarget): Promise<boolean> {
+    return this.unlessGone(target, (c) => c.send(new GetConnectionCommand({ ConnectionId: target.connectionId })));
+  }
+
+  /** Runs one command against the connection's endpoint: true if it succeeded, false on 410 Gone. */
+  private async unlessGone(target: ConnectionTarget, call: (client: ApiGatewayManagementApiClient) => Promise<unknown>): Promise<boolean> {
     try {
-      await this.client(target.endpoint).send(new GetConnectionCommand({ ConnectionId: target.connectionId }));
+      await call(this.client(target.endpoint));
       return true;
     } catch (err) {
       if (isGone(err)) return false;
