@@ -16,10 +16,6 @@ export class Hooks<E> {
     this.handlers.set(name, list);
   }
 
-  has(name: string): boolean {
-    return this.handlers.has(name);
-  }
-
   /** Runs handlers by priority until one returns something other than undefined; returns that. */
   async fire(name: string, event: E): Promise<unknown> {
     for (const { fn } of this.handlers.get(name) ?? []) {

@@ -133,14 +133,6 @@ const stateKey = (domain: string, id: string) => ({ pk: roomPk(domain, id), sk: 
 const indexPk = (domain: string) => `rooms#${domain}`;
 const ownedPk = (bare: string) => `mucowned#${bare}`;
 
-/** Thrown when a condition of a change no longer holds (the room changed or went away meanwhile). */
-export class RoomChanged extends Error {
-  constructor(what: string) {
-    super(`room changed: ${what}`);
-    this.name = 'RoomChanged';
-  }
-}
-
 function toRecord(item: Record<string, unknown> | undefined): RoomRecord | undefined {
   if (!item) return undefined;
   const { pk: _pk, sk: _sk, ...rest } = item;

@@ -61,11 +61,6 @@ export function parseFrame(text: string): Element {
   return root;
 }
 
-/** The namespace an element is qualified by, following prefixes and defaults up its parents. */
-export function namespaceOf(el: Element): string | undefined {
-  return el.getNS() ?? undefined;
-}
-
 /** A deep copy (ltx 3 has no Element#clone). */
 export function clone(el: Element): Element {
   const copy = new Element(el.name, { ...el.attrs });
