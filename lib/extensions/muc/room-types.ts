@@ -31,10 +31,8 @@ function nickname({ room, nick, bare }: PreJoinEvent): void {
 /** §7.2.10: a full room is service-unavailable (wait), except for admins and owners, within reason. */
 function occupantLimit({ ctx, room, nick, bare, affiliation }: PreJoinEvent): void {
   if (room.occupants[nick]?.bare === bare) return; // another session of an occupant already counted
-  const count = Object.keys(room.occupants).length;
-  const max = room.config.maxUsers || ctx.opts.maxOccupants;
   const privileged = affiliationRank(affiliation) >= affiliationRank('admin');
-  if (count >= (privileged ? Math.max(max, ctx.opts.maxOccupants) + 10 : max)) throw new StanzaError('service-unavailable', 'the room is full', 'wait');
+  if (Object.keys(room.occupants).length >= occupantLimitFor(room, ctx.opts.maxOccupants, privileged)) throw new StanzaError('service-unavailable', 'the room is full', 'wait');
 }
 
 export function installRoomTypes(muc: MucService): void {
@@ -44,7 +42,7 @@ export function installRoomTypes(muc: MucService): void {
   muc.preJoin.on(EVENT, occupantLimit, 10);
 }
 
-/** The most occupants a join may bring about, for the conditional write (undefined: no limit applies). */
+/** The most occupants a room may hold when this user joins: the pre-join check and the conditional write use it. */
 export function occupantLimitFor(room: RoomRecord, maxOccupants: number, privileged: boolean): number {
   const max = room.config.maxUsers || maxOccupants;
   return privileged ? Math.max(max, maxOccupants) + 10 : max;
