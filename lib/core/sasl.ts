@@ -16,6 +16,7 @@ import { JIDError, makeJID, tryParseJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, xml } from '../xmpp/xml.ts';
 import {
+  DEFAULT_ITERATIONS,
   ScramError,
   type ScramHash,
   createServerFirst,
@@ -325,7 +326,7 @@ export function scramMechanism(hash: ScramHash): SaslMechanism {
       const creds = user?.scram?.[hash];
       // Unknown accounts get a stable fake salt and fail at the proof, so SCRAM does not reveal
       // which accounts exist (RFC 5802 §9).
-      const salt = creds ?? { salt: fakeScramSalt(await ctx.server.serverSecret.get(), `${hash}:${first.username}@${ctx.domain}`), iterations: 4096 };
+      const salt = creds ?? { salt: fakeScramSalt(await ctx.server.serverSecret.get(), `${hash}:${first.username}@${ctx.domain}`), iterations: DEFAULT_ITERATIONS };
       const { serverFirstMessage, nonce } = createServerFirst(first, salt);
       return {
         kind: 'challenge',

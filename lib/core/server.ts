@@ -303,10 +303,7 @@ export class XmppServer {
   /** system-shutdown (RFC 6120 §4.9.3.20) to every given connection, e.g. on Ctrl-C. */
   async shutdown(connectionIds: string[]): Promise<void> {
     await Promise.all(
-      connectionIds.map(async (id) => {
-        const rec = await this.connections.get(id);
-        if (rec) await this.endConnection(id, 'shutdown', { streamError: new StreamError('system-shutdown') });
-      }),
+      connectionIds.map((id) => this.endConnection(id, 'shutdown', { streamError: new StreamError('system-shutdown') })),
     );
   }
 

@@ -419,8 +419,16 @@ export class RoomStore {
 
   // ---- rooms per creator (limits.roomsPerUser) ------------------------------------------------------
 
-  async countCreated(bare: string): Promise<number> {
-    const res = await this.db.send(new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': ownedPk(bare) }, Select: 'COUNT' }));
+  /** Rooms `bare` created in `domain`'s service (a federated user's rooms elsewhere do not count here). */
+  async countCreated(bare: string, domain: string): Promise<number> {
+    const res = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :tenant)',
+        ExpressionAttributeValues: { ':pk': ownedPk(bare), ':tenant': `${domain}#` },
+        Select: 'COUNT',
+      }),
+    );
     return res.Count ?? 0;
   }
 

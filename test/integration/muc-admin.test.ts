@@ -53,7 +53,7 @@ after(async () => {
 });
 
 describe('admin API: rooms', () => {
-  it('creates a room (unlocked, persistent), lists and shows it; refuses duplicates and unknown settings', { timeout: 10000 }, async () => {
+  it('creates a room (unlocked, persistent), lists and shows it; refuses duplicates and unknown settings', { timeout: 20000 }, async () => {
     const created = await call('POST', '/tenants/localhost/rooms', { name: 'standup', owners: ['boss@localhost'], config: { name: 'Daily standup', moderated: true } });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.jid, 'standup@conference.localhost');

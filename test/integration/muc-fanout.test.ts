@@ -151,7 +151,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     return Object.keys((await mucOf(s.server)!.rooms.get('localhost', r.split('@')[0]))!.occupants);
   };
 
-  it('closing the stream: the others get unavailable (role none, no status code)', { timeout: 10000 }, async () => {
+  it('closing the stream: the others get unavailable (role none, no status code)', { timeout: 20000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'closer');
     await leaver.stop();
     const p = await watcher.waitFor(presenceFrom(`${r}/leaver`, 'unavailable'));
@@ -161,7 +161,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await watcher.stop();
   });
 
-  it('a broadcast unavailable (no to) leaves the rooms too; the leaver gets its 110', { timeout: 10000 }, async () => {
+  it('a broadcast unavailable (no to) leaves the rooms too; the leaver gets its 110', { timeout: 20000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'offline');
     await leaver.send(xml('presence', { type: 'unavailable' }, xml('status', {}, 'bye all')));
     const own = await leaver.waitFor(presenceFrom(`${r}/leaver`, 'unavailable'));
@@ -173,7 +173,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await leaver.stop();
   });
 
-  it('a dead connection (no $disconnect) is found by the next post (410): it leaves with 333', { timeout: 10000 }, async () => {
+  it('a dead connection (no $disconnect) is found by the next post (410): it leaves with 333', { timeout: 20000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'dead');
     leaver.xmpp.socket?.socket?.terminate?.();
     await sleep(200);
@@ -185,7 +185,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await watcher.stop();
   });
 
-  it('a connection the sweeper finds expired leaves with 333', { timeout: 10000 }, async () => {
+  it('a connection the sweeper finds expired leaves with 333', { timeout: 20000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'expired');
     leaver.xmpp.socket?.socket?.terminate?.();
     await sleep(200);
@@ -196,7 +196,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     assert.deepEqual(await occupantsOf(r), ['watcher']);
   });
 
-  it('a session replaced by a new login with the same resource (conflict) leaves its rooms', { timeout: 10000 }, async () => {
+  it('a session replaced by a new login with the same resource (conflict) leaves its rooms', { timeout: 20000 }, async () => {
     const watcher = await occupant(s, 'w');
     const name = `twice${++n}`;
     await s.addUser(`${name}@localhost`, 'pw');

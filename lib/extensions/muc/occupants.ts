@@ -67,7 +67,7 @@ export async function broadcastOccupant(ctx: Ctx, room: RoomRecord, occupant: Oc
 async function mayCreate(ctx: Ctx, bare: string): Promise<void> {
   // §10.1.1: "If access is restricted and a user attempts to create a room, the service MUST return a not-allowed error".
   if (ctx.opts.roomCreation === 'admins') throw new StanzaError('not-allowed', 'rooms are created by the administrators of this service');
-  if (ctx.opts.roomsPerUser !== undefined && (await ctx.muc.rooms.countCreated(bare)) >= ctx.opts.roomsPerUser) {
+  if (ctx.opts.roomsPerUser !== undefined && (await ctx.muc.rooms.countCreated(bare, ctx.tenant)) >= ctx.opts.roomsPerUser) {
     throw new StanzaError('not-allowed', `you may create at most ${ctx.opts.roomsPerUser} rooms`);
   }
 }

@@ -7,6 +7,7 @@ import type { RoomRecord } from '../../store/rooms.ts';
 import { affiliationRank, entryError } from './permissions.ts';
 import { reservedByOther } from './room-model.ts';
 import type { MucService, PreJoinEvent } from './service.ts';
+import { MAX_ROOM_OCCUPANTS } from './service.ts';
 
 const EVENT = 'muc-occupant-pre-join';
 
@@ -45,7 +46,8 @@ export function installRoomTypes(muc: MucService): void {
 /** The most occupants a room may hold when this user joins: the pre-join check and the conditional write use it. */
 export function occupantLimitFor(room: RoomRecord, maxOccupants: number, privileged: boolean): number {
   const max = room.config.maxUsers || maxOccupants;
-  return privileged ? Math.max(max, maxOccupants) + 10 : max;
+  // Owners and admins get in above a full room, but never past the cap that keeps a room in one item.
+  return privileged ? Math.min(Math.max(max, maxOccupants) + 10, MAX_ROOM_OCCUPANTS) : max;
 }
 
 /** §6.4 / §15.4: what a room says about itself in disco#info. */

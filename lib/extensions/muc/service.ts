@@ -7,6 +7,9 @@ import type { Element } from '../../xmpp/xml.ts';
 import { type Affiliation, type RoomConfig, type RoomRecord, RoomStore } from '../../store/rooms.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
 
+/** The most occupants a room can hold: each carries its presence (up to 1 KB) in the one 400 KB room item. */
+export const MAX_ROOM_OCCUPANTS = 500;
+
 export const DEFAULT_SUBDOMAIN = 'conference';
 
 export interface MucOptions {
@@ -32,7 +35,7 @@ export function mucOptions(tenant: TenantRecord | undefined): MucOptions | undef
     roomCreation: m.roomCreation === 'admins' ? 'admins' : 'anyone',
     // One item holds a room's occupants with their connections and presence (at most about 700 bytes
     // each, see MAX_PRESENCE_CHARS): 500 stays well inside DynamoDB's 400 KB.
-    maxOccupants: Math.min(positive(m.maxOccupants, 200), 500),
+    maxOccupants: Math.min(positive(m.maxOccupants, 200), MAX_ROOM_OCCUPANTS),
     historyLength: Math.min(positive(m.historyLength, 50), 200),
     historyRetentionMs: positive(m.historyRetentionSeconds, 7 * 24 * 3600) * 1000,
     enforceReservedNicks: !!m.enforceReservedNicks,
