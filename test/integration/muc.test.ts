@@ -688,6 +688,9 @@ describe('XEP-0410 MUC self-ping', () => {
     const pong = await a.iq(xml('iq', { type: 'get', to: `${r}/JuliC` }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
     assert.equal(pong.attrs.type, 'result');
     assert.equal(pong.attrs.from, `${r}/JuliC`);
+    // The service answers from one read of the room item.
+    const cost = await s.cost(() => a.iq(xml('iq', { type: 'get', to: `${r}/JuliC` }, xml('ping', { xmlns: 'urn:xmpp:ping' }))));
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 1, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
     await b.send(xml('iq', { type: 'get', to: `${r}/JuliC`, id: 's2c1' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
     const err = await b.waitFor((el) => el.attrs.id === 's2c1');
     assert.equal(errorCondition(err), 'not-acceptable');
@@ -705,8 +708,13 @@ describe('XEP-0410 MUC self-ping', () => {
     const r = room('iq');
     await createInstant(a, `${r}/a`);
     await enter(b, `${r}/b`);
-    const reply = await a.iq(xml('iq', { type: 'get', to: `${r}/b` }, xml('ping', { xmlns: 'urn:xmpp:ping' }))).catch((err) => err);
+    let reply: Element | { condition?: string } | undefined;
+    const cost = await s.cost(async () => {
+      reply = await a.iq(xml('iq', { type: 'get', to: `${r}/b` }, xml('ping', { xmlns: 'urn:xmpp:ping' }))).catch((err) => err);
+    });
     // xmpp.js answers pings; either way the answer came back through the room.
-    assert.ok(reply.attrs?.from === `${r}/b` || (reply as { condition?: string }).condition, String(reply));
+    assert.ok((reply as Element).attrs?.from === `${r}/b` || (reply as { condition?: string }).condition, String(reply));
+    // One read of the room for the ping (shared by the self-ping check and the forwarding), one for the reply.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 0, posts: 2 }, JSON.stringify(cost.calls));
   });
 });

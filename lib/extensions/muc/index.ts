@@ -57,8 +57,10 @@ async function onIq(ctx: Ctx, event: StanzaEvent): Promise<void> {
   const { server, origin, stanza, to } = event;
   const type = stanza.attrs.type;
   if (to.local && to.resource) {
-    if (isPing(event) && (await selfPing(ctx, event))) return;
-    return onOccupantIq(ctx, event);
+    // One read of the room serves both the self-ping check and the forwarding.
+    const room = await ctx.muc.rooms.get(ctx.tenant, to.local);
+    if (isPing(event) && (await selfPing(ctx, event, room))) return;
+    return onOccupantIq(ctx, event, room);
   }
   // Nothing here sends IQ requests of its own, so replies to the service or a room end here.
   if (type === 'result' || type === 'error') return;

@@ -119,10 +119,9 @@ async function forward(ctx: Ctx, room: RoomRecord, fromNick: string, stanza: Ele
  * occupant JID, so no real JID is revealed); its reply, addressed back to the sender's occupant JID,
  * goes to the sender's sessions (the id is kept; a client ignores replies it did not ask for).
  */
-export async function onOccupantIq(ctx: Ctx, event: StanzaEvent): Promise<void> {
+export async function onOccupantIq(ctx: Ctx, event: StanzaEvent, room: RoomRecord | undefined): Promise<void> {
   const { origin, stanza, to } = event;
   const type = stanza.attrs.type;
-  const room = await ctx.muc.rooms.get(ctx.tenant, to.local);
   const mine = room && findSession(room, origin);
   if (type === 'result' || type === 'error') {
     if (mine && room!.occupants[to.resource]) await forward(ctx, room!, mine.occupant.nick, stanza, to.resource);
