@@ -84,6 +84,14 @@ export interface SessionEndedEvent {
   reason: string;
 }
 
+export interface UnavailableEvent {
+  server: XmppServer;
+  origin: Session;
+  entry: SessionEntry;
+  /** The client's unavailable presence (its <status/> goes along). */
+  stanza: Element;
+}
+
 export interface SessionEvent {
   server: XmppServer;
   origin: Session;
@@ -129,6 +137,11 @@ export class XmppServer {
   readonly iqHooks = new Hooks<IqEvent>();
   /** "session-ended" fires for every bound session that ends, whatever the reason. */
   readonly sessionEndedHooks = new Hooks<SessionEndedEvent>();
+  /**
+   * "unavailable" fires when a session broadcasts unavailable presence (RFC 6121 §4.5.1), with its
+   * session entry as read once by the presence extension, before the entry is changed.
+   */
+  readonly unavailableHooks = new Hooks<UnavailableEvent>();
   /** "session-bound" fires once resource binding succeeded. */
   readonly sessionHooks = new Hooks<SessionEvent>();
   readonly disco = new DiscoRegistry();

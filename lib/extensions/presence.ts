@@ -58,6 +58,8 @@ async function onOwnPresence(event: StanzaEvent): Promise<true> {
   if (type === 'unavailable') {
     const sessions = await server.sessions.list(bare);
     const entry = sessions.find((s) => s.connectionId === origin.connectionId);
+    // Others (MUC: leave every room, XEP-0045 §7.14) act on the same entry, so it is read once.
+    if (entry) await server.unavailableHooks.fireAll('unavailable', { server, origin, entry, stanza });
     await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { available: false, presence: undefined, directed: undefined });
     if (entry) await broadcastUnavailable(server, origin, entry, stanza);
     return true;

@@ -768,6 +768,21 @@ describe('cost of presence and roster (DynamoDB calls, management posts)', () =>
     await stopAll(m, ...contacts);
   });
 
+  it('unavailable presence to 3 contacts: the session item read once, roster Query + one BatchGetItem, one write, N posts', async () => {
+    const { m, contacts } = await crowd(3);
+    await m.send(xml('presence'));
+    await m.waitFor(presence(m.jid), 3000, 'own presence');
+    for (const c of contacts) await c.waitFor(presence(m.jid), 3000, 'broadcast');
+    const cost = await s.cost(async () => {
+      await m.send(xml('presence', { type: 'unavailable' }));
+      await Promise.all(contacts.map((c) => c.waitFor(presence(m.jid, 'unavailable'), 3000, 'unavailable')));
+    });
+    // GetItem of the session item (shared with the MUC's leave-all-rooms), roster Query, BatchGetItem;
+    // UpdateItem of the session entry; one post per contact.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 3, writes: 1, posts: 3 }, JSON.stringify(cost.calls));
+    await stopAll(m, ...contacts);
+  });
+
   it('session end with 3 contacts: the unavailable broadcast costs roster Query + one BatchGetItem and N posts', async () => {
     const { m, contacts } = await crowd(3);
     await m.send(xml('presence'));

@@ -135,19 +135,12 @@ export const muc: Extension = {
       const rooms = roomsOfEntry(entry);
       if (rooms.length) await leaveAll((d) => service.contextOfService(d), session, rooms, { codes: codesForEnd(reason), notifySelf: false });
     });
-    // XEP-0045 §7.14 / RFC 6121 §4.6.3: a broadcast unavailable reaches the occupant JIDs too. Runs
-    // before the presence extension and lets it go on.
-    server.stanzaHooks.on(
-      'presence/self',
-      async ({ origin, stanza }) => {
-        if (stanza.attrs.to || stanza.attrs.type !== 'unavailable') return undefined;
-        const entry = (await server.sessions.list(origin.jid.bare().toString())).find((s) => s.connectionId === origin.connectionId);
-        const rooms = entry ? roomsOfEntry(entry) : [];
-        if (rooms.length) await leaveAll((d) => service.contextOfService(d), origin, rooms, { status: stanza, notifySelf: true, unmark: true });
-        return undefined;
-      },
-      10,
-    );
+    // XEP-0045 §7.14 / RFC 6121 §4.6.3: a broadcast unavailable reaches the occupant JIDs too; the
+    // presence extension hands over the session entry it read.
+    server.unavailableHooks.on('unavailable', async ({ origin, entry, stanza }) => {
+      const rooms = roomsOfEntry(entry);
+      if (rooms.length) await leaveAll((d) => service.contextOfService(d), origin, rooms, { status: stanza, notifySelf: true, unmark: true });
+    });
     // A post found the connection gone (410) and nothing else ended its session (e.g. it was replaced).
     service.gone.on('muc-occupant-gone', async ({ ctx, roomId, nick, jid, connectionId }) => {
       await leave(ctx, roomId, nick, { jid, connectionId }, { codes: [333], notifySelf: false });
