@@ -16,6 +16,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { summarize } from '../lib/core/call-counter.ts';
 import { RawClient, startTestServer } from '../test/support/harness.ts';
+import { rosterOf } from '../lib/extensions/roster/index.ts';
 
 const USERS = 200;
 const LOGINS = 200; // per login phase
@@ -221,8 +222,8 @@ const chat = (to: number, t: string) => `<message xmlns="jabber:client" to="${ji
   const fans = Array.from({ length: CONTACTS }, (_, k) => 41 + k);
   const item = (contact: number) => ({ jid: jid(contact), groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true });
   for (const f of fans) {
-    await s.server.roster.put(jid(star), item(f));
-    await s.server.roster.put(jid(f), item(star));
+    await rosterOf(s.server).put(jid(star), item(f));
+    await rosterOf(s.server).put(jid(f), item(star));
   }
   const contacts = await Promise.all(fans.map((f) => available(f)));
   const me = await available(star);

@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { addUser, removeUser, setPassword } from '../lib/admin/accounts.ts';
+import { addUser, removeUser, setPassword } from '../lib/core/accounts.ts';
 import { TenantPurger } from '../lib/admin/purge.ts';
 import { revokeTokens } from '../lib/auth/access-tokens.ts';
 import { PACKAGE_VERSION, startLocalServer } from '../lib/local/local-server.ts';
@@ -487,7 +487,7 @@ function withRooms<A extends [string, ...unknown[]]>(fn: (ctx: Awaited<ReturnTyp
       table: t.table,
       management: new ManagementApi({ localCredentials: !!t.endpoint }),
       logger: pino({ level: 'silent' }),
-      extensions: [muc],
+      modules: [muc],
       version: PACKAGE_VERSION,
     });
     // The first argument names the room (room@service) or, for list, the tenant.

@@ -2,7 +2,7 @@
 // every /api route has IAM authorization, so API Gateway has already checked the caller's SigV4
 // signature and execute-api:Invoke permission before this runs (README "Deploy to AWS").
 import { type AdminApi, createAdminApi } from '../lib/admin/api.ts';
-import { TenantPurger } from '../lib/admin/purge.ts';
+import { TenantPurger, purgePlanOf } from '../lib/admin/purge.ts';
 import { ADMIN_BASE_PATH, type HttpApiEvent, type HttpApiResult, toApiRequest, toHttpResult } from '../lib/runtime/http-api.ts';
 import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
 
@@ -19,7 +19,7 @@ export const handler = (event: HttpApiEvent): Promise<HttpApiResult> => {
   api ??= (() => {
     const { server, table } = createLambdaRuntime();
     // token undefined: authorization is IAM's (createAdminApi leaves it to the platform).
-    return createAdminApi(server, { token: undefined, purger: new TenantPurger(server.db, table) });
+    return createAdminApi(server, { token: undefined, purger: new TenantPurger(server.db, table, purgePlanOf(server)) });
   })();
   return serveAdmin(api, event);
 };

@@ -3,7 +3,7 @@
 // "Connections die silently"). In the table's home region only (PURGE_TENANTS=true; one region is
 // enough for a global table and two would do the same deletes twice): works on pending tenant purges,
 // resumably, until a deadline well inside the function's timeout.
-import { TenantPurger } from '../lib/admin/purge.ts';
+import { TenantPurger, purgePlanOf } from '../lib/admin/purge.ts';
 import { createLambdaRuntime, type LambdaRuntime } from '../lib/runtime/lambda.ts';
 
 /** The part of Lambda's context object read here. */
@@ -42,7 +42,7 @@ let deps: { runtime: LambdaRuntime; purger?: TenantPurger } | undefined;
 export const handler = (_event: unknown, context?: LambdaContext): Promise<SweepResult> => {
   deps ??= (() => {
     const runtime = createLambdaRuntime();
-    const purger = process.env.PURGE_TENANTS === 'true' ? new TenantPurger(runtime.server.db, runtime.table) : undefined;
+    const purger = process.env.PURGE_TENANTS === 'true' ? new TenantPurger(runtime.server.db, runtime.table, purgePlanOf(runtime.server)) : undefined;
     return { runtime, purger };
   })();
   return sweepAndPurge(deps.runtime, deps.purger, context);

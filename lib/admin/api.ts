@@ -9,10 +9,10 @@ import type { Session, XmppServer } from '../core/server.ts';
 import { routeStanza } from '../core/router.ts';
 import { StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID, parseJID } from '../xmpp/jid.ts';
-import { RoomOpError, configureRoom, createRoom, listRooms, mucContext, removeRoom, setAffiliation, showRoom } from '../extensions/muc/operations.ts';
 import { FrameError, parseFrame } from '../xmpp/xml.ts';
 import { revokeTokens } from '../auth/access-tokens.ts';
-import { addUser, removeUser, setPassword } from './accounts.ts';
+import { addUser, removeUser, setPassword } from '../core/accounts.ts';
+import { OperatorError } from '../core/modules.ts';
 import { openApiDocument } from './openapi.ts';
 import type { TenantPurger } from './purge.ts';
 
@@ -30,15 +30,8 @@ export interface ApiResponse {
   body?: unknown;
 }
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** A refusal the API answers with `status` and `{ error: { code, message } }` (modules throw OperatorError, the same). */
+export class ApiError extends OperatorError {}
 
 type Params = Record<string, string>;
 type Handler = (req: ApiRequest, params: Params, json: () => Record<string, unknown>) => Promise<ApiResponse>;
@@ -212,47 +205,8 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     return { status: 200, body: { replies } };
   });
 
-  // ---- Multi-User Chat rooms (XEP-0045), through the MUC service's own code paths
-  const rooms = async <T>(domain: string, fn: (ctx: Awaited<ReturnType<typeof mucContext>>) => Promise<T>): Promise<T> => {
-    await tenantOr404(domain);
-    try {
-      return await fn(await mucContext(server, domain));
-    } catch (err) {
-      if (err instanceof RoomOpError) throw new ApiError(err.status, err.code, err.message);
-      throw err;
-    }
-  };
-  const optionalString = (body: Record<string, unknown>, field: string) => {
-    const v = body[field];
-    if (v !== undefined && typeof v !== 'string') throw new ApiError(400, 'invalid-request', `${field} must be a string`);
-    return v as string | undefined;
-  };
-  const objectField = (body: Record<string, unknown>, field: string) => {
-    const v = body[field];
-    if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) throw new ApiError(400, 'invalid-request', `${field} must be an object`);
-    return v as Record<string, unknown> | undefined;
-  };
-  route('GET', '/tenants/{domain}/rooms', async (_r, p) => ({ status: 200, body: { rooms: await rooms(p.domain, (ctx) => listRooms(ctx)) } }));
-  route('POST', '/tenants/{domain}/rooms', async (_r, p, json) => {
-    const body = json();
-    const owners = body.owners;
-    if (owners !== undefined && (!Array.isArray(owners) || owners.some((o) => typeof o !== 'string'))) throw new ApiError(400, 'invalid-request', 'owners must be an array of JIDs');
-    const view = await rooms(p.domain, (ctx) => createRoom(ctx, requireString(body, 'name'), { owners: owners as string[] | undefined, config: objectField(body, 'config') }));
-    return { status: 201, body: view };
-  });
-  route('GET', '/tenants/{domain}/rooms/{room}', async (_r, p) => ({ status: 200, body: await rooms(p.domain, (ctx) => showRoom(ctx, p.room)) }));
-  route('PATCH', '/tenants/{domain}/rooms/{room}', async (_r, p, json) => ({ status: 200, body: await rooms(p.domain, (ctx) => configureRoom(ctx, p.room, json())) }));
-  route('DELETE', '/tenants/{domain}/rooms/{room}', async (req, p) => {
-    await rooms(p.domain, (ctx) => removeRoom(ctx, p.room, { reason: req.query.get('reason') ?? undefined, alternate: req.query.get('alternate') ?? undefined }));
-    return { status: 204 };
-  });
-  route('GET', '/tenants/{domain}/rooms/{room}/affiliations', async (_r, p) => ({ status: 200, body: { affiliations: (await rooms(p.domain, (ctx) => showRoom(ctx, p.room))).affiliations } }));
-  route('PUT', '/tenants/{domain}/rooms/{room}/affiliations/{jid}', async (_r, p, json) => {
-    const body = json();
-    const view = await rooms(p.domain, (ctx) => setAffiliation(ctx, p.room, p.jid, requireString(body, 'affiliation'), { reason: optionalString(body, 'reason'), nick: optionalString(body, 'nick') }));
-    return { status: 200, body: view };
-  });
-
+  // ---- what the modules add (rooms of the MUC service, …)
+  for (const r of server.registry.adminRoutes) route(r.method, r.pattern, r.handler);
   for (const r of opts.extraRoutes ?? []) route(r.method, r.pattern, r.handler);
 
   const api = async (req: ApiRequest): Promise<ApiResponse> => {
@@ -278,7 +232,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
       };
       return await r.handler(req, params, json);
     } catch (err) {
-      if (err instanceof ApiError) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+      if (err instanceof OperatorError) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
       server.log.error({ err, path: req.path }, 'admin API failure');
       return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
     }

@@ -1,7 +1,10 @@
 // Purging a deleted tenant's data in the background, resumably: a job item records how far the
 // purge got (the last account done), so a crash or a Lambda timeout resumes where it stopped.
-// Extensions that keep per-tenant data of their own (rooms, archives) add steps via purgeSteps.
+// Which partitions an account has, and what else a tenant's modules keep, comes from the modules'
+// declarations (lib/core/modules.ts): the purger keeps no list of its own.
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { PurgeStep } from '../core/modules.ts';
+import type { XmppServer } from '../core/server.ts';
 import { deletePartition } from '../store/partition.ts';
 
 export interface PurgeJob {
@@ -12,11 +15,18 @@ export interface PurgeJob {
   usersPurged: number;
 }
 
-/** Per-account data kinds, by partition key prefix (see lib/store/*). */
-const ACCOUNT_PARTITIONS = ['roster', 'offline', 'sessions'];
+/** What a purge deletes besides accounts: their partitions by prefix, then the modules' own steps. */
+export interface PurgePlan {
+  /** Partition key prefixes of per-account data: `<prefix>#<bare JID>`. */
+  accountPartitions: string[];
+  /** Run once all accounts are gone (e.g. a tenant's MUC rooms). */
+  steps: PurgeStep[];
+}
 
-/** Extra steps (e.g. MUC rooms) run once all accounts are gone. */
-export const purgeSteps: ((db: DynamoDBDocumentClient, table: string, domain: string) => Promise<void>)[] = [];
+/** The plan for a server's modules. */
+export function purgePlanOf(server: XmppServer): PurgePlan {
+  return { accountPartitions: server.registry.accountPartitions(), steps: server.registry.purgeSteps };
+}
 
 const jobKey = (domain: string) => ({ pk: 'purge', sk: domain });
 
@@ -24,6 +34,8 @@ export class TenantPurger {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    /** Needed to run purges; requesting one and reading its status need none (the CLI). */
+    private readonly plan?: PurgePlan,
   ) {}
 
   /** Records that `domain`'s data must go; the purge itself runs in `runPending`. */
@@ -55,6 +67,8 @@ export class TenantPurger {
 
   private async run(job: PurgeJob, deadline: number): Promise<void> {
     const { domain } = job;
+    const plan = this.plan;
+    if (!plan) throw new Error('TenantPurger: no purge plan (purgePlanOf(server)), so it cannot run purges');
     let start: Record<string, unknown> | undefined = job.afterUser ? { pk: `user#${domain}`, sk: job.afterUser } : undefined;
     do {
       const res = await this.db.send(
@@ -70,7 +84,7 @@ export class TenantPurger {
       for (const item of res.Items ?? []) {
         const username = item.sk as string;
         const bare = `${username}@${domain}`;
-        for (const kind of ACCOUNT_PARTITIONS) await deletePartition(this.db, this.table, `${kind}#${bare}`);
+        for (const kind of plan.accountPartitions) await deletePartition(this.db, this.table, `${kind}#${bare}`);
         await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: `user#${domain}`, sk: username } }));
         job.afterUser = username;
         job.usersPurged++;
@@ -79,7 +93,7 @@ export class TenantPurger {
       start = res.LastEvaluatedKey;
       if (start && Date.now() > deadline) return; // resumes from job.afterUser next time
     } while (start);
-    for (const step of purgeSteps) await step(this.db, this.table, domain);
+    for (const step of plan.steps) await step(this.db, this.table, domain);
     await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: 'tenant#' + domain, sk: 'tenant' } }));
     await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: 'tenants', sk: domain } }));
     await this.db.send(new DeleteCommand({ TableName: this.table, Key: jobKey(domain) }));

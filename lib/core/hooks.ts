@@ -1,7 +1,5 @@
-// Events and registries, after Prosody's module API: the core fires coarse events
-// ("message/bare", "iq-get/host/urn:xmpp:ping:ping"), extensions hook them and register the
-// stream features and disco features they provide, so nothing keeps a central list.
-import type { Element } from '../xmpp/xml.ts';
+// Events, after Prosody's module API: the core fires coarse events ("message/bare",
+// "iq-get/host/urn:xmpp:ping:ping"), modules hook them (lib/core/modules.ts).
 
 /** A handler returns undefined to pass the event on, anything else to stop it there. */
 export type Hook<E> = (event: E) => unknown | Promise<unknown>;
@@ -28,34 +26,5 @@ export class Hooks<E> {
   /** Runs every handler (for notifications such as "session-ended"). */
   async fireAll(name: string, event: E): Promise<void> {
     for (const { fn } of this.handlers.get(name) ?? []) await fn(event);
-  }
-}
-
-export interface DiscoItem {
-  jid: string;
-  name?: string;
-}
-
-export interface DiscoIdentity {
-  category: string;
-  type: string;
-  name?: string;
-}
-
-/** What the server says about itself in XEP-0030 disco#info, filled by the extensions. */
-export class DiscoRegistry {
-  readonly identities: DiscoIdentity[] = [];
-  readonly features = new Set<string>();
-  /** Items of the server's disco#items (components such as conference.<domain>), per domain; a source may read the tenant. */
-  readonly items: ((domain: string) => DiscoItem[] | Promise<DiscoItem[]>)[] = [];
-  /** XEP-0128 extended info forms. */
-  readonly forms: ((domain: string) => Element)[] = [];
-
-  addFeature(...namespaces: string[]): void {
-    for (const ns of namespaces) this.features.add(ns);
-  }
-
-  addIdentity(identity: DiscoIdentity): void {
-    this.identities.push(identity);
   }
 }

@@ -6,14 +6,14 @@
 import { NS } from '../xmpp/namespaces.ts';
 import { xml } from '../xmpp/xml.ts';
 import { mechanismsFor, oauthBearerMechanism, plainMechanism, scramMechanism } from './sasl.ts';
-import type { Extension } from './server.ts';
+import type { XmppModule } from './modules.ts';
 
-export const streamNegotiation: Extension = {
+export const streamNegotiation: XmppModule = {
   name: 'stream-negotiation',
-  install(server) {
+  install(ctx) {
     // Strongest first: clients use the first they support (RFC 6120 §6.3.3).
-    for (const m of [scramMechanism('SHA-256'), scramMechanism('SHA-1'), plainMechanism, oauthBearerMechanism]) server.saslMechanisms.set(m.name, m);
-    server.streamFeatures.push({
+    for (const m of [scramMechanism('SHA-256'), scramMechanism('SHA-1'), plainMechanism, oauthBearerMechanism]) ctx.addSaslMechanism(m);
+    ctx.addStreamFeature({
       stage: 'pre-auth',
       // The tenant was just read to open the stream, so this comes from its cache.
       element: async (srv, rec) => {
@@ -21,8 +21,8 @@ export const streamNegotiation: Extension = {
         return xml('mechanisms', { xmlns: NS.SASL }, ...mechanismsFor(srv, tenant).map((m) => xml('mechanism', {}, m.name)));
       },
     });
-    server.streamFeatures.push({ stage: 'post-auth', element: () => xml('bind', { xmlns: NS.BIND }) });
-    server.streamFeatures.push({ stage: 'post-auth', element: () => xml('session', { xmlns: NS.SESSION }, xml('optional')) });
-    server.iqHooks.on(`iq-set/host/${NS.SESSION}:session`, () => true);
+    ctx.addStreamFeature({ stage: 'post-auth', element: () => xml('bind', { xmlns: NS.BIND }) });
+    ctx.addStreamFeature({ stage: 'post-auth', element: () => xml('session', { xmlns: NS.SESSION }, xml('optional')) });
+    ctx.hook(`iq-set/host/${NS.SESSION}:session`, () => true);
   },
 };

@@ -5,9 +5,10 @@
 import { StanzaError, errorReply } from '../xmpp/errors.ts';
 import { type JID, tryParseJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
-import { type Element, clone, xml } from '../xmpp/xml.ts';
+import { type Element, xml } from '../xmpp/xml.ts';
 import type { SessionEntry } from '../store/sessions.ts';
-import type { IqEvent, Session, StanzaEvent, TargetKind, XmppServer } from './server.ts';
+import type { IqEvent, Session, StanzaEvent, TargetKind } from './events.ts';
+import type { XmppServer } from './server.ts';
 
 export async function routeStanza(server: XmppServer, origin: Session, stanza: Element): Promise<void> {
   // RFC 7395 §3.3.2 framing: we always qualify what we send with jabber:client.
@@ -32,7 +33,7 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     if (to && component) {
       if (!(await server.mayExchange(origin.jid.domain, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
       const event: StanzaEvent = { server, origin, stanza, to, kind: 'component', tenant: component.tenant };
-      const handled = await server.stanzaHooks.fire(`${stanza.name}/component/${component.component.name}`, event);
+      const handled = await server.registry.events.fire(`${stanza.name}/component/${component.component.name}`, event);
       // A component answers what it understands; the rest gets the generic answer.
       if (handled === undefined && stanza.name !== 'presence' && type !== 'error' && type !== 'result') throw new StanzaError('service-unavailable');
       return;
@@ -45,9 +46,9 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     }
     const event: StanzaEvent = { server, origin, stanza, to: to ?? origin.jid.bare(), kind };
     if (stanza.name === 'iq') return await routeIq(event);
-    const handled = await server.stanzaHooks.fire(`${stanza.name}/${kind}`, event);
+    const handled = await server.registry.events.fire(`${stanza.name}/${kind}`, event);
     if (handled !== undefined) return;
-    if (stanza.name === 'message') return await routeMessage(event);
+    if (stanza.name === 'message') return await deliverMessage(server, origin, stanza, event.to);
     // Presence nobody handled (the presence extension handles the ones that matter) is ignored,
     // as RFC 6121 §8.5 prescribes for presence to unknown or unavailable recipients.
   } catch (err) {
@@ -89,9 +90,9 @@ async function routeIq(event: StanzaEvent): Promise<void> {
   const name = `iq-${type}/${kind}/${child.attrs.xmlns}:${child.name}`;
   let result: unknown;
   try {
-    result = await server.iqHooks.fire(name, iqEvent);
+    result = await server.registry.events.fire(name, iqEvent);
     // The account answers for itself what the server answers (ping, disco, version addressed to it).
-    if (result === undefined && kind === 'self' && !stanza.attrs.to) result = await server.iqHooks.fire(`iq-${type}/host/${child.attrs.xmlns}:${child.name}`, iqEvent);
+    if (result === undefined && kind === 'self' && !stanza.attrs.to) result = await server.registry.events.fire(`iq-${type}/host/${child.attrs.xmlns}:${child.name}`, iqEvent);
   } catch (err) {
     if (!(err instanceof StanzaError)) throw err;
     await server.send(origin, errorReply(stanza, err));
@@ -112,51 +113,46 @@ async function deliverToFullJid(server: XmppServer, to: JID, stanza: Element, ot
 
 /**
  * RFC 6121 §8.5.2 (bare JID) and §8.5.3 (full JID) for messages to a local account. An online
- * recipient costs exactly one read (its session item) and one post per receiving connection.
+ * recipient costs exactly one read (its session item) and one post per receiving connection. The
+ * sessions that took it are announced as "message/delivered"; a message nobody took goes to
+ * "message/undeliverable" (offline storage hooks it), and if no module keeps it the sender hears so:
+ * a StanzaError is thrown. `origin` is the sending session, none when the server itself sends (MUC
+ * invitations).
  */
-async function routeMessage(event: StanzaEvent): Promise<void> {
-  const { server, stanza } = event;
+export async function deliverMessage(server: XmppServer, origin: Session | undefined, stanza: Element, to: JID): Promise<void> {
   const type = stanza.attrs.type ?? 'normal';
-  const to = event.to;
   const bare = to.bare().toString();
   const sessions = await server.sessions.list(bare);
+  const delivered = (recipients: SessionEntry[]) => server.registry.events.fireAll('message/delivered', { server, origin, stanza, to, recipients, sessions });
 
   if (to.resource) {
     const target = sessions.find((s) => s.resource === to.resource);
-    if (target && (await server.send(target, stanza))) return;
+    if (target && (await server.send(target, stanza))) return delivered([target]);
     // §8.5.3.2.1: no such resource — groupchat gets an error, error is dropped, others go to the bare JID.
     if (type === 'groupchat') throw new StanzaError('service-unavailable');
     if (type === 'error') return;
   }
-  const delivered = await deliverToAvailable(server, sessions, stanza, type);
-  if (delivered) return;
+  const recipients = await deliverToAvailable(server, sessions, stanza, type);
+  if (recipients.length) return delivered(recipients);
   if (type === 'error') return;
   // §8.5.2.2 / §8.5.1: nobody online. Check the account exists (only now, so online delivery stays at one read).
   if (!sessions.length && !(await server.users.exists(to.domain, to.local))) throw new StanzaError('service-unavailable');
   if (type === 'groupchat') throw new StanzaError('service-unavailable');
-  if (type === 'headline') return; // §8.5.2.2.1: headlines are not stored.
-  await storeOffline(server, bare, stanza);
+  if (type === 'headline') return; // §8.5.2.2.1: headlines are not stored, and no error is owed.
+  const kept = await server.registry.events.fire('message/undeliverable', { server, origin, stanza, to });
+  // §8.5.2.2.1: "either (a) store the message offline … or (b) return a <service-unavailable/> error".
+  if (kept === undefined) throw new StanzaError('service-unavailable');
 }
 
 /**
  * §8.5.2.1.1: chat and normal go to the available resources with the highest non-negative
- * priority; headline to all non-negative ones. Returns whether any connection took the stanza.
+ * priority; headline to all non-negative ones. Returns the sessions that took the stanza.
  */
-async function deliverToAvailable(server: XmppServer, sessions: SessionEntry[], stanza: Element, type: string): Promise<boolean> {
+async function deliverToAvailable(server: XmppServer, sessions: SessionEntry[], stanza: Element, type: string): Promise<SessionEntry[]> {
   const candidates = sessions.filter((s) => s.available && s.priority >= 0);
-  if (!candidates.length || type === 'groupchat') return false;
+  if (!candidates.length || type === 'groupchat') return [];
   const top = Math.max(...candidates.map((s) => s.priority));
   const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
-  const gone = await server.sendMany(targets, stanza);
-  return gone.length < targets.length;
-}
-
-/** XEP-0160: store for later, stamped with XEP-0203 delay; chat-state-only messages are not kept (XEP-0085 §5.4). */
-export async function storeOffline(server: XmppServer, bare: string, stanza: Element): Promise<void> {
-  const payload = stanza.children.filter((c): c is Element => typeof c !== 'string');
-  if (payload.every((c) => c.attrs.xmlns === 'http://jabber.org/protocol/chatstates')) return;
-  const stored = clone(stanza);
-  const domain = bare.slice(bare.indexOf('@') + 1);
-  stored.cnode(xml('delay', { xmlns: NS.DELAY, from: domain, stamp: new Date().toISOString() }, 'Offline storage'));
-  await server.offline.store(bare, stored.toString());
+  const gone = new Set(await server.sendMany(targets, stanza));
+  return targets.filter((t) => !gone.has(t));
 }

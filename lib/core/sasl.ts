@@ -78,7 +78,11 @@ export function loginMethodsOf(tenant: TenantRecord | undefined): LoginMethod[] 
 /** The mechanisms offered to a tenant's streams, in the server's order (strongest first). */
 export function mechanismsFor(server: XmppServer, tenant: TenantRecord | undefined): SaslMechanism[] {
   const allowed = loginMethodsOf(tenant);
-  return [...server.saslMechanisms.values()].filter((m) => m.loginMethods.some((l) => allowed.includes(l)));
+  const out: SaslMechanism[] = [];
+  for (const { module, mechanism } of server.registry.saslMechanisms.values()) {
+    if (mechanism.loginMethods.some((l) => allowed.includes(l)) && server.registry.isEnabled(module, tenant)) out.push(mechanism);
+  }
+  return out;
 }
 
 export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: Element): Promise<void> {
@@ -86,19 +90,20 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
   if (rec.stage !== 'opened') throw new StreamError('policy-violation', 'already authenticated');
   const tenant = await server.tenants.get(rec.domain!);
   const ctx: SaslContext = { server, domain: rec.domain!, tenant, loginMethods: loginMethodsOf(tenant) };
-  const offered = (m: SaslMechanism | undefined) => (m && m.loginMethods.some((l) => ctx.loginMethods.includes(l)) ? m : undefined);
+  const offeredHere = mechanismsFor(server, tenant);
+  const offered = (name: string | undefined) => offeredHere.find((m) => m.name === name);
   let step: SaslStep;
   let mechanism: SaslMechanism | undefined;
 
   if (el.name === 'auth') {
     // A mechanism the tenant does not offer is as unknown as one nobody implements.
-    mechanism = offered(server.saslMechanisms.get(el.attrs.mechanism));
+    mechanism = offered(el.attrs.mechanism);
     const initial = decode(el.text());
     if (!mechanism) step = { kind: 'failure', condition: 'invalid-mechanism' };
     else if (initial === 'invalid') step = { kind: 'failure', condition: 'incorrect-encoding' };
     else step = await guard(() => mechanism!.start(ctx, initial));
   } else if (el.name === 'response') {
-    mechanism = rec.sasl ? offered(server.saslMechanisms.get(rec.sasl.mechanism)) : undefined;
+    mechanism = rec.sasl ? offered(rec.sasl.mechanism) : undefined;
     const response = decode(el.text()) ?? Buffer.alloc(0);
     if (!mechanism?.step || !rec.sasl) step = { kind: 'failure', condition: 'malformed-request', text: 'no authentication in progress' };
     else if (response === 'invalid') step = { kind: 'failure', condition: 'incorrect-encoding' };

@@ -6,19 +6,17 @@ import type { Logger } from 'pino';
 import { StreamError } from '../xmpp/errors.ts';
 import { type JID, makeJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
-import { type Element, xml } from '../xmpp/xml.ts';
+import { type Element, parseFrame, xml } from '../xmpp/xml.ts';
 import { ConnectionStore, type ConnectionRecord } from '../store/connections.ts';
-import { OfflineStore } from '../store/offline.ts';
-import { RosterStore } from '../store/roster.ts';
 import { ServerSecretStore } from '../store/server-secret.ts';
-import { SessionStore, type SessionEntry } from '../store/sessions.ts';
+import { SessionStore } from '../store/sessions.ts';
 import { TenantStore } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
-import { DiscoRegistry, Hooks } from './hooks.ts';
+import type { Session } from './events.ts';
 import type { ConnectionTarget, ManagementApi } from './management-api.ts';
+import { type Component, Registry, type XmppModule, installModules } from './modules.ts';
 import { TokenBuckets } from './rate-limit.ts';
-import { handleFrame, type StreamFeature } from './stream.ts';
-import type { SaslMechanism } from './sasl.ts';
+import { handleFrame } from './stream.ts';
 
 export interface Limits {
   /** Largest stanza accepted, in bytes of UTF-8 (RFC 6120 §13.12: policy-violation above it). */
@@ -29,7 +27,6 @@ export interface Limits {
   connectionCheckMs: number;
   /** API Gateway's maximum connection duration (2 h); a session never outlives it. */
   maxConnectionMs: number;
-  offlineRetentionMs: number;
   /** Concurrent management-API posts in one fan-out. */
   fanOutConcurrency: number;
 }
@@ -39,68 +36,11 @@ export const DEFAULT_LIMITS: Limits = {
   maxAuthFailures: 3,
   connectionCheckMs: 10 * 60_000,
   maxConnectionMs: 2 * 60 * 60_000,
-  offlineRetentionMs: 30 * 24 * 60 * 60_000,
   fanOutConcurrency: 16,
 };
 
-/** A bound session as handlers see it: where it is and who it is. */
-export interface Session extends ConnectionTarget {
-  jid: JID;
-  expiresAt: number;
-}
-
-export type TargetKind = 'host' | 'self' | 'bare' | 'full' | 'component';
-
-/**
- * A service on its own address inside a tenant (the MUC service at conference.<domain>). The router
- * gives it every stanza addressed to its domain as `<name>/component/<component name>` events.
- */
-export interface Component {
-  name: string;
-  /** The tenant that owns `domain` if it is this component's address there, else undefined. */
-  tenantOf(server: XmppServer, domain: string): Promise<string | undefined>;
-}
-
-export interface StanzaEvent {
-  server: XmppServer;
-  origin: Session;
-  stanza: Element;
-  /** The addressee, already validated; for 'self' the sender's bare JID, for 'host' the domain. */
-  to: JID;
-  kind: TargetKind;
-  /** For kind 'component': the tenant that owns the component's address. */
-  tenant?: string;
-}
-
-export interface IqEvent extends StanzaEvent {
-  /** The IQ's one payload element. */
-  child: Element;
-}
-
-export interface SessionEndedEvent {
-  server: XmppServer;
-  session: Session;
-  entry: SessionEntry;
-  reason: string;
-}
-
-export interface UnavailableEvent {
-  server: XmppServer;
-  origin: Session;
-  entry: SessionEntry;
-  /** The client's unavailable presence (its <status/> goes along). */
-  stanza: Element;
-}
-
-export interface SessionEvent {
-  server: XmppServer;
-  origin: Session;
-}
-
-export interface Extension {
-  name: string;
-  install(server: XmppServer): void;
-}
+export type { Component, XmppModule } from './modules.ts';
+export type { IqEvent, Session, SessionEndedEvent, SessionEvent, StanzaEvent, TargetKind, UnavailableEvent } from './events.ts';
 
 export interface ServerOptions {
   db: DynamoDBDocumentClient;
@@ -109,7 +49,8 @@ export interface ServerOptions {
   logger: Logger;
   limits?: Partial<Limits>;
   tenantCacheMs?: number;
-  extensions: Extension[];
+  /** The features, in install order (each after those it depends on). */
+  modules: readonly XmppModule[];
   version: string;
   /** The region this process serves: its sweeper checks only this region's connections. */
   region?: string;
@@ -122,34 +63,19 @@ export class XmppServer {
   readonly connections: ConnectionStore;
   readonly sessions: SessionStore;
   readonly users: UserStore;
-  readonly roster: RosterStore;
-  readonly offline: OfflineStore;
   readonly tenants: TenantStore;
   /** Keys the fake SCRAM salts for unknown accounts; one per deployment, kept in the table. */
   readonly serverSecret: ServerSecretStore;
   readonly version: string;
-  /** The table and its client, for extensions that keep their own items (MUC rooms). */
+  /** The table and its client (modules reach them through ctx.openStore()). */
   readonly db: DynamoDBDocumentClient;
   readonly table: string;
 
-  /** Stanza events: "message/bare", "presence/full", "iq-get/host/urn:xmpp:ping:ping", … */
-  readonly stanzaHooks = new Hooks<StanzaEvent>();
-  readonly iqHooks = new Hooks<IqEvent>();
-  /** "session-ended" fires for every bound session that ends, whatever the reason. */
-  readonly sessionEndedHooks = new Hooks<SessionEndedEvent>();
   /**
-   * "unavailable" fires when a session broadcasts unavailable presence (RFC 6121 §4.5.1), with its
-   * session entry as read once by the presence extension, before the entry is changed.
+   * What the modules added: hooks, filters, features, mechanisms, components, routes. Core-internal:
+   * modules add to it only through their ModuleContext (lib/core/modules.ts).
    */
-  readonly unavailableHooks = new Hooks<UnavailableEvent>();
-  /** "session-bound" fires once resource binding succeeded. */
-  readonly sessionHooks = new Hooks<SessionEvent>();
-  readonly disco = new DiscoRegistry();
-  readonly streamFeatures: StreamFeature[] = [];
-  readonly saslMechanisms = new Map<string, SaslMechanism>();
-  readonly components: Component[] = [];
-  /** IQ handlers for streams not yet authenticated, keyed "get/<ns>:<name>" (XEP-0077 registration). */
-  readonly preAuthIqHandlers = new Map<string, (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>>();
+  readonly registry = new Registry();
 
   /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
   private readonly bound = new Map<string, Session>();
@@ -169,12 +95,10 @@ export class XmppServer {
     this.connections = new ConnectionStore(opts.db, opts.table, opts.region ?? process.env.AWS_REGION ?? 'local');
     this.sessions = new SessionStore(opts.db, opts.table);
     this.users = new UserStore(opts.db, opts.table);
-    this.roster = new RosterStore(opts.db, opts.table);
-    this.offline = new OfflineStore(opts.db, opts.table, this.limits.offlineRetentionMs);
     this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs);
     this.serverSecret = new ServerSecretStore(opts.db, opts.table);
     this.version = opts.version;
-    for (const ext of opts.extensions) ext.install(this);
+    installModules(this, this.registry, opts.modules);
   }
 
   // ---- transport entry points -------------------------------------------------------------------
@@ -291,7 +215,7 @@ export class XmppServer {
     const entry = await this.sessions.remove(jid.bare().toString(), rec.resource, rec.id);
     if (!entry) return;
     const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
-    await this.sessionEndedHooks.fireAll('session-ended', { server: this, session, entry, reason });
+    await this.registry.events.fireAll('session-ended', { server: this, session, entry, reason });
   }
 
 
@@ -327,7 +251,16 @@ export class XmppServer {
    * here (DESIGN.md: 410 Gone → session cleanup), so callers only decide what happens to the stanza.
    */
   async send(target: ConnectionTarget, data: Element | string): Promise<boolean> {
-    const text = typeof data === 'string' ? data : data.toString();
+    let text: string;
+    if (this.registry.outboundFilters.length && isStanza(data)) {
+      // Modules see every stanza on its way out (stream management counts, carbons copy, …).
+      let stanza: Element | null = typeof data === 'string' ? parseFrame(data) : data;
+      for (const { filter } of this.registry.outboundFilters) {
+        stanza = await filter(stanza, target);
+        if (!stanza) return true;
+      }
+      text = stanza.toString();
+    } else text = typeof data === 'string' ? data : data.toString();
     const sink = this.sinks.get(target.connectionId);
     if (sink) {
       sink(text);
@@ -372,7 +305,7 @@ export class XmppServer {
 
   /** The component serving `domain`, and its tenant. */
   async componentFor(domain: string): Promise<{ component: Component; tenant: string } | undefined> {
-    for (const component of this.components) {
+    for (const component of this.registry.components) {
       const tenant = await component.tenantOf(this, domain);
       if (tenant) return { component, tenant };
     }
@@ -384,4 +317,12 @@ export class XmppServer {
     const own = domain ? (await this.tenants.get(domain))?.limits?.maxStanzaBytes : undefined;
     return own ?? this.limits.maxStanzaBytes;
   }
+}
+
+const STANZA_NAMES = new Set(['message', 'presence', 'iq']);
+
+/** A stanza (RFC 6120 §8), as opposed to stream-level elements (open, features, SASL, errors). */
+function isStanza(data: Element | string): boolean {
+  if (typeof data !== 'string') return STANZA_NAMES.has(data.name);
+  return /^<(message|presence|iq)[\s/>]/.test(data);
 }

@@ -8,15 +8,10 @@ import { type Element, FrameError, parseFrame, xml } from '../xmpp/xml.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import { SessionLimitError } from '../store/sessions.ts';
 import type { ConnectionTarget } from './management-api.ts';
+import type { Session } from './events.ts';
 import { routeStanza } from './router.ts';
 import { handleSasl } from './sasl.ts';
-import type { Session, XmppServer } from './server.ts';
-
-/** A stream feature an extension offers (RFC 6120 §4.3.2), before or after authentication. */
-export interface StreamFeature {
-  stage: 'pre-auth' | 'post-auth';
-  element(server: XmppServer, rec: ConnectionRecord): Element | undefined | Promise<Element | undefined>;
-}
+import type { XmppServer } from './server.ts';
 
 const STANZAS = new Set(['message', 'presence', 'iq']);
 /** Longest a frame is held back to respect a rate limit before the sender is told instead. */
@@ -79,10 +74,12 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
   const ns = el.attrs.xmlns as string | undefined;
   if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
     if (!(await withinRate(server, session, el))) return;
+    // XEP-0198 counts what the client sent; nothing else is read or written for it here.
+    await server.registry.events.fireAll('stanza/in', { server, origin: session, stanza: el });
     return routeStanza(server, session, el);
   }
   const fail = (err: StreamError) => streamError(server, session.connectionId, session.endpoint, err);
-  const handled = await server.stanzaHooks.fire(`stream-element/${ns}:${el.name}`, {
+  const handled = await server.registry.events.fire(`stream-element/${ns}:${el.name}`, {
     server,
     origin: session,
     stanza: el,
@@ -134,8 +131,11 @@ async function streamError(server: XmppServer, connectionId: string, endpoint: s
  */
 async function preAuthIq(server: XmppServer, rec: ConnectionRecord, iq: Element): Promise<boolean> {
   const child = iq.children.find((c): c is Element => typeof c !== 'string');
-  const handler = child && server.preAuthIqHandlers.get(`${iq.attrs.type}/${child.attrs.xmlns}:${child.name}`);
-  if (!handler || iq.attrs.id === undefined) return false;
+  const entry = child && server.registry.preAuthIq.get(`${iq.attrs.type}/${child.attrs.xmlns}:${child.name}`);
+  if (!entry || iq.attrs.id === undefined) return false;
+  const tenant = rec.domain ? await server.tenants.get(rec.domain) : undefined;
+  if (!server.registry.isEnabled(entry.module, tenant)) return false;
+  const handler = entry.handler;
   const target = { connectionId: rec.id, endpoint: rec.endpoint };
   iq.attrs.xmlns = NS.CLIENT;
   try {
@@ -177,8 +177,9 @@ async function openStream(server: XmppServer, rec: ConnectionRecord | undefined,
   server.streamOpened(rec.id, domain);
   const updated = { ...rec, ...next };
   const features = xml('stream:features', { 'xmlns:stream': NS.STREAMS });
-  for (const f of server.streamFeatures) {
-    if ((f.stage === 'post-auth') !== authenticated) continue;
+  const tenant = await server.tenants.get(domain);
+  for (const { module, feature: f } of server.registry.streamFeatures) {
+    if ((f.stage === 'post-auth') !== authenticated || !server.registry.isEnabled(module, tenant)) continue;
     const child = await f.element(server, updated);
     if (child) features.cnode(child);
   }
@@ -211,7 +212,7 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
   try {
     replaced = await server.sessions.bind(
       jid.bare().toString(),
-      { resource: jid.resource, connectionId: rec.id, endpoint: rec.endpoint, boundAt: Date.now(), expiresAt: rec.expiresAt, available: false, priority: 0 },
+      { resource: jid.resource, connectionId: rec.id, endpoint: rec.endpoint, boundAt: Date.now(), expiresAt: rec.expiresAt, available: false, priority: 0, ...sessionDataMaps(server) },
       maxSessions,
     );
   } catch (err) {
@@ -233,12 +234,18 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     await server.endConnection(replaced.connectionId, 'replaced', { streamError: new StreamError('conflict', 'replaced by a new session'), endpoint: replaced.endpoint });
     // The session map entry already belongs to the new session, so endConnection cannot find the
     // old one to end: its end (unavailable to contacts, leaving rooms) is announced here.
-    await server.sessionEndedHooks.fireAll('session-ended', {
+    await server.registry.events.fireAll('session-ended', {
       server,
       session: { connectionId: replaced.connectionId, endpoint: replaced.endpoint, jid, expiresAt: replaced.expiresAt },
       entry: replaced,
       reason: 'replaced',
     });
   }
-  await server.sessionHooks.fireAll('session-bound', { server, origin: session });
+  await server.registry.events.fireAll('session-bound', { server, origin: session });
+}
+
+/** Empty per-module maps for a new session entry (lib/core/modules.ts SessionData); none if no module keeps any. */
+function sessionDataMaps(server: XmppServer): { data?: Record<string, Record<string, unknown>> } {
+  const names = server.registry.sessionDataModules();
+  return names.length ? { data: Object.fromEntries(names.map((n) => [n, {}])) } : {};
 }

@@ -1,14 +1,14 @@
-// The extensions a server loads by default, in install order.
+// The modules a server loads by default, in install order (each after those it depends on).
 import { streamNegotiation } from '../core/negotiation.ts';
-import type { Extension } from '../core/server.ts';
+import type { XmppModule } from '../core/modules.ts';
 import { disco } from './disco.ts';
 import { muc } from './muc/index.ts';
-import { offline } from './offline.ts';
+import { offline } from './offline/index.ts';
 import { ping } from './ping.ts';
-import { presence } from './presence.ts';
+import { presence, roster } from './roster/index.ts';
 import { register } from './register.ts';
-import { roster } from './roster.ts';
+import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultExtensions: Extension[] = [streamNegotiation, disco, roster, presence, offline, ping, version, tokenAuth, register, muc];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc];

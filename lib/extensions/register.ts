@@ -1,13 +1,15 @@
 // XEP-0077 In-Band Registration, for tenants whose item says `registration: 'open'`: creating an
 // account before authentication (§3.1), changing the password (§3.3) and cancelling the account
-// (§3.2) once logged in. Accounts get SCRAM keys like any other (lib/admin/accounts.ts).
+// (§3.2) once logged in. Accounts get SCRAM keys like any other (lib/core/accounts.ts).
 import { StanzaError, StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID } from '../xmpp/jid.ts';
 import { type Element, xml } from '../xmpp/xml.ts';
-import { addUser, removeUser, setPassword } from '../admin/accounts.ts';
+import { addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { UserExistsError } from '../store/users.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
-import type { Extension, IqEvent, XmppServer } from '../core/server.ts';
+import type { IqEvent } from '../core/events.ts';
+import type { XmppModule } from '../core/modules.ts';
+import type { XmppServer } from '../core/server.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';
@@ -79,19 +81,19 @@ async function accountSet({ server, origin, child }: IqEvent): Promise<true> {
   return true;
 }
 
-export const register: Extension = {
+export const register: XmppModule = {
   name: 'register',
-  install(server) {
-    server.streamFeatures.push({
+  install(ctx) {
+    ctx.addStreamFeature({
       stage: 'pre-auth',
       // XEP-0077 §8: announced only where registration is open.
       element: async (srv, rec) => ((await registrationOpen(srv, rec.domain)) ? xml('register', { xmlns: NS_FEATURE }) : undefined),
     });
-    server.preAuthIqHandlers.set(`get/${NS_REGISTER}:query`, (srv, rec) => registerGet(srv, rec));
-    server.preAuthIqHandlers.set(`set/${NS_REGISTER}:query`, registerSet);
-    server.iqHooks.on(`iq-get/self/${NS_REGISTER}:query`, accountGet);
-    server.iqHooks.on(`iq-set/self/${NS_REGISTER}:query`, accountSet);
-    server.iqHooks.on(`iq-get/host/${NS_REGISTER}:query`, accountGet);
-    server.iqHooks.on(`iq-set/host/${NS_REGISTER}:query`, accountSet);
+    ctx.addPreAuthIq(`get/${NS_REGISTER}:query`, (srv, rec) => registerGet(srv, rec));
+    ctx.addPreAuthIq(`set/${NS_REGISTER}:query`, registerSet);
+    ctx.hook(`iq-get/self/${NS_REGISTER}:query`, accountGet);
+    ctx.hook(`iq-set/self/${NS_REGISTER}:query`, accountSet);
+    ctx.hook(`iq-get/host/${NS_REGISTER}:query`, accountGet);
+    ctx.hook(`iq-set/host/${NS_REGISTER}:query`, accountSet);
   },
 };

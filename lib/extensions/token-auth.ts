@@ -20,7 +20,8 @@ import {
   verifyToken,
 } from '../auth/access-tokens.ts';
 import type { SaslContext, SaslMechanism, SaslStep } from '../core/sasl.ts';
-import type { Extension, IqEvent } from '../core/server.ts';
+import type { IqEvent } from '../core/events.ts';
+import type { XmppModule } from '../core/modules.ts';
 import { loginMethodsOf } from '../core/sasl.ts';
 import { StanzaError } from '../xmpp/errors.ts';
 import { xml } from '../xmpp/xml.ts';
@@ -76,14 +77,14 @@ async function issueTokens({ server, origin }: IqEvent) {
   return xml('items', { xmlns: NS_TOKEN_AUTH }, xml('access_token', {}, encodeToken(access)), xml('refresh_token', {}, encodeToken(refresh)));
 }
 
-export const tokenAuth: Extension = {
+export const tokenAuth: XmppModule = {
   name: 'token-auth',
-  install(server) {
-    server.saslMechanisms.set(xOauthMechanism.name, xOauthMechanism);
-    server.disco.addFeature(NS_TOKEN_AUTH);
+  install(ctx) {
+    ctx.addSaslMechanism(xOauthMechanism);
+    ctx.addFeature(NS_TOKEN_AUTH);
     // MongooseIM registers the IQ on the session manager (the user's bare JID) and answers get or set.
-    for (const type of ['get', 'set']) {
-      server.iqHooks.on(`iq-${type}/self/${NS_TOKEN_AUTH}:query`, issueTokens);
+    for (const type of ['get', 'set'] as const) {
+      ctx.hook(`iq-${type}/self/${NS_TOKEN_AUTH}:query`, issueTokens);
     }
   },
 };

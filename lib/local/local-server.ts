@@ -7,9 +7,9 @@ import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
 import { randomBytes } from 'node:crypto';
 import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
-import { TenantPurger } from '../admin/purge.ts';
+import { TenantPurger, purgePlanOf } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
-import { defaultExtensions } from '../extensions/index.ts';
+import { defaultModules } from '../extensions/index.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -93,12 +93,12 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
-    extensions: defaultExtensions,
+    modules: defaultModules,
     version: PACKAGE_VERSION,
     region: opts.region,
   });
   const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
-  const purger = new TenantPurger(backgroundDb, table);
+  const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
   const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
   // XEP-0156 discovery next to the admin API, as on the deployed HTTP API; the URL is known once listening.

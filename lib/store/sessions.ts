@@ -20,6 +20,11 @@ export interface SessionEntry {
   interested?: boolean;
   /** Bare or full JIDs that received directed presence (RFC 6121 §4.6.3), sent unavailable at the end. */
   directed?: string[];
+  /**
+   * Modules' own per-session fields, one map per module name (lib/core/modules.ts SessionData). The
+   * maps are created empty at bind, so a module sets a field with one conditional update.
+   */
+  data?: Record<string, Record<string, unknown>>;
 }
 
 export class SessionLimitError extends Error {
@@ -154,6 +159,36 @@ export class SessionStore {
       if (isConditionFailure(err)) return false;
       throw err;
     }
+  }
+
+  /**
+   * Sets (value) or removes (undefined) `data.<module>.<field>` of a session that still belongs to
+   * `connectionId`. An entry bound before the module existed lacks the map: it is created then.
+   */
+  async updateData(bare: string, resource: string, connectionId: string, module: string, field: string, value: unknown): Promise<boolean> {
+    const names = { '#m': MAP, '#r': resource, '#cid': 'connectionId', '#d': 'data', '#mod': module, '#f': field };
+    const path = '#m.#r.#d.#mod.#f';
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(bare),
+          UpdateExpression: value === undefined ? `REMOVE ${path}` : `SET ${path} = :v`,
+          ConditionExpression: '#m.#r.#cid = :cid',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':cid': connectionId, ...(value === undefined ? {} : { ':v': value }) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      // "The document path provided in the update expression is invalid": no map for this module yet.
+      if ((err as { name?: string }).name !== 'ValidationException' || value === undefined) throw err;
+    }
+    const entry = (await this.list(bare)).find((s) => s.resource === resource && s.connectionId === connectionId);
+    if (!entry) return false;
+    const data = { ...entry.data, [module]: { ...entry.data?.[module], [field]: value } };
+    return this.update(bare, resource, connectionId, { data });
   }
 
   /** Removes the session if it still belongs to `connectionId`; returns it, or undefined if already gone. */

@@ -14,6 +14,7 @@ export const NS = {
   PING: 'urn:xmpp:ping', // XEP-0199
   VERSION: 'jabber:iq:version', // XEP-0092
   DELAY: 'urn:xmpp:delay', // XEP-0203
+  CHATSTATES: 'http://jabber.org/protocol/chatstates', // XEP-0085
   OFFLINE: 'msgoffline', // XEP-0160 disco feature
   PRE_APPROVAL: 'urn:xmpp:features:pre-approval', // RFC 6121 §3.4
   DATA_FORMS: 'jabber:x:data', // XEP-0004

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { TenantPurger } from '../../lib/admin/purge.ts';
+import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
 import { mucOf } from '../../lib/extensions/muc/service.ts';
 import { type TestClient, type TestServer, startTestServer, xml } from '../support/harness.ts';
 import { MUC_USER, codes, connectMucClient, enter, errorCondition, item, join, presenceFrom } from '../support/muc.ts';
@@ -173,7 +173,7 @@ describe('tenant purge', () => {
     assert.equal((await rooms.list('gone.example')).length, 2);
     await c.stop();
     assert.equal((await call('DELETE', '/tenants/gone.example?purge=true')).status, 202);
-    await new TenantPurger(s.server.db, s.table).runPending();
+    await new TenantPurger(s.server.db, s.table, purgePlanOf(s.server)).runPending();
     assert.deepEqual(await rooms.list('gone.example'), []);
     assert.equal(await rooms.get('gone.example', 'kept'), undefined);
     assert.deepEqual(await rooms.history('gone.example', 'talk', 10), []);

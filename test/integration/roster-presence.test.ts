@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type TestClient, type TestServer, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { rosterOf as rosterStoreOf } from '../../lib/extensions/roster/index.ts';
 
 const ROSTER = 'jabber:iq:roster';
 
@@ -115,8 +116,8 @@ const MIRROR: Record<Sub, Sub> = { none: 'none', to: 'from', from: 'to', both: '
  */
 async function relate(a: string, b: string, sub: Sub): Promise<void> {
   const item = (contact: string, subscription: Sub) => ({ jid: jid(contact), groups: [], subscription, pendingOut: false, pendingIn: false, approved: false, inRoster: true });
-  await s.server.roster.put(jid(a), item(b, sub));
-  await s.server.roster.put(jid(b), item(a, MIRROR[sub]));
+  await rosterStoreOf(s.server).put(jid(a), item(b, sub));
+  await rosterStoreOf(s.server).put(jid(b), item(a, MIRROR[sub]));
 }
 
 async function stopAll(...cs: TestClient[]): Promise<void> {
@@ -678,8 +679,8 @@ describe('a session that ends makes contacts see unavailable (RFC 6121 §4.5.2)'
       await lossy.addUser(jid(me), `pw-${me}`);
       await lossy.addUser(jid(friend), `pw-${friend}`);
       const mine = { jid: jid(friend), groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true };
-      await lossy.server.roster.put(jid(me), mine);
-      await lossy.server.roster.put(jid(friend), { ...mine, jid: jid(me) });
+      await rosterStoreOf(lossy.server).put(jid(me), mine);
+      await rosterStoreOf(lossy.server).put(jid(friend), { ...mine, jid: jid(me) });
       const f = await login(friend, 'r1', lossy);
       await f.send(xml('presence'));
       await f.waitFor(presence(f.jid), 3000, 'own presence');

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { TenantPurger } from '../../lib/admin/purge.ts';
+import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { type TestServer, startTestServer } from '../support/harness.ts';
+import { rosterOf } from '../../lib/extensions/roster/index.ts';
+import { offlineOf } from '../../lib/extensions/offline/index.ts';
 
 let s: TestServer;
 let db: ReturnType<typeof createDynamoClient>;
@@ -21,8 +23,8 @@ async function seed(domain: string, users: number) {
   for (let i = 0; i < users; i++) {
     const name = `u${String(i).padStart(2, '0')}`;
     await s.server.users.create({ domain, username: name, createdAt: Date.now() });
-    await s.server.roster.put(`${name}@${domain}`, { jid: `friend@${domain}`, groups: [], subscription: 'both', pendingIn: false, pendingOut: false, approved: false, inRoster: true });
-    await s.server.offline.store(`${name}@${domain}`, '<message xmlns="jabber:client"><body>x</body></message>');
+    await rosterOf(s.server).put(`${name}@${domain}`, { jid: `friend@${domain}`, groups: [], subscription: 'both', pendingIn: false, pendingOut: false, approved: false, inRoster: true });
+    await offlineOf(s.server).store(`${name}@${domain}`, '<message xmlns="jabber:client"><body>x</body></message>');
   }
 }
 
@@ -42,7 +44,7 @@ describe('tenant purge', () => {
     const before = await keysMentioning('kept.example');
     assert.ok((await keysMentioning('purged.example')).length >= 91);
 
-    const purger = new TenantPurger(db, s.table);
+    const purger = new TenantPurger(db, s.table, purgePlanOf(s.server));
     await s.server.tenants.remove('purged.example');
     await purger.request('purged.example');
     // A deadline already past: one page of 25 accounts, then the job stops and records its place.

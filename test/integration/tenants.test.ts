@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { offlineOf } from '../../lib/extensions/offline/index.ts';
 
 const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -103,7 +104,7 @@ describe('isolation between tenants', () => {
     assert.equal(stanzaCondition(await red.waitFor(byName('message', { id: 'x2', type: 'error' }))), 'remote-server-not-found');
     await red.send(xml('presence', { to: 'alice@blue.example', type: 'subscribe' }));
     await blue.expectNothing((el) => el.attrs.from?.startsWith('alice@red.example') ?? false, 400);
-    assert.deepEqual(await s.server.offline.list('alice@blue.example'), []);
+    assert.deepEqual(await offlineOf(s.server).list('alice@blue.example'), []);
     await red.stop();
     await blue.stop();
   });

@@ -13,6 +13,7 @@ import { revokeTokens } from '../../lib/auth/access-tokens.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { RawClient, type TestServer, byName, startTestServer, xml, type Element } from '../support/harness.ts';
 import { type SaslTrace, connectWithToken } from '../support/sasl-token.ts';
+import { offlineOf } from '../../lib/extensions/offline/index.ts';
 
 const NS_TOKEN = 'erlang-solutions.com:xmpp:token-auth:0';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -151,7 +152,7 @@ describe('JWT as the PLAIN password', () => {
     const pat = await connectWithToken(s.url, { domain: 'jwt.example', username: 'pat', password: 'pw', mechanism: 'PLAIN' });
     await pat.send(xml('message', { to: 'joe@jwt.example', type: 'chat', id: 'm1' }, xml('body', {}, 'while you were out')));
     await pat.expectNothing(byName('message', { type: 'error' }), 300);
-    const stored = await s.server.offline.list('joe@jwt.example');
+    const stored = await offlineOf(s.server).list('joe@jwt.example');
     assert.equal(stored.length, 1);
     await pat.stop();
     const back = await connectWithToken(s.url, { domain: 'jwt.example', username: 'joe', password: await jwt({ sub: 'joe' }), mechanism: 'PLAIN' });

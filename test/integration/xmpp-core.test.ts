@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { offlineOf } from '../../lib/extensions/offline/index.ts';
 
 const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -201,7 +202,7 @@ describe('messages (RFC 6121 §5, §8)', () => {
     await available(cb, -1);
     await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'np1' }, xml('body', {}, 'x')));
     await cb.expectNothing(byName('message', { id: 'np1' }), 400);
-    assert.equal((await s.server.offline.list(`${b}@localhost`)).length, 1);
+    assert.equal((await offlineOf(s.server).list(`${b}@localhost`)).length, 1);
     await ca.stop();
     await cb.stop();
   });
@@ -223,7 +224,7 @@ describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () 
     assert.equal(stanzaErrorCondition(await c.waitFor(byName('message', { id: 'gc1', type: 'error' })))?.name, 'service-unavailable');
     await c.send(xml('message', { to: `${b}@localhost`, type: 'headline', id: 'hl1' }, xml('body', {}, 'news')));
     await c.expectNothing(byName('message', { id: 'hl1' }), 300);
-    assert.equal((await s.server.offline.list(`${b}@localhost`)).length, 0);
+    assert.equal((await offlineOf(s.server).list(`${b}@localhost`)).length, 0);
     await c.stop();
   });
 
@@ -239,8 +240,8 @@ describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () 
     await gone.closed;
     const caller = await connectClient(own.url, { username: 'caller', password: 'pw' });
     await caller.send(xml('message', { to: 'ghostly@localhost', type: 'chat', id: 'v1' }, xml('body', {}, 'are you there')));
-    for (let i = 0; i < 100 && !(await own.server.offline.list('ghostly@localhost')).length; i++) await sleep(20);
-    assert.equal((await own.server.offline.list('ghostly@localhost')).length, 1);
+    for (let i = 0; i < 100 && !(await offlineOf(own.server).list('ghostly@localhost')).length; i++) await sleep(20);
+    assert.equal((await offlineOf(own.server).list('ghostly@localhost')).length, 1);
     assert.deepEqual(await own.server.sessions.list('ghostly@localhost'), []);
     await caller.stop();
     await own.stop();
@@ -403,7 +404,7 @@ describe('cost per operation (DynamoDB calls and management-API posts)', () => {
     const ca = await login(a);
     const cost = await s.cost(async () => {
       await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'o1' }, xml('body', {}, 'later')));
-      for (let i = 0; i < 50 && !(await s.server.offline.list(`${b}@localhost`)).length; i++) await sleep(20);
+      for (let i = 0; i < 50 && !(await offlineOf(s.server).list(`${b}@localhost`)).length; i++) await sleep(20);
     });
     // The polling list() calls above are counted too; subtract them.
     const polls = cost.calls['dynamodb:QueryCommand'] ?? 0;

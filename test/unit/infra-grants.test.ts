@@ -11,11 +11,11 @@ import { after, before, describe, it } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { pino } from 'pino';
-import { addUser } from '../../lib/admin/accounts.ts';
+import { addUser } from '../../lib/core/accounts.ts';
 import { CallCounter } from '../../lib/core/call-counter.ts';
 import { ManagementApi } from '../../lib/core/management-api.ts';
 import { XmppServer } from '../../lib/core/server.ts';
-import { defaultExtensions } from '../../lib/extensions/index.ts';
+import { defaultModules } from '../../lib/extensions/index.ts';
 import type { WebSocketHandler } from '../../lib/gateway/events.ts';
 import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../../lib/gateway/websocket-handlers.ts';
@@ -23,7 +23,7 @@ import { sweepAndPurge } from '../../functions/sweeper.ts';
 import { closeTenantsOf } from '../../functions/tenant-changes.ts';
 import { serveAdmin } from '../../functions/admin.ts';
 import { type AdminApi, createAdminApi } from '../../lib/admin/api.ts';
-import { TenantPurger } from '../../lib/admin/purge.ts';
+import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
 import type { HttpApiEvent } from '../../lib/runtime/http-api.ts';
 import { buildApp } from '../../lib/infra/app.ts';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
@@ -125,7 +125,7 @@ describe('IAM grants cover what the handlers do', () => {
       table: 'xmpp-edge',
       management: new ManagementApi({ localCredentials: true, counter }),
       logger: pino({ level: 'silent' }),
-      extensions: defaultExtensions,
+      modules: defaultModules,
       version: 'test',
     });
     await role.run('setup', async () => {
@@ -222,7 +222,7 @@ describe('IAM grants cover what the handlers do', () => {
   /** One admin API request as the admin function gets it from the HTTP API (IAM checked, no token). */
   let adminApi: AdminApi;
   const admin = async (method: string, path: string, body?: unknown) => {
-    adminApi ??= createAdminApi(server, { token: undefined, purger: new TenantPurger(server.db, server.table) });
+    adminApi ??= createAdminApi(server, { token: undefined, purger: new TenantPurger(server.db, server.table, purgePlanOf(server)) });
     const event: HttpApiEvent = {
       version: '2.0',
       routeKey: 'ANY /api/{proxy+}',
@@ -316,7 +316,7 @@ describe('IAM grants cover what the handlers do', () => {
     counter.calls = [];
     await admin('DELETE', '/api/tenants/acme.test?purge=true');
     assert.equal((await admin('GET', '/api/tenants/acme.test/purge')).state, 'pending');
-    const purger = new TenantPurger(server.db, server.table);
+    const purger = new TenantPurger(server.db, server.table, purgePlanOf(server));
     const result = await role.run('sweeper', () => sweepAndPurge({ server }, purger, { getRemainingTimeInMillis: () => 50_000 }));
     assert.equal(result.purgesPending, 1);
     await role.run('setup', async () => {

@@ -26,7 +26,7 @@ test('builds the server and the three route handlers from the environment', () =
   assert.equal(typeof rt.handlers.disconnect, 'function');
   assert.equal(typeof rt.handlers.default, 'function');
   // The default extensions are installed (disco answers from their registrations).
-  assert.ok(rt.server.saslMechanisms.size > 0);
+  assert.ok(rt.server.registry.saslMechanisms.size > 0);
 });
 
 test('the management endpoint: the event stage by default, MANAGEMENT_ENDPOINT when set', () => {

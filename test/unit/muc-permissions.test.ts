@@ -1,7 +1,7 @@
 // The role and affiliation tables of XEP-0045 §5, row by row.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Affiliation, Role } from '../../lib/store/rooms.ts';
+import type { Affiliation, Role } from '../../lib/extensions/muc/store.ts';
 import {
   affiliationChangeError,
   defaultRole,

@@ -13,13 +13,13 @@ import {
   rosterAttributes,
   sendsPresenceTo,
   stateName,
-} from '../../lib/extensions/subscription-states.ts';
+} from '../../lib/extensions/roster/subscription-states.ts';
 import type {
   InboundResult,
   OutboundResult,
   SubscriptionState,
   SubscriptionType,
-} from '../../lib/extensions/subscription-states.ts';
+} from '../../lib/extensions/roster/subscription-states.ts';
 
 // The nine states of RFC 6121 Appendix A.1, written out by hand (not derived from the code under test).
 type Name =

@@ -8,7 +8,7 @@ import { StanzaError } from '../../xmpp/errors.ts';
 import { JIDError, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import type { Affiliation, AffiliationEntry, Occupant, Role, RoomRecord } from '../../store/rooms.ts';
+import type { Affiliation, AffiliationEntry, Occupant, Role, RoomRecord } from './store.ts';
 import { deliverToUser } from './delivery.ts';
 import { invitation } from './invitations.ts';
 import { broadcastOccupant, expel } from './occupants.ts';

@@ -6,7 +6,7 @@ import { StanzaError } from '../../xmpp/errors.ts';
 import { JIDError, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import type { AllowPm, RoomConfig, Whois } from '../../store/rooms.ts';
+import type { AllowPm, RoomConfig, Whois } from './store.ts';
 
 export interface ConfigLimits {
   /** The service's most occupants per room (muc#roomconfig_maxusers "none" means this). */

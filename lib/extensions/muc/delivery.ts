@@ -1,7 +1,7 @@
 // How the MUC service sends: fan-out to a room's sessions (one post per connection, concurrent with
 // the server's bound, connections found gone removed from the room: XEP-0045 §17.4.2 "ghost users"),
 // messages to users outside the room (invitations), and errors stamped with the room (`by`).
-import { storeOffline } from '../../core/router.ts';
+import { deliverMessage } from '../../core/router.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { StanzaError, errorReply } from '../../xmpp/errors.ts';
 import type { JID } from '../../xmpp/jid.ts';
@@ -39,23 +39,16 @@ export async function sendInOrder(server: XmppServer, target: { connectionId: st
 }
 
 /**
- * A message from the room to a user who need not be in it (invitations, declines): to a full JID,
- * that resource; to a bare JID, its available resources of non-negative priority (RFC 6121 §8.5.2.1),
- * else offline storage. False if there is no such account.
+ * A message from the room to a user who need not be in it (invitations, declines), routed as any
+ * message to an account (RFC 6121 §8.5: a resource, the available resources, else offline storage).
+ * False if it cannot be delivered (no such account).
  */
 export async function deliverToUser(server: XmppServer, to: JID, stanza: Element): Promise<boolean> {
-  const bare = to.bare().toString();
-  const sessions = await server.sessions.list(bare);
-  if (to.resource) {
-    const s = sessions.find((x) => x.resource === to.resource);
-    if (s && (await server.send(s, stanza))) return true;
+  try {
+    await deliverMessage(server, undefined, stanza, to);
+    return true;
+  } catch (err) {
+    if (err instanceof StanzaError) return false;
+    throw err;
   }
-  const available = sessions.filter((s) => s.available && s.priority >= 0);
-  if (available.length) {
-    const gone = await server.sendMany(available, stanza);
-    if (gone.length < available.length) return true;
-  }
-  if (!sessions.length && !(await server.users.exists(to.domain, to.local))) return false;
-  await storeOffline(server, bare, stanza);
-  return true;
 }

@@ -4,7 +4,7 @@
 // (maxstanzas, maxchars, seconds, since), each stamped with XEP-0203 delay from the room.
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, parseFrame, xml } from '../../xmpp/xml.ts';
-import type { HistoryEntry, RoomRecord } from '../../store/rooms.ts';
+import type { HistoryEntry, RoomRecord } from './store.ts';
 import { roomJid, type Ctx } from './service.ts';
 
 export interface HistoryRequest {

@@ -12,15 +12,17 @@
 //   permissions.ts   the role and affiliation tables (pure)
 //   history.ts       discussion history; invitations.ts, voice-requests.ts, self-ping.ts (XEP-0410)
 //   disco.ts         service discovery; delivery.ts fan-out; room-model.ts presence building
-//   operations.ts    room management for the admin API and the CLI
+//   operations.ts    room management for the admin API and the CLI; admin-routes.ts, cli.ts use it
+//   store.ts         the room items (layout in its header); settings.ts the tenant's `muc` block
 //
-// All room state is in DynamoDB (lib/store/rooms.ts): any handler anywhere serves any room.
-import { purgeSteps } from '../../admin/purge.ts';
-import type { Extension, IqEvent, StanzaEvent, XmppServer } from '../../core/server.ts';
+// All room state is in DynamoDB (store.ts): any handler anywhere serves any room.
+import type { IqEvent, StanzaEvent } from '../../core/events.ts';
+import type { XmppModule } from '../../core/modules.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import { RoomStore } from '../../store/rooms.ts';
+import { RoomStore } from './store.ts';
+import { roomAdminRoutes } from './admin-routes.ts';
 import { type IqAnswer, onAdminIq } from './admin.ts';
 import { mucError } from './delivery.ts';
 import { roomInfo, roomItems, serviceInfo, serviceItems } from './disco.ts';
@@ -117,40 +119,45 @@ async function handle(muc: MucService, event: StanzaEvent): Promise<true | undef
   return true;
 }
 
-export const muc: Extension = {
+export const muc: XmppModule<MucService> = {
   name: 'muc',
-  install(server: XmppServer) {
-    const service = registerMuc(server);
+  // mucowned#<bare JID>: the rooms a user created (limits.roomsPerUser); room#, rooms#: per tenant.
+  storage: { accountPartitions: ['mucowned'], partitions: ['room', 'rooms'] },
+  sessionData: true,
+  install(ctx) {
+    const store = ctx.openStore();
+    const service = registerMuc(ctx.server, store, ctx.sessionData<Record<string, string>>());
     installRoomTypes(service);
-    server.components.push(service.component);
+    ctx.addComponent(service.component);
     // XEP-0045 §6.1: the server lists its tenant's MUC service in its disco#items.
-    server.disco.items.push(async (domain) => {
-      const ctx = await service.context(domain);
-      return ctx ? [{ jid: ctx.service, name: ctx.opts.name }] : [];
+    ctx.addDiscoItems(async (domain) => {
+      const c = await service.context(domain);
+      return c ? [{ jid: c.service, name: c.opts.name }] : [];
     });
-    for (const kind of ['presence', 'message', 'iq']) server.stanzaHooks.on(`${kind}/component/${service.component.name}`, (e) => handle(service, e));
+    for (const kind of ['presence', 'message', 'iq'] as const) ctx.hook(`${kind}/component/${service.component.name}`, (e) => handle(service, e));
 
     // A connection that ends for any reason leaves its rooms; its session entry lists them.
-    server.sessionEndedHooks.on('session-ended', async ({ session, entry, reason }) => {
-      const rooms = roomsOfEntry(entry);
+    ctx.hook('session-ended', async ({ session, entry, reason }) => {
+      const rooms = roomsOfEntry(service.sessionData, entry);
       if (rooms.length) await leaveAll((d) => service.contextOfService(d), session, rooms, { codes: codesForEnd(reason), notifySelf: false });
     });
     // XEP-0045 §7.14 / RFC 6121 §4.6.3: a broadcast unavailable reaches the occupant JIDs too; the
-    // presence extension hands over the session entry it read.
-    server.unavailableHooks.on('unavailable', async ({ origin, entry, stanza }) => {
-      const rooms = roomsOfEntry(entry);
+    // presence module hands over the session entry it read.
+    ctx.hook('unavailable', async ({ origin, entry, stanza }) => {
+      const rooms = roomsOfEntry(service.sessionData, entry);
       if (rooms.length) await leaveAll((d) => service.contextOfService(d), origin, rooms, { status: stanza, notifySelf: true, unmark: true });
     });
     // A post found the connection gone (410) and nothing else ended its session (e.g. it was replaced).
-    service.gone.on('muc-occupant-gone', async ({ ctx, roomId, nick, jid, connectionId }) => {
-      await leave(ctx, roomId, nick, { jid, connectionId }, { codes: [333], notifySelf: false });
+    service.gone.on('muc-occupant-gone', async ({ ctx: c, roomId, nick, jid, connectionId }) => {
+      await leave(c, roomId, nick, { jid, connectionId }, { codes: [333], notifySelf: false });
     });
+    for (const route of roomAdminRoutes(ctx.server)) ctx.addAdminRoute(route);
+    // A deleted tenant's rooms go with its purge.
+    ctx.addPurgeStep(async (db, table, domain) => {
+      await new RoomStore(db, table).removeAll(domain);
+    });
+    return service;
   },
 };
-
-// A deleted tenant's rooms go with its purge.
-purgeSteps.push(async (db, table, domain) => {
-  await new RoomStore(db, table).removeAll(domain);
-});
 
 export { mucOf } from './service.ts';

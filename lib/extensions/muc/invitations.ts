@@ -6,7 +6,7 @@ import { StanzaError } from '../../xmpp/errors.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import type { Occupant, OccupantSession, RoomRecord } from '../../store/rooms.ts';
+import type { Occupant, OccupantSession, RoomRecord } from './store.ts';
 import { deliverToUser } from './delivery.ts';
 import { newId } from './occupants.ts';
 import { inviteError } from './permissions.ts';

@@ -5,7 +5,7 @@ import type { StanzaEvent } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, xml } from '../../xmpp/xml.ts';
-import type { RoomRecord } from '../../store/rooms.ts';
+import type { RoomRecord } from './store.ts';
 import { fanOut } from './delivery.ts';
 import { isHistoric, storeHistory } from './history.ts';
 import { declineInvitation, sendInvitations } from './invitations.ts';

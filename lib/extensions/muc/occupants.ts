@@ -2,8 +2,8 @@
 // status codes, presence changes, nickname changes (§7.6), exiting (§7.14), several resources under
 // one nickname (§7.2.9), and leaving whenever a connection ends for any reason.
 //
-// A connection records the rooms it is in as fields of its own session entry (`muc_<hash>` = occupant
-// JID, see sessionMarker): the session-ended event hands that entry over, so a connection that ends
+// A connection records the rooms it is in in its own session entry, as MUC's session data
+// (`data.muc.muc_<hash>` = occupant JID, see sessionMarker): the session-ended event hands that entry over, so a connection that ends
 // leaves its rooms at no extra read, and sessions that never joined a room cost nothing more to end.
 import { randomBytes } from 'node:crypto';
 import type { Session, StanzaEvent } from '../../core/server.ts';
@@ -12,13 +12,13 @@ import { StanzaError } from '../../xmpp/errors.ts';
 import { type JID, parseJID, tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
-import type { Affiliation, Occupant, OccupantSession, RoomRecord } from '../../store/rooms.ts';
+import type { Affiliation, Occupant, OccupantSession, RoomRecord } from './store.ts';
 import { defaultRole, affiliationRank } from './permissions.ts';
 import { fanOut, sendInOrder } from './delivery.ts';
 import { historyFor, parseHistoryRequest } from './history.ts';
 import { type ItemDetails, affiliationOf, findSession, occupantPresence, presencePayload, reservedByOther, sessionMarker, targetsOf } from './room-model.ts';
 import { occupantLimitFor } from './room-types.ts';
-import { type Ctx, defaultRoomConfig, occupantJid, roomJid } from './service.ts';
+import { type Ctx, type MucSessionData, defaultRoomConfig, occupantJid, roomJid } from './service.ts';
 
 const PRE_JOIN = 'muc-occupant-pre-join';
 
@@ -27,15 +27,14 @@ type Connection = { jid: JID | string; connectionId: string; endpoint?: string }
 /** Records (value) or forgets (undefined) in the connection's session entry that it is in a room. */
 async function mark(ctx: Ctx, c: Connection, room: string, value: string | undefined): Promise<boolean> {
   const jid = typeof c.jid === 'string' ? parseJID(c.jid) : c.jid;
-  const patch = { [sessionMarker(room)]: value } as unknown as Partial<SessionEntry>;
-  return ctx.server.sessions.update(jid.bare().toString(), jid.resource, c.connectionId, patch);
+  return ctx.muc.sessionData.set({ jid, connectionId: c.connectionId }, sessionMarker(room), value);
 }
 
 /** The rooms a session entry says its connection is in, as occupant JIDs. */
-export function roomsOfEntry(entry: SessionEntry): JID[] {
+export function roomsOfEntry(sessionData: MucSessionData, entry: SessionEntry): JID[] {
   const out: JID[] = [];
-  for (const [k, v] of Object.entries(entry)) {
-    if (!k.startsWith('muc_') || typeof v !== 'string') continue;
+  for (const v of Object.values(sessionData.of(entry))) {
+    if (typeof v !== 'string') continue;
     const jid = tryParseJID(v);
     if (jid?.local && jid.resource) out.push(jid);
   }

@@ -1,10 +1,11 @@
 // Room management for operators and backend services (the admin API and the CLI): create, list,
 // show, configure and destroy rooms, and set affiliations — through the same code paths as the XMPP
 // owner and admin use cases, so occupants are told of every change exactly as XEP-0045 says.
+import { OperatorError } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { JIDError, makeJID, parseJID } from '../../xmpp/jid.ts';
-import type { RoomRecord, RoomSummary } from '../../store/rooms.ts';
+import type { RoomRecord, RoomSummary } from './store.ts';
 import { setAffiliations } from './admin.ts';
 import { applyConfigForm, valuesFromJson } from './config-form.ts';
 import { newRoom } from './occupants.ts';
@@ -14,15 +15,8 @@ import { affiliationOf } from './room-model.ts';
 import { type Ctx, mucOf, roomJid } from './service.ts';
 
 /** A refusal with the HTTP status and code the admin API answers with. */
-export class RoomOpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RoomOpError';
-  }
+export class RoomOpError extends OperatorError {
+  override name = 'RoomOpError';
 }
 
 /** Stanza errors of the shared code, as operator errors. */

@@ -6,7 +6,7 @@ import type { IqEvent } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import type { RoomRecord } from '../../store/rooms.ts';
+import type { RoomRecord } from './store.ts';
 import { type After, type AffiliationChange, type IqAnswer, setAffiliations } from './admin.ts';
 import { type ConfigChange, applyConfigForm, configChangeCodes, configForm, formValues } from './config-form.ts';
 import { fanOut } from './delivery.ts';

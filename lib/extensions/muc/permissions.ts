@@ -2,7 +2,7 @@
 // of §5.1.1 (privileges of roles), §5.1.2 (initial role from affiliation), §5.1.3 (changing roles),
 // §5.2.1 (privileges of affiliations) and §5.2.2 (changing affiliations). Each "…Error" function
 // returns the stanza error condition that refuses the action, or undefined when it is allowed.
-import type { Affiliation, AllowPm, Role, RoomConfig, Whois } from '../../store/rooms.ts';
+import type { Affiliation, AllowPm, Role, RoomConfig, Whois } from './store.ts';
 
 const AFFILIATION_RANK: Record<Affiliation, number> = { outcast: -1, none: 0, member: 1, admin: 2, owner: 3 };
 const ROLE_RANK: Record<Role, number> = { none: 0, visitor: 1, participant: 2, moderator: 3 };

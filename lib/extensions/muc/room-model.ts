@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
-import type { Affiliation, Occupant, OccupantSession, Role, RoomRecord } from '../../store/rooms.ts';
+import type { Affiliation, Occupant, OccupantSession, Role, RoomRecord } from './store.ts';
 import { maySeeRealJids } from './permissions.ts';
 
 export function affiliationOf(room: RoomRecord, bare: string): Affiliation {

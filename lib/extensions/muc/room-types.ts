@@ -3,7 +3,7 @@
 // Order of the checks: banned, members-only, password, nickname, occupant limit.
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
-import type { RoomRecord } from '../../store/rooms.ts';
+import type { RoomRecord } from './store.ts';
 import { affiliationRank, entryError } from './permissions.ts';
 import { reservedByOther } from './room-model.ts';
 import type { MucService, PreJoinEvent } from './service.ts';

@@ -7,7 +7,7 @@ import { NS } from '../../xmpp/namespaces.ts';
 import { xml } from '../../xmpp/xml.ts';
 import { findSession } from './room-model.ts';
 import type { Ctx } from './service.ts';
-import type { RoomRecord } from '../../store/rooms.ts';
+import type { RoomRecord } from './store.ts';
 
 export const isPing = (event: StanzaEvent): boolean => event.stanza.attrs.type === 'get' && !!event.stanza.getChild('ping', NS.PING);
 

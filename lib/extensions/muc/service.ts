@@ -2,9 +2,14 @@
 // from the tenant item (lib/store/tenants.ts MucSettings), room addresses, and the per-stanza context
 // every MUC handler receives. Nothing here outlives an invocation except the immutable wiring.
 import { Hooks } from '../../core/hooks.ts';
-import type { Component, Session, XmppServer } from '../../core/server.ts';
+import type { Session } from '../../core/events.ts';
+import type { Component, ModuleStore, SessionData } from '../../core/modules.ts';
+import type { XmppServer } from '../../core/server.ts';
 import type { Element } from '../../xmpp/xml.ts';
-import { type Affiliation, type RoomConfig, type RoomRecord, RoomStore } from '../../store/rooms.ts';
+import { type Affiliation, type RoomConfig, type RoomRecord, RoomStore } from './store.ts';
+
+/** The rooms a connection is in, kept in its session entry: marker (see sessionMarker) → occupant JID. */
+export type MucSessionData = SessionData<Record<string, string>>;
 import type { TenantRecord } from '../../store/tenants.ts';
 
 /** The most occupants a room can hold: each carries its presence (up to 1 KB) in the one 400 KB room item. */
@@ -115,8 +120,12 @@ export class MucService {
     },
   };
 
-  constructor(readonly server: XmppServer) {
-    this.rooms = new RoomStore(server.db, server.table);
+  constructor(
+    readonly server: XmppServer,
+    store: ModuleStore,
+    readonly sessionData: MucSessionData,
+  ) {
+    this.rooms = new RoomStore(store.db, store.table);
   }
 
   /** The context for a tenant's service; undefined if it has none. */
@@ -134,8 +143,8 @@ export class MucService {
 
 const services = new WeakMap<XmppServer, MucService>();
 
-export function registerMuc(server: XmppServer): MucService {
-  const muc = new MucService(server);
+export function registerMuc(server: XmppServer, store: ModuleStore, sessionData: MucSessionData): MucService {
+  const muc = new MucService(server, store, sessionData);
   services.set(server, muc);
   return muc;
 }

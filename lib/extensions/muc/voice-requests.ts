@@ -3,7 +3,7 @@
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import type { Occupant, OccupantSession, RoomRecord } from '../../store/rooms.ts';
+import type { Occupant, OccupantSession, RoomRecord } from './store.ts';
 import { setRole } from './admin.ts';
 import { formValues, parseBoolean } from './config-form.ts';
 import { fanOut } from './delivery.ts';

@@ -14,8 +14,8 @@
 // capacity, so a leave or a presence change needs no read before its broadcast.
 import { randomBytes } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TTL_ATTRIBUTE, isConditionFailure, partitionItems, ttlFrom } from './dynamo.ts';
-import { deletePartition } from './partition.ts';
+import { TTL_ATTRIBUTE, isConditionFailure, partitionItems, ttlFrom } from '../../store/dynamo.ts';
+import { deletePartition } from '../../store/partition.ts';
 
 export type Affiliation = 'owner' | 'admin' | 'member' | 'none' | 'outcast';
 export type Role = 'moderator' | 'participant' | 'visitor' | 'none';

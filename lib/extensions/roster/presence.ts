@@ -1,14 +1,18 @@
-// RFC 6121 §4: presence. Initial presence (broadcast, probes, offline messages, pending requests),
+// RFC 6121 §4: presence. Initial presence (broadcast, probes, pending requests, then "presence/initial"
+// for what waited, e.g. offline messages),
 // updates, unavailable, directed presence, and the unavailable broadcast when a session ends for
 // any reason (§4.5.2). Subscription stanzas go to subscriptions.ts.
-import { StanzaError } from '../xmpp/errors.ts';
-import { NS } from '../xmpp/namespaces.ts';
-import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
-import type { RosterItem } from '../store/roster.ts';
-import type { SessionEntry } from '../store/sessions.ts';
-import type { Extension, Session, StanzaEvent, XmppServer } from '../core/server.ts';
+import { StanzaError } from '../../xmpp/errors.ts';
+import { NS } from '../../xmpp/namespaces.ts';
+import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
+import type { RosterItem } from './store.ts';
+import type { SessionEntry } from '../../store/sessions.ts';
+import type { Session, StanzaEvent } from '../../core/events.ts';
+import type { ModuleContext } from '../../core/modules.ts';
+import type { XmppServer } from '../../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
 import { processOutboundSubscription } from './subscriptions.ts';
+import { rosterOf } from './store.ts';
 
 /** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
 function priorityOf(stanza: Element): number {
@@ -31,7 +35,7 @@ interface Audience {
 
 /** One roster Query and one BatchGetItem per 100 accounts: everything a broadcast needs. */
 async function audienceOf(server: XmppServer, bare: string, withPublishers: boolean): Promise<Audience> {
-  const items = await server.roster.list(bare);
+  const items = await rosterOf(server).list(bare);
   const subscriberJids = items.filter((i) => sendsPresenceTo(i)).map((i) => i.jid);
   const publisherJids = withPublishers ? items.filter((i) => receivesPresenceFrom(i)).map((i) => i.jid) : [];
   const sessions = await server.sessions.listMany([bare, ...subscriberJids, ...publisherJids]);
@@ -50,16 +54,16 @@ async function broadcast(server: XmppServer, presence: Element, targets: Map<str
   });
 }
 
-async function onOwnPresence(event: StanzaEvent): Promise<true> {
+async function onOwnPresence(ctx: ModuleContext, event: StanzaEvent): Promise<true> {
   const { server, origin, stanza } = event;
   const type = stanza.attrs.type as string | undefined;
   const bare = origin.jid.bare().toString();
-  if (type === undefined) return onAvailable(server, origin, stanza, bare);
+  if (type === undefined) return onAvailable(ctx, server, origin, stanza, bare);
   if (type === 'unavailable') {
     const sessions = await server.sessions.list(bare);
     const entry = sessions.find((s) => s.connectionId === origin.connectionId);
     // Others (MUC: leave every room, XEP-0045 §7.14) act on the same entry, so it is read once.
-    if (entry) await server.unavailableHooks.fireAll('unavailable', { server, origin, entry, stanza });
+    if (entry) await ctx.fireAll('unavailable', { server, origin, entry, stanza });
     await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { available: false, presence: undefined, directed: undefined });
     if (entry) await broadcastUnavailable(server, origin, entry, stanza);
     return true;
@@ -68,7 +72,7 @@ async function onOwnPresence(event: StanzaEvent): Promise<true> {
   return true;
 }
 
-async function onAvailable(server: XmppServer, origin: Session, stanza: Element, bare: string): Promise<true> {
+async function onAvailable(ctx: ModuleContext, server: XmppServer, origin: Session, stanza: Element, bare: string): Promise<true> {
   const priority = priorityOf(stanza);
   const audience = await audienceOf(server, bare, true);
   const self = audience.own.find((s) => s.connectionId === origin.connectionId);
@@ -95,21 +99,9 @@ async function onAvailable(server: XmppServer, origin: Session, stanza: Element,
   for (const item of audience.items) {
     if (item.pendingIn && item.pendingInStanza) await server.send(origin, item.pendingInStanza);
   }
-  // XEP-0160 §4: offline messages go to the first resource with non-negative priority.
-  if (priority >= 0) await deliverOffline(server, origin, bare);
+  // What waited for this session (XEP-0160 offline messages) comes last.
+  await ctx.fireAll('presence/initial', { server, origin, priority });
   return true;
-}
-
-async function deliverOffline(server: XmppServer, origin: Session, bare: string): Promise<void> {
-  const messages = await server.offline.list(bare);
-  const delivered: string[] = [];
-  for (const m of messages) {
-    const el = parseFrame(m.xml);
-    el.attrs.to = origin.jid.toString();
-    if (!(await server.send(origin, el))) break;
-    delivered.push(m.id);
-  }
-  if (delivered.length) await server.offline.remove(bare, delivered);
 }
 
 /**
@@ -174,24 +166,22 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
   return true;
 }
 
-export const presence: Extension = {
-  name: 'presence',
-  install(server) {
-    // RFC 6121 §3.4.1: pre-approval is announced as a stream feature.
-    server.streamFeatures.push({ stage: 'post-auth', element: () => xml('sub', { xmlns: NS.PRE_APPROVAL }) });
-    server.stanzaHooks.on('presence/self', (e) => (e.stanza.attrs.to ? onDirectedToSelf(e) : onOwnPresence(e)));
-    server.stanzaHooks.on('presence/host', () => true);
-    server.stanzaHooks.on('presence/bare', onDirectedPresence);
-    server.stanzaHooks.on('presence/full', onDirectedPresence);
-    server.sessionEndedHooks.on('session-ended', async ({ server, session, entry }) => {
-      // §4.6.3: also a resource that never sent initial presence owes unavailable to its directed-presence targets.
-      await broadcastUnavailable(server, session, entry);
-    });
-  },
-};
+/** RFC 6121 §4 on the server: the presence module's hooks (index.ts). */
+export function installPresence(ctx: ModuleContext): void {
+  // RFC 6121 §3.4.1: pre-approval is announced as a stream feature.
+  ctx.addStreamFeature({ stage: 'post-auth', element: () => xml('sub', { xmlns: NS.PRE_APPROVAL }) });
+  ctx.hook('presence/self', (e) => (e.stanza.attrs.to ? onDirectedToSelf(ctx, e) : onOwnPresence(ctx, e)));
+  ctx.hook('presence/host', () => true);
+  ctx.hook('presence/bare', onDirectedPresence);
+  ctx.hook('presence/full', onDirectedPresence);
+  ctx.hook('session-ended', async ({ server, session, entry }) => {
+    // §4.6.3: also a resource that never sent initial presence owes unavailable to its directed-presence targets.
+    await broadcastUnavailable(server, session, entry);
+  });
+}
 
 /** Presence addressed to one's own bare JID: subscription stanzas to oneself are meaningless; others act as broadcast. */
-function onDirectedToSelf(event: StanzaEvent): Promise<true> | true {
+function onDirectedToSelf(ctx: ModuleContext, event: StanzaEvent): Promise<true> | true {
   if (isSubscriptionType(event.stanza.attrs.type)) return true;
-  return onOwnPresence(event);
+  return onOwnPresence(ctx, event);
 }

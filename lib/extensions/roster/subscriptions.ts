@@ -1,12 +1,14 @@
 // RFC 6121 §3: presence subscriptions between two local accounts. The state tables live in
 // subscription-states.ts; this file performs what they decide: roster writes, routing, pushes,
 // auto-replies and the presence the RFC makes the servers send.
-import { type JID, parseJID } from '../xmpp/jid.ts';
-import { NS } from '../xmpp/namespaces.ts';
-import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
-import type { RosterItem } from '../store/roster.ts';
-import type { Session, XmppServer } from '../core/server.ts';
-import { pushRosterItem, rosterItemElement } from './roster.ts';
+import { type JID, parseJID } from '../../xmpp/jid.ts';
+import { NS } from '../../xmpp/namespaces.ts';
+import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
+import type { RosterItem } from './store.ts';
+import type { Session } from '../../core/events.ts';
+import type { XmppServer } from '../../core/server.ts';
+import { pushRosterItem, rosterItemElement } from './roster-push.ts';
+import { rosterOf } from './store.ts';
 import { NO_SUBSCRIPTION, type SubscriptionState, type SubscriptionType, inbound, needsRosterItem, outbound } from './subscription-states.ts';
 
 function stateOf(item: RosterItem | undefined): SubscriptionState {
@@ -28,7 +30,7 @@ function subscriptionStanza(type: SubscriptionType, from: string, to: string, or
 export async function processOutboundSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original?: Element): Promise<void> {
   const user = origin.jid.bare().toString();
   const contact = contactJid.bare().toString();
-  const existing = await server.roster.get(user, contact);
+  const existing = await rosterOf(server).get(user, contact);
   const result = outbound(type, stateOf(existing));
   let item = existing;
   if (result.changed) {
@@ -38,7 +40,7 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
       inRoster: !!existing?.inRoster || needsRosterItem(result.state),
       ...(result.state.pendingIn ? {} : { pendingInStanza: undefined }),
     };
-    await server.roster.put(user, item);
+    await rosterOf(server).put(user, item);
   }
   // §3.2.2: unavailable presence goes out before the unsubscribed itself.
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
@@ -55,7 +57,7 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
 /** A subscription stanza from `from` arrives for the local account `to` (§3.1.3, §3.1.6, §3.2.3, §3.3.3). */
 export async function processInboundSubscription(server: XmppServer, from: string, to: string, type: SubscriptionType, stanza: Element): Promise<void> {
   const toJid = parseJID(to);
-  const existing = await server.roster.get(to, from);
+  const existing = await rosterOf(server).get(to, from);
   if (!existing && !(await server.users.exists(toJid.domain, toJid.local))) {
     // §3.1.3: a request to an account that does not exist is answered unsubscribed.
     if (type === 'subscribe') await processInboundSubscription(server, to, from, 'unsubscribed', subscriptionStanza('unsubscribed', to, from));
@@ -71,8 +73,8 @@ export async function processInboundSubscription(server: XmppServer, from: strin
       // §3.1.3: keep the request until answered, to deliver at the next login.
       pendingInStanza: result.state.pendingIn ? (type === 'subscribe' ? stanza.toString() : existing?.pendingInStanza) : undefined,
     };
-    if (!item.inRoster && !item.pendingIn && !item.approved) await server.roster.remove(to, from);
-    else await server.roster.put(to, item);
+    if (!item.inRoster && !item.pendingIn && !item.approved) await rosterOf(server).remove(to, from);
+    else await rosterOf(server).put(to, item);
   }
   const push = result.rosterPush && item?.inRoster;
   // One read of the owner's sessions serves both the delivery and the push.

@@ -1,8 +1,9 @@
-// Offline message storage (XEP-0160): messages for an account with no available resource,
-// delivered in order at its next initial presence.
+// Offline message storage (XEP-0160): messages for an account with no available resource, one item
+// each in `offline#<bare JID>`, sorted by arrival, delivered in order at its next initial presence.
 import { randomBytes } from 'node:crypto';
-import { BatchWriteCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TTL_ATTRIBUTE, partitionItems, ttlFrom } from './dynamo.ts';
+import { BatchWriteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { ModuleStore } from '../../core/modules.ts';
+import { TTL_ATTRIBUTE, partitionItems, ttlFrom } from '../../store/dynamo.ts';
 
 export interface OfflineMessage {
   id: string;
@@ -10,14 +11,24 @@ export interface OfflineMessage {
   xml: string;
 }
 
-const pk = (bare: string) => `offline#${bare}`;
+export const OFFLINE_PREFIX = 'offline';
+
+/** How long an offline message is kept before its expiry attribute lets it go. */
+export const OFFLINE_RETENTION_MS = 30 * 24 * 60 * 60_000;
 
 export class OfflineStore {
+  private readonly db: ModuleStore['db'];
+  private readonly table: string;
+  private readonly pk: (bare: string) => string;
+
   constructor(
-    private readonly db: DynamoDBDocumentClient,
-    private readonly table: string,
-    private readonly retentionMs: number,
-  ) {}
+    store: ModuleStore,
+    private readonly retentionMs = OFFLINE_RETENTION_MS,
+  ) {
+    this.db = store.db;
+    this.table = store.table;
+    this.pk = (bare) => store.pk(OFFLINE_PREFIX, bare);
+  }
 
   async store(bare: string, xml: string, now = Date.now()): Promise<void> {
     // Sort key: time first so a Query returns messages in arrival order.
@@ -26,20 +37,20 @@ export class OfflineStore {
     await this.db.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: pk(bare), sk: id, storedAt: now, xml, expiresAt, [TTL_ATTRIBUTE]: ttlFrom(expiresAt) },
+        Item: { pk: this.pk(bare), sk: id, storedAt: now, xml, expiresAt, [TTL_ATTRIBUTE]: ttlFrom(expiresAt) },
       }),
     );
   }
 
   async list(bare: string, now = Date.now()): Promise<OfflineMessage[]> {
-    return (await partitionItems(this.db, this.table, pk(bare)))
+    return (await partitionItems(this.db, this.table, this.pk(bare)))
       .filter((item) => (item.expiresAt as number) > now)
       .map((item) => ({ id: item.sk as string, storedAt: item.storedAt as number, xml: item.xml as string }));
   }
 
   async remove(bare: string, ids: string[]): Promise<void> {
     for (let i = 0; i < ids.length; i += 25) {
-      let requests: Record<string, unknown>[] = ids.slice(i, i + 25).map((id) => ({ DeleteRequest: { Key: { pk: pk(bare), sk: id } } }));
+      let requests: Record<string, unknown>[] = ids.slice(i, i + 25).map((id) => ({ DeleteRequest: { Key: { pk: this.pk(bare), sk: id } } }));
       for (let attempt = 0; requests.length && attempt < 5; attempt++) {
         const res = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests as never } }));
         requests = (res.UnprocessedItems?.[this.table] ?? []) as Record<string, unknown>[];

@@ -1,0 +1,115 @@
+// The events the core fires and the shapes handlers receive (docs/modules.md lists them all). Kept
+// apart from server.ts so that extensions and core files can name them without importing the
+// server's implementation.
+import type { JID } from '../xmpp/jid.ts';
+import type { Element } from '../xmpp/xml.ts';
+import type { SessionEntry } from '../store/sessions.ts';
+import type { ConnectionTarget } from './management-api.ts';
+import type { XmppServer } from './server.ts';
+
+/** A bound session as handlers see it: where it is and who it is. */
+export interface Session extends ConnectionTarget {
+  jid: JID;
+  expiresAt: number;
+}
+
+export type TargetKind = 'host' | 'self' | 'bare' | 'full' | 'component';
+
+export interface StanzaEvent {
+  server: XmppServer;
+  origin: Session;
+  stanza: Element;
+  /** The addressee, already validated; for 'self' the sender's bare JID, for 'host' the domain. */
+  to: JID;
+  kind: TargetKind;
+  /** For kind 'component': the tenant that owns the component's address. */
+  tenant?: string;
+}
+
+export interface IqEvent extends StanzaEvent {
+  /** The IQ's one payload element. */
+  child: Element;
+}
+
+/** "session-bound": resource binding succeeded (RFC 6120 §7). */
+export interface SessionEvent {
+  server: XmppServer;
+  origin: Session;
+}
+
+/** "session-ended": every bound session that ends, whatever the reason, with its last session entry. */
+export interface SessionEndedEvent {
+  server: XmppServer;
+  session: Session;
+  entry: SessionEntry;
+  reason: string;
+}
+
+/**
+ * "unavailable": a session broadcasts unavailable presence (RFC 6121 §4.5.1), with its session entry
+ * as read once by the presence extension, before the entry is changed.
+ */
+export interface UnavailableEvent {
+  server: XmppServer;
+  origin: Session;
+  entry: SessionEntry;
+  /** The client's unavailable presence (its <status/> goes along). */
+  stanza: Element;
+}
+
+/** "presence/initial": a session became available (RFC 6121 §4.2), after probes were answered. */
+export interface InitialPresenceEvent {
+  server: XmppServer;
+  origin: Session;
+  priority: number;
+}
+
+/** "stanza/in": every stanza a bound session sends, before it is routed (XEP-0198 counts these). */
+export interface InboundEvent {
+  server: XmppServer;
+  origin: Session;
+  stanza: Element;
+}
+
+/**
+ * "message/delivered": a message went to these sessions of its addressee's account (RFC 6121 §8.5);
+ * `recipients` are the session entries that took it, `sessions` all live ones of the account.
+ */
+export interface DeliveredEvent {
+  server: XmppServer;
+  /** The sending session; none when the server sends (e.g. a MUC invitation). */
+  origin?: Session;
+  stanza: Element;
+  to: JID;
+  recipients: SessionEntry[];
+  sessions: SessionEntry[];
+}
+
+/**
+ * "message/undeliverable": a message to an existing local account that no session took (RFC 6121
+ * §8.5.2.2, §8.5.3.2). A handler that keeps it (offline storage, the archive) returns true; if none
+ * does, the sender gets service-unavailable.
+ */
+export interface UndeliverableEvent {
+  server: XmppServer;
+  origin?: Session;
+  stanza: Element;
+  to: JID;
+}
+
+/** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
+export interface CoreEvents {
+  'session-bound': SessionEvent;
+  'session-ended': SessionEndedEvent;
+  unavailable: UnavailableEvent;
+  'presence/initial': InitialPresenceEvent;
+  'stanza/in': InboundEvent;
+  'message/delivered': DeliveredEvent;
+  'message/undeliverable': UndeliverableEvent;
+}
+
+/** The domain an event belongs to, for modules switched on per tenant. */
+export function tenantOfEvent(event: unknown): string | undefined {
+  const e = event as Partial<StanzaEvent & SessionEndedEvent>;
+  return e.tenant ?? e.origin?.jid.domain ?? e.session?.jid.domain ?? e.to?.domain;
+}

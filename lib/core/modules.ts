@@ -1,0 +1,416 @@
+// The module API, after Prosody's (module:hook, module:add_feature, module:open_store,
+// module:get_option, module:depends, modules enabled per host). Every feature is a module: its
+// `install` receives a ModuleContext scoped to it, and everything it adds to the server (hooks,
+// filters, disco features, stream features, SASL mechanisms, components, admin routes, CLI commands,
+// purge steps) is recorded in the Registry under its name. The core reads the Registry; modules
+// never touch it directly. docs/modules.md is the guide, with a worked example.
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Logger } from 'pino';
+import type { Element } from '../xmpp/xml.ts';
+import type { ConnectionRecord } from '../store/connections.ts';
+import type { SessionEntry } from '../store/sessions.ts';
+import type { TenantRecord } from '../store/tenants.ts';
+import { type CoreEvents, type IqEvent, type StanzaEvent, tenantOfEvent } from './events.ts';
+import { type Hook, Hooks } from './hooks.ts';
+
+/** A JSON Schema (as the schema library builds it) for a module's block of the tenant item. */
+export type SettingsSchema = object;
+import type { ConnectionTarget } from './management-api.ts';
+import type { SaslMechanism } from './sasl.ts';
+import type { XmppServer } from './server.ts';
+
+/** A stream feature a module offers (RFC 6120 §4.3.2), before or after authentication. */
+export interface StreamFeature {
+  stage: 'pre-auth' | 'post-auth';
+  element(server: XmppServer, rec: ConnectionRecord): Element | undefined | Promise<Element | undefined>;
+}
+
+/**
+ * A service on its own address inside a tenant (the MUC service at conference.<domain>). The router
+ * gives it every stanza addressed to its domain as `<name>/component/<component name>` events.
+ */
+export interface Component {
+  name: string;
+  /** The tenant that owns `domain` if it is this component's address there, else undefined. */
+  tenantOf(server: XmppServer, domain: string): Promise<string | undefined>;
+}
+
+export interface DiscoIdentity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+export interface DiscoItem {
+  jid: string;
+  name?: string;
+}
+
+/** An IQ answered before authentication (XEP-0077 registration): returns its result payload or true. */
+export type PreAuthIqHandler = (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>;
+
+/**
+ * Sees every stanza on its way to one connection (Prosody's "stanzas/out" filter). Returns the stanza
+ * to send (the same or a changed one), or null when the filter took it over (nothing is posted, and
+ * the send counts as delivered).
+ */
+export type OutboundFilter = (stanza: Element, target: ConnectionTarget) => Element | null | Promise<Element | null>;
+
+/**
+ * A refusal meant for an operator: the admin API answers with `status` and `{ error: { code,
+ * message } }`, the CLI prints the message. Modules throw it from their routes and commands.
+ */
+export class OperatorError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OperatorError';
+  }
+}
+
+/** An admin API route a module adds (same shape as the core's routes in lib/admin/api.ts). */
+export interface AdminRoute {
+  method: string;
+  /** Below the API's base, with {params}: '/tenants/{domain}/rooms/{room}'. */
+  pattern: string;
+  handler: (req: AdminRequest, params: Record<string, string>, json: () => Record<string, unknown>) => Promise<{ status: number; body?: unknown }>;
+}
+
+export interface AdminRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string | undefined>;
+  body: string;
+}
+
+/**
+ * A CLI command group a module adds: `register` receives the program (a commander Command) and a
+ * function that builds a server against the table the user named, so commands reach running
+ * sessions exactly as the server would.
+ */
+export interface CliCommand {
+  name: string;
+  register(program: unknown, helpers: CliHelpers): void;
+}
+
+export interface CliHelpers {
+  /** Runs `fn` with a server over the DynamoDB the global options name; errors meant for the user are CliUserError. */
+  withServer<T>(options: Record<string, unknown>, fn: (server: XmppServer) => Promise<T>): Promise<T>;
+  /** An error printed as is, without a stack. */
+  userError(message: string): Error;
+  /** Writes for the user: stdout and stderr of the running command. */
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** A purge step for a deleted tenant's module data that is not per account (rooms of a tenant). */
+export type PurgeStep = (db: DynamoDBDocumentClient, table: string, domain: string) => Promise<void>;
+
+/** What a module declares about the items it keeps in the table. */
+export interface ModuleStorage {
+  /**
+   * Partition key prefixes of per-account partitions, `<prefix>#<bare JID>`: a purged tenant's
+   * accounts lose them (lib/admin/purge.ts reads this, not a list of its own).
+   */
+  accountPartitions?: string[];
+  /** Partition key prefixes of other items this module keeps (documented, checked by ctx.store). */
+  partitions?: string[];
+}
+
+export interface XmppModule<Api = unknown> {
+  name: string;
+  /** Modules this one needs (installed first); ctx.depends(name) returns what their install returned. */
+  depends?: string[];
+  /**
+   * 'always' (default): on for every tenant. 'optional': on only for tenants whose item lists the
+   * module's name in `features` (README "The tenant item").
+   */
+  enabled?: 'always' | 'optional';
+  /** This module's block of the tenant item: `tenant[key]`, checked against `schema` when read and written. */
+  settings?: { key: string; schema: SettingsSchema };
+  /** The items it keeps. */
+  storage?: ModuleStorage;
+  /** Names of the fields it keeps in each session entry (see SessionData). */
+  sessionData?: boolean;
+  install(ctx: ModuleContext): Api;
+}
+
+/** Everything modules have added, by module; the core reads it. */
+export class Registry {
+  readonly modules = new Map<string, XmppModule>();
+  readonly apis = new Map<string, unknown>();
+  readonly events = new Hooks<unknown>();
+  readonly identities: DiscoIdentity[] = [];
+  /** Disco feature → the module that offers it. */
+  readonly features = new Map<string, string>();
+  readonly discoItems: { module: string; source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]> }[] = [];
+  readonly discoForms: { module: string; form: (domain: string) => Element }[] = [];
+  readonly streamFeatures: { module: string; feature: StreamFeature }[] = [];
+  readonly saslMechanisms = new Map<string, { module: string; mechanism: SaslMechanism }>();
+  readonly components: Component[] = [];
+  readonly preAuthIq = new Map<string, { module: string; handler: PreAuthIqHandler }>();
+  readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
+  readonly adminRoutes: AdminRoute[] = [];
+  readonly cliCommands: CliCommand[] = [];
+  readonly purgeSteps: PurgeStep[] = [];
+
+  /** Per-account partition prefixes of every module (the core's own 'sessions' included). */
+  accountPartitions(): string[] {
+    const out = ['sessions'];
+    for (const m of this.modules.values()) out.push(...(m.storage?.accountPartitions ?? []));
+    return out;
+  }
+
+  /** Modules that keep data in session entries: each gets an empty map at bind, so updates need no read. */
+  sessionDataModules(): string[] {
+    return [...this.modules.values()].filter((m) => m.sessionData).map((m) => m.name);
+  }
+
+  /** The tenant setting blocks of the installed modules. */
+  settingBlocks(): { key: string; schema: SettingsSchema }[] {
+    return [...this.modules.values()].flatMap((m) => (m.settings ? [m.settings] : []));
+  }
+
+  /** Names of the modules a tenant may switch on in `features`. */
+  optionalModules(): string[] {
+    return [...this.modules.values()].filter((m) => m.enabled === 'optional').map((m) => m.name);
+  }
+
+  /** Is `module` on for this tenant? Always-on modules are; optional ones when `features` lists them. */
+  isEnabled(module: string, tenant: TenantRecord | undefined): boolean {
+    const m = this.modules.get(module);
+    if (!m || m.enabled !== 'optional') return true;
+    return !!tenant?.features?.includes(module);
+  }
+
+  /** Adds stanzas-out filters by priority (highest first). */
+  addOutboundFilter(filter: OutboundFilter, priority: number): void {
+    this.outboundFilters.push({ priority, filter });
+    this.outboundFilters.sort((a, b) => b.priority - a.priority);
+  }
+}
+
+/**
+ * Typed per-session data of one module, kept in the session entry the router already reads (so
+ * reading it costs nothing on the message path) under the module's name: `entry.data[<module>]`.
+ */
+export class SessionData<T extends Record<string, unknown>> {
+  constructor(
+    private readonly module: string,
+    private readonly server: XmppServer,
+  ) {}
+
+  /** This module's fields of a session entry. */
+  of(entry: SessionEntry): Partial<T> {
+    return (entry.data?.[this.module] ?? {}) as Partial<T>;
+  }
+
+  /** Sets (or, with undefined, removes) one field, if the session still belongs to that connection. */
+  set<K extends keyof T & string>(session: { jid: { bare(): { toString(): string }; resource: string }; connectionId: string }, field: K, value: T[K] | undefined): Promise<boolean> {
+    return this.server.sessions.updateData(session.jid.bare().toString(), session.jid.resource, session.connectionId, this.module, field, value);
+  }
+}
+
+/** A module's own view of the table: the client, the name, and keys under the prefixes it declared. */
+export interface ModuleStore {
+  db: DynamoDBDocumentClient;
+  table: string;
+  /** `<prefix>#<id>`; throws if the module did not declare `prefix` in its storage. */
+  pk(prefix: string, id: string): string;
+}
+
+type StanzaEventName = `${'message' | 'presence' | 'iq'}/${string}` | `stream-element/${string}`;
+type IqEventName = `iq-${'get' | 'set'}/${string}`;
+
+export class ModuleContext {
+  readonly log: Logger;
+
+  constructor(
+    readonly module: XmppModule,
+    readonly server: XmppServer,
+    private readonly registry: Registry,
+  ) {
+    this.log = server.log.child({ module: module.name });
+  }
+
+  get name(): string {
+    return this.module.name;
+  }
+
+  // ---- events
+
+  /**
+   * Hooks an event. A handler returns undefined to pass it on, anything else to stop it there
+   * (for IQ events: an element is the result's payload, true an empty result). Higher priority runs
+   * first. An optional module's handlers run only for tenants that switched it on.
+   */
+  hook<K extends keyof CoreEvents>(name: K, fn: Hook<CoreEvents[K]>, priority?: number): void;
+  hook(name: IqEventName, fn: Hook<IqEvent>, priority?: number): void;
+  hook(name: StanzaEventName, fn: Hook<StanzaEvent>, priority?: number): void;
+  hook(name: string, fn: Hook<never>, priority = 0): void {
+    const handler = fn as Hook<unknown>;
+    if (this.module.enabled !== 'optional') return this.registry.events.on(name, handler, priority);
+    this.registry.events.on(
+      name,
+      async (event) => {
+        const domain = tenantOfEvent(event);
+        return domain && (await this.enabledFor(domain)) ? handler(event) : undefined;
+      },
+      priority,
+    );
+  }
+
+  /** Fires an event of this module's own (for other modules to hook); returns the first answer. */
+  fire(name: string, event: unknown): Promise<unknown> {
+    return this.registry.events.fire(name, event);
+  }
+
+  /** Fires an event to every handler (notifications). */
+  fireAll<K extends keyof CoreEvents>(name: K, event: CoreEvents[K]): Promise<void> {
+    return this.registry.events.fireAll(name, event);
+  }
+
+  /** Sees (or takes over) every stanza sent to any connection; see OutboundFilter. */
+  filterOutbound(filter: OutboundFilter, priority = 0): void {
+    this.registry.addOutboundFilter(filter, priority);
+  }
+
+  // ---- what the server offers
+
+  addFeature(...namespaces: string[]): void {
+    for (const ns of namespaces) this.registry.features.set(ns, this.name);
+  }
+
+  addIdentity(identity: DiscoIdentity): void {
+    this.registry.identities.push(identity);
+  }
+
+  /** Items of the server's disco#items (XEP-0030 §4), per tenant domain. */
+  addDiscoItems(source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]>): void {
+    this.registry.discoItems.push({ module: this.name, source });
+  }
+
+  /** XEP-0128 extended information in the server's disco#info. */
+  addDiscoForm(form: (domain: string) => Element): void {
+    this.registry.discoForms.push({ module: this.name, form });
+  }
+
+  addStreamFeature(feature: StreamFeature): void {
+    this.registry.streamFeatures.push({ module: this.name, feature });
+  }
+
+  addSaslMechanism(mechanism: SaslMechanism): void {
+    this.registry.saslMechanisms.set(mechanism.name, { module: this.name, mechanism });
+  }
+
+  /** A service at its own address; its stanzas arrive as `<kind>/component/<name>` events. */
+  addComponent(component: Component): void {
+    this.registry.components.push(component);
+  }
+
+  /** An IQ answered before authentication, by `<type>/<namespace>:<element>`. */
+  addPreAuthIq(key: string, handler: PreAuthIqHandler): void {
+    this.registry.preAuthIq.set(key, { module: this.name, handler });
+  }
+
+  addAdminRoute(route: AdminRoute): void {
+    this.registry.adminRoutes.push(route);
+  }
+
+  addCliCommand(command: CliCommand): void {
+    this.registry.cliCommands.push(command);
+  }
+
+  addPurgeStep(step: PurgeStep): void {
+    this.registry.purgeSteps.push(step);
+  }
+
+  // ---- what the server says about itself (for XEP-0030, which answers from this)
+
+  /** Identities, features and forms of the server's disco#info for a tenant: its enabled modules' only. */
+  async discoInfo(domain: string): Promise<{ identities: DiscoIdentity[]; features: string[]; forms: Element[] }> {
+    const tenant = await this.server.tenants.get(domain);
+    const on = (module: string) => this.registry.isEnabled(module, tenant);
+    return {
+      identities: [...this.registry.identities],
+      features: [...this.registry.features].filter(([, m]) => on(m)).map(([f]) => f).sort(),
+      forms: this.registry.discoForms.filter((f) => on(f.module)).map((f) => f.form(domain)),
+    };
+  }
+
+  /** Items of the server's disco#items for a tenant. */
+  async discoItems(domain: string): Promise<DiscoItem[]> {
+    const tenant = await this.server.tenants.get(domain);
+    const out: DiscoItem[] = [];
+    for (const { module, source } of this.registry.discoItems) if (this.registry.isEnabled(module, tenant)) out.push(...(await source(domain)));
+    return out;
+  }
+
+  // ---- data and settings
+
+  /** This module's fields in session entries (the module must declare `sessionData: true`). */
+  sessionData<T extends Record<string, unknown>>(): SessionData<T> {
+    if (!this.module.sessionData) throw new Error(`module ${this.name} keeps session data but does not declare sessionData`);
+    return new SessionData<T>(this.name, this.server);
+  }
+
+  /** The table, for the partitions this module declared. */
+  openStore(): ModuleStore {
+    const declared = new Set([...(this.module.storage?.accountPartitions ?? []), ...(this.module.storage?.partitions ?? [])]);
+    return {
+      db: this.server.db,
+      table: this.server.table,
+      pk: (prefix, id) => {
+        if (!declared.has(prefix)) throw new Error(`module ${this.name} did not declare the partition prefix ${prefix}`);
+        return `${prefix}#${id}`;
+      },
+    };
+  }
+
+  /** This module's block of a tenant item, already checked against its schema (undefined when absent). */
+  settingsOf<T>(tenant: TenantRecord | undefined): T | undefined {
+    const key = this.module.settings?.key;
+    return key ? ((tenant as Record<string, unknown> | undefined)?.[key] as T | undefined) : undefined;
+  }
+
+  /** Is this module on for the tenant (cached tenant read)? */
+  async enabledFor(domain: string): Promise<boolean> {
+    if (this.module.enabled !== 'optional') return true;
+    return this.registry.isEnabled(this.name, await this.server.tenants.get(domain));
+  }
+
+  /** What another module's install returned; it must be listed in `depends`. */
+  depends<Api>(name: string): Api {
+    if (!this.module.depends?.includes(name)) throw new Error(`module ${this.name} uses ${name} without declaring it in depends`);
+    if (!this.registry.apis.has(name)) throw new Error(`module ${this.name} depends on ${name}, which is not installed`);
+    return this.registry.apis.get(name) as Api;
+  }
+}
+
+/**
+ * Installs modules in dependency order (each after the modules it depends on, otherwise in the
+ * order given). A missing dependency or a cycle stops the server at start, with the names.
+ */
+export function installModules(server: XmppServer, registry: Registry, modules: readonly XmppModule[]): void {
+  const byName = new Map(modules.map((m) => [m.name, m]));
+  if (byName.size !== modules.length) throw new Error('two modules share a name');
+  const state = new Map<string, 'installing' | 'done'>();
+  const install = (m: XmppModule, path: string[]) => {
+    if (state.get(m.name) === 'done') return;
+    if (state.get(m.name) === 'installing') throw new Error(`module dependency cycle: ${[...path, m.name].join(' → ')}`);
+    state.set(m.name, 'installing');
+    for (const dep of m.depends ?? []) {
+      const d = byName.get(dep);
+      if (!d) throw new Error(`module ${m.name} depends on ${dep}, which is not in the server's module list`);
+      install(d, [...path, m.name]);
+    }
+    registry.modules.set(m.name, m as XmppModule);
+    registry.apis.set(m.name, m.install(new ModuleContext(m as XmppModule, server, registry)));
+    state.set(m.name, 'done');
+  };
+  for (const m of modules) install(m, []);
+}
