@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { summarize } from '../lib/core/call-counter.ts';
+import { summarize } from '../lib/store/call-counter.ts';
 import { RawClient, startTestServer } from '../test/support/harness.ts';
 import { rosterOf } from '../lib/extensions/roster/index.ts';
 

@@ -9,12 +9,8 @@ import saslprep from '@mongodb-js/saslprep';
 
 export type ScramHash = 'SHA-1' | 'SHA-256';
 
-export interface ScramCredentials {
-  salt: string; // base64
-  iterations: number;
-  storedKey: string; // base64
-  serverKey: string; // base64
-}
+export type { ScramCredentials } from '../store/users.ts';
+import type { ScramCredentials } from '../store/users.ts';
 
 /** The SASL failure conditions of RFC 6120 §6.5 that authentication code can report. */
 export type ScramCondition =

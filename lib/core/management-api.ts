@@ -7,7 +7,7 @@ import {
   GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import type { CallCounter } from './call-counter.ts';
+import type { CallCounter } from '../store/call-counter.ts';
 
 /** Where a frame goes: a connection id and the management endpoint of its region. */
 export interface ConnectionTarget {

@@ -2,7 +2,7 @@
 // API Gateway emulation in front of the same handlers the Lambda functions use (DESIGN.md "Local runtime").
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { CallCounter } from '../core/call-counter.ts';
+import { CallCounter } from '../store/call-counter.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
 import { randomBytes } from 'node:crypto';

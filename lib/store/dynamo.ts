@@ -2,7 +2,7 @@
 // directly or inside a bare JID, so no read can cross tenants (DESIGN.md "Data").
 import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
-import type { CallCounter } from '../core/call-counter.ts';
+import type { CallCounter } from './call-counter.ts';
 
 export interface DynamoOptions {
   endpoint?: string;

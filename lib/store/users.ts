@@ -1,7 +1,6 @@
 // Accounts of a tenant. Passwords are kept only as SCRAM salted keys for SHA-1 and SHA-256
 // (RFC 5802 §3, RFC 7677), never in clear (DESIGN.md "Data").
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ScramCredentials } from '../auth/scram.ts';
 import { isConditionFailure, partitionItems } from './dynamo.ts';
 
 export interface UserRecord {
@@ -16,6 +15,14 @@ export interface UserRecord {
   origin?: 'jwt';
   /** Refresh-token sequence number (lib/auth/access-tokens.ts); absent until the first revocation. */
   tokenSeq?: number;
+}
+
+/** One hash's SCRAM keys (RFC 5802 §3): what verifies a password without keeping it. */
+export interface ScramCredentials {
+  salt: string; // base64
+  iterations: number;
+  storedKey: string; // base64
+  serverKey: string; // base64
 }
 
 const key = (domain: string, username: string) => ({ pk: `user#${domain}`, sk: username });

@@ -12,7 +12,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { pino } from 'pino';
 import { addUser } from '../../lib/core/accounts.ts';
-import { CallCounter } from '../../lib/core/call-counter.ts';
+import { CallCounter } from '../../lib/store/call-counter.ts';
 import { ManagementApi } from '../../lib/core/management-api.ts';
 import { XmppServer } from '../../lib/core/server.ts';
 import { defaultModules } from '../../lib/extensions/index.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CallCounter, summarize } from '../../lib/core/call-counter.ts';
+import { CallCounter, summarize } from '../../lib/store/call-counter.ts';
 import { startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { FRAME_CLAIM_TTL_MS, FrameClaimStore, frameClaimsTableDefinition } from '../../lib/store/frame-dedup.ts';
