@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { CallCounter } from '../store/call-counter.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
+import type { XmppModule } from '../core/modules.ts';
 import { randomBytes } from 'node:crypto';
 import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
 import { TenantPurger, purgePlanOf } from '../admin/purge.ts';
@@ -50,6 +51,8 @@ export interface LocalServerOptions {
    */
   region?: string;
   logger?: Logger;
+  /** Modules installed after the default ones (tests add their own probes this way). */
+  extraModules?: readonly XmppModule[];
 }
 
 export interface LocalServer {
@@ -93,7 +96,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
-    modules: defaultModules,
+    modules: [...defaultModules, ...(opts.extraModules ?? [])],
     version: PACKAGE_VERSION,
     region: opts.region,
   });
