@@ -2,6 +2,7 @@
 // API Gateway emulation in front of the same handlers the Lambda functions use (DESIGN.md "Local runtime").
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
+import type { Clock } from '../core/clock.ts';
 import { CallCounter } from '../core/call-counter.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
@@ -50,6 +51,8 @@ export interface LocalServerOptions {
    */
   region?: string;
   logger?: Logger;
+  /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
+  clock?: Clock;
 }
 
 export interface LocalServer {
@@ -96,6 +99,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     extensions: defaultExtensions,
     version: PACKAGE_VERSION,
     region: opts.region,
+    clock: opts.clock,
   });
   const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
   const purger = new TenantPurger(backgroundDb, table);
