@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRoom } from '../../lib/extensions/muc/operations.ts';
 import { mucOf } from '../../lib/extensions/muc/service.ts';
-import { type TestClient, type TestServer, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { type TestClient, type TestServer, startTestServer, xml, type Element } from '../support/harness.ts';
 import {
   DATA,
   MUC,
@@ -221,7 +221,7 @@ describe('creating rooms (XEP-0045 §10.1)', () => {
     await c.send(xml('presence', { to: first1, type: 'unavailable' }));
     const left = await c.waitFor(presenceFrom(first1, 'unavailable'));
     assert.ok(left.getChild('x', MUC_USER)!.getChild('destroy'));
-    await sleep(100);
+    await c.roundTrip(); // the leave was handled to its end (the room deleted)
     assert.deepEqual(codes(await join(c, `${room('three', 'conference.limited.example')}/me`)), [110, 201]);
   });
 
@@ -400,7 +400,7 @@ describe('occupants: leaving, nick and presence changes, several resources (XEP-
     assert.ok(await mucRoom(r));
     await a.send(xml('presence', { to: `${r}/a`, type: 'unavailable' }));
     await a.waitFor(presenceFrom(`${r}/a`, 'unavailable'));
-    await sleep(100);
+    await a.roundTrip(); // the leave was handled to its end
     assert.equal(await mucRoom(r), undefined, 'temporary room gone');
     // Entering again creates a new room.
     assert.deepEqual(codes(await join(a, `${r}/a`)), [110, 201]);
@@ -412,7 +412,7 @@ describe('occupants: leaving, nick and presence changes, several resources (XEP-
     await createInstant(a, `${r}/a`, { 'muc#roomconfig_persistentroom': '1' });
     await a.send(xml('presence', { to: `${r}/a`, type: 'unavailable' }));
     await a.waitFor(presenceFrom(`${r}/a`, 'unavailable'));
-    await sleep(100);
+    await a.roundTrip(); // the leave was handled to its end
     const kept = await mucRoom(r);
     assert.ok(kept);
     assert.equal(Object.keys(kept.occupants).length, 0);
@@ -611,14 +611,14 @@ describe('discussion history (XEP-0045 §7.2.14, §7.2.15)', () => {
     const one = (await historyOf(r, { history: { maxstanzas: '1' } }))[0].toString().length;
     // Room for exactly two of the (equally long) stanzas.
     assert.equal((await historyOf(r, { history: { maxchars: String(one * 2 + 5) } })).length, 2);
-    assert.equal((await historyOf(r, { history: { since: new Date(Date.now() + 60_000).toISOString() } })).length, 0);
+    assert.equal((await historyOf(r, { history: { since: new Date(s.clock.now() + 60_000).toISOString() } })).length, 0);
     assert.equal((await historyOf(r, { history: { since: '1970-01-01T00:00:00Z' } })).length, 4);
-    await sleep(1100);
+    s.clock.advance(5 * 60_000); // the four messages are now five minutes old
     const a2 = (await login('late'));
     await enter(a2, `${r}/fresh`);
     await a2.send(xml('message', { to: r, type: 'groupchat', id: 'recent' }, xml('body', {}, 'recent one')));
     await a2.waitFor((el) => el.attrs.id === 'recent');
-    assert.deepEqual((await historyOf(r, { history: { seconds: '1' } })).map((m) => m.getChildText('body')), ['recent one']);
+    assert.deepEqual((await historyOf(r, { history: { seconds: '60' } })).map((m) => m.getChildText('body')), ['recent one']);
   });
 });
 
@@ -659,7 +659,7 @@ describe('invitations (XEP-0045 §7.8, XEP-0249)', () => {
     assert.equal(errorCondition(err), 'forbidden');
     assert.equal(err.getChild('error')!.attrs.type, 'auth');
     await a.send(xml('message', { to: r, id: 'by-admin' }, xml('x', { xmlns: MUC_USER }, xml('invite', { to: `${invitee}@localhost` }))));
-    await sleep(200);
+    await a.roundTrip(); // the invitation was handled
     assert.equal((await mucRoom(r))!.affiliations[`${invitee}@localhost`]?.affiliation, 'member');
     const g = await login('', { name: invitee });
     assert.deepEqual(codes(await join(g, `${r}/guest`)), [110]);
