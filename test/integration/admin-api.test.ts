@@ -1,7 +1,7 @@
 // The admin HTTP API over the local gateway's port, with a real client on the other side.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, WAIT_MS } from '../support/harness.ts';
+import { RawClient, type TestServer, byName, connectClient, startTestServer, xml, WAIT_MS } from '../support/harness.ts';
 import { createAdminApi } from '../../lib/admin/api.ts';
 import { openApiDocument } from '../../lib/admin/openapi.ts';
 import { TenantPurger } from '../../lib/admin/purge.ts';
@@ -114,4 +114,3 @@ describe('admin API', () => {
     assert.ok(api.routes.length >= 15);
   });
 });
-void sleep;
