@@ -5,14 +5,17 @@
 // harness's startTestServer) and drives it with raw `ws` clients (xmpp.js would cost more CPU than the server on
 // 2 cores). It measures logins (PLAIN), 1:1 chat latency and throughput, a presence broadcast to 20 contacts and a
 // groupchat message in a 50-occupant room, each with the DynamoDB calls and management-API posts per operation
-// from the server's CallCounter. Every loop is bounded by a count and a time budget, so the run ends by itself
+// from the server's CallCounter, and how long `cdk synth` of the app (with bundling) takes. Every loop is bounded by a count and a time budget, so the run ends by itself
 // (about 40 s on 2 cores). The numbers are for the local emulator, not for AWS: there, Lambda, SQS FIFO and
 // network round trips to DynamoDB and API Gateway dominate.
 //
 //   npm run bench            prints the table
 //   npm run bench -- --json  also writes bench/results.json
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { buildApp } from '../lib/infra/app.ts';
 import { performance } from 'node:perf_hooks';
 import { summarize } from '../lib/store/call-counter.ts';
 import { RawClient, startTestServer } from '../test/support/harness.ts';
@@ -275,6 +278,20 @@ const chat = (to: number, t: string) => `<message xmlns="jabber:client" to="${ji
 
 await s.stop();
 
+// ---- cdk synth -------------------------------------------------------------------------------------------
+// The CDK app as `cdk synth` builds it (cdk.json context, functions bundled with esbuild).
+const synthStart = performance.now();
+const synthOut = mkdtempSync(joinPath(tmpdir(), 'xmpp-edge-bench-cdk-'));
+try {
+  const context = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')).context as Record<string, unknown>;
+  const app = new App({ context, outdir: synthOut });
+  buildApp(app, undefined);
+  app.synth();
+} finally {
+  rmSync(synthOut, { recursive: true, force: true });
+}
+const synthMs = elapsed(synthStart);
+
 // ---- report ----------------------------------------------------------------------------------------------
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
 const fmt = (x: number | undefined, digits = 1) => (x === undefined ? '' : x.toFixed(digits));
@@ -290,10 +307,11 @@ console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const row of table) console.log(line(row));
 console.log('\nAWS SDK commands per operation:');
 for (const r of rows) console.log(`  ${r.operation}: ${Object.entries(r.calls).map(([k, v]) => `${k.replace('Command', '')} ${v}`).join(', ')}`);
+console.log(`\ncdk synth with bundling: ${(synthMs / 1000).toFixed(1)} s`);
 console.log(`\ntotal ${(elapsed(runStart) / 1000).toFixed(1)} s`);
 
 if (process.argv.includes('--json')) {
   const out = new URL('./results.json', import.meta.url);
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, target: 'local emulator (dynalite + in-process gateway), not AWS', rows }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, target: 'local emulator (dynalite + in-process gateway), not AWS', rows, synthMs: Math.round(synthMs) }, null, 2) + '\n');
   console.log(`wrote ${out.pathname}`);
 }

@@ -1,6 +1,7 @@
 // The core: one object per deployment (or per local gateway) that owns the stores, the management
 // API, the hooks and registries, and the life cycle of connections and sessions. Transports call
 // connect / frame / disconnect; extensions hook events. DESIGN.md "Inside lib/".
+import { type Clock, systemClock } from './clock.ts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from 'pino';
 import { StreamError } from '../xmpp/errors.ts';
@@ -54,6 +55,8 @@ export interface ServerOptions {
   version: string;
   /** The region this process serves: its sweeper checks only this region's connections. */
   region?: string;
+  /** Time source (default the system clock); tests inject one to move time without sleeping. */
+  clock?: Clock;
 }
 
 export class XmppServer {
@@ -67,6 +70,7 @@ export class XmppServer {
   /** Keys the fake SCRAM salts for unknown accounts; one per deployment, kept in the table. */
   readonly serverSecret: ServerSecretStore;
   readonly version: string;
+  readonly clock: Clock;
   /** The table and its client (modules reach them through ctx.openStore()). */
   readonly db: DynamoDBDocumentClient;
   readonly table: string;
@@ -92,10 +96,11 @@ export class XmppServer {
     this.management = opts.management;
     this.db = opts.db;
     this.table = opts.table;
+    this.clock = opts.clock ?? systemClock;
     this.connections = new ConnectionStore(opts.db, opts.table, opts.region ?? process.env.AWS_REGION ?? 'local');
     this.sessions = new SessionStore(opts.db, opts.table);
     this.users = new UserStore(opts.db, opts.table);
-    this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs);
+    this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs, this.clock);
     this.serverSecret = new ServerSecretStore(opts.db, opts.table);
     this.version = opts.version;
     installModules(this, this.registry, opts.modules);
@@ -223,7 +228,7 @@ export class XmppServer {
    * Checks connections whose check time has come: asks the gateway if each is alive, ends those that
    * are gone (their $disconnect was lost), and pushes the next check out for the others.
    */
-  async sweep(now = Date.now()): Promise<{ checked: number; ended: number }> {
+  async sweep(now = this.clock.now()): Promise<{ checked: number; ended: number }> {
     const due = await this.connections.dueForCheck(now);
     let ended = 0;
     for (const rec of due) {

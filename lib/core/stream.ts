@@ -96,11 +96,11 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
 async function withinRate(server: XmppServer, session: Session, el: Element): Promise<boolean> {
   const rate = (await server.tenants.get(session.jid.domain))?.limits?.stanzasPerSecond;
   if (!rate) return true;
-  const wait = server.rates.take(session.connectionId, rate);
+  const wait = server.rates.take(session.connectionId, rate, server.clock.now());
   if (wait === 0) return true;
   if (wait <= MAX_RATE_WAIT_MS) {
     await new Promise((r) => setTimeout(r, wait));
-    server.rates.take(session.connectionId, rate);
+    server.rates.take(session.connectionId, rate, server.clock.now());
     return true;
   }
   server.log.info({ jid: session.jid.toString(), rate }, 'stanza rate exceeded');

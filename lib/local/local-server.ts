@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { CallCounter } from '../store/call-counter.ts';
+import type { Clock } from '../core/clock.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
 import type { XmppModule } from '../core/modules.ts';
@@ -53,6 +54,8 @@ export interface LocalServerOptions {
   logger?: Logger;
   /** Modules installed after the default ones (tests add their own probes this way). */
   extraModules?: readonly XmppModule[];
+  /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
+  clock?: Clock;
 }
 
 export interface LocalServer {
@@ -99,6 +102,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     modules: [...defaultModules, ...(opts.extraModules ?? [])],
     version: PACKAGE_VERSION,
     region: opts.region,
+    clock: opts.clock,
   });
   const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));

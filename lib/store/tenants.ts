@@ -1,6 +1,7 @@
 // Tenants (XMPP domains) are items an admin can edit by hand in the console; handlers cache them
 // for a few seconds only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
 // Every field is documented in the README ("The tenant item").
+import { type Clock, systemClock } from '../core/clock.ts';
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { partitionItems } from './dynamo.ts';
 
@@ -101,10 +102,11 @@ export class TenantStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
     readonly cacheMs = 3000,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** The tenant, from a cache no older than `cacheMs`. */
-  async get(domain: string, now = Date.now()): Promise<TenantRecord | undefined> {
+  async get(domain: string, now = this.clock.now()): Promise<TenantRecord | undefined> {
     const hit = this.cache.get(domain);
     if (hit && now - hit.at < this.cacheMs) return hit.value;
     const res = await this.db.send(new GetCommand({ TableName: this.table, Key: key(domain) }));
@@ -120,7 +122,7 @@ export class TenantStore {
    * Fresh reads of several tenants (the watcher's poll), refreshing the cache. A key DynamoDB leaves
    * unprocessed is retried, never reported as a deleted tenant (whose sessions would be closed).
    */
-  async getMany(domains: string[], now = Date.now()): Promise<Map<string, TenantRecord | undefined>> {
+  async getMany(domains: string[], now = this.clock.now()): Promise<Map<string, TenantRecord | undefined>> {
     const out = new Map<string, TenantRecord | undefined>(domains.map((d) => [d, undefined]));
     for (let i = 0; i < domains.length; i += 100) {
       let keys: Record<string, unknown>[] = domains.slice(i, i + 100).map(key);

@@ -1,7 +1,7 @@
 // The admin HTTP API over the local gateway's port, with a real client on the other side.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml } from '../support/harness.ts';
+import { RawClient, type TestServer, byName, connectClient, startTestServer, xml, WAIT_MS } from '../support/harness.ts';
 import { createAdminApi } from '../../lib/admin/api.ts';
 import { openApiDocument } from '../../lib/admin/openapi.ts';
 import { TenantPurger } from '../../lib/admin/purge.ts';
@@ -86,7 +86,7 @@ describe('admin API', () => {
     const raw2 = await RawClient.connect(s.url);
     await raw2.login('kim', 'pw', 'r', 'kick.example');
     assert.equal((await call('POST', '/tenants/kick.example/disable')).body.enabled, false);
-    assert.ok((await raw2.next(byName('stream:error'), 5000)).getChild('host-gone'));
+    assert.ok((await raw2.next(byName('stream:error'), WAIT_MS)).getChild('host-gone'));
 
     const del = await call('DELETE', '/tenants/kick.example?purge=true');
     assert.equal(del.status, 202);
@@ -114,4 +114,3 @@ describe('admin API', () => {
     assert.ok(api.routes.length >= 15);
   });
 });
-void sleep;

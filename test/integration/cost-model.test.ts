@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SWEEP_SHARDS } from '../../lib/store/dynamo.ts';
-import { RawClient, type TestServer, sleep, startTestServer } from '../support/harness.ts';
+import { RawClient, type TestServer, startTestServer, until } from '../support/harness.ts';
 
 describe('cost model inputs (README "What it costs")', () => {
   let s: TestServer;
@@ -20,8 +20,8 @@ describe('cost model inputs (README "What it costs")', () => {
     await first.login('alice');
     first.ws.close();
     await first.closed;
-    await sleep(50);
-    await s.gateway.idle();
+    await until('the gateway to see the close', () => s.gateway.connectionIds().length === 0, () => s.gateway.connectionIds());
+    await s.gateway.idle(); // its $disconnect
     (s.server.db as unknown as { middlewareStack: { add: Function } }).middlewareStack.add(
       (next: (args: unknown) => Promise<unknown>, ctx: { commandName?: string }) => async (args: { input?: { Key?: { pk?: string }; Item?: { pk?: string } } }) => {
         if (/^(Put|Update|Delete)/.test(ctx.commandName ?? '')) writes.push(String(args.input?.Key?.pk ?? args.input?.Item?.pk).split('#')[0]);
@@ -52,7 +52,7 @@ describe('cost model inputs (README "What it costs")', () => {
 
   it('a sweep: one Query per sweep shard, then per live connection one GetConnection and one write of its next check time', async () => {
     writes.length = 0;
-    const later = Date.now() + s.server.limits.connectionCheckMs + 1000;
+    const later = s.clock.now() + s.server.limits.connectionCheckMs + 1000;
     const sweep = await s.cost(async () => assert.deepEqual(await s.server.sweep(later), { checked: 1, ended: 0 }));
     assert.deepEqual(sweep.calls, { 'dynamodb:QueryCommand': SWEEP_SHARDS, 'management:GetConnectionCommand': 1, 'dynamodb:UpdateItemCommand': 1 });
     assert.deepEqual(writes, ['conn']);
@@ -63,7 +63,7 @@ describe('cost model inputs (README "What it costs")', () => {
     const end = await s.cost(async () => {
       c.send(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>`);
       await c.closed;
-      await sleep(50);
+      await until('the gateway to see the close', () => s.gateway.connectionIds().length === 0, () => s.gateway.connectionIds());
     });
     assert.equal(end.writes, 2);
     assert.deepEqual(writes, ['conn', 'sessions']);

@@ -93,8 +93,11 @@ async function open(h: Harness, opts: { protocols?: string[]; query?: string; he
   return { ws, id: connect.requestContext.connectionId, closed, received };
 }
 
-/** Polls until `check` holds; fails after `ms`. */
-async function until(check: () => boolean, ms = 1500, what = 'condition'): Promise<void> {
+/**
+ * Polls until `check` holds (the events are recorded by the handlers, which have no other signal). The
+ * deadline only bounds a failing test, so it is generous: a loaded machine must not fail a passing one.
+ */
+async function until(check: () => boolean, what = 'condition', ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
@@ -123,7 +126,9 @@ function handshake(url: string, protocols: string[]): Promise<{ status?: number;
 
 test('$connect, $default and $disconnect events have API Gateway’s shape', async (t) => {
   const h = await harness(t);
+  const opening = Date.now();
   const c = await open(h, { query: '?a=1&a=2&b=x', headers: { 'User-Agent': 'test-agent/1.0' } });
+  const opened = Date.now();
   assert.deepEqual(h.gw.connectionIds(), [c.id]);
 
   const connect = h.of('CONNECT')[0];
@@ -135,7 +140,7 @@ test('$connect, $default and $disconnect events have API Gateway’s shape', asy
   assert.match(rc.extendedRequestId, ID);
   assert.match(rc.requestTime, REQUEST_TIME);
   assert.equal(typeof rc.requestTimeEpoch, 'number');
-  assert.ok(Math.abs(rc.requestTimeEpoch - Date.now()) < 5000);
+  assert.ok(rc.requestTimeEpoch >= opening && rc.requestTimeEpoch <= opened, 'the time of the request');
   assert.equal(typeof rc.connectedAt, 'number');
   assert.equal(rc.domainName, `127.0.0.1:${h.port}`);
   assert.equal(h.gw.domainName, rc.domainName);
@@ -157,7 +162,7 @@ test('$connect, $default and $disconnect events have API Gateway’s shape', asy
 
   c.ws.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
   c.ws.send(Buffer.from([1, 2, 3]));
-  await until(() => h.of('MESSAGE').length === 2, 1500, 'two messages');
+  await until(() => h.of('MESSAGE').length === 2, 'two messages');
   const [text, binary] = h.of('MESSAGE');
   assert.equal(text.requestContext.routeKey, '$default');
   assert.equal(text.requestContext.eventType, 'MESSAGE');
@@ -172,7 +177,7 @@ test('$connect, $default and $disconnect events have API Gateway’s shape', asy
   assert.equal(text.headers, undefined);
 
   c.ws.close(1000, 'bye');
-  await until(() => h.of('DISCONNECT').length === 1, 1500, '$disconnect');
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   const d = h.of('DISCONNECT')[0].requestContext;
   assert.equal(d.routeKey, '$disconnect');
   assert.equal(d.eventType, 'DISCONNECT');
@@ -197,7 +202,7 @@ test('the subprotocol echoed is exactly what $connect returned (RFC 7395 §3.3)'
   // ws (like browsers) fails a handshake that offered a subprotocol and got none back.
   assert.deepEqual(await handshake(h.url, ['xmpp']), { protocol: undefined, opened: false });
   assert.deepEqual(await handshake(h.url, []), { protocol: undefined, opened: true });
-  await until(() => h.of('DISCONNECT').length === 3, 1500, 'three $disconnects');
+  await until(() => h.of('DISCONNECT').length === 3, 'three $disconnects');
 });
 
 test('a non-2xx, missing or failing $connect refuses the upgrade with that status', async (t) => {
@@ -222,6 +227,9 @@ test('one connection’s frames are handled in order, one at a time; connections
   let maxPerConnection = 0;
   let global = 0;
   let maxGlobal = 0;
+  // a0's handler waits until b0's has started: proof that two connections run at once, however slow the machine.
+  let b0Started!: () => void;
+  const b0 = new Promise<void>((resolve) => (b0Started = resolve));
   const h = await harness(t, {
     message: async (e) => {
       const id = e.requestContext.connectionId;
@@ -229,7 +237,9 @@ test('one connection’s frames are handled in order, one at a time; connections
       global++;
       maxPerConnection = Math.max(maxPerConnection, active.get(id)!);
       maxGlobal = Math.max(maxGlobal, global);
-      await sleep(Math.random() * 4);
+      if (e.body === 'b0') b0Started();
+      if (e.body === 'a0') await b0;
+      else await sleep(Math.random() * 4);
       active.set(id, active.get(id)! - 1);
       global--;
     },
@@ -240,7 +250,7 @@ test('one connection’s frames are handled in order, one at a time; connections
     a.ws.send(`a${i}`);
     b.ws.send(`b${i}`);
   }
-  await until(() => h.of('MESSAGE').length === 100, 1800, '100 messages');
+  await until(() => h.of('MESSAGE').length === 100, '100 messages');
   await h.gw.idle();
   const bodies = (id: string) => h.of('MESSAGE', id).map((e) => e.body);
   assert.deepEqual(bodies(a.id), Array.from({ length: 50 }, (_, i) => `a${i}`));
@@ -258,7 +268,7 @@ test('a throwing handler is logged and the next frame is still handled', async (
   const c = await open(h);
   c.ws.send('boom');
   c.ws.send('after');
-  await until(() => h.of('MESSAGE').length === 2, 1500, 'two messages');
+  await until(() => h.of('MESSAGE').length === 2, 'two messages');
   await h.gw.idle();
   assert.deepEqual(h.of('MESSAGE').map((e) => e.body), ['boom', 'after']);
   const error = h.logs.find((l) => l.level === 50 && l.msg === 'handler failed');
@@ -274,11 +284,11 @@ test('@connections: PostToConnection, GetConnection, DeleteConnection with the r
 
   const post = await h.sdk.send(new PostToConnectionCommand({ ConnectionId: c.id, Data: '<message>hi</message>' }));
   assert.equal(post.$metadata.httpStatusCode, 200);
-  await until(() => c.received.length === 1, 1000, 'pushed message');
+  await until(() => c.received.length === 1, 'pushed message');
   assert.deepEqual(c.received, ['<message>hi</message>']);
 
   c.ws.send('activity');
-  await until(() => h.of('MESSAGE').length === 1, 1000, 'message');
+  await until(() => h.of('MESSAGE').length === 1, 'message');
   const info = await h.sdk.send(new GetConnectionCommand({ ConnectionId: c.id }));
   assert.ok(info.ConnectedAt instanceof Date);
   assert.ok(info.LastActiveAt instanceof Date);
@@ -299,7 +309,7 @@ test('@connections: PostToConnection, GetConnection, DeleteConnection with the r
   const del = await h.sdk.send(new DeleteConnectionCommand({ ConnectionId: c.id }));
   assert.equal(del.$metadata.httpStatusCode, 204);
   assert.equal((await c.closed).code, 1000);
-  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1000);
 
   const isGone = (err: Error & { $metadata: { httpStatusCode: number } }) =>
@@ -331,7 +341,7 @@ test('posting during $connect is 410 Gone: the connection is not established yet
   const c = await open(h);
   assert.equal(during, 'GoneException');
   await h.sdk.send(new PostToConnectionCommand({ ConnectionId: c.id, Data: 'now' }));
-  await until(() => c.received.length === 1, 1000, 'message after open');
+  await until(() => c.received.length === 1, 'message after open');
   assert.deepEqual(c.received, ['now']);
 });
 
@@ -347,7 +357,7 @@ test('a frame over maxFrameBytes closes with 1009; earlier frames are still hand
   c.ws.send('never handled');
   const closed = await c.closed;
   assert.equal(closed.code, 1009);
-  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   await h.gw.idle();
   const bodies = h.of('MESSAGE').map((e) => e.body);
   assert.deepEqual(bodies, ['a'.repeat(1000) + 'b'.repeat(1000) + 'c'.repeat(1000), 'small']);
@@ -362,18 +372,18 @@ test('a message over maxMessageBytes closes with 1009 even when every frame is s
   c.ws.send('ok');
   for (let i = 0; i < 5; i++) c.ws.send('y'.repeat(1000), { fin: i === 4 });
   assert.equal((await c.closed).code, 1009);
-  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   await h.gw.idle();
   assert.deepEqual(h.of('MESSAGE').map((e) => e.body), ['ok']);
   assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1009);
 });
 
 test('idle timeout closes with 1001; messages keep a connection alive, pings do not', async (t) => {
-  const h = await harness(t, { limits: { idleTimeoutMs: 200 } });
+  // A short configured limit; the keepalives come 20 times as often, so only a stalled process could miss one.
+  const h = await harness(t, { limits: { idleTimeoutMs: 1000 } });
   const talker = await open(h);
   const pinger = await open(h);
   const silent = await open(h);
-  const started = Date.now();
   const timer = setInterval(() => {
     talker.ws.send('keepalive');
     pinger.ws.ping();
@@ -383,13 +393,12 @@ test('idle timeout closes with 1001; messages keep a connection alive, pings do 
   const [silentClose, pingerClose] = await Promise.all([silent.closed, pinger.closed]);
   assert.deepEqual(silentClose, { code: 1001, reason: 'Going away' });
   assert.equal(pingerClose.code, 1001);
-  const elapsed = Date.now() - started;
-  assert.ok(elapsed >= 150 && elapsed < 1000, `closed after ${elapsed} ms`);
-  await sleep(150);
+  for (const c of [silent, pinger]) assert.ok(h.logs.some((l) => l.msg === 'closing connection' && l.connectionId === c.id && l.why === 'idle timeout'));
+  // The talker opened first, so it has outlived the idle limit: its messages kept it open.
   assert.equal(talker.ws.readyState, WebSocket.OPEN, 'a client that sends messages stays connected');
   clearInterval(timer);
 
-  await until(() => h.of('DISCONNECT').length === 2, 1000, 'two $disconnects');
+  await until(() => h.of('DISCONNECT').length === 2, 'two $disconnects');
   for (const id of [silent.id, pinger.id]) {
     const d = h.of('DISCONNECT', id)[0].requestContext;
     assert.equal(d.disconnectStatusCode, 1001);
@@ -401,16 +410,14 @@ test('idle timeout closes with 1001; messages keep a connection alive, pings do 
 test('maximum duration closes an active connection with 1001', async (t) => {
   const h = await harness(t, { limits: { maxDurationMs: 300 } });
   const c = await open(h);
-  const started = Date.now();
   const timer = setInterval(() => c.ws.readyState === WebSocket.OPEN && c.ws.send('busy'), 40);
   t.after(() => clearInterval(timer));
   assert.equal((await c.closed).code, 1001);
   clearInterval(timer);
-  const elapsed = Date.now() - started;
-  assert.ok(elapsed >= 250 && elapsed < 1000, `closed after ${elapsed} ms`);
-  await until(() => h.of('DISCONNECT').length === 1, 1000, '$disconnect');
+  assert.ok(h.logs.some((l) => l.msg === 'closing connection' && l.connectionId === c.id && l.why === 'maximum duration'));
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1001);
-  assert.ok(h.of('MESSAGE').length >= 3);
+  assert.ok(h.of('MESSAGE').length >= 1, 'the connection was active');
 });
 
 test('dropDisconnect never invokes $disconnect', async (t) => {
@@ -419,7 +426,7 @@ test('dropDisconnect never invokes $disconnect', async (t) => {
   c.ws.send('hello');
   c.ws.close(1000);
   await c.closed;
-  await until(() => h.gw.connectionIds().length === 0, 1000, 'connection gone');
+  await until(() => h.gw.connectionIds().length === 0, 'connection gone');
   await h.gw.idle();
   assert.equal(h.of('MESSAGE').length, 1);
   assert.equal(h.of('DISCONNECT').length, 0);
@@ -440,7 +447,7 @@ test('$disconnect runs after the connection’s pending frames', async (t) => {
   const c = await open(h);
   for (let i = 0; i < 5; i++) c.ws.send(String(i));
   c.ws.terminate(); // network drop: no close frame
-  await until(() => h.of('DISCONNECT').length === 1, 1500, '$disconnect');
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   assert.deepEqual(trace, [
     ...[0, 1, 2, 3, 4].flatMap((i) => [`start ${i}`, `end ${i}`]),
     'disconnect 1006',
@@ -474,7 +481,7 @@ test('stop() closes every socket with 1001, runs $disconnect, then stops listeni
   const a = await open(h);
   const b = await open(h);
   a.ws.send('pending');
-  await until(() => h.of('MESSAGE').length === 1, 1000, 'message');
+  await until(() => h.of('MESSAGE').length === 1, 'message');
   await h.gw.stop();
   assert.equal((await a.closed).code, 1001);
   assert.equal((await b.closed).code, 1001);
@@ -514,17 +521,21 @@ test('FrameSizeGuard reads frame headers split across any chunk boundaries (RFC 
 });
 
 test('a client that hangs up during $connect still gets its $disconnect (1006)', async (t) => {
+  // $connect finishes only once the client has hung up.
+  let hungUp!: () => void;
+  const hangUp = new Promise<void>((resolve) => (hungUp = resolve));
   const h = await harness(t, {
     connect: async () => {
-      await sleep(100);
+      await hangUp;
       return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'xmpp' } };
     },
   });
   const ws = new WebSocket(h.url, ['xmpp']);
   ws.on('error', () => {});
-  await until(() => h.of('CONNECT').length === 1, 1000, '$connect');
+  ws.on('close', () => hungUp());
+  await until(() => h.of('CONNECT').length === 1, '$connect');
   ws.terminate();
-  await until(() => h.of('DISCONNECT').length === 1, 1500, '$disconnect');
+  await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   const d = h.of('DISCONNECT')[0].requestContext;
   assert.equal(d.connectionId, h.of('CONNECT')[0].requestContext.connectionId);
   assert.equal(d.disconnectStatusCode, 1006);

@@ -53,7 +53,7 @@ after(async () => {
 });
 
 describe('admin API: rooms', () => {
-  it('creates a room (unlocked, persistent), lists and shows it; refuses duplicates and unknown settings', { timeout: 20000 }, async () => {
+  it('creates a room (unlocked, persistent), lists and shows it; refuses duplicates and unknown settings', { timeout: 120_000 }, async () => {
     const created = await call('POST', '/tenants/localhost/rooms', { name: 'standup', owners: ['boss@localhost'], config: { name: 'Daily standup', moderated: true } });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.jid, 'standup@conference.localhost');
@@ -75,7 +75,7 @@ describe('admin API: rooms', () => {
     assert.equal((await call('GET', '/tenants/none.example/rooms')).status, 404);
   });
 
-  it('configures, sets affiliations and destroys a room with occupants, who are told (104, affiliation presence, 301, destroy)', { timeout: 15000 }, async () => {
+  it('configures, sets affiliations and destroys a room with occupants, who are told (104, affiliation presence, 301, destroy)', { timeout: 120_000 }, async () => {
     await call('POST', '/tenants/localhost/rooms', { name: 'ops', config: { name: 'Operations' } });
     const r = 'ops@conference.localhost';
     const [a, b] = [await login('occ'), await login('occ')];
@@ -124,7 +124,7 @@ describe('admin API: rooms', () => {
 });
 
 describe('CLI: xmpp-edge room', () => {
-  it('create, list, show, configure, affiliation and destroy — a live occupant sees the changes', { timeout: 60000 }, async () => {
+  it('create, list, show, configure, affiliation and destroy — a live occupant sees the changes', { timeout: 120_000 }, async () => {
     const owner = await login('cliowner');
     const r = 'retro@conference.localhost';
     let out = await cli('create', r, 'name=Retro', 'moderated=false', '--owner', bare(owner));
@@ -160,7 +160,7 @@ describe('CLI: xmpp-edge room', () => {
 });
 
 describe('tenant purge', () => {
-  it('removes the rooms of a deleted tenant: room items, history and index', { timeout: 15000 }, async () => {
+  it('removes the rooms of a deleted tenant: room items, history and index', { timeout: 120_000 }, async () => {
     await call('POST', '/tenants', { domain: 'gone.example' });
     const c = await login('doomed', 'gone.example');
     const r = 'talk@conference.gone.example';

@@ -5,7 +5,7 @@
 // which the others see.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, type TestClient, type TestServer, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { RawClient, type TestClient, type TestServer, startTestServer, until, xml, type Element, WAIT_MS } from '../support/harness.ts';
 import { codes, connectMucClient, createInstant, enter, item, presenceFrom } from '../support/muc.ts';
 
 let n = 0;
@@ -19,7 +19,7 @@ async function occupant(s: TestServer, prefix: string): Promise<TestClient> {
 const isSelf = (from: string) => (el: Element) => el.name === 'presence' && el.attrs.from === from && !el.attrs.type && codes(el).includes(110);
 const subjectOf = (r: string) => (el: Element) => el.name === 'message' && el.attrs.from?.startsWith(r) && !!el.getChild('subject') && !el.getChild('body');
 
-describe('a 50-occupant room (raw WebSocket clients)', { timeout: 30000 }, () => {
+describe('a 50-occupant room (raw WebSocket clients)', { timeout: 120_000 }, () => {
   let s: TestServer;
   const raws: RawClient[] = [];
   const r = 'hall@conference.localhost';
@@ -39,7 +39,7 @@ describe('a 50-occupant room (raw WebSocket clients)', { timeout: 30000 }, () =>
     }
     // The first creates an instant room; the others join in parallel batches (conditional writes keep it straight).
     raws[0].send(`<presence xmlns="jabber:client" to="${r}/n0"><x xmlns="http://jabber.org/protocol/muc"/></presence>`);
-    await raws[0].next(subjectOf(r), 5000);
+    await raws[0].next(subjectOf(r), WAIT_MS);
     raws[0].send(`<iq xmlns="jabber:client" type="set" id="instant" to="${r}"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"/></query></iq>`);
     await raws[0].next((el) => el.name === 'iq' && el.attrs.id === 'instant');
     for (let start = 1; start < 50; start += 10) {
@@ -47,7 +47,7 @@ describe('a 50-occupant room (raw WebSocket clients)', { timeout: 30000 }, () =>
         raws.slice(start, start + 10).map(async (raw, k) => {
           const i = start + k;
           raw.send(`<presence xmlns="jabber:client" to="${r}/n${i}"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`);
-          await raw.next(subjectOf(r), 10000);
+          await raw.next(subjectOf(r), WAIT_MS);
         }),
       );
     }
@@ -64,10 +64,10 @@ describe('a 50-occupant room (raw WebSocket clients)', { timeout: 30000 }, () =>
     assert.equal(Object.keys(room!.occupants).length, 50);
   });
 
-  it('a groupchat message reaches all 50 occupants: 1 read (the room), 1 write (history), 50 posts', { timeout: 20000 }, async () => {
+  it('a groupchat message reaches all 50 occupants: 1 read (the room), 1 write (history), 50 posts', { timeout: 120_000 }, async () => {
     const cost = await s.cost(async () => {
       raws[7].send(`<message xmlns="jabber:client" to="${r}" type="groupchat" id="fan1"><body>to all fifty</body></message>`);
-      const got = await Promise.all(raws.map((raw) => raw.next((el) => el.name === 'message' && el.attrs.id === 'fan1', 10000)));
+      const got = await Promise.all(raws.map((raw) => raw.next((el) => el.name === 'message' && el.attrs.id === 'fan1', WAIT_MS)));
       for (const [i, m] of got.entries()) {
         assert.equal(m.attrs.from, `${r}/n7`);
         assert.equal(m.attrs.to, `occ${i}@localhost/r`);
@@ -82,18 +82,18 @@ describe('a 50-occupant room (raw WebSocket clients)', { timeout: 30000 }, () =>
     );
   });
 
-  it('a message without a body (chat state) is not history: 1 read, 0 writes, 50 posts', { timeout: 20000 }, async () => {
+  it('a message without a body (chat state) is not history: 1 read, 0 writes, 50 posts', { timeout: 120_000 }, async () => {
     const cost = await s.cost(async () => {
       raws[3].send(`<message xmlns="jabber:client" to="${r}" type="groupchat" id="typing"><composing xmlns="http://jabber.org/protocol/chatstates"/></message>`);
-      await Promise.all(raws.map((raw) => raw.next((el) => el.name === 'message' && el.attrs.id === 'typing', 10000)));
+      await Promise.all(raws.map((raw) => raw.next((el) => el.name === 'message' && el.attrs.id === 'typing', WAIT_MS)));
     });
     assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 1, writes: 0, posts: 50 }, JSON.stringify(cost.calls));
   });
 
-  it('a presence change costs 1 write (the update returns the room) and 50 posts, no read', { timeout: 20000 }, async () => {
+  it('a presence change costs 1 write (the update returns the room) and 50 posts, no read', { timeout: 120_000 }, async () => {
     const cost = await s.cost(async () => {
       raws[9].send(`<presence xmlns="jabber:client" to="${r}/n9"><show>away</show></presence>`);
-      await Promise.all(raws.map((raw) => raw.next((el) => el.name === 'presence' && el.attrs.from === `${r}/n9` && el.getChildText('show') === 'away', 10000)));
+      await Promise.all(raws.map((raw) => raw.next((el) => el.name === 'presence' && el.attrs.from === `${r}/n9` && el.getChildText('show') === 'away', WAIT_MS)));
     });
     assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 0, writes: 1, posts: 50 }, JSON.stringify(cost.calls));
   });
@@ -106,7 +106,7 @@ describe('the cost of entering and leaving (3 occupants)', () => {
   });
   after(() => s.stop());
 
-  it('enter: 2 reads (room, history), 2 writes (occupant, session entry); leave: 2 writes, no read', { timeout: 15000 }, async () => {
+  it('enter: 2 reads (room, history), 2 writes (occupant, session entry); leave: 2 writes, no read', { timeout: 120_000 }, async () => {
     const [a, b, c] = [await occupant(s, 'ca'), await occupant(s, 'cb'), await occupant(s, 'cc')];
     const r = 'costly@conference.localhost';
     await createInstant(a, `${r}/a`);
@@ -146,12 +146,18 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await watcher.waitFor(presenceFrom(`${r}/leaver`));
     return { watcher, leaver, r };
   }
+  /** Cuts the client's socket (no $disconnect comes) and waits until the gateway saw it close. */
+  async function terminate(c: TestClient) {
+    const open = s.gateway.connectionIds().length;
+    c.xmpp.socket?.socket?.terminate?.();
+    await until('the gateway to see the socket close', () => s.gateway.connectionIds().length < open);
+  }
   const occupantsOf = async (r: string) => {
     const { mucOf } = await import('../../lib/extensions/muc/service.ts');
     return Object.keys((await mucOf(s.server)!.rooms.get('localhost', r.split('@')[0]))!.occupants);
   };
 
-  it('closing the stream: the others get unavailable (role none, no status code)', { timeout: 20000 }, async () => {
+  it('closing the stream: the others get unavailable (role none, no status code)', { timeout: 120_000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'closer');
     await leaver.stop();
     const p = await watcher.waitFor(presenceFrom(`${r}/leaver`, 'unavailable'));
@@ -161,7 +167,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await watcher.stop();
   });
 
-  it('a broadcast unavailable (no to) leaves the rooms too; the leaver gets its 110', { timeout: 20000 }, async () => {
+  it('a broadcast unavailable (no to) leaves the rooms too; the leaver gets its 110', { timeout: 120_000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'offline');
     await leaver.send(xml('presence', { type: 'unavailable' }, xml('status', {}, 'bye all')));
     const own = await leaver.waitFor(presenceFrom(`${r}/leaver`, 'unavailable'));
@@ -173,10 +179,9 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await leaver.stop();
   });
 
-  it('a dead connection (no $disconnect) is found by the next post (410): it leaves with 333', { timeout: 20000 }, async () => {
+  it('a dead connection (no $disconnect) is found by the next post (410): it leaves with 333', { timeout: 120_000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'dead');
-    leaver.xmpp.socket?.socket?.terminate?.();
-    await sleep(200);
+    await terminate(leaver);
     await watcher.send(xml('message', { to: r, type: 'groupchat', id: 'probe' }, xml('body', {}, 'anyone there?')));
     const p = await watcher.waitFor(presenceFrom(`${r}/leaver`, 'unavailable'));
     assert.deepEqual(codes(p), [333]);
@@ -185,18 +190,17 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     await watcher.stop();
   });
 
-  it('a connection the sweeper finds expired leaves with 333', { timeout: 20000 }, async () => {
+  it('a connection the sweeper finds expired leaves with 333', { timeout: 120_000 }, async () => {
     const { watcher, leaver, r } = await roomWith('w', 'expired');
-    leaver.xmpp.socket?.socket?.terminate?.();
-    await sleep(200);
-    const swept = await s.server.sweep(Date.now() + 11 * 60_000);
+    await terminate(leaver);
+    const swept = await s.server.sweep(s.clock.now() + 11 * 60_000);
     assert.ok(swept.ended >= 1);
     const p = await watcher.waitFor(presenceFrom(`${r}/leaver`, 'unavailable'));
     assert.deepEqual(codes(p), [333]);
     assert.deepEqual(await occupantsOf(r), ['watcher']);
   });
 
-  it('a session replaced by a new login with the same resource (conflict) leaves its rooms', { timeout: 20000 }, async () => {
+  it('a session replaced by a new login with the same resource (conflict) leaves its rooms', { timeout: 120_000 }, async () => {
     const watcher = await occupant(s, 'w');
     const name = `twice${++n}`;
     await s.addUser(`${name}@localhost`, 'pw');
@@ -210,7 +214,7 @@ describe('leaving when the connection ends (XEP-0045 §7.14, §17.4.2)', () => {
     assert.deepEqual(codes(p), []);
     // The new session with the same full JID is not in the room until it joins.
     await watcher.send(xml('message', { to: r, type: 'groupchat', id: 'probe2' }, xml('body', {}, 'still there?')));
-    await second.expectNothing((el) => el.attrs.id === 'probe2', 200);
+    await second.expectNothing(s, (el) => el.attrs.id === 'probe2', watcher);
     await second.stop();
     await watcher.stop();
   });

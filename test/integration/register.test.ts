@@ -1,7 +1,7 @@
 // XEP-0077 In-Band Registration on a tenant whose item opens it, and refused where it is closed.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { RawClient, type TestServer, byName, connectClient, startTestServer, xml, type Element } from '../support/harness.ts';
 
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 const condition = (el: Element) => (el.getChild('error')?.children.find((c) => typeof c !== 'string' && (c as Element).attrs.xmlns === STANZAS) as Element | undefined)?.name;
@@ -10,7 +10,6 @@ let s: TestServer;
 before(async () => {
   s = await startTestServer();
   await s.server.tenants.put({ domain: 'open.example', enabled: true, registration: 'open' });
-  await sleep(10);
 });
 after(() => s.stop());
 

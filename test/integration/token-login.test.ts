@@ -151,7 +151,7 @@ describe('JWT as the PLAIN password', () => {
     await joe.stop();
     const pat = await connectWithToken(s.url, { domain: 'jwt.example', username: 'pat', password: 'pw', mechanism: 'PLAIN' });
     await pat.send(xml('message', { to: 'joe@jwt.example', type: 'chat', id: 'm1' }, xml('body', {}, 'while you were out')));
-    await pat.expectNothing(byName('message', { type: 'error' }), 300);
+    await pat.expectNothing(s, byName('message', { type: 'error' }));
     const stored = await offlineOf(s.server).list('joe@jwt.example');
     assert.equal(stored.length, 1);
     await pat.stop();

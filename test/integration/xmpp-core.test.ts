@@ -2,7 +2,7 @@
 // stream and stanza errors, session replacement, shutdown, and the cost of the hot paths.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, type TestServer, byName, connectClient, sleep, startTestServer, xml, type Element } from '../support/harness.ts';
+import { RawClient, type TestServer, byName, connectClient, startTestServer, until, xml, type Element, WAIT_MS } from '../support/harness.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
 
 const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
@@ -134,7 +134,7 @@ describe('messages (RFC 6121 §5, §8)', () => {
     const cb = await login(b);
     await available(cb);
     for (let i = 0; i < 50; i++) void ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: `seq${i}` }, xml('body', {}, String(i))));
-    await cb.waitFor(byName('message', { id: 'seq49' }), 15000);
+    await cb.waitFor(byName('message', { id: 'seq49' }), WAIT_MS);
     const ids = cb.received.filter((el) => el.name === 'message').map((el) => el.attrs.id);
     assert.deepEqual(ids, Array.from({ length: 49 }, (_, i) => `seq${i}`));
     await ca.stop();
@@ -146,9 +146,9 @@ describe('messages (RFC 6121 §5, §8)', () => {
     const ca = await login(a);
     await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'off1' }, xml('body', {}, 'while you were out')));
     await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'off2' }, xml('body', {}, 'second')));
-    await sleep(300);
+    await ca.roundTrip(); // both messages were handled (stored) before the pong
     const cb = await login(b);
-    await cb.expectNothing(byName('message'), 200); // not before initial presence (XEP-0160 §4)
+    await cb.expectNothing(s, byName('message')); // not before initial presence (XEP-0160 §4)
     await cb.send(xml('presence'));
     const first = await cb.waitFor(byName('message', { id: 'off1' }));
     const delay = first.getChild('delay', 'urn:xmpp:delay');
@@ -162,7 +162,7 @@ describe('messages (RFC 6121 §5, §8)', () => {
     // Delivered once: a new session does not get them again.
     const again = await login(b);
     await available(again);
-    await again.expectNothing(byName('message'), 300);
+    await again.expectNothing(s, byName('message'));
     await again.stop();
     await ca.stop();
   });
@@ -201,7 +201,7 @@ describe('messages (RFC 6121 §5, §8)', () => {
     const cb = await login(b);
     await available(cb, -1);
     await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'np1' }, xml('body', {}, 'x')));
-    await cb.expectNothing(byName('message', { id: 'np1' }), 400);
+    await cb.expectNothing(s, byName('message', { id: 'np1' }), ca);
     assert.equal((await offlineOf(s.server).list(`${b}@localhost`)).length, 1);
     await ca.stop();
     await cb.stop();
@@ -213,7 +213,7 @@ describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () 
     const c = await login(await user('looper'));
     await c.send(xml('message', { to: 'ghost2@localhost', type: 'error', id: 'e1' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: STANZAS }))));
     await c.send(xml('iq', { to: 'localhost', type: 'error', id: 'e2' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: STANZAS }))));
-    await c.expectNothing((el) => el.attrs.id === 'e1' || el.attrs.id === 'e2', 400);
+    await c.expectNothing(s, (el) => el.attrs.id === 'e1' || el.attrs.id === 'e2');
     await c.stop();
   });
 
@@ -223,7 +223,7 @@ describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () 
     await c.send(xml('message', { to: `${b}@localhost`, type: 'groupchat', id: 'gc1' }, xml('body', {}, 'x')));
     assert.equal(stanzaErrorCondition(await c.waitFor(byName('message', { id: 'gc1', type: 'error' })))?.name, 'service-unavailable');
     await c.send(xml('message', { to: `${b}@localhost`, type: 'headline', id: 'hl1' }, xml('body', {}, 'news')));
-    await c.expectNothing(byName('message', { id: 'hl1' }), 300);
+    await c.expectNothing(s, byName('message', { id: 'hl1' }));
     assert.equal((await offlineOf(s.server).list(`${b}@localhost`)).length, 0);
     await c.stop();
   });
@@ -240,7 +240,7 @@ describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () 
     await gone.closed;
     const caller = await connectClient(own.url, { username: 'caller', password: 'pw' });
     await caller.send(xml('message', { to: 'ghostly@localhost', type: 'chat', id: 'v1' }, xml('body', {}, 'are you there')));
-    for (let i = 0; i < 100 && !(await offlineOf(own.server).list('ghostly@localhost')).length; i++) await sleep(20);
+    await caller.roundTrip(); // the message was handled (post refused, stored) before the pong
     assert.equal((await offlineOf(own.server).list('ghostly@localhost')).length, 1);
     assert.deepEqual(await own.server.sessions.list('ghostly@localhost'), []);
     await caller.stop();
@@ -404,7 +404,7 @@ describe('cost per operation (DynamoDB calls and management-API posts)', () => {
     const ca = await login(a);
     const cost = await s.cost(async () => {
       await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'o1' }, xml('body', {}, 'later')));
-      for (let i = 0; i < 50 && !(await offlineOf(s.server).list(`${b}@localhost`)).length; i++) await sleep(20);
+      await until('the offline message stored', async () => (await offlineOf(s.server).list(`${b}@localhost`)).length);
     });
     // The polling list() calls above are counted too; subtract them.
     const polls = cost.calls['dynamodb:QueryCommand'] ?? 0;

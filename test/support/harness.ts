@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { client, type XmppClient } from '@xmpp/client';
 import { addUser } from '../../lib/core/accounts.ts';
 import { summarize } from '../../lib/store/call-counter.ts';
+import type { Clock } from '../../lib/core/clock.ts';
 import { type LocalServer, type LocalServerOptions, startLocalServer } from '../../lib/local/local-server.ts';
 import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 import { type MechanismName, authenticateWith, useScramSha256 } from './sasl-scram-sha-256.ts';
@@ -16,14 +17,65 @@ import { type MechanismName, authenticateWith, useScramSha256 } from './sasl-scr
 export { xml };
 export type { Element };
 
+/**
+ * Bounds a wait for something that should happen (a stanza, a frame, a condition). Only a failing
+ * test ever waits this long, so it is generous: a loaded CI machine must not fail a passing test.
+ */
+export const WAIT_MS = 30_000;
+
+/** The system clock plus an offset tests move forward, instead of sleeping until time has passed. */
+export class TestClock implements Clock {
+  private offset = 0;
+  private frozenAt?: number;
+  now(): number {
+    return this.frozenAt ?? Date.now() + this.offset;
+  }
+  advance(ms: number): void {
+    if (this.frozenAt !== undefined) this.frozenAt += ms;
+    else this.offset += ms;
+  }
+  /** Stops time until thaw(): only advance() moves it. */
+  freeze(): void {
+    this.frozenAt = this.now();
+  }
+  thaw(): void {
+    if (this.frozenAt === undefined) return;
+    this.offset = this.frozenAt - Date.now();
+    this.frozenAt = undefined;
+  }
+}
+
+/**
+ * Polls `check` until it returns a truthy value (for conditions that have no event to wait for); on
+ * the deadline, fails with what `seen` (default: the last value of `check`) shows.
+ */
+export async function until<T>(what: string, check: () => Promise<T> | T, seen?: () => unknown, timeoutMs = WAIT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(seen ? await seen() : value)}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/** What expectNothing needs of a server: its gateway, to know when nothing is being processed. */
+export interface Settles {
+  gateway: { idle(): Promise<void> };
+}
+
 export interface TestServer extends LocalServer {
+  /** The server's clock (see TestClock); advance it to let caches, history and checks age. */
+  clock: TestClock;
   addUser(jid: string, password?: string): Promise<void>;
   /** DynamoDB reads/writes and management posts made while `fn` ran (after the gateway settles). */
   cost(fn: () => Promise<unknown>): Promise<{ reads: number; writes: number; posts: number; calls: Record<string, number> }>;
 }
 
 export async function startTestServer(opts: LocalServerOptions = {}): Promise<TestServer> {
+  const clock = new TestClock();
   const local = await startLocalServer({
+    clock,
     port: 0,
     dynamoPort: 0,
     logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
@@ -35,6 +87,7 @@ export async function startTestServer(opts: LocalServerOptions = {}): Promise<Te
     ...opts,
   });
   return Object.assign(local, {
+    clock,
     addUser: (jid: string, password = 'secret') => addUser(local.server.users, jid, password),
     async cost(fn: () => Promise<unknown>) {
       await local.gateway.idle();
@@ -67,7 +120,7 @@ export class TestClient {
   }
 
   /** Resolves with the first stanza (already received or future) matching `pred`. */
-  waitFor(pred: (el: Element) => boolean, timeoutMs = 4000, what = 'stanza'): Promise<Element> {
+  waitFor(pred: (el: Element) => boolean, timeoutMs = WAIT_MS, what = 'stanza'): Promise<Element> {
     const seen = this.received.find(pred);
     if (seen) {
       this.received.splice(this.received.indexOf(seen), 1);
@@ -88,11 +141,25 @@ export class TestClient {
     });
   }
 
-  /** Asserts nothing matching arrives within `ms`. */
-  async expectNothing(pred: (el: Element) => boolean, ms = 300): Promise<void> {
-    await new Promise((r) => setTimeout(r, ms));
+  /**
+   * Asserts nothing matching arrived once everything sent so far was processed: a ping round trip
+   * (XEP-0199) on each of `senders` proves the server handled what they sent before it, the gateway
+   * then idle proves no handler is still running or queued, and a last round trip on this client
+   * proves every frame written to it before the pong arrived (one WebSocket delivers in order).
+   */
+  async expectNothing(s: Settles, pred: (el: Element) => boolean, ...senders: TestClient[]): Promise<void> {
+    for (const c of senders) await c.roundTrip();
+    await s.gateway.idle();
+    await this.roundTrip();
+    await s.gateway.idle();
     const hit = this.received.find(pred);
     if (hit) throw new Error(`${this.jid}: unexpected ${hit.toString()}`);
+  }
+
+  /** A ping to this client's server (XEP-0199 §4), answered after everything sent before it. */
+  async roundTrip(): Promise<void> {
+    const domain = this.jid.split('/')[0].split('@').pop()!;
+    await this.iq(xml('iq', { type: 'get', to: domain }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
   }
 
   send(el: Element): Promise<void> {
@@ -100,7 +167,7 @@ export class TestClient {
   }
 
   iq(el: Element): Promise<Element> {
-    return this.xmpp.iqCaller.request(el, 4000);
+    return this.xmpp.iqCaller.request(el, WAIT_MS);
   }
 
   async stop(): Promise<void> {
@@ -163,7 +230,7 @@ export class RawClient {
   private cursor = 0;
 
   /** Waits for the next frame (after those already consumed) matching `pred`, parsed. */
-  next(pred: (el: Element) => boolean, timeoutMs = 4000): Promise<Element> {
+  next(pred: (el: Element) => boolean, timeoutMs = WAIT_MS): Promise<Element> {
     return new Promise((resolve, reject) => {
       const check = () => {
         for (; this.cursor < this.frames.length; this.cursor++) {

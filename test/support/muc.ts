@@ -1,6 +1,6 @@
 // Helpers for the MUC tests (XEP-0045): joining, reading status codes and items, room creation.
 import { client } from '@xmpp/client';
-import { type Element, TestClient, xml } from './harness.ts';
+import { type Element, TestClient, WAIT_MS, xml } from './harness.ts';
 
 export const MUC = 'http://jabber.org/protocol/muc';
 export const MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -29,7 +29,7 @@ export function joinPresence(occupantJid: string, opts: { password?: string; his
 /** Sends a join and resolves with the self-presence (or the error presence). */
 export async function join(c: TestClient, occupantJid: string, opts: Parameters<typeof joinPresence>[1] = {}): Promise<Element> {
   await c.send(joinPresence(occupantJid, opts));
-  return c.waitFor((el) => el.name === 'presence' && el.attrs.from === occupantJid && (el.attrs.type === 'error' || codes(el).includes(110)), 5000, `join ${occupantJid}`);
+  return c.waitFor((el) => el.name === 'presence' && el.attrs.from === occupantJid && (el.attrs.type === 'error' || codes(el).includes(110)), WAIT_MS, `join ${occupantJid}`);
 }
 
 /** Joins and waits for the subject, the last stanza of a join (XEP-0045 §7.1). */
@@ -37,7 +37,7 @@ export async function enter(c: TestClient, occupantJid: string, opts: Parameters
   const self = await join(c, occupantJid, opts);
   if (self.attrs.type === 'error') throw new Error(`join failed: ${self.toString()}`);
   const room = occupantJid.split('/')[0];
-  await c.waitFor((el) => el.name === 'message' && el.attrs.from?.startsWith(room) && !!el.getChild('subject') && !el.getChild('body'), 5000, 'subject');
+  await c.waitFor((el) => el.name === 'message' && el.attrs.from?.startsWith(room) && !!el.getChild('subject') && !el.getChild('body'), WAIT_MS, 'subject');
   return self;
 }
 

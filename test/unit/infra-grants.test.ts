@@ -29,7 +29,7 @@ import { buildApp } from '../../lib/infra/app.ts';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { TenantStore } from '../../lib/store/tenants.ts';
-import { RawClient, sleep } from '../support/harness.ts';
+import { RawClient, until } from '../support/harness.ts';
 
 /** The functions of the region stack, and `setup` for what an operator does by hand (not held against any grant). */
 type Role = 'connect' | 'ingest' | 'disconnect' | 'sweeper' | 'tenantChanges' | 'admin' | 'setup';
@@ -193,9 +193,10 @@ describe('IAM grants cover what the handlers do', () => {
 
     // Alice's network goes and API Gateway loses her $disconnect: the sweeper ends her session, and Bob
     // (subscribed to her presence) is told she is unavailable.
-    lostDisconnects.add(gateway.connectionIds().find((id) => server.cachedSession(id)?.jid.local === 'alice')!);
+    const lost = gateway.connectionIds().find((id) => server.cachedSession(id)?.jid.local === 'alice')!;
+    lostDisconnects.add(lost);
     alice2.ws.terminate();
-    await sleep(50);
+    await until('the gateway to see the socket close', () => !gateway.connectionIds().includes(lost), () => gateway.connectionIds());
     await gateway.idle();
     const swept = await role.run('sweeper', () => server.sweep(Date.now() + server.limits.connectionCheckMs + 60_000));
     assert.equal(swept.ended, 1, 'the sweeper ended the connection whose $disconnect was lost');
@@ -278,9 +279,11 @@ describe('IAM grants cover what the handlers do', () => {
     await frank.login('frank', 'secret', 'web', 'acme.test');
     await join(frank, 'frank');
     await gateway.idle();
+    const frankId = gateway.connectionIds().find((id) => server.cachedSession(id)?.jid.local === 'frank')!;
     frank.ws.close();
     await frank.closed;
-    await sleep(50); // the gateway sees the close a moment after the client does
+    // The gateway sees the close a moment after the client does, then queues $disconnect.
+    await until('the gateway to see the close', () => !gateway.connectionIds().includes(frankId), () => gateway.connectionIds());
     await gateway.idle();
     assert.ok(used('disconnect').includes('dynamodb:DeleteItem'), 'frank\'s $disconnect ran');
 

@@ -54,7 +54,6 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
   let outdir: string;
   let eu: Stack & XmppEdgeStacks['regions'] extends Map<string, infer R> ? R : never;
   let t: Template;
-  let synthMs = 0;
   const logicalId = (stack: Stack, fn: { node: { defaultChild?: unknown } }) => stack.getLogicalId(fn.node.defaultChild as CfnFunction);
   /** The xmpp-edge functions of the eu-west-1 stack, by logical id. */
   const ourFunctions = () => {
@@ -63,9 +62,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
   };
 
   before(() => {
-    const start = performance.now();
     ({ stacks, assembly, outdir } = synth());
-    synthMs = performance.now() - start;
     eu = stacks.regions.get('eu-west-1')!;
     t = Template.fromStack(eu);
   });
@@ -78,7 +75,6 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
     for (const s of assembly.stacks) assert.equal(s.environment.account, 'unknown-account');
     assert.equal(stacks.table.region, 'eu-west-1');
     for (const r of stacks.regions.values()) assert.ok(r.dependencies.includes(stacks.table), `${r.stackName} waits for the table`);
-    assert.ok(synthMs < 60_000, `synth with bundling took ${Math.round(synthMs)} ms`);
   });
 
   describe('WebSocket API', () => {

@@ -66,11 +66,11 @@ export const isHistoric = (stanza: Element): boolean => !!stanza.getChild('body'
 export async function storeHistory(ctx: Ctx, roomId: string, reflected: Element): Promise<void> {
   const kept = parseFrame(reflected.toString());
   delete kept.attrs.to;
-  await ctx.muc.rooms.addHistory(ctx.tenant, roomId, kept.toString(), ctx.opts.historyRetentionMs);
+  await ctx.muc.rooms.addHistory(ctx.tenant, roomId, kept.toString(), ctx.opts.historyRetentionMs, ctx.server.clock.now());
 }
 
 /** The history a new occupant gets: one Query (none when it asks for none). */
-export async function historyFor(ctx: Ctx, room: RoomRecord, req: HistoryRequest, to: string, now = Date.now()): Promise<Element[]> {
+export async function historyFor(ctx: Ctx, room: RoomRecord, req: HistoryRequest, to: string, now = ctx.server.clock.now()): Promise<Element[]> {
   const { limit, since } = historyQuery(req, Math.min(room.config.historyFetch, ctx.opts.historyLength), now);
   if (!limit) return [];
   const entries = await ctx.muc.rooms.history(ctx.tenant, room.id, limit, since, now);
