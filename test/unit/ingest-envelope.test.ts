@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { render } from 'velocityjs';
-import { frameToSqsTemplate, parseFrameEnvelope } from '../../lib/infra/frame-envelope.ts';
+import { frameToSqsTemplate, parseFrameEnvelope } from '../../lib/gateway/frame-envelope.ts';
 
 /** API Gateway's $util as far as the template uses it; urlEncode is Java's URLEncoder (space → '+'). */
 const util = {
