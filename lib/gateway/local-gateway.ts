@@ -19,10 +19,12 @@
 // connection: a local batch never mixes connections, an AWS batch may), which is the order an SQS FIFO message
 // group gives. A record the ingest hands back (batchItemFailures) is redelivered at once with its receive count
 // raised, not after the queue's visibility timeout, and after LOCAL_MAX_RECEIVE_COUNT deliveries (AWS: the
-// queue's maxReceiveCount, 5) it is logged as dead-lettered and dropped, as the dead-letter queue would take it;
-// the connection's later frames then go on. An ingest that throws counts as every record of its batch failing,
-// as in AWS. A binary message is handed over as its bytes (the ingest reads them as UTF-8); API Gateway's
-// documented behaviour for binary frames on a WebSocket API is not emulated.
+// queue's maxReceiveCount, 5) it is logged as dead-lettered and dropped, as the dead-letter queue would take it
+// (the frames behind it in its batch were handed back with it and share its receive count, as in AWS); the
+// connection's later frames then go on. An ingest that throws counts as every record of its batch failing,
+// as in AWS. A binary message is handed over as its bytes (the ingest reads them as UTF-8), whereas API Gateway
+// refuses binary frames and disconnects the client with 1003 (not emulated yet):
+// https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
