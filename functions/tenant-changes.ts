@@ -5,7 +5,7 @@
 // https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html
 import { closeTenantSessions } from '../lib/core/tenant-lifecycle.ts';
 import type { XmppServer } from '../lib/core/server.ts';
-import { type StreamEvent, tenantsToClose } from '../lib/infra/tenant-stream.ts';
+import { type StreamEvent, tenantsToClose } from '../lib/runtime/tenant-stream.ts';
 import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
 
 export interface StreamBatchResponse {

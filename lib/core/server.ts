@@ -1,7 +1,7 @@
 // The core: one object per deployment (or per local gateway) that owns the stores, the management
 // API, the hooks and registries, and the life cycle of connections and sessions. Transports call
 // connect / frame / disconnect; extensions hook events. DESIGN.md "Inside lib/".
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock } from '../store/clock.ts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from 'pino';
 import { StreamError } from '../xmpp/errors.ts';

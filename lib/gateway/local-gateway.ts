@@ -1,6 +1,10 @@
-// An in-process emulation of an API Gateway WebSocket API, so the Lambda handlers run unchanged on a laptop.
-// - routes $connect / $default / $disconnect with the Lambda proxy event shape:
+// An in-process emulation of an API Gateway WebSocket API, so the deployed handlers run unchanged on a laptop.
+// - $connect and $disconnect go to Lambda proxy handlers with the Lambda proxy event shape:
 //   https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-mapping-template-reference.html
+// - $default takes the deployed path (README "Local gateway"): each inbound message becomes the SQS message the
+//   route's mapping template renders (frame-envelope.ts frameEnvelopeBody), delivered as an SQS record of a FIFO
+//   queue whose message group is the connection id, to the same ingest handler as the ingest Lambda (ingest.ts):
+//   https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
 // - subprotocol negotiation by $connect's Sec-WebSocket-Protocol response header (RFC 7395 §3.3 asks for "xmpp"):
 //   https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-connect-route-subprotocol.html
 // - the @connections management API (PostToConnection, GetConnection, DeleteConnection), spoken to by the real
@@ -10,10 +14,17 @@
 //
 // Differences: outbound posts go out as one text frame (API Gateway may split them into 32 KB frames; clients
 // reassemble either way), the management API accepts any credentials (no SigV4 check), and there are no
-// authorizers. Deliberately, too: API Gateway does not keep one connection's $default invocations in order, which
-// is why the deployed stack puts an SQS FIFO queue (grouped by connection id) in front of the ingest Lambda. This
-// gateway gives the guarantee that queue gives: one connection's frames are handled one at a time, in arrival order.
-
+// authorizers. The queue in front of the ingest is in-process, one per connection (conn.tail): a connection's
+// frames are handed over in arrival order, one batch at a time (up to INGEST_BATCH_SIZE frames, all of that
+// connection: a local batch never mixes connections, an AWS batch may), which is the order an SQS FIFO message
+// group gives. A record the ingest hands back (batchItemFailures) is redelivered at once with its receive count
+// raised, not after the queue's visibility timeout, and after LOCAL_MAX_RECEIVE_COUNT deliveries (AWS: the
+// queue's maxReceiveCount, 5) it is logged as dead-lettered and dropped, as the dead-letter queue would take it
+// (the frames behind it in its batch were handed back with it and share its receive count, as in AWS); the
+// connection's later frames then go on. An ingest that throws counts as every record of its batch failing,
+// as in AWS. A binary message is handed over as its bytes (the ingest reads them as UTF-8), whereas API Gateway
+// refuses binary frames and disconnects the client with 1003 (not emulated yet):
+// https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +33,9 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import type { RawData, WebSocket } from 'ws';
 import { pino } from 'pino';
+import { frameEnvelopeBody } from './frame-envelope.ts';
 import { FrameSizeGuard } from './frame-size-guard.ts';
+import type { SqsBatchResponse, SqsEvent, SqsRecord } from './ingest.ts';
 import type {
   EventType,
   RouteKey,
@@ -65,7 +78,13 @@ export interface LocalGatewayOptions {
   path?: string;
   /** Default 'local'. */
   stage?: string;
-  handlers: { connect: WebSocketHandler; disconnect: WebSocketHandler; default: WebSocketHandler };
+  /** The Lambda proxy handlers of $connect and $disconnect. */
+  handlers: { connect: WebSocketHandler; disconnect: WebSocketHandler };
+  /**
+   * The $default route's consumer: the ingest Lambda's handler (createIngestHandler), invoked with SQS FIFO
+   * batches of one connection's frames, in order.
+   */
+  ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   limits?: LocalGatewayLimits;
   /** Never invoke $disconnect, to exercise code that must survive API Gateway's best-effort $disconnect. */
   dropDisconnect?: boolean;
@@ -95,6 +114,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a server-initiated close waits for the client's close frame before dropping the TCP connection. */
 const CLOSE_GRACE_MS = 1000;
 
+/** Frames per ingest invocation: what the deployed event source mapping asks for (a FIFO queue's maximum). */
+export const INGEST_BATCH_SIZE = 10;
+/** Deliveries of one frame before it is dead-lettered: the first and one retry (see Differences above). */
+export const LOCAL_MAX_RECEIVE_COUNT = 2;
+/** The ARN the local queue's records carry (eventSourceARN). */
+export const LOCAL_QUEUE_ARN = 'arn:aws:sqs:local:000000000000:xmpp-edge-frames.fifo';
+
 const GOING_AWAY = { code: 1001, reason: 'Going away' } as const;
 const MESSAGE_TOO_BIG = { code: 1009, reason: 'Message too big' } as const;
 // AWS does not document the close code a DeleteConnection sends; 1000 is an assumption (README first-deploy check).
@@ -112,8 +138,10 @@ interface Connection {
   readonly userAgent?: string;
   /** Sec-WebSocket-Protocol value returned by $connect, echoed verbatim in the 101 response. */
   protocol?: string;
-  /** Tail of this connection's promise chain: $default invocations, then $disconnect. */
+  /** Tail of this connection's promise chain: ingest batches, then $disconnect. */
   tail: Promise<void>;
+  /** Frames (as SQS records) waiting for the ingest, oldest first: this connection's FIFO message group. */
+  queued: SqsRecord[];
   /** Messages received from ws so far, and how many of them may still be handled (set when a close begins). */
   received: number;
   acceptUpTo: number;
@@ -214,7 +242,7 @@ export class LocalGateway {
     return [...this.connections.values()].filter((c) => c.state === 'open').map((c) => c.id);
   }
 
-  /** Resolves when no handler invocation is running or queued, on any connection. */
+  /** Resolves when no handler or ingest invocation is running or queued, on any connection. */
   idle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -339,13 +367,60 @@ export class LocalGateway {
     }
     this.touch(conn);
     const bytes = toBuffer(data);
-    const event: WebSocketEvent = {
-      requestContext: { ...this.requestContext(conn, '$default', 'MESSAGE'), messageId: apiGatewayId() },
-      body: isBinary ? bytes.toString('base64') : bytes.toString('utf8'),
-      isBase64Encoded: isBinary,
+    const context = { ...this.requestContext(conn, '$default', 'MESSAGE'), messageId: apiGatewayId() };
+    // What the $default integration sends to SQS (frame-envelope.ts), as Lambda's SQS event source hands it over.
+    const record: SqsRecord = {
+      messageId: randomUUID(),
+      receiptHandle: randomUUID(),
+      body: frameEnvelopeBody(context, isBinary ? bytes : bytes.toString('utf8')),
+      attributes: {
+        ApproximateReceiveCount: '1',
+        SentTimestamp: String(context.requestTimeEpoch),
+        SenderId: 'local',
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+        MessageGroupId: conn.id,
+        MessageDeduplicationId: context.messageId,
+      },
+      messageAttributes: {},
+      eventSource: 'aws:sqs',
+      eventSourceARN: LOCAL_QUEUE_ARN,
+      awsRegion: 'local',
     };
-    this.logger.debug({ connectionId: conn.id, messageId: event.requestContext.messageId, bytes: bytes.length, binary: isBinary }, 'frame');
-    this.enqueue(conn, '$default', () => this.opts.handlers.default(event));
+    this.logger.debug({ connectionId: conn.id, messageId: context.messageId, bytes: bytes.length, binary: isBinary }, 'frame');
+    conn.queued.push(record);
+    // One task per frame; a task takes whatever is queued then (up to a batch), so later tasks may find
+    // nothing left. $disconnect, queued behind them all, runs after the last frame.
+    this.enqueue(conn, '$default', () => this.deliver(conn));
+  }
+
+  /** Hands the connection's oldest queued frames to the ingest, redelivering what it hands back (see header). */
+  private async deliver(conn: Connection): Promise<void> {
+    let batch = conn.queued.splice(0, INGEST_BATCH_SIZE);
+    while (batch.length > 0) {
+      let failures: Set<string>;
+      try {
+        const res = await this.opts.ingest({ Records: batch });
+        failures = new Set(res.batchItemFailures.map((f) => f.itemIdentifier));
+      } catch (err) {
+        this.logger.error({ err, connectionId: conn.id, routeKey: '$default' }, 'ingest failed: the whole batch is redelivered');
+        failures = new Set(batch.map((r) => r.messageId));
+      }
+      const retry: SqsRecord[] = [];
+      for (const record of batch) {
+        if (!failures.has(record.messageId)) continue;
+        const received = Number(record.attributes.ApproximateReceiveCount ?? '1');
+        if (received >= LOCAL_MAX_RECEIVE_COUNT) {
+          this.logger.error(
+            { connectionId: conn.id, sqsMessageId: record.messageId, receiveCount: received, routeKey: '$default' },
+            'frame dead-lettered',
+          );
+        } else {
+          this.logger.warn({ connectionId: conn.id, sqsMessageId: record.messageId, receiveCount: received }, 'frame redelivered');
+          retry.push({ ...record, attributes: { ...record.attributes, ApproximateReceiveCount: String(received + 1) } });
+        }
+      }
+      batch = retry;
+    }
   }
 
   private touch(conn: Connection): void {
@@ -496,6 +571,7 @@ export class LocalGateway {
       sourceIp: sourceIp(req),
       userAgent: req.headers['user-agent'],
       tail: Promise.resolve(),
+      queued: [],
       received: 0,
       acceptUpTo: Infinity,
       timers: [],

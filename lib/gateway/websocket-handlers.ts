@@ -1,5 +1,6 @@
-// The three API Gateway WebSocket routes as Lambda-style handlers over one XmppServer. The Lambda
-// entry points in functions/ and the local gateway both use these, so the code path is the same.
+// The $connect and $disconnect routes as Lambda proxy handlers over one XmppServer. The Lambda entry
+// points in functions/ and the local gateway both use these, so the code path is the same. $default
+// is not a Lambda proxy: frames go through an SQS FIFO queue to the ingest (ingest.ts), in AWS and locally.
 import type { XmppServer } from '../core/server.ts';
 import type { WebSocketEvent, WebSocketHandler, WebSocketRequestContext, WebSocketResult } from './events.ts';
 
@@ -12,7 +13,6 @@ export const awsEndpointOf: EndpointOf = (ctx) => `https://${ctx.domainName}/${c
 export interface WebSocketHandlers {
   connect: WebSocketHandler;
   disconnect: WebSocketHandler;
-  default: WebSocketHandler;
 }
 
 export function createWebSocketHandlers(server: XmppServer, endpointOf: EndpointOf = awsEndpointOf): WebSocketHandlers {
@@ -35,13 +35,6 @@ export function createWebSocketHandlers(server: XmppServer, endpointOf: Endpoint
     async disconnect(event: WebSocketEvent): Promise<WebSocketResult> {
       const ctx = event.requestContext;
       await server.disconnect(ctx.connectionId, `disconnect ${ctx.disconnectStatusCode ?? ''} ${ctx.disconnectReason ?? ''}`.trim());
-      return { statusCode: 200 };
-    },
-    async default(event: WebSocketEvent): Promise<WebSocketResult> {
-      const ctx = event.requestContext;
-      // RFC 7395 §3.2: XMPP frames are text; a binary frame is decoded and fails to parse if not UTF-8 XML.
-      const body = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
-      await server.frame(ctx.connectionId, endpointOf(ctx), body);
       return { statusCode: 200 };
     },
   };

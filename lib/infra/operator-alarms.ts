@@ -10,7 +10,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { INGEST_METRICS } from './frame-envelope.ts';
+import { INGEST_METRICS } from '../gateway/frame-envelope.ts';
 
 export interface OperatorAlarmsProps {
   functions: Record<string, NodejsFunction>;

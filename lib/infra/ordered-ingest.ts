@@ -12,7 +12,7 @@ import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption } from 
 import { Construct } from 'constructs';
 import { TTL_ATTRIBUTE } from '../store/dynamo.ts';
 import { frameClaimsTableDefinition } from '../store/frame-dedup.ts';
-import { frameToSqsTemplate } from './frame-envelope.ts';
+import { frameToSqsTemplate } from '../gateway/frame-envelope.ts';
 import { tableSchemaOf } from './table-schema.ts';
 import { STREAM_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';

@@ -10,7 +10,7 @@ import { EventSourceMapping, FilterCriteria, StartingPosition } from 'aws-cdk-li
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { TENANT_CHANGE_FILTERS } from './tenant-stream.ts';
+import { TENANT_CHANGE_FILTERS } from '../runtime/tenant-stream.ts';
 import { SESSION_END_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
 

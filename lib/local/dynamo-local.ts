@@ -2,7 +2,7 @@
 // .data/ or in memory, reached only through the real AWS SDK like DynamoDB itself.
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, type CreateTableCommandInput, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { tableDefinition } from '../store/dynamo.ts';
 
@@ -27,14 +27,26 @@ export async function startDynalite(opts: { host?: string; port?: number; path?:
   };
 }
 
-/** Creates the table if it is missing (the local equivalent of the CDK stack's table). */
-export async function ensureTable(endpoint: string, tableName: string): Promise<void> {
+/**
+ * Creates a table if it is missing (the local equivalent of the CDK stack's table): by default the main
+ * table; `define` gives another one, e.g. frameClaimsTableDefinition for the ingest's frame claims.
+ */
+export async function ensureTable(
+  endpoint: string,
+  tableName: string,
+  define: (tableName: string) => CreateTableCommandInput = tableDefinition,
+): Promise<void> {
   const client = new DynamoDBClient({ endpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   try {
     await client.send(new DescribeTableCommand({ TableName: tableName }));
   } catch (err) {
     if ((err as { name?: string }).name !== 'ResourceNotFoundException') throw err;
-    await client.send(new CreateTableCommand(tableDefinition(tableName)));
+    try {
+      await client.send(new CreateTableCommand(define(tableName)));
+    } catch (createErr) {
+      // Another process (a second local region on the same DynamoDB) created it in the meantime.
+      if ((createErr as { name?: string }).name !== 'ResourceInUseException') throw createErr;
+    }
   } finally {
     client.destroy();
   }

@@ -1,9 +1,11 @@
-// `npm start` in one process: dynalite, the table and default tenant, the XMPP core and the local
-// API Gateway emulation in front of the same handlers the Lambda functions use (DESIGN.md "Local runtime").
+// `npm start` in one process: dynalite, the tables and default tenant, the XMPP core and the local
+// API Gateway emulation in front of the same handlers the Lambda functions use (docs/architecture.md
+// "Local runtime"): $connect and $disconnect as Lambda proxies, $default through the ingest with its
+// frame claims, as deployed (README "Local gateway").
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { CallCounter } from '../store/call-counter.ts';
-import type { Clock } from '../core/clock.ts';
+import type { Clock } from '../store/clock.ts';
 import { ManagementApi } from '../core/management-api.ts';
 import { type Limits, XmppServer } from '../core/server.ts';
 import type { XmppModule } from '../core/modules.ts';
@@ -13,9 +15,11 @@ import { TenantPurger, purgePlanOf } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
+import { createIngestHandler, type SqsBatchResponse, type SqsEvent } from '../gateway/ingest.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
+import { FrameClaimStore, frameClaimsTableDefinition } from '../store/frame-dedup.ts';
 import { TenantStore } from '../store/tenants.ts';
 import { ensureTable, startDynalite } from './dynamo-local.ts';
 
@@ -32,6 +36,8 @@ export interface LocalServerOptions {
   /** Use an already running DynamoDB (e.g. another process's dynalite) instead of starting one. */
   dynamoEndpoint?: string;
   table?: string;
+  /** The ingest's frame claims table; default `<table>-frame-claims`. */
+  claimsTable?: string;
   /** Tenants to create at start if missing. */
   seedDomains?: string[];
   limits?: Partial<Limits>;
@@ -69,8 +75,12 @@ export interface LocalServer {
   adminToken: string;
   dynamoEndpoint: string;
   table: string;
+  /** The frame claims table the ingest writes to (one item per frame handled). */
+  claimsTable: string;
   server: XmppServer;
   gateway: LocalGateway;
+  /** The ingest handler behind $default: what the gateway hands each connection's SQS batches to. */
+  ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   counter: CallCounter;
   stop(): Promise<void>;
 }
@@ -80,13 +90,18 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const table = opts.table ?? 'xmpp-edge';
   const dynamo = opts.dynamoEndpoint ? undefined : await startDynalite({ host: opts.dynamoHost, port: opts.dynamoPort ?? 8000, path: opts.dataDir });
   const dynamoEndpoint = opts.dynamoEndpoint ?? dynamo!.endpoint;
+  const claimsTable = opts.claimsTable ?? `${table}-frame-claims`;
   await ensureTable(dynamoEndpoint, table);
+  await ensureTable(dynamoEndpoint, claimsTable, frameClaimsTableDefinition);
 
   const counter = new CallCounter();
   const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
   const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
+  // The frame claims too: in AWS they are one conditional write per frame to a separate regional
+  // table (README "Cost per operation"), not part of what a stanza costs in the main table.
+  const claimsDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
   const tenants = new TenantStore(db, table);
   for (const domain of opts.seedDomains ?? ['localhost']) {
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now() });
@@ -104,7 +119,14 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     region: opts.region,
     clock: opts.clock,
   });
-  const handlers = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
+  const endpointOf = (ctx: { domainName: string; stage: string }) => `http://${ctx.domainName}/${ctx.stage}`;
+  const handlers = createWebSocketHandlers(server, endpointOf);
+  // $default: the ingest Lambda's handler, fed by the gateway's per-connection FIFO queue. Its metrics
+  // line (CloudWatch EMF in AWS) is a debug log line here.
+  const ingest = createIngestHandler(
+    { processor: server, claims: new FrameClaimStore(claimsDb, claimsTable), endpointOf, log },
+    (metrics) => log.debug({ metrics }, 'ingest batch'),
+  );
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
   const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
@@ -115,6 +137,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 5280,
     handlers,
+    ingest,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
     httpRoutes: async (req, res) => hostMetaRoutes(req, res) || adminRoutes(req, res),
@@ -145,8 +168,10 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     adminToken,
     dynamoEndpoint,
     table,
+    claimsTable,
     server,
     gateway,
+    ingest,
     counter,
     async stop() {
       clearInterval(sweepTimer);
@@ -158,6 +183,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       await gateway.stop();
       db.destroy();
       backgroundDb.destroy();
+      claimsDb.destroy();
       await dynamo?.close();
     },
   };

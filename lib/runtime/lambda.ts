@@ -1,6 +1,7 @@
-// The Lambda side of the wiring (DESIGN.md "The path of one frame"): each entry point in functions/
-// builds one XmppServer per container from its environment (the WebSocket routes at module scope, the
-// others at their first event so tests can import them) and exports a handler that delegates to it. Nothing here survives an invocation that must (DESIGN.md "State").
+// The Lambda side of the wiring (docs/architecture.md "The path of one frame"): each entry point in
+// functions/ builds one XmppServer per container from its environment ($connect and $disconnect at
+// module scope, the others at their first event so tests can import them) and exports a handler that
+// delegates to it. Nothing here survives an invocation that must (docs/architecture.md "State").
 //
 // Environment: TABLE_NAME (required), MANAGEMENT_ENDPOINT (optional: the @connections endpoint of a
 // custom domain; default https://{domainName}/{stage} of each event), LOG_LEVEL (default info).

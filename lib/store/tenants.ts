@@ -1,7 +1,7 @@
 // Tenants (XMPP domains) are items an admin can edit by hand in the console; handlers cache them
 // for a few seconds only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
 // Every field is documented in the README ("The tenant item").
-import { type Clock, systemClock } from '../core/clock.ts';
+import { type Clock, systemClock } from './clock.ts';
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { partitionItems } from './dynamo.ts';
 

@@ -1,5 +1,6 @@
 // The local gateway against real `ws` clients and the real API Gateway management client: event shapes,
-// RFC 7395 §3.3 subprotocol echo, per-connection ordering, @connections, API Gateway's limits, stop().
+// $default as SQS FIFO records for the ingest (envelope, order, redelivery, dead letters), RFC 7395 §3.3
+// subprotocol echo, @connections, API Gateway's limits, stop().
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +14,11 @@ import {
   GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
+import { INGEST_BATCH_SIZE, LOCAL_MAX_RECEIVE_COUNT, LOCAL_QUEUE_ARN, LocalGateway } from '../../lib/gateway/local-gateway.ts';
 import type { LocalGatewayOptions } from '../../lib/gateway/local-gateway.ts';
 import type { WebSocketEvent, WebSocketHandler, WebSocketResult } from '../../lib/gateway/events.ts';
+import { type FrameEnvelope, parseFrameEnvelope } from '../../lib/gateway/frame-envelope.ts';
+import { type SqsEvent, type SqsRecord, batchItemFailures } from '../../lib/gateway/ingest.ts';
 
 const ID = /^[A-Za-z0-9]{15}=$/;
 const REQUEST_TIME = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/;
@@ -25,20 +28,34 @@ interface Harness {
   url: string;
   managementEndpoint: string;
   port: number;
+  /** $connect and $disconnect events. */
   events: WebSocketEvent[];
+  /** $default: every SQS record the ingest was handed (a redelivery again), with its envelope read back. */
+  frames: Frame[];
+  /** The ingest invocations. */
+  batches: SqsEvent[];
   logs: Array<{ level: number; msg: string; [k: string]: unknown }>;
   sdk: ApiGatewayManagementApiClient;
-  of(type: WebSocketEvent['requestContext']['eventType'], connectionId?: string): WebSocketEvent[];
+  of(type: 'CONNECT' | 'DISCONNECT', connectionId?: string): WebSocketEvent[];
+  bodies(connectionId?: string): string[];
+}
+
+interface Frame {
+  record: SqsRecord;
+  envelope: FrameEnvelope;
 }
 
 interface HarnessOptions extends Partial<Omit<LocalGatewayOptions, 'handlers'>> {
   connect?: (e: WebSocketEvent, h: Harness) => Promise<WebSocketResult | void>;
-  message?: (e: WebSocketEvent, h: Harness) => Promise<void>;
+  /** Handles one frame in the harness's ingest; a throw fails that record (and hands back the rest of the batch). */
+  message?: (f: Frame, h: Harness) => Promise<void>;
   disconnect?: (e: WebSocketEvent, h: Harness) => Promise<void>;
 }
 
 async function harness(t: { after(fn: () => Promise<void> | void): void }, o: HarnessOptions = {}): Promise<Harness> {
   const events: WebSocketEvent[] = [];
+  const frames: Frame[] = [];
+  const batches: SqsEvent[] = [];
   const logs: Harness['logs'] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const record =
@@ -48,13 +65,29 @@ async function harness(t: { after(fn: () => Promise<void> | void): void }, o: Ha
       return fn ? fn(e, h) : fallback;
     };
   const { connect, message, disconnect, ...rest } = o;
+  // An ingest with the deployed one's batch contract: records in order, stop at the first failure.
+  const ingest = async (event: SqsEvent) => {
+    batches.push(event);
+    const failed = new Set<string>();
+    for (const r of event.Records) {
+      const frame = { record: r, envelope: parseFrameEnvelope(r.body) };
+      frames.push(frame);
+      try {
+        await message?.(frame, h);
+      } catch {
+        failed.add(r.messageId);
+        break;
+      }
+    }
+    return batchItemFailures(event.Records, failed);
+  };
   const gw = new LocalGateway({
     port: 0,
     logger,
+    ingest,
     ...rest,
     handlers: {
       connect: record(connect, { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'xmpp' } }),
-      default: record(message),
       disconnect: record(disconnect),
     },
   });
@@ -65,8 +98,9 @@ async function harness(t: { after(fn: () => Promise<void> | void): void }, o: Ha
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
   const h: Harness = {
-    gw, url, managementEndpoint, port, events, logs, sdk,
+    gw, url, managementEndpoint, port, events, frames, batches, logs, sdk,
     of: (type, id) => events.filter((e) => e.requestContext.eventType === type && (!id || e.requestContext.connectionId === id)),
+    bodies: (id) => frames.filter((f) => !id || f.envelope.connectionId === id).map((f) => f.envelope.body),
   };
   t.after(async () => {
     await gw.stop();
@@ -124,7 +158,7 @@ function handshake(url: string, protocols: string[]): Promise<{ status?: number;
   });
 }
 
-test('$connect, $default and $disconnect events have API Gateway’s shape', async (t) => {
+test('$connect and $disconnect events have API Gateway’s shape; $default frames are SQS FIFO records', async (t) => {
   const h = await harness(t);
   const opening = Date.now();
   const c = await open(h, { query: '?a=1&a=2&b=x', headers: { 'User-Agent': 'test-agent/1.0' } });
@@ -162,19 +196,24 @@ test('$connect, $default and $disconnect events have API Gateway’s shape', asy
 
   c.ws.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
   c.ws.send(Buffer.from([1, 2, 3]));
-  await until(() => h.of('MESSAGE').length === 2, 'two messages');
-  const [text, binary] = h.of('MESSAGE');
-  assert.equal(text.requestContext.routeKey, '$default');
-  assert.equal(text.requestContext.eventType, 'MESSAGE');
-  assert.equal(text.requestContext.connectionId, c.id);
-  assert.equal(text.requestContext.connectedAt, rc.connectedAt);
-  assert.match(text.requestContext.messageId ?? '', ID);
-  assert.notEqual(text.requestContext.messageId, binary.requestContext.messageId);
-  assert.equal(text.body, '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
-  assert.equal(text.isBase64Encoded, false);
-  assert.equal(binary.body, 'AQID');
-  assert.equal(binary.isBase64Encoded, true);
-  assert.equal(text.headers, undefined);
+  await until(() => h.frames.length === 2, 'two frames');
+  const [text, binary] = h.frames;
+  // The record as Lambda's SQS event source hands it over: one message group per connection.
+  assert.equal(text.record.attributes.MessageGroupId, c.id);
+  assert.equal(text.record.attributes.ApproximateReceiveCount, '1');
+  assert.equal(text.record.attributes.MessageDeduplicationId, text.envelope.messageId);
+  assert.equal(text.record.eventSourceARN, LOCAL_QUEUE_ARN);
+  assert.notEqual(text.record.messageId, binary.record.messageId);
+  // The envelope the $default mapping template renders.
+  assert.equal(text.envelope.connectionId, c.id);
+  assert.match(text.envelope.messageId, ID);
+  assert.match(text.envelope.requestId, ID);
+  assert.notEqual(text.envelope.messageId, binary.envelope.messageId);
+  assert.ok(text.envelope.requestTimeEpoch >= rc.connectedAt, 'the request time follows the connection time');
+  assert.equal(text.envelope.domainName, rc.domainName);
+  assert.equal(text.envelope.stage, 'local');
+  assert.equal(text.envelope.body, '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+  assert.equal(binary.envelope.body, '\u0001\u0002\u0003');
 
   c.ws.close(1000, 'bye');
   await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
@@ -231,14 +270,14 @@ test('one connection’s frames are handled in order, one at a time; connections
   let b0Started!: () => void;
   const b0 = new Promise<void>((resolve) => (b0Started = resolve));
   const h = await harness(t, {
-    message: async (e) => {
-      const id = e.requestContext.connectionId;
+    message: async (f) => {
+      const id = f.envelope.connectionId;
       active.set(id, (active.get(id) ?? 0) + 1);
       global++;
       maxPerConnection = Math.max(maxPerConnection, active.get(id)!);
       maxGlobal = Math.max(maxGlobal, global);
-      if (e.body === 'b0') b0Started();
-      if (e.body === 'a0') await b0;
+      if (f.envelope.body === 'b0') b0Started();
+      if (f.envelope.body === 'a0') await b0;
       else await sleep(Math.random() * 4);
       active.set(id, active.get(id)! - 1);
       global--;
@@ -250,32 +289,62 @@ test('one connection’s frames are handled in order, one at a time; connections
     a.ws.send(`a${i}`);
     b.ws.send(`b${i}`);
   }
-  await until(() => h.of('MESSAGE').length === 100, '100 messages');
+  await until(() => h.frames.length === 100, '100 frames');
   await h.gw.idle();
-  const bodies = (id: string) => h.of('MESSAGE', id).map((e) => e.body);
-  assert.deepEqual(bodies(a.id), Array.from({ length: 50 }, (_, i) => `a${i}`));
-  assert.deepEqual(bodies(b.id), Array.from({ length: 50 }, (_, i) => `b${i}`));
+  assert.deepEqual(h.bodies(a.id), Array.from({ length: 50 }, (_, i) => `a${i}`));
+  assert.deepEqual(h.bodies(b.id), Array.from({ length: 50 }, (_, i) => `b${i}`));
   assert.equal(maxPerConnection, 1);
   assert.ok(maxGlobal >= 2, 'two connections overlap');
+  // Batches of one message group each, at most a FIFO batch's worth.
+  for (const batch of h.batches) {
+    assert.ok(batch.Records.length >= 1 && batch.Records.length <= INGEST_BATCH_SIZE);
+    assert.equal(new Set(batch.Records.map((r) => r.attributes.MessageGroupId)).size, 1);
+  }
 });
 
-test('a throwing handler is logged and the next frame is still handled', async (t) => {
+test('a frame the ingest hands back is redelivered, then dead-lettered; the next frame is still handled', async (t) => {
   const h = await harness(t, {
-    message: async (e) => {
-      if (e.body === 'boom') throw new Error('handler exploded');
+    message: async (f) => {
+      if (f.envelope.body === 'boom') throw new Error('handler exploded');
     },
   });
   const c = await open(h);
   c.ws.send('boom');
+  await until(() => h.logs.some((l) => l.msg === 'frame dead-lettered'), 'dead letter');
   c.ws.send('after');
-  await until(() => h.of('MESSAGE').length === 2, 'two messages');
+  await until(() => h.bodies().includes('after'), 'next frame');
   await h.gw.idle();
-  assert.deepEqual(h.of('MESSAGE').map((e) => e.body), ['boom', 'after']);
-  const error = h.logs.find((l) => l.level === 50 && l.msg === 'handler failed');
-  assert.ok(error);
-  assert.equal(error.routeKey, '$default');
-  assert.equal(error.connectionId, c.id);
+  assert.deepEqual(h.bodies(), [...Array(LOCAL_MAX_RECEIVE_COUNT).fill('boom'), 'after']);
+  // The same SQS message each time, its receive count raised.
+  const booms = h.frames.filter((f) => f.envelope.body === 'boom');
+  assert.equal(new Set(booms.map((f) => f.record.messageId)).size, 1);
+  assert.deepEqual(booms.map((f) => f.record.attributes.ApproximateReceiveCount), booms.map((_, i) => String(i + 1)));
+  const dead = h.logs.find((l) => l.level === 50 && l.msg === 'frame dead-lettered');
+  assert.ok(dead);
+  assert.equal(dead.routeKey, '$default');
+  assert.equal(dead.connectionId, c.id);
+  assert.equal(dead.sqsMessageId, booms[0].record.messageId);
   assert.equal(c.ws.readyState, WebSocket.OPEN);
+});
+
+test('an ingest invocation that throws has its whole batch redelivered', async (t) => {
+  const calls: SqsEvent[] = [];
+  const h = await harness(t, {
+    ingest: async (event) => {
+      calls.push(event);
+      if (calls.length === 1) throw new Error('container crashed');
+      return { batchItemFailures: [] };
+    },
+  });
+  const c = await open(h);
+  c.ws.send('once');
+  await until(() => calls.length === 2, 'redelivery');
+  await h.gw.idle();
+  assert.deepEqual(calls.map((e) => e.Records.map((r) => r.attributes.ApproximateReceiveCount)), [['1'], ['2']]);
+  assert.equal(calls[1].Records[0].messageId, calls[0].Records[0].messageId);
+  assert.equal(parseFrameEnvelope(calls[1].Records[0].body).body, 'once');
+  assert.ok(h.logs.some((l) => l.level === 50 && l.msg === 'ingest failed: the whole batch is redelivered' && l.connectionId === c.id));
+  assert.ok(!h.logs.some((l) => l.msg === 'frame dead-lettered'));
 });
 
 test('@connections: PostToConnection, GetConnection, DeleteConnection with the real SDK client', async (t) => {
@@ -288,7 +357,7 @@ test('@connections: PostToConnection, GetConnection, DeleteConnection with the r
   assert.deepEqual(c.received, ['<message>hi</message>']);
 
   c.ws.send('activity');
-  await until(() => h.of('MESSAGE').length === 1, 'message');
+  await until(() => h.frames.length === 1, 'frame');
   const info = await h.sdk.send(new GetConnectionCommand({ ConnectionId: c.id }));
   assert.ok(info.ConnectedAt instanceof Date);
   assert.ok(info.LastActiveAt instanceof Date);
@@ -359,8 +428,7 @@ test('a frame over maxFrameBytes closes with 1009; earlier frames are still hand
   assert.equal(closed.code, 1009);
   await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   await h.gw.idle();
-  const bodies = h.of('MESSAGE').map((e) => e.body);
-  assert.deepEqual(bodies, ['a'.repeat(1000) + 'b'.repeat(1000) + 'c'.repeat(1000), 'small']);
+  assert.deepEqual(h.bodies(), ['a'.repeat(1000) + 'b'.repeat(1000) + 'c'.repeat(1000), 'small']);
   const d = h.of('DISCONNECT')[0].requestContext;
   assert.equal(d.disconnectStatusCode, 1009);
   assert.equal(d.disconnectReason, 'Message too big');
@@ -374,7 +442,7 @@ test('a message over maxMessageBytes closes with 1009 even when every frame is s
   assert.equal((await c.closed).code, 1009);
   await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   await h.gw.idle();
-  assert.deepEqual(h.of('MESSAGE').map((e) => e.body), ['ok']);
+  assert.deepEqual(h.bodies(), ['ok']);
   assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1009);
 });
 
@@ -417,7 +485,7 @@ test('maximum duration closes an active connection with 1001', async (t) => {
   assert.ok(h.logs.some((l) => l.msg === 'closing connection' && l.connectionId === c.id && l.why === 'maximum duration'));
   await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
   assert.equal(h.of('DISCONNECT')[0].requestContext.disconnectStatusCode, 1001);
-  assert.ok(h.of('MESSAGE').length >= 1, 'the connection was active');
+  assert.ok(h.frames.length >= 1, 'the connection was active');
 });
 
 test('dropDisconnect never invokes $disconnect', async (t) => {
@@ -428,17 +496,17 @@ test('dropDisconnect never invokes $disconnect', async (t) => {
   await c.closed;
   await until(() => h.gw.connectionIds().length === 0, 'connection gone');
   await h.gw.idle();
-  assert.equal(h.of('MESSAGE').length, 1);
+  assert.equal(h.frames.length, 1);
   assert.equal(h.of('DISCONNECT').length, 0);
 });
 
 test('$disconnect runs after the connection’s pending frames', async (t) => {
   const trace: string[] = [];
   const h = await harness(t, {
-    message: async (e) => {
-      trace.push(`start ${e.body}`);
+    message: async (f) => {
+      trace.push(`start ${f.envelope.body}`);
       await sleep(20);
-      trace.push(`end ${e.body}`);
+      trace.push(`end ${f.envelope.body}`);
     },
     disconnect: async (e) => {
       trace.push(`disconnect ${e.requestContext.disconnectStatusCode}`);
@@ -481,7 +549,7 @@ test('stop() closes every socket with 1001, runs $disconnect, then stops listeni
   const a = await open(h);
   const b = await open(h);
   a.ws.send('pending');
-  await until(() => h.of('MESSAGE').length === 1, 'message');
+  await until(() => h.frames.length === 1, 'frame');
   await h.gw.stop();
   assert.equal((await a.closed).code, 1001);
   assert.equal((await b.closed).code, 1001);

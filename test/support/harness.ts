@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { client, type XmppClient } from '@xmpp/client';
 import { addUser } from '../../lib/core/accounts.ts';
 import { summarize } from '../../lib/store/call-counter.ts';
-import type { Clock } from '../../lib/core/clock.ts';
+import type { Clock } from '../../lib/store/clock.ts';
 import { type LocalServer, type LocalServerOptions, startLocalServer } from '../../lib/local/local-server.ts';
 import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 import { type MechanismName, authenticateWith, useScramSha256 } from './sasl-scram-sha-256.ts';

@@ -17,6 +17,7 @@ import { ManagementApi } from '../../lib/core/management-api.ts';
 import { XmppServer } from '../../lib/core/server.ts';
 import { defaultModules } from '../../lib/extensions/index.ts';
 import type { WebSocketHandler } from '../../lib/gateway/events.ts';
+import { createIngestHandler } from '../../lib/gateway/ingest.ts';
 import { LocalGateway } from '../../lib/gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../../lib/gateway/websocket-handlers.ts';
 import { sweepAndPurge } from '../../functions/sweeper.ts';
@@ -28,6 +29,7 @@ import type { HttpApiEvent } from '../../lib/runtime/http-api.ts';
 import { buildApp } from '../../lib/infra/app.ts';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
+import { FrameClaimStore, frameClaimsTableDefinition } from '../../lib/store/frame-dedup.ts';
 import { TenantStore } from '../../lib/store/tenants.ts';
 import { RawClient, until } from '../support/harness.ts';
 
@@ -115,6 +117,7 @@ describe('IAM grants cover what the handlers do', () => {
   /** Connections whose $disconnect API Gateway "loses", so the sweeper has to end them. */
   const lostDisconnects = new Set<string>();
   let url = '';
+  let claimsDb: ReturnType<typeof createDynamoClient>;
 
   before(async () => {
     dynamo = await startDynalite({ port: 0 });
@@ -136,11 +139,24 @@ describe('IAM grants cover what the handlers do', () => {
     counter.calls = [];
     const h = createWebSocketHandlers(server, (ctx) => `http://${ctx.domainName}/${ctx.stage}`);
     const as = (r: Role, fn: WebSocketHandler): WebSocketHandler => (event) => role.run(r, () => fn(event));
+    // The frame claims go to their own table on an unrecorded client: their grant (PutItem and DeleteItem
+    // on the claims table only) is checked in infra.test.ts; here the grants on the main table are.
+    await ensureTable(dynamo.endpoint, 'frame-claims', frameClaimsTableDefinition);
+    claimsDb = createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true });
+    const ingest = createIngestHandler(
+      {
+        processor: server,
+        claims: new FrameClaimStore(claimsDb, 'frame-claims'),
+        endpointOf: (e) => `http://${e.domainName}/${e.stage}`,
+        log: pino({ level: 'silent' }),
+      },
+      () => {},
+    );
     gateway = new LocalGateway({
       port: 0,
+      ingest: (event) => role.run('ingest', () => ingest(event)),
       handlers: {
         connect: as('connect', h.connect),
-        default: as('ingest', h.default),
         disconnect: as('disconnect', async (event) => (lostDisconnects.has(event.requestContext.connectionId) ? { statusCode: 200 } : h.disconnect(event))),
       },
       logger: pino({ level: 'silent' }),
@@ -150,6 +166,7 @@ describe('IAM grants cover what the handlers do', () => {
 
   after(async () => {
     await gateway.stop();
+    claimsDb.destroy();
     await dynamo.close();
   });
 

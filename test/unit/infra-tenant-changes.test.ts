@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { closeTenantsOf } from '../../functions/tenant-changes.ts';
 import type { XmppServer } from '../../lib/core/server.ts';
-import { type AttributeValue, type StreamEvent, type StreamRecord, TENANT_CHANGE_FILTERS, closingOf, tenantsToClose, truthy } from '../../lib/infra/tenant-stream.ts';
+import { type AttributeValue, type StreamEvent, type StreamRecord, TENANT_CHANGE_FILTERS, closingOf, tenantsToClose, truthy } from '../../lib/runtime/tenant-stream.ts';
 
 const fixture = (name: string): StreamEvent => JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8'));
 const tenantRecord = (eventName: string, enabled: unknown, domain = 'acme.example'): StreamRecord => ({

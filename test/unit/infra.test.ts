@@ -12,12 +12,12 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { buildApp, type XmppEdgeStacks } from '../../lib/infra/app.ts';
-import { frameToSqsTemplate } from '../../lib/infra/frame-envelope.ts';
+import { frameToSqsTemplate } from '../../lib/gateway/frame-envelope.ts';
 import { INGEST_TIMEOUT, MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-ingest.ts';
 import { STREAM_READ_ACTIONS } from '../../lib/infra/tenant-changes.ts';
 import { SWEEPER_TIMEOUT } from '../../lib/infra/region-stack.ts';
 import { PURGE_MARGIN_MS, purgeDeadline } from '../../functions/sweeper.ts';
-import { TENANT_CHANGE_FILTERS } from '../../lib/infra/tenant-stream.ts';
+import { TENANT_CHANGE_FILTERS } from '../../lib/runtime/tenant-stream.ts';
 import { tableDefinition } from '../../lib/store/dynamo.ts';
 
 const CDK_CONTEXT = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context as Record<string, unknown>;

@@ -1,10 +1,11 @@
 // The contract between the $default route's mapping template and the ingest: the template, rendered
 // by a Velocity engine with API Gateway's $context/$util/$input, gives an SQS SendMessage request whose
-// message body parseFrameEnvelope() reads back to the exact frame, whatever characters it holds.
+// message body parseFrameEnvelope() reads back to the exact frame, whatever characters it holds; and
+// frameEnvelopeBody(), which the local gateway sends instead of rendering the template, gives the same.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { render } from 'velocityjs';
-import { frameToSqsTemplate, parseFrameEnvelope } from '../../lib/infra/frame-envelope.ts';
+import { frameEnvelopeBody, frameToSqsTemplate, parseFrameEnvelope } from '../../lib/gateway/frame-envelope.ts';
 
 /** API Gateway's $util as far as the template uses it; urlEncode is Java's URLEncoder (space → '+'). */
 const util = {
@@ -46,6 +47,17 @@ describe('frame envelope: $default mapping template → SQS → ingest', () => {
     ['an empty frame', ''],
   ];
   for (const [what, frame] of frames) {
+    it(`renders, for ${what}, the body the local gateway builds`, () => {
+      const rendered = sendMessageFor(frame).get('MessageBody')!;
+      const local = frameEnvelopeBody(context, frame);
+      assert.deepEqual(JSON.parse(local), JSON.parse(rendered));
+      // Byte for byte, even: same fields, same order, and API Gateway ids and names need no JSON escaping.
+      assert.equal(local, rendered);
+      assert.deepEqual(parseFrameEnvelope(local), parseFrameEnvelope(rendered));
+      // The frame's bytes (a binary message) give the same envelope as its text.
+      assert.deepEqual(parseFrameEnvelope(frameEnvelopeBody(context, Buffer.from(frame, 'utf8'))), parseFrameEnvelope(rendered));
+    });
+
     it(`carries ${what} unchanged`, () => {
       const envelope = parseFrameEnvelope(sendMessageFor(frame).get('MessageBody')!);
       assert.deepEqual(envelope, {

@@ -12,8 +12,8 @@ import {
   createIngestHandler,
   groupInOrder,
   ingestBatch,
-} from '../../functions/ingest.ts';
-import { INGEST_METRICS } from '../../lib/infra/frame-envelope.ts';
+} from '../../lib/gateway/ingest.ts';
+import { INGEST_METRICS } from '../../lib/gateway/frame-envelope.ts';
 import type { FrameClaims } from '../../lib/store/frame-dedup.ts';
 
 const fixture = (name: string): SqsEvent => JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8'));

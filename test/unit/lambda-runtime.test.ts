@@ -17,14 +17,14 @@ test('an unknown LOG_LEVEL is a clear error', () => {
   assert.throws(() => createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'verbose' }), /LOG_LEVEL "verbose" is not one of/);
 });
 
-test('builds the server and the three route handlers from the environment', () => {
+test('builds the server and the $connect and $disconnect handlers from the environment', () => {
   const rt = createLambdaRuntime({ TABLE_NAME: 'xmpp-edge-prod', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' });
   assert.equal(rt.table, 'xmpp-edge-prod');
   assert.equal(rt.server.version, JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
   assert.equal(rt.server.version, VERSION);
   assert.equal(typeof rt.handlers.connect, 'function');
   assert.equal(typeof rt.handlers.disconnect, 'function');
-  assert.equal(typeof rt.handlers.default, 'function');
+  assert.deepEqual(Object.keys(rt.handlers).sort(), ['connect', 'disconnect'], '$default is the ingest\'s, not a Lambda proxy');
   // The default extensions are installed (disco answers from their registrations).
   assert.ok(rt.server.registry.saslMechanisms.size > 0);
 });
@@ -49,7 +49,7 @@ test('each entry point in functions/ loads and exports a handler', async () => {
   process.env.TABLE_NAME = 'xmpp-edge-test';
   process.env.LOG_LEVEL = 'silent';
   try {
-    for (const name of ['connect', 'disconnect', 'default', 'ingest', 'sweeper', 'tenant-changes', 'admin', 'host-meta']) {
+    for (const name of ['connect', 'disconnect', 'ingest', 'sweeper', 'tenant-changes', 'admin', 'host-meta']) {
       const mod = (await import(`../../functions/${name}.ts`)) as { handler?: unknown };
       assert.equal(typeof mod.handler, 'function', name);
     }

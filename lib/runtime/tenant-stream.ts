@@ -3,7 +3,8 @@
 // Lambda on it closes the tenant's sessions in that region. This file is the pure part, free of CDK
 // and SDK imports so the function's bundle can include it: which stream records mean "stop serving
 // this domain", and the event filter that keeps every other write of the table from invoking the
-// function at all. Locally (dynalite has no streams) TenantWatcher polls instead.
+// function at all. Locally (dynalite has no streams) TenantWatcher polls instead. It lives here, outside
+// lib/infra, because both the CDK app (the filter) and the Lambda (functions/tenant-changes.ts) use it.
 // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.Lambda.html
 // https://docs.aws.amazon.com/lambda/latest/dg/with-ddb-filtering.html
 

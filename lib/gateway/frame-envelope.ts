@@ -1,8 +1,11 @@
-// The envelope in which API Gateway hands one WebSocket frame to SQS (DESIGN.md "Order"): the
-// $default route's AWS service integration renders FRAME_TO_SQS_TEMPLATE into an SQS SendMessage
-// request, and the ingest Lambda reads the message body back with parseFrameEnvelope(). Both halves
-// live in this one file, free of CDK imports, so the ingest bundle can include it.
+// The envelope in which API Gateway hands one WebSocket frame to SQS (docs/architecture.md "Order"):
+// the $default route's AWS service integration renders FRAME_TO_SQS_TEMPLATE into an SQS SendMessage
+// request, and the ingest (ingest.ts) reads the message body back with parseFrameEnvelope(). The local
+// gateway builds the same body with frameEnvelopeBody(), from the same table of fields, so locally the
+// frame takes the deployed path too. Free of CDK imports: the CDK app (lib/infra) and the ingest
+// Lambda's bundle both include this file.
 // https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-mapping-template-reference.html
+import type { WebSocketRequestContext } from './events.ts';
 
 /** One frame as the ingest Lambda receives it. */
 export interface FrameEnvelope {
@@ -32,6 +35,31 @@ const FIELDS: [name: string, expression: string, kind: 'string' | 'number'][] = 
   ['stage', '$context.stage', 'string'],
   ['body64', '$util.base64Encode($input.body)', 'string'],
 ];
+
+/** The $context fields the template reads. */
+export type EnvelopeContext = Pick<WebSocketRequestContext, 'connectionId' | 'requestId' | 'requestTimeEpoch' | 'domainName' | 'stage'> & {
+  messageId: string;
+};
+
+/**
+ * The SQS message body the template renders for `frame` (its text, or its bytes), built here without
+ * a template engine: the local gateway's half of the contract. Same fields, same order, same JSON;
+ * test/unit/ingest-envelope.test.ts renders the template for the same inputs and compares.
+ */
+export function frameEnvelopeBody(context: EnvelopeContext, frame: string | Uint8Array): string {
+  const values: Record<string, string | number> = {
+    connectionId: context.connectionId,
+    messageId: context.messageId,
+    requestId: context.requestId,
+    requestTimeEpoch: context.requestTimeEpoch,
+    domainName: context.domainName,
+    stage: context.stage,
+    body64: (typeof frame === 'string' ? Buffer.from(frame, 'utf8') : Buffer.from(frame)).toString('base64'),
+  };
+  const json: Record<string, string | number> = {};
+  for (const [name, , kind] of FIELDS) json[name] = kind === 'number' ? Number(values[name]) : String(values[name]);
+  return JSON.stringify(json);
+}
 
 /**
  * The SendMessage request, form-encoded (the SQS query API). The JSON's fixed text is URL-encoded
