@@ -12,7 +12,7 @@ import { OfflineStore } from '../store/offline.ts';
 import { RosterStore } from '../store/roster.ts';
 import { ServerSecretStore } from '../store/server-secret.ts';
 import { SessionStore, type SessionEntry } from '../store/sessions.ts';
-import { TenantStore } from '../store/tenants.ts';
+import { type SettingBlock, TenantStore } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
 import { DiscoRegistry, Hooks } from './hooks.ts';
 import type { ConnectionTarget, ManagementApi } from './management-api.ts';
@@ -110,6 +110,8 @@ export interface ServerOptions {
   limits?: Partial<Limits>;
   tenantCacheMs?: number;
   extensions: Extension[];
+  /** The modules' blocks of the tenant item, checked when a tenant is read (README "The tenant item"). */
+  settingBlocks?: readonly SettingBlock[];
   version: string;
   /** The region this process serves: its sweeper checks only this region's connections. */
   region?: string;
@@ -171,7 +173,7 @@ export class XmppServer {
     this.users = new UserStore(opts.db, opts.table);
     this.roster = new RosterStore(opts.db, opts.table);
     this.offline = new OfflineStore(opts.db, opts.table, this.limits.offlineRetentionMs);
-    this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs);
+    this.tenants = new TenantStore(opts.db, opts.table, { cacheMs: opts.tenantCacheMs, blocks: opts.settingBlocks, log: opts.logger });
     this.serverSecret = new ServerSecretStore(opts.db, opts.table);
     this.version = opts.version;
     for (const ext of opts.extensions) ext.install(this);

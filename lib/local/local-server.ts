@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
 import { TenantPurger } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
-import { defaultExtensions } from '../extensions/index.ts';
+import { defaultExtensions, settingBlocks } from '../extensions/index.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -81,7 +81,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
   const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
-  const tenants = new TenantStore(db, table);
+  const tenants = new TenantStore(db, table, { blocks: settingBlocks, log });
   for (const domain of opts.seedDomains ?? ['localhost']) {
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now() });
   }
@@ -94,6 +94,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
     extensions: defaultExtensions,
+    settingBlocks,
     version: PACKAGE_VERSION,
     region: opts.region,
   });
@@ -127,7 +128,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   }, opts.purgeIntervalMs ?? 5000);
   purgeTimer.unref();
   // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
-  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, 0), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
+  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocks, log }), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
   watcher.start();
 
   return {

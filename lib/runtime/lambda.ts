@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
 import { XmppServer } from '../core/server.ts';
-import { defaultExtensions } from '../extensions/index.ts';
+import { defaultExtensions, settingBlocks } from '../extensions/index.ts';
 import { awsEndpointOf, createWebSocketHandlers, type EndpointOf, type WebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
 
@@ -39,6 +39,7 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
     // Synchronous writes: a container may be frozen right after the handler returns.
     logger: pino({ level }, pino.destination({ dest: 1, sync: true })),
     extensions: defaultExtensions,
+    settingBlocks,
     version: VERSION,
   });
   return { server, handlers: createWebSocketHandlers(server, endpointOf), endpointOf, table };

@@ -1,11 +1,12 @@
 // The MUC service of each tenant (XEP-0045 §6.1): a component at <subdomain>.<tenant>, its settings
-// from the tenant item (lib/store/tenants.ts MucSettings), room addresses, and the per-stanza context
+// from the tenant item (the `muc` block, settings.ts), room addresses, and the per-stanza context
 // every MUC handler receives. Nothing here outlives an invocation except the immutable wiring.
 import { Hooks } from '../../core/hooks.ts';
 import type { Component, Session, XmppServer } from '../../core/server.ts';
 import type { Element } from '../../xmpp/xml.ts';
 import { type Affiliation, type RoomConfig, type RoomRecord, RoomStore } from '../../store/rooms.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
+import type { MucSettings } from './settings.ts';
 
 /** The most occupants a room can hold: each carries its presence (up to 1 KB) in the one 400 KB room item. */
 export const MAX_ROOM_OCCUPANTS = 500;
@@ -26,8 +27,9 @@ export interface MucOptions {
 
 /** The tenant's MUC settings with defaults filled in; undefined if the tenant has no MUC service. */
 export function mucOptions(tenant: TenantRecord | undefined): MucOptions | undefined {
-  if (!tenant?.enabled || tenant.muc?.enabled === false) return undefined;
-  const m = tenant.muc ?? {};
+  // The TenantStore checked the block against MucSettingsSchema when it read the item.
+  const m = (tenant?.muc ?? {}) as MucSettings;
+  if (!tenant?.enabled || m.enabled === false) return undefined;
   const positive = (n: number | undefined, d: number) => (typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : d);
   return {
     subdomain: (m.subdomain || DEFAULT_SUBDOMAIN).toLowerCase(),
