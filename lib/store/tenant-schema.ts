@@ -215,6 +215,8 @@ function parseObject(schema: TObject, raw: Record<string, unknown>, prefix: stri
     if (v === undefined || v === null) continue;
     if (isObjectSchema(prop) && isObject(v)) {
       const inner = parseObject(prop, v, path, report);
+      // A map left empty by dropped entries reads as absent, like the entries themselves.
+      if (!Object.keys(inner).length && Object.keys(v).length) continue;
       if (Value.Check(prop, inner)) out[k] = inner;
       else report.bad(path, prop, schemaErrors(prop, inner, path).map((e) => `${e.path}: ${e.message}`).join('; '));
       continue;
