@@ -4,7 +4,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserExistsError } from '../store/users.ts';
-import type { TenantRecord } from '../store/tenants.ts';
+import { type FieldError, InvalidTenantError, type TenantRecord, validateTenantItem } from '../store/tenant-schema.ts';
 import type { Session, XmppServer } from '../core/server.ts';
 import { routeStanza } from '../core/router.ts';
 import { StreamError } from '../xmpp/errors.ts';
@@ -13,7 +13,7 @@ import { FrameError, parseFrame } from '../xmpp/xml.ts';
 import { revokeTokens } from '../auth/access-tokens.ts';
 import { addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { OperatorError } from '../core/modules.ts';
-import { openApiDocument } from './openapi.ts';
+import { openApiDocumentFor } from './openapi.ts';
 import type { TenantPurger } from './purge.ts';
 
 export interface ApiRequest {
@@ -31,7 +31,17 @@ export interface ApiResponse {
 }
 
 /** A refusal the API answers with `status` and `{ error: { code, message } }` (modules throw OperatorError, the same). */
-export class ApiError extends OperatorError {}
+export class ApiError extends OperatorError {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    /** For invalid-tenant: each bad field and why. */
+    readonly fields?: FieldError[],
+  ) {
+    super(status, code, message);
+  }
+}
 
 type Params = Record<string, string>;
 type Handler = (req: ApiRequest, params: Params, json: () => Record<string, unknown>) => Promise<ApiResponse>;
@@ -51,8 +61,6 @@ export interface AdminApiOptions {
   /** Extra operations from extensions (e.g. token revocation). */
   extraRoutes?: { method: string; pattern: string; handler: Handler }[];
 }
-
-const DOMAIN_FIELDS = new Set(['enabled', 'loginMethods', 'jwt', 'tokens', 'registration', 'limits', 'muc', 'features', 'federation', 'labels']);
 
 export type AdminApi = ((req: ApiRequest) => Promise<ApiResponse>) & { routes: { method: string; pattern: string }[] };
 
@@ -83,32 +91,54 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     return v;
   };
 
-  route('GET', '/openapi.json', async () => ({ status: 200, body: openApiDocument }));
+  /** The whole item as it would be written, checked strictly (README "The tenant item"): all or nothing. */
+  const checkedTenant = (item: Record<string, unknown>): TenantRecord => {
+    try {
+      return validateTenantItem(item, server.tenants.blocks);
+    } catch (err) {
+      if (err instanceof InvalidTenantError) throw new ApiError(400, 'invalid-tenant', err.message, err.fields);
+      throw err;
+    }
+  };
+
+  const openApi = openApiDocumentFor(server.tenants.blocks);
+  route('GET', '/openapi.json', async () => ({ status: 200, body: openApi }));
 
   // ---- tenants
   route('GET', '/tenants', async () => ({ status: 200, body: { tenants: await server.tenants.list() } }));
   route('POST', '/tenants', async (_req, _p, json) => {
     const body = json();
-    const domain = requireString(body, 'domain').toLowerCase();
-    if (await server.tenants.get(domain, 0)) throw new ApiError(409, 'tenant-exists', `${domain} exists`);
-    const tenant: TenantRecord = { domain, enabled: true, createdAt: Date.now(), ...pickTenantFields(body) };
+    // createdAt and updatedAt are the server's to set; enabled defaults to true.
+    const { createdAt: _c, updatedAt: _u, ...fields } = body;
+    const tenant = checkedTenant({ enabled: true, ...fields, ...(typeof body.domain === 'string' ? { domain: body.domain.toLowerCase() } : {}), createdAt: Date.now() });
+    if (await server.tenants.get(tenant.domain, 0)) throw new ApiError(409, 'tenant-exists', `${tenant.domain} exists`);
     await server.tenants.put(tenant);
-    return { status: 201, body: await server.tenants.get(domain, 0) };
+    return { status: 201, body: await server.tenants.get(tenant.domain, 0) };
   });
   route('GET', '/tenants/{domain}', async (_r, p) => ({ status: 200, body: await tenantOr404(p.domain) }));
   route('PATCH', '/tenants/{domain}', async (_r, p, json) => {
+    // The changes are applied to the item as the server reads it (fields it ignores are gone) and the
+    // result is checked whole; a null removes a field (JSON merge patch, RFC 7396).
     const current = await tenantOr404(p.domain);
-    await server.tenants.put({ ...current, ...pickTenantFields(json()) });
+    const { createdAt: _c, updatedAt: _u, ...changes } = json();
+    if (changes.domain !== undefined && changes.domain !== current.domain) {
+      throw new ApiError(400, 'invalid-tenant', 'invalid tenant: domain: cannot be changed', [{ path: 'domain', message: 'cannot be changed' }]);
+    }
+    const merged: Record<string, unknown> = { ...current };
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null) delete merged[k];
+      else merged[k] = v;
+    }
+    await server.tenants.put(checkedTenant(merged));
     return { status: 200, body: await server.tenants.get(p.domain, 0) };
   });
-  route('POST', '/tenants/{domain}/disable', async (_r, p) => {
-    await server.tenants.put({ ...(await tenantOr404(p.domain)), enabled: false });
-    return { status: 200, body: await server.tenants.get(p.domain, 0) };
-  });
-  route('POST', '/tenants/{domain}/enable', async (_r, p) => {
-    await server.tenants.put({ ...(await tenantOr404(p.domain)), enabled: true });
-    return { status: 200, body: await server.tenants.get(p.domain, 0) };
-  });
+  for (const [name, enabled] of [['disable', false], ['enable', true]] as const) {
+    route('POST', `/tenants/{domain}/${name}`, async (_r, p) => {
+      // Only `enabled` changes: the rest of the item stays as written (README "Tenants").
+      if (!(await server.tenants.setEnabled(p.domain, enabled))) throw new ApiError(404, 'tenant-not-found', `no tenant ${p.domain}`);
+      return { status: 200, body: await tenantOr404(p.domain) };
+    });
+  }
   route('DELETE', '/tenants/{domain}', async (req, p) => {
     await tenantOr404(p.domain);
     await server.tenants.remove(p.domain);
@@ -232,23 +262,12 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
       };
       return await r.handler(req, params, json);
     } catch (err) {
-      if (err instanceof OperatorError) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+      if (err instanceof OperatorError) return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err instanceof ApiError && err.fields ? { fields: err.fields } : {}) } } };
       server.log.error({ err, path: req.path }, 'admin API failure');
       return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
     }
   };
   return Object.assign(api, { routes: routes.map(({ method, pattern }) => ({ method, pattern })) });
-}
-
-function pickTenantFields(body: Record<string, unknown>): Partial<TenantRecord> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) {
-    if (k === 'domain') continue;
-    if (!DOMAIN_FIELDS.has(k)) throw new ApiError(400, 'invalid-field', `unknown tenant field ${k}`);
-    out[k] = v;
-  }
-  if ('enabled' in out && typeof out.enabled !== 'boolean') throw new ApiError(400, 'invalid-field', 'enabled must be a boolean');
-  return out as Partial<TenantRecord>;
 }
 
 function authorized(header: string | undefined, token: string): boolean {

@@ -1,4 +1,7 @@
-// OpenAPI 3.1 description of the admin API (served at /api/openapi.json).
+// OpenAPI 3.1 description of the admin API (served at /api/openapi.json). The Tenant component is the
+// tenant item's JSON Schema itself, with the setting blocks of the modules the server runs.
+import { Type } from '@sinclair/typebox';
+import { type SettingBlock, tenantItemSchema } from '../store/tenant-schema.ts';
 
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 const error = { description: 'error', ...json({ $ref: '#/components/schemas/Error' }) };
@@ -11,144 +14,138 @@ function op(summary: string, responses: Record<string, unknown>, extra: Record<s
   return { summary, responses: { ...responses, '400': error, '401': error, '404': error }, ...extra };
 }
 
-export const openApiDocument = {
-  openapi: '3.1.0',
-  info: { title: 'xmpp-edge admin API', version: '1', description: 'Tenants, accounts, sessions, stanzas and rooms. Send `Authorization: Bearer <token>` (locally the token `npm start` prints; in AWS the API is IAM-authorised).' },
-  servers: [{ url: '/api' }],
-  security: [{ bearer: [] }],
-  components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-    schemas: {
-      Error: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } } },
-      RoomConfig: {
-        type: 'object',
-        description: 'Room settings (the muc#roomconfig form of XEP-0045 §10.2)',
-        properties: {
-          name: { type: 'string' },
-          description: { type: 'string' },
-          lang: { type: 'string' },
-          persistent: { type: 'boolean' },
-          public: { type: 'boolean' },
-          passwordProtected: { type: 'boolean' },
-          password: { type: 'string' },
-          membersOnly: { type: 'boolean' },
-          moderated: { type: 'boolean' },
-          maxUsers: { type: 'integer', description: '0: the service maximum' },
-          whois: { enum: ['moderators', 'anyone'] },
-          changeSubject: { type: 'boolean' },
-          allowInvites: { type: 'boolean' },
-          allowPm: { enum: ['anyone', 'participants', 'moderators', 'none'] },
-          logging: { type: 'boolean' },
-          historyFetch: { type: 'integer' },
-        },
-      },
-      Room: {
-        type: 'object',
-        properties: {
-          jid: { type: 'string' },
-          locked: { type: 'boolean' },
-          createdAt: { type: 'string', format: 'date-time' },
-          config: { $ref: '#/components/schemas/RoomConfig' },
-          subject: { type: 'string' },
-          affiliations: { type: 'array', items: { type: 'object', properties: { jid: { type: 'string' }, affiliation: { type: 'string' }, nick: { type: 'string' }, reason: { type: 'string' } } } },
-          occupants: { type: 'array', items: { type: 'object', properties: { nick: { type: 'string' }, role: { type: 'string' }, affiliation: { type: 'string' }, jids: { type: 'array', items: { type: 'string' } } } } },
-        },
-      },
-      Tenant: {
-        type: 'object',
-        required: ['domain', 'enabled'],
-        properties: {
-          domain: { type: 'string' },
-          enabled: { type: 'boolean' },
-          loginMethods: { type: 'array', items: { enum: ['password', 'jwt', 'token'] } },
-          jwt: { type: 'object', description: 'secret, keys, jwksUrl, algorithms, issuer, audience, usernameClaim, clockToleranceSeconds' },
-          tokens: { type: 'object', description: 'secret, accessValiditySeconds, refreshValiditySeconds' },
-          registration: { enum: ['open', 'closed'] },
-          limits: { type: 'object', properties: { sessionsPerUser: { type: 'integer' }, maxStanzaBytes: { type: 'integer' }, stanzasPerSecond: { type: 'number' }, roomsPerUser: { type: 'integer' } } },
-          muc: {
-            type: 'object',
-            description: 'Multi-User Chat service at <subdomain>.<domain>',
-            properties: {
-              enabled: { type: 'boolean' },
-              subdomain: { type: 'string', default: 'conference' },
-              name: { type: 'string' },
-              roomCreation: { enum: ['anyone', 'admins'] },
-              maxOccupants: { type: 'integer' },
-              historyLength: { type: 'integer' },
-              historyRetentionSeconds: { type: 'integer' },
-              enforceReservedNicks: { type: 'boolean' },
+/** The document for a server whose tenant items have these setting blocks. */
+export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
+  const tenant = tenantItemSchema(blocks);
+  return {
+    openapi: '3.1.0',
+    info: { title: 'xmpp-edge admin API', version: '1', description: 'Tenants, accounts, sessions, stanzas and rooms. Send `Authorization: Bearer <token>` (locally the token `npm start` prints; in AWS the API is IAM-authorised).' },
+    servers: [{ url: '/api' }],
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: {
+          type: 'object',
+          properties: {
+            error: {
+              type: 'object',
+              properties: {
+                code: { type: 'string' },
+                message: { type: 'string' },
+                fields: {
+                  type: 'array',
+                  description: "invalid-tenant: each bad field ('limits.maxStanzaBytes') and why; nothing was written",
+                  items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } }, required: ['path', 'message'] },
+                },
+              },
+              required: ['code', 'message'],
             },
           },
-          features: { type: 'array', items: { type: 'string' } },
-          federation: { type: 'array', items: { type: 'string' } },
-          labels: { type: 'object', additionalProperties: { type: 'string' } },
         },
+        RoomConfig: {
+          type: 'object',
+          description: 'Room settings (the muc#roomconfig form of XEP-0045 §10.2)',
+          properties: {
+            name: { type: 'string' },
+            description: { type: 'string' },
+            lang: { type: 'string' },
+            persistent: { type: 'boolean' },
+            public: { type: 'boolean' },
+            passwordProtected: { type: 'boolean' },
+            password: { type: 'string' },
+            membersOnly: { type: 'boolean' },
+            moderated: { type: 'boolean' },
+            maxUsers: { type: 'integer', description: '0: the service maximum' },
+            whois: { enum: ['moderators', 'anyone'] },
+            changeSubject: { type: 'boolean' },
+            allowInvites: { type: 'boolean' },
+            allowPm: { enum: ['anyone', 'participants', 'moderators', 'none'] },
+            logging: { type: 'boolean' },
+            historyFetch: { type: 'integer' },
+          },
+        },
+        Room: {
+          type: 'object',
+          properties: {
+            jid: { type: 'string' },
+            locked: { type: 'boolean' },
+            createdAt: { type: 'string', format: 'date-time' },
+            config: { $ref: '#/components/schemas/RoomConfig' },
+            subject: { type: 'string' },
+            affiliations: { type: 'array', items: { type: 'object', properties: { jid: { type: 'string' }, affiliation: { type: 'string' }, nick: { type: 'string' }, reason: { type: 'string' } } } },
+            occupants: { type: 'array', items: { type: 'object', properties: { nick: { type: 'string' }, role: { type: 'string' }, affiliation: { type: 'string' }, jids: { type: 'array', items: { type: 'string' } } } } },
+          },
+        },
+        // Generated from the tenant item's schema (README "The tenant item"): what the API enforces.
+        Tenant: tenant,
+        TenantPatch: { ...Type.Partial(tenant), description: 'Fields to change; null removes one (JSON merge patch, RFC 7396). domain cannot change; createdAt and updatedAt are set by the server.' },
       },
     },
-  },
-  paths: {
-    '/tenants': {
-      get: op('List tenants', { '200': { description: 'domains', ...json({ type: 'object', properties: { tenants: { type: 'array', items: { type: 'string' } } } }) } }),
-      post: op('Create a tenant', { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error }, { requestBody: json({ $ref: '#/components/schemas/Tenant' }) }),
+    paths: {
+      '/tenants': {
+        get: op('List tenants', { '200': { description: 'domains', ...json({ type: 'object', properties: { tenants: { type: 'array', items: { type: 'string' } } } }) } }),
+        post: op('Create a tenant', { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error }, { requestBody: json({ $ref: '#/components/schemas/Tenant' }) }),
+      },
+      '/tenants/{domain}': {
+        parameters: [domain],
+        get: op('Read a tenant', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }),
+        patch: op('Change fields of a tenant; the result is checked whole', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }, { requestBody: json({ $ref: '#/components/schemas/TenantPatch' }) }),
+        delete: op('Delete a tenant (its sessions close with host-gone); ?purge=true also deletes all its data in the background', { '202': { description: 'deleted' } }, { parameters: [{ name: 'purge', in: 'query', schema: { type: 'boolean' } }] }),
+      },
+      '/tenants/{domain}/disable': { parameters: [domain], post: op('Disable a tenant: logins refused, live sessions closed with host-gone', { '200': { description: 'tenant' } }) },
+      '/tenants/{domain}/enable': { parameters: [domain], post: op('Enable a tenant', { '200': { description: 'tenant' } }) },
+      '/tenants/{domain}/purge': { parameters: [domain], get: op('Progress of a purge', { '200': { description: 'job' } }) },
+      '/tenants/{domain}/users': {
+        parameters: [domain],
+        get: op('List accounts', { '200': { description: 'usernames' } }),
+        post: op('Create an account', { '201': { description: 'created' }, '409': error }, { requestBody: json({ type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } }) }),
+      },
+      '/tenants/{domain}/users/{username}': { parameters: [domain, username], delete: op('Delete an account and close its sessions', { '204': { description: 'deleted' } }) },
+      '/tenants/{domain}/users/{username}/password': {
+        parameters: [domain, username],
+        put: op('Set a password', { '204': { description: 'changed' } }, { requestBody: json({ type: 'object', required: ['password'], properties: { password: { type: 'string' } } }) }),
+      },
+      '/tenants/{domain}/users/{username}/sessions': { parameters: [domain, username], delete: op('Kick: close every session of the account', { '200': { description: 'closed count' } }) },
+      '/tenants/{domain}/users/{username}/tokens/revoke': { parameters: [domain, username], post: op('Revoke the refresh tokens issued to the account', { '204': { description: 'revoked' } }) },
+      '/tenants/{domain}/rooms': {
+        parameters: [domain],
+        get: op("List the tenant's rooms (Multi-User Chat)", { '200': { description: 'rooms' } }),
+        post: op(
+          'Create a room, unlocked and persistent unless config says otherwise',
+          { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
+          { requestBody: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' }, owners: { type: 'array', items: { type: 'string' } }, config: { $ref: '#/components/schemas/RoomConfig' } } }) },
+        ),
+      },
+      '/tenants/{domain}/rooms/{room}': {
+        parameters: [domain, room],
+        get: op('Read a room: configuration, affiliations, occupants', { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) } }),
+        patch: op('Change room settings; occupants are notified (XEP-0045 §10.2.1)', { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) } }, { requestBody: json({ $ref: '#/components/schemas/RoomConfig' }) }),
+        delete: op('Destroy a room; each occupant is told, with the reason and alternate venue if given (XEP-0045 §10.9)', { '204': { description: 'destroyed' } }, {
+          parameters: [
+            { name: 'reason', in: 'query', schema: { type: 'string' } },
+            { name: 'alternate', in: 'query', schema: { type: 'string' }, description: 'JID of an alternate venue' },
+          ],
+        }),
+      },
+      '/tenants/{domain}/rooms/{room}/affiliations': { parameters: [domain, room], get: op("List a room's affiliations", { '200': { description: 'affiliations' } }) },
+      '/tenants/{domain}/rooms/{room}/affiliations/{jid}': {
+        parameters: [domain, room, roomJidParam],
+        put: op(
+          "Set a user's affiliation (owner, admin, member, outcast, none); occupants are told, a banned one is removed",
+          { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
+          { requestBody: json({ type: 'object', required: ['affiliation'], properties: { affiliation: { enum: ['owner', 'admin', 'member', 'outcast', 'none'] }, reason: { type: 'string' }, nick: { type: 'string' } } }) },
+        ),
+      },
+      '/tenants/{domain}/sessions': { parameters: [domain], get: op('List open connections and sessions', { '200': { description: 'sessions' } }) },
+      '/tenants/{domain}/stanzas': {
+        parameters: [domain],
+        post: op(
+          'Send a stanza as a user of the tenant (`from`, bare or full JID) or as the server (no `from`); returns what the server sent back to the sender',
+          { '200': { description: 'replies', ...json({ type: 'object', properties: { replies: { type: 'array', items: { type: 'string' } } } }) } },
+          { requestBody: json({ type: 'object', required: ['stanza'], properties: { stanza: { type: 'string', description: 'one XML stanza' }, from: { type: 'string' } } }) },
+        ),
+      },
     },
-    '/tenants/{domain}': {
-      parameters: [domain],
-      get: op('Read a tenant', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }),
-      patch: op('Change fields of a tenant', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }, { requestBody: json({ $ref: '#/components/schemas/Tenant' }) }),
-      delete: op('Delete a tenant (its sessions close with host-gone); ?purge=true also deletes all its data in the background', { '202': { description: 'deleted' } }, { parameters: [{ name: 'purge', in: 'query', schema: { type: 'boolean' } }] }),
-    },
-    '/tenants/{domain}/disable': { parameters: [domain], post: op('Disable a tenant: logins refused, live sessions closed with host-gone', { '200': { description: 'tenant' } }) },
-    '/tenants/{domain}/enable': { parameters: [domain], post: op('Enable a tenant', { '200': { description: 'tenant' } }) },
-    '/tenants/{domain}/purge': { parameters: [domain], get: op('Progress of a purge', { '200': { description: 'job' } }) },
-    '/tenants/{domain}/users': {
-      parameters: [domain],
-      get: op('List accounts', { '200': { description: 'usernames' } }),
-      post: op('Create an account', { '201': { description: 'created' }, '409': error }, { requestBody: json({ type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } }) }),
-    },
-    '/tenants/{domain}/users/{username}': { parameters: [domain, username], delete: op('Delete an account and close its sessions', { '204': { description: 'deleted' } }) },
-    '/tenants/{domain}/users/{username}/password': {
-      parameters: [domain, username],
-      put: op('Set a password', { '204': { description: 'changed' } }, { requestBody: json({ type: 'object', required: ['password'], properties: { password: { type: 'string' } } }) }),
-    },
-    '/tenants/{domain}/users/{username}/sessions': { parameters: [domain, username], delete: op('Kick: close every session of the account', { '200': { description: 'closed count' } }) },
-    '/tenants/{domain}/users/{username}/tokens/revoke': { parameters: [domain, username], post: op('Revoke the refresh tokens issued to the account', { '204': { description: 'revoked' } }) },
-    '/tenants/{domain}/rooms': {
-      parameters: [domain],
-      get: op("List the tenant's rooms (Multi-User Chat)", { '200': { description: 'rooms' } }),
-      post: op(
-        'Create a room, unlocked and persistent unless config says otherwise',
-        { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
-        { requestBody: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' }, owners: { type: 'array', items: { type: 'string' } }, config: { $ref: '#/components/schemas/RoomConfig' } } }) },
-      ),
-    },
-    '/tenants/{domain}/rooms/{room}': {
-      parameters: [domain, room],
-      get: op('Read a room: configuration, affiliations, occupants', { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) } }),
-      patch: op('Change room settings; occupants are notified (XEP-0045 §10.2.1)', { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) } }, { requestBody: json({ $ref: '#/components/schemas/RoomConfig' }) }),
-      delete: op('Destroy a room; each occupant is told, with the reason and alternate venue if given (XEP-0045 §10.9)', { '204': { description: 'destroyed' } }, {
-        parameters: [
-          { name: 'reason', in: 'query', schema: { type: 'string' } },
-          { name: 'alternate', in: 'query', schema: { type: 'string' }, description: 'JID of an alternate venue' },
-        ],
-      }),
-    },
-    '/tenants/{domain}/rooms/{room}/affiliations': { parameters: [domain, room], get: op("List a room's affiliations", { '200': { description: 'affiliations' } }) },
-    '/tenants/{domain}/rooms/{room}/affiliations/{jid}': {
-      parameters: [domain, room, roomJidParam],
-      put: op(
-        "Set a user's affiliation (owner, admin, member, outcast, none); occupants are told, a banned one is removed",
-        { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
-        { requestBody: json({ type: 'object', required: ['affiliation'], properties: { affiliation: { enum: ['owner', 'admin', 'member', 'outcast', 'none'] }, reason: { type: 'string' }, nick: { type: 'string' } } }) },
-      ),
-    },
-    '/tenants/{domain}/sessions': { parameters: [domain], get: op('List open connections and sessions', { '200': { description: 'sessions' } }) },
-    '/tenants/{domain}/stanzas': {
-      parameters: [domain],
-      post: op(
-        'Send a stanza as a user of the tenant (`from`, bare or full JID) or as the server (no `from`); returns what the server sent back to the sender',
-        { '200': { description: 'replies', ...json({ type: 'object', properties: { replies: { type: 'array', items: { type: 'string' } } } }) } },
-        { requestBody: json({ type: 'object', required: ['stanza'], properties: { stanza: { type: 'string', description: 'one XML stanza' }, from: { type: 'string' } } }) },
-      ),
-    },
-  },
-} as const;
+  };
+}

@@ -11,10 +11,8 @@ import type { ConnectionRecord } from '../store/connections.ts';
 import type { SessionEntry } from '../store/sessions.ts';
 import type { TenantRecord } from '../store/tenants.ts';
 import { type CoreEvents, type IqEvent, type StanzaEvent, tenantOfEvent } from './events.ts';
+import type { SettingBlock } from '../store/tenant-schema.ts';
 import { type Hook, Hooks } from './hooks.ts';
-
-/** A JSON Schema (as the schema library builds it) for a module's block of the tenant item. */
-export type SettingsSchema = object;
 import type { ConnectionTarget } from './management-api.ts';
 import type { SaslMechanism } from './sasl.ts';
 import type { XmppServer } from './server.ts';
@@ -131,7 +129,7 @@ export interface XmppModule<Api = unknown> {
    */
   enabled?: 'always' | 'optional';
   /** This module's block of the tenant item: `tenant[key]`, checked against `schema` when read and written. */
-  settings?: { key: string; schema: SettingsSchema };
+  settings?: SettingBlock;
   /** The items it keeps. */
   storage?: ModuleStorage;
   /** Names of the fields it keeps in each session entry (see SessionData). */
@@ -170,10 +168,6 @@ export class Registry {
     return [...this.modules.values()].filter((m) => m.sessionData).map((m) => m.name);
   }
 
-  /** The tenant setting blocks of the installed modules. */
-  settingBlocks(): { key: string; schema: SettingsSchema }[] {
-    return [...this.modules.values()].flatMap((m) => (m.settings ? [m.settings] : []));
-  }
 
   /** Names of the modules a tenant may switch on in `features`. */
   optionalModules(): string[] {
@@ -389,6 +383,11 @@ export class ModuleContext {
     if (!this.registry.apis.has(name)) throw new Error(`module ${this.name} depends on ${name}, which is not installed`);
     return this.registry.apis.get(name) as Api;
   }
+}
+
+/** The tenant item blocks the modules declare (README "The tenant item"): the tenant schema is made of them. */
+export function settingBlocksOf(modules: readonly XmppModule[]): SettingBlock[] {
+  return modules.flatMap((m) => (m.settings ? [m.settings] : []));
 }
 
 /**

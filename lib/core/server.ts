@@ -15,7 +15,7 @@ import { TenantStore } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
 import type { Session } from './events.ts';
 import type { ConnectionTarget, ManagementApi } from './management-api.ts';
-import { type Component, Registry, type XmppModule, installModules } from './modules.ts';
+import { type Component, Registry, type XmppModule, installModules, settingBlocksOf } from './modules.ts';
 import { TokenBuckets } from './rate-limit.ts';
 import { handleFrame } from './stream.ts';
 
@@ -100,7 +100,7 @@ export class XmppServer {
     this.connections = new ConnectionStore(opts.db, opts.table, opts.region ?? process.env.AWS_REGION ?? 'local');
     this.sessions = new SessionStore(opts.db, opts.table);
     this.users = new UserStore(opts.db, opts.table);
-    this.tenants = new TenantStore(opts.db, opts.table, opts.tenantCacheMs, this.clock);
+    this.tenants = new TenantStore(opts.db, opts.table, { cacheMs: opts.tenantCacheMs, blocks: settingBlocksOf(opts.modules), log: opts.logger, clock: this.clock });
     this.serverSecret = new ServerSecretStore(opts.db, opts.table);
     this.version = opts.version;
     installModules(this, this.registry, opts.modules);

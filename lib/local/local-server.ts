@@ -14,6 +14,7 @@ import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
 import { TenantPurger, purgePlanOf } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultModules } from '../extensions/index.ts';
+import { settingBlocksOf } from '../core/modules.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
 import { createIngestHandler, type SqsBatchResponse, type SqsEvent } from '../gateway/ingest.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
@@ -102,7 +103,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // The frame claims too: in AWS they are one conditional write per frame to a separate regional
   // table (README "Cost per operation"), not part of what a stanza costs in the main table.
   const claimsDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
-  const tenants = new TenantStore(db, table);
+  const modules = [...defaultModules, ...(opts.extraModules ?? [])];
+  const tenants = new TenantStore(db, table, { blocks: settingBlocksOf(modules), log });
   for (const domain of opts.seedDomains ?? ['localhost']) {
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now() });
   }
@@ -114,7 +116,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
-    modules: [...defaultModules, ...(opts.extraModules ?? [])],
+    modules,
     version: PACKAGE_VERSION,
     region: opts.region,
     clock: opts.clock,
@@ -157,7 +159,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   }, opts.purgeIntervalMs ?? 5000);
   purgeTimer.unref();
   // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
-  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, 0), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
+  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
   watcher.start();
 
   return {

@@ -2,94 +2,25 @@
 // for a few seconds only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
 // Every field is documented in the README ("The tenant item").
 import { type Clock, systemClock } from './clock.ts';
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { partitionItems } from './dynamo.ts';
+import { type SettingBlock, type TenantLog, type TenantRecord, parseTenantItem } from './tenant-schema.ts';
 
-export type LoginMethod = 'password' | 'jwt' | 'token';
+// The types come from the schema (tenant-schema.ts), so they cannot drift from what is checked.
+export type { JwtSettings, LoginMethod, SettingBlock, TenantLimits, TenantLog, TenantRecord, TokenSettings } from './tenant-schema.ts';
 
-export interface JwtSettings {
-  /** Shared secret for HS256/384/512, as UTF-8 text. */
-  secret?: string;
-  /** Verification keys: PEM public keys or JWK objects (RS*, PS*, ES*, EdDSA). */
-  keys?: (string | Record<string, unknown>)[];
-  /** A JWKS URL, fetched with a timeout, cached, refetched on an unknown `kid`. */
-  jwksUrl?: string;
-  /** Least time between two JWKS fetches caused by tokens with an unknown `kid`, in seconds. Default 10. */
-  jwksCooldownSeconds?: number;
-  /** Longest time fetched JWKS keys are used before the JWKS is fetched again, in seconds. Default 600. */
-  jwksCacheSeconds?: number;
-  /** Accepted `alg` values; by default those the configured keys can verify. `none` never. */
-  algorithms?: string[];
-  issuer?: string;
-  audience?: string | string[];
-  /** The claim that names the user (its local part or bare JID). Default `sub`. */
-  usernameClaim?: string;
-  /** Clock tolerance for exp/nbf/iat, in seconds. Default 30. */
-  clockToleranceSeconds?: number;
+export interface TenantStoreOptions {
+  /** How long a read is reused, in milliseconds. Default 3000. */
+  cacheMs?: number;
+  /** Setting blocks of the feature modules the server runs (the MUC service's `muc`, …). */
+  blocks?: readonly SettingBlock[];
+  /** Where fields ignored and items refused are reported (README "The tenant item"). Default: nowhere. */
+  log?: TenantLog;
+  /** Time source of the cache (tests move it). Default the system clock. */
+  clock?: Clock;
 }
 
-export interface TokenSettings {
-  /** HMAC key for server-issued tokens (MongooseIM token format, HMAC-SHA-384), as UTF-8 text. */
-  secret: string;
-  /** Lifetime of an access token, in seconds. Default 3600 (1 hour, as MongooseIM). */
-  accessValiditySeconds?: number;
-  /** Lifetime of a refresh token, in seconds. Default 2160000 (25 days, as MongooseIM). */
-  refreshValiditySeconds?: number;
-}
-
-export interface TenantLimits {
-  /** Simultaneous sessions (resources) per account. */
-  sessionsPerUser?: number;
-  /** Largest stanza, in bytes. */
-  maxStanzaBytes?: number;
-  /** Sustained stanzas per second per connection (bursts of twice that are allowed). */
-  stanzasPerSecond?: number;
-  /** Rooms a user may create in the tenant's MUC service (beyond it, entering a new room gets not-allowed). */
-  roomsPerUser?: number;
-}
-
-/** The tenant's Multi-User Chat service (XEP-0045), at `<subdomain>.<domain>`. */
-export interface MucSettings {
-  /** false: no MUC service for this tenant (its address is not served). Default true. */
-  enabled?: boolean;
-  /** The first label of the service's address: `<subdomain>.<domain>`. One DNS label. Default 'conference'. */
-  subdomain?: string;
-  /** The service's name in service discovery. Default 'Chatrooms'. */
-  name?: string;
-  /** Who may create a room by entering one that does not exist: 'anyone' (default) or 'admins' (admin API and CLI only; users get not-allowed). */
-  roomCreation?: 'anyone' | 'admins';
-  /** The most occupants a room may have (its muc#roomconfig_maxusers may not exceed it). Default 200, at most 500 (one item holds a room). */
-  maxOccupants?: number;
-  /** Messages kept for discussion history and the most a new occupant gets (muc#maxhistoryfetch may not exceed it). Default 50. */
-  historyLength?: number;
-  /** How long discussion history is kept, in seconds. Default 604800 (7 days). */
-  historyRetentionSeconds?: number;
-  /** Users with a reserved nickname (member list) always get it, whatever they ask for (status 210). Default false. */
-  enforceReservedNicks?: boolean;
-}
-
-export interface TenantRecord {
-  domain: string;
-  /** false: logins are refused with host-unknown and live sessions are closed with host-gone. */
-  enabled: boolean;
-  createdAt?: number;
-  updatedAt?: number;
-  /** How users may log in. Default ['password']. */
-  loginMethods?: LoginMethod[];
-  jwt?: JwtSettings;
-  tokens?: TokenSettings;
-  /** XEP-0077 in-band registration. Default 'closed'. */
-  registration?: 'open' | 'closed';
-  limits?: TenantLimits;
-  /** Optional features switched on for this tenant (extension names). */
-  features?: string[];
-  /** Multi-User Chat service settings; absent: the service runs at conference.<domain> with the defaults. */
-  muc?: MucSettings;
-  /** Other tenants this one may exchange stanzas with; both sides must list each other. Default none. */
-  federation?: string[];
-  /** Free-form labels for the operator (owner, plan, …). */
-  labels?: Record<string, string>;
-}
+const SILENT: TenantLog = { warn() {}, error() {} };
 
 const key = (domain: string) => ({ pk: `tenant#${domain}`, sk: 'tenant' });
 const LIST_PK = 'tenants';
@@ -97,20 +28,48 @@ const MAX_CACHED_TENANTS = 10_000;
 
 export class TenantStore {
   private cache = new Map<string, { at: number; value: TenantRecord | undefined }>();
+  /** The last item reported per domain: an unchanged bad item is logged once, not at every re-read. */
+  private reported = new Map<string, string>();
+  readonly cacheMs: number;
+  readonly blocks: readonly SettingBlock[];
+  private readonly log: TenantLog;
+  private readonly clock: Clock;
 
+  /** `options` may be the cache time alone (in milliseconds), as before setting blocks existed. */
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
-    readonly cacheMs = 3000,
-    private readonly clock: Clock = systemClock,
-  ) {}
+    options: number | TenantStoreOptions = {},
+  ) {
+    const o = typeof options === 'number' ? { cacheMs: options } : options;
+    this.cacheMs = o.cacheMs ?? 3000;
+    this.blocks = o.blocks ?? [];
+    this.log = o.log ?? SILENT;
+    this.clock = o.clock ?? systemClock;
+  }
+
+  /**
+   * Every item read is parsed (README "The tenant item"): a bad field is logged and dropped so its
+   * default applies; an item that cannot be served at all (no domain, no boolean enabled) reads as
+   * no tenant, so its streams get host-unknown and its live sessions host-gone.
+   */
+  private parse(domain: string, item: Record<string, unknown>): TenantRecord | undefined {
+    const raw = strip(item);
+    const seen = JSON.stringify(raw);
+    const quiet = this.reported.get(domain) === seen;
+    if (!quiet) {
+      if (this.reported.size >= MAX_CACHED_TENANTS) this.reported.delete(this.reported.keys().next().value as string);
+      this.reported.set(domain, seen);
+    }
+    return parseTenantItem(raw, this.blocks, quiet ? SILENT : this.log, domain).tenant;
+  }
 
   /** The tenant, from a cache no older than `cacheMs`. */
   async get(domain: string, now = this.clock.now()): Promise<TenantRecord | undefined> {
     const hit = this.cache.get(domain);
     if (hit && now - hit.at < this.cacheMs) return hit.value;
     const res = await this.db.send(new GetCommand({ TableName: this.table, Key: key(domain) }));
-    const value = res.Item ? (strip(res.Item) as unknown as TenantRecord) : undefined;
+    const value = res.Item ? this.parse(domain, res.Item) : undefined;
     // Any domain a client names (a stream's `to`, a stanza's address) is looked up here, so the cache
     // of misses would grow without end in a long-lived process: drop the oldest entry beyond a cap.
     if (this.cache.size >= MAX_CACHED_TENANTS) this.cache.delete(this.cache.keys().next().value as string);
@@ -129,7 +88,10 @@ export class TenantStore {
       for (let attempt = 0; keys.length && attempt < 5; attempt++) {
         const res = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }));
         // Keyed by the item's key, not its `domain` field, which a hand edit may have changed or removed.
-        for (const item of res.Responses?.[this.table] ?? []) out.set((item.pk as string).slice('tenant#'.length), strip(item) as unknown as TenantRecord);
+        for (const item of res.Responses?.[this.table] ?? []) {
+          const domain = (item.pk as string).slice('tenant#'.length);
+          out.set(domain, this.parse(domain, item));
+        }
         keys = (res.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
         if (keys.length) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
       }
@@ -144,6 +106,30 @@ export class TenantStore {
     // An index item lets `list` run as a Query rather than a Scan.
     await this.db.send(new PutCommand({ TableName: this.table, Item: { pk: LIST_PK, sk: tenant.domain } }));
     this.cache.delete(tenant.domain);
+  }
+
+  /**
+   * Switches a tenant on or off without rewriting the rest of its item (fields this process does not
+   * know, such as another module's block, stay). False if there is no such tenant.
+   */
+  async setEnabled(domain: string, enabled: boolean): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(domain),
+          UpdateExpression: 'SET enabled = :e, updatedAt = :now',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':e': enabled, ':now': Date.now() },
+        }),
+      );
+    } catch (err) {
+      if ((err as Error).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    } finally {
+      this.cache.delete(domain);
+    }
+    return true;
   }
 
   async remove(domain: string): Promise<boolean> {

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RawClient, type TestServer, byName, connectClient, startTestServer, xml, WAIT_MS } from '../support/harness.ts';
 import { createAdminApi } from '../../lib/admin/api.ts';
-import { openApiDocument } from '../../lib/admin/openapi.ts';
 import { TenantPurger } from '../../lib/admin/purge.ts';
 
 let s: TestServer;
@@ -38,7 +37,9 @@ describe('admin API', () => {
     assert.equal(created.body.enabled, true);
     assert.equal(created.body.labels.plan, 'gold');
     assert.equal((await call('POST', '/tenants', { domain: 'api.example' })).status, 409);
-    assert.equal((await call('POST', '/tenants', { domain: 'x.example', colour: 'red' })).body.error.code, 'invalid-field');
+    const unknown = await call('POST', '/tenants', { domain: 'x.example', colour: 'red' });
+    assert.equal(unknown.body.error.code, 'invalid-tenant');
+    assert.deepEqual(unknown.body.error.fields, [{ path: 'colour', message: 'unknown field' }]);
     assert.equal((await call('POST', '/tenants', '{not json')).body.error.code, 'invalid-json');
     assert.ok((await call('GET', '/tenants')).body.tenants.includes('api.example'));
     assert.equal((await call('POST', '/tenants/api.example/users', { username: 'Zed', password: 'pw1' })).status, 201);
@@ -104,13 +105,51 @@ describe('admin API', () => {
     assert.equal((await call('POST', '/tenants/tok.example/users/nobody/tokens/revoke')).status, 404);
   });
 
-  it('documents every route it serves in the OpenAPI document', () => {
+  it('refuses a tenant with a bad field, naming each one, and writes nothing', async () => {
+    // The stanza limit given as text used to be stored, and the tenant then had no limit at all.
+    const bad = await call('POST', '/tenants', { domain: 'bad.example', limits: { maxStanzaBytes: '1k' }, loginMethods: 'password' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'invalid-tenant');
+    assert.deepEqual(bad.body.error.fields.map((f: { path: string }) => f.path).sort(), ['limits.maxStanzaBytes', 'loginMethods']);
+    assert.match(bad.body.error.message, /limits\.maxStanzaBytes: expected integer/);
+    const method = await call('POST', '/tenants', { domain: 'bad.example', loginMethods: ['password', 'magic'] });
+    assert.equal(method.status, 400);
+    assert.deepEqual(method.body.error.fields, [{ path: 'loginMethods.1', message: 'must be one of "password", "jwt", "token"' }]);
+    assert.equal((await call('POST', '/tenants', { domain: 'bad.example', muc: { maxOccupants: 0 } })).body.error.fields[0].path, 'muc.maxOccupants');
+    assert.equal((await call('POST', '/tenants', { domain: 'bad.example', enabled: 'yes' })).body.error.fields[0].path, 'enabled');
+    assert.equal((await call('GET', '/tenants/bad.example')).status, 404);
+  });
+
+  it('PATCH checks the changed item whole, rejects unknown fields, and a null removes a field', async () => {
+    await call('POST', '/tenants', { domain: 'patch.example', limits: { maxStanzaBytes: 20000 }, labels: { plan: 'gold' } });
+    const bad = await call('PATCH', '/tenants/patch.example', { limits: { maxStanzaBytes: '1k' } });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body.error.fields, [{ path: 'limits.maxStanzaBytes', message: 'expected integer' }]);
+    assert.equal((await call('PATCH', '/tenants/patch.example', { colour: 'red' })).body.error.fields[0].path, 'colour');
+    assert.equal((await call('PATCH', '/tenants/patch.example', { domain: 'other.example' })).status, 400);
+    assert.equal((await call('GET', '/tenants/patch.example')).body.limits.maxStanzaBytes, 20000, 'nothing written');
+    const ok = await call('PATCH', '/tenants/patch.example', { registration: 'open', labels: null, muc: { subdomain: 'rooms' } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.registration, 'open');
+    assert.equal(ok.body.labels, undefined);
+    assert.equal(ok.body.muc.subdomain, 'rooms');
+    assert.equal(ok.body.limits.maxStanzaBytes, 20000);
+  });
+
+  it('documents every route it serves in the OpenAPI document, with the tenant schema it enforces', async () => {
     const api = createAdminApi(s.server, { purger: new TenantPurger(s.server.connections as never, s.table) });
-    const paths = openApiDocument.paths as Record<string, Record<string, unknown>>;
+    const doc = (await call('GET', '/openapi.json', undefined, null)).body;
+    const paths = doc.paths as Record<string, Record<string, unknown>>;
     for (const { method, pattern } of api.routes) {
       if (pattern === '/openapi.json') continue;
       assert.ok(paths[pattern]?.[method.toLowerCase()], `${method} ${pattern} is documented`);
     }
     assert.ok(api.routes.length >= 15);
+    const tenant = doc.components.schemas.Tenant;
+    assert.deepEqual(tenant.required, ['domain', 'enabled']);
+    assert.equal(tenant.additionalProperties, false);
+    assert.equal(tenant.properties.limits.properties.maxStanzaBytes.type, 'integer');
+    assert.equal(tenant.properties.muc.properties.roomCreation.anyOf.length, 2, "the MUC module's block is included");
+    assert.equal(doc.components.schemas.TenantPatch.required, undefined);
   });
 });

@@ -1,12 +1,14 @@
-// The real `xmpp-edge` command, run as a child process: `user add|passwd|remove|list` against an
-// in-memory dynalite (checked by reading the table), their errors and exit codes, and `start` from
-// its banner to a clean exit on SIGINT with system-shutdown sent to a logged-in client.
+// The `xmpp-edge` command: `user`, `tenant` and `token` run in-process through runCli (the program the
+// binary runs, with its output and exit status captured) against an in-memory dynalite, checked by
+// reading the table; their errors and exit codes. Two smoke tests spawn the real binary: `--help`,
+// and `start` from its banner to a clean exit on SIGINT with system-shutdown sent to a logged-in client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { runCli } from '../../bin/cli.ts';
 import { verifyPassword, type ScramCredentials } from '../../lib/auth/scram.ts';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
@@ -32,7 +34,16 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** The CLI in this process, as the binary would run it with `args`. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) }, env: childEnv(env) });
+  return { code, stdout, stderr };
+}
+
+/** The real binary in a child process. */
+function spawnCli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv(env), timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
@@ -187,8 +198,8 @@ describe('xmpp-edge user', () => {
     assert.match(r.stderr, /table no-such-table does not exist/);
   });
 
-  test('--help lists the commands', async () => {
-    const r = await cli(['--help']);
+  test('--help lists the commands (the real binary)', async () => {
+    const r = await spawnCli(['--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /start/);
     assert.match(r.stdout, /user/);
@@ -225,6 +236,35 @@ describe('xmpp-edge tenant and token', () => {
     assert.deepEqual(tenant?.labels, { plan: 'gold' });
     assert.equal((await run('tenant', 'add', 'acme.example')).code, 1);
     assert.match((await run('tenant', 'add', 'x.example', '--login', 'magic')).stderr, /unknown login method magic/);
+  });
+
+  test('tenant add checks its settings with the tenant schema: a bad value names the field and writes nothing', async () => {
+    const r = await run('tenant', 'add', 'bad.example', '--max-stanza-bytes', '1k', '--registration', 'maybe', '--jwks-url', 'ftp://keys');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /limits\.maxStanzaBytes \(--max-stanza-bytes\): expected integer/);
+    assert.match(r.stderr, /registration \(--registration\): must be one of "open", "closed"/);
+    assert.match(r.stderr, /jwt\.jwksUrl \(--jwks-url\)/);
+    assert.equal((await db.send(new GetCommand({ TableName: TABLE, Key: { pk: 'tenant#bad.example', sk: 'tenant' } }))).Item, undefined);
+    assert.equal((await run('tenant', 'add', 'bad.example', '--max-stanza-bytes', '500')).code, 1, 'below RFC 6120 §13.12');
+
+    const ok = await run('tenant', 'add', 'good.example', '--max-stanza-bytes', '20000', '--registration', 'open', '--sessions-per-user', '3');
+    assert.equal(ok.code, 0, ok.stderr);
+    const item = (await db.send(new GetCommand({ TableName: TABLE, Key: { pk: 'tenant#good.example', sk: 'tenant' } }))).Item!;
+    assert.deepEqual(item.limits, { maxStanzaBytes: 20000, sessionsPerUser: 3 });
+    assert.equal(item.registration, 'open');
+  });
+
+  test('tenant show warns about fields of a hand-edited item that the server ignores; enable keeps them', async () => {
+    await db.send(new PutCommand({ TableName: TABLE, Item: { pk: 'tenant#hand.example', sk: 'tenant', domain: 'hand.example', enabled: false, limits: { maxStanzaBytes: '1k' }, tokens: { secret: 'do-not-print' } } }));
+    const shown = await run('tenant', 'show', 'hand.example');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stderr, /warning: tenant field ignored: limits\.maxStanzaBytes: expected integer/);
+    assert.equal(JSON.parse(shown.stdout).limits, undefined);
+    assert.doesNotMatch(shown.stderr, /do-not-print/);
+    assert.equal((await run('tenant', 'enable', 'hand.example')).code, 0);
+    const item = (await db.send(new GetCommand({ TableName: TABLE, Key: { pk: 'tenant#hand.example', sk: 'tenant' } }))).Item!;
+    assert.equal(item.enabled, true);
+    assert.deepEqual(item.limits, { maxStanzaBytes: '1k' }, 'enable changes only enabled');
   });
 
   test('tenant list, show, disable, enable and remove', async () => {
@@ -293,7 +333,7 @@ describe('xmpp-edge start', () => {
     assert.match(stdout, /Tenants\s+localhost, example\.com/);
     assert.match(stdout, new RegExp(`npx xmpp-edge user add alice@localhost <password> --endpoint ${endpoint}`));
 
-    const added = await cli(['user', 'add', 'zoe@example.com', 'pw', '--endpoint', endpoint]);
+    const added = await cli(['user', 'add', 'zoe@example.com', 'pw', '--endpoint', endpoint!]);
     assert.equal(added.code, 0, added.stderr);
     const client = await RawClient.connect(url[0]);
     await client.login('zoe', 'pw', 'laptop', 'example.com');

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { pino } from 'pino';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { RawClient, type TestServer, byName, connectClient, startTestServer, until, xml, type Element, WAIT_MS } from '../support/harness.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
@@ -13,6 +14,8 @@ const streamCondition = (el: Element) => (el.children.find((c) => typeof c !== '
 const stanzaCondition = (el: Element) => (el.getChild('error')?.children.find((c) => typeof c !== 'string' && (c as Element).attrs.xmlns === STANZAS) as Element | undefined)?.name;
 
 let s: TestServer;
+/** What the server logged at warn and above (JSON lines), to check what it says about tenant items. */
+const logged: Record<string, unknown>[] = [];
 /** A client of our own on the same table, as an admin editing items by hand would use. */
 let db: ReturnType<typeof createDynamoClient>;
 const tenantKey = (domain: string) => ({ pk: `tenant#${domain}`, sk: 'tenant' });
@@ -20,7 +23,13 @@ const putTenant = (domain: string, extra: Record<string, unknown> = {}) =>
   db.send(new PutCommand({ TableName: s.table, Item: { ...tenantKey(domain), domain, enabled: true, ...extra } }));
 
 before(async () => {
-  s = await startTestServer({ tenantWatchMs: 500, tenantCacheMs: 3000 });
+  s = await startTestServer({
+    tenantWatchMs: 500,
+    tenantCacheMs: 3000,
+    logger: pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) }),
+    // Room for a stanza above the server's 65536-byte limit: API Gateway's 32 KB frame limit would cut it first.
+    gatewayLimits: { maxFrameBytes: 128 * 1024 },
+  });
   db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
 });
 after(async () => {
@@ -131,7 +140,7 @@ describe('isolation between tenants', () => {
 
 describe('tenant limits', () => {
   before(async () => {
-    await putTenant('small.example', { limits: { maxStanzaBytes: 2000, stanzasPerSecond: 1 } });
+    await putTenant('small.example', { limits: { maxStanzaBytes: 10000, stanzasPerSecond: 1 } });
     await s.addUser('dan@small.example', 'pw');
     await s.addUser('eve@small.example', 'pw');
     s.clock.advance(s.server.tenants.cacheMs);
@@ -160,7 +169,7 @@ describe('tenant limits', () => {
   it('a stanza over the tenant\'s size limit gets policy-violation', async () => {
     const raw = await RawClient.connect(s.url);
     await raw.login('dan', 'pw', 'r', 'small.example');
-    raw.send(`<message xmlns="jabber:client" to="eve@small.example"><body>${'y'.repeat(2500)}</body></message>`);
+    raw.send(`<message xmlns="jabber:client" to="eve@small.example"><body>${'y'.repeat(12000)}</body></message>`);
     assert.equal(streamCondition(await raw.next(byName('stream:error'))), 'policy-violation');
   });
 
@@ -188,5 +197,50 @@ describe('tenant limits', () => {
     }
     await dan.stop();
     await eve.stop();
+  });
+});
+
+describe('tenant items edited by hand (README "The tenant item")', () => {
+  const fieldLogs = (tenant: string) => logged.filter((l) => l.tenant === tenant);
+
+  it('a bad field is ignored with a warning and its default applies: "1k" leaves the server\'s 65536-byte stanza limit', async () => {
+    await putTenant('loose.example', { limits: { maxStanzaBytes: '1k' }, loginMethods: 'password', tokens: { secret: 'never-logged', accessValiditySeconds: 'soon' } });
+    await s.addUser('gil@loose.example', 'pw');
+    const raw = await RawClient.connect(s.url);
+    // loginMethods fell back to its default, password: PLAIN is offered and works.
+    await raw.login('gil', 'pw', 'r', 'loose.example');
+    const warned = fieldLogs('loose.example');
+    const limit = warned.find((l) => l.field === 'limits.maxStanzaBytes');
+    assert.ok(limit, JSON.stringify(warned));
+    assert.equal(limit.level, 40); // pino's warn
+    assert.equal(limit.value, '1k');
+    assert.match(String(limit.msg), /^tenant field ignored: limits\.maxStanzaBytes/);
+    assert.ok(warned.some((l) => l.field === 'loginMethods'));
+    assert.ok(warned.some((l) => l.field === 'tokens.accessValiditySeconds'));
+    assert.doesNotMatch(JSON.stringify(logged), /never-logged/);
+
+    // Under 65536 passes (a message to an unknown user bounces, the stream lives on) ...
+    raw.send(`<message xmlns="jabber:client" to="nobody@loose.example" id="fits"><body>${'z'.repeat(60_000)}</body></message>`);
+    assert.equal((await raw.next(byName('message', { id: 'fits' }))).attrs.type, 'error');
+    // ... over it is refused: before the schema, "1k" meant no limit at all.
+    raw.send(`<message xmlns="jabber:client" to="nobody@loose.example"><body>${'z'.repeat(70_000)}</body></message>`);
+    assert.equal(streamCondition(await raw.next(byName('stream:error'))), 'policy-violation');
+  });
+
+  it('an item that cannot be parsed (enabled: "yes") is not served: host-unknown, logged at error', async () => {
+    await putTenant('yes.example', { enabled: 'yes' });
+    assert.equal(await openFails('yes.example'), 'host-unknown');
+    const refused = fieldLogs('yes.example').find((l) => l.level === 50);
+    assert.ok(refused, JSON.stringify(logged.slice(-5)));
+    assert.match(String(refused.msg), /enabled/);
+  });
+
+  it('live sessions of a tenant whose item becomes unparseable are closed with host-gone', async () => {
+    await putTenant('spoilt.example');
+    await s.addUser('hal@spoilt.example', 'pw');
+    const raw = await RawClient.connect(s.url);
+    await raw.login('hal', 'pw', 'r', 'spoilt.example');
+    await db.send(new UpdateCommand({ TableName: s.table, Key: tenantKey('spoilt.example'), UpdateExpression: 'SET enabled = :y', ExpressionAttributeValues: { ':y': 'yes' } }));
+    assert.equal(streamCondition(await raw.next(byName('stream:error'), 6000)), 'host-gone');
   });
 });

@@ -29,7 +29,7 @@ test('getMany retries unprocessed keys instead of reporting the tenants as delet
 });
 
 test('getMany keys a tenant by its item key, whatever its domain field says', async () => {
-  const { db } = throttledOnce([{ pk: 'tenant#b.example', sk: 'tenant', enabled: true }]);
+  const { db } = throttledOnce([{ pk: 'tenant#b.example', sk: 'tenant', domain: 'renamed.example', enabled: true }]);
   const tenants = await new TenantStore(db, 't').getMany(['b.example']);
   assert.equal(tenants.get('b.example')?.enabled, true);
   assert.deepEqual([...tenants.keys()], ['b.example']);

@@ -23,6 +23,7 @@ import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
 import { RoomStore } from './store.ts';
 import { roomAdminRoutes } from './admin-routes.ts';
+import { MucSettingsSchema } from './settings.ts';
 import { type IqAnswer, onAdminIq } from './admin.ts';
 import { mucError } from './delivery.ts';
 import { roomInfo, roomItems, serviceInfo, serviceItems } from './disco.ts';
@@ -124,6 +125,8 @@ export const muc: XmppModule<MucService> = {
   // mucowned#<bare JID>: the rooms a user created (limits.roomsPerUser); room#, rooms#: per tenant.
   storage: { accountPartitions: ['mucowned'], partitions: ['room', 'rooms'] },
   sessionData: true,
+  // The tenant item's `muc` block (README "Meeting rooms (MUC)").
+  settings: { key: 'muc', schema: MucSettingsSchema },
   install(ctx) {
     const store = ctx.openStore();
     const service = registerMuc(ctx.server, store, ctx.sessionData<Record<string, string>>());

@@ -1,5 +1,5 @@
 // The MUC service of each tenant (XEP-0045 §6.1): a component at <subdomain>.<tenant>, its settings
-// from the tenant item (lib/store/tenants.ts MucSettings), room addresses, and the per-stanza context
+// from the tenant item (the `muc` block, settings.ts), room addresses, and the per-stanza context
 // every MUC handler receives. Nothing here outlives an invocation except the immutable wiring.
 import { Hooks } from '../../core/hooks.ts';
 import type { Session } from '../../core/events.ts';
@@ -11,6 +11,7 @@ import { type Affiliation, type RoomConfig, type RoomRecord, RoomStore } from '.
 /** The rooms a connection is in, kept in its session entry: marker (see sessionMarker) → occupant JID. */
 export type MucSessionData = SessionData<Record<string, string>>;
 import type { TenantRecord } from '../../store/tenants.ts';
+import type { MucSettings } from './settings.ts';
 
 /** The most occupants a room can hold: each carries its presence (up to 1 KB) in the one 400 KB room item. */
 export const MAX_ROOM_OCCUPANTS = 500;
@@ -31,8 +32,9 @@ export interface MucOptions {
 
 /** The tenant's MUC settings with defaults filled in; undefined if the tenant has no MUC service. */
 export function mucOptions(tenant: TenantRecord | undefined): MucOptions | undefined {
-  if (!tenant?.enabled || tenant.muc?.enabled === false) return undefined;
-  const m = tenant.muc ?? {};
+  // The TenantStore checked the block against MucSettingsSchema when it read the item.
+  const m = (tenant?.muc ?? {}) as MucSettings;
+  if (!tenant?.enabled || m.enabled === false) return undefined;
   const positive = (n: number | undefined, d: number) => (typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : d);
   return {
     subdomain: (m.subdomain || DEFAULT_SUBDOMAIN).toLowerCase(),
