@@ -1,7 +1,7 @@
 // `npm run bench` — how fast the local server is on the hot paths, and what each operation costs.
 //
-// DESIGN.md: performance is measured in benchmarks, not in timed tests. This starts the in-memory local server
-// (dynalite + the in-process API Gateway emulation + the real handlers, on ephemeral loopback ports; the test
+// Performance is measured in benchmarks, not in timed tests (docs/architecture.md "Cost is a feature").
+// This starts the in-memory local server (dynalite + the in-process API Gateway emulation + the real handlers, on ephemeral loopback ports; the test
 // harness's startTestServer) and drives it with raw `ws` clients (xmpp.js would cost more CPU than the server on
 // 2 cores). It measures logins (PLAIN), 1:1 chat latency and throughput, a presence broadcast to 20 contacts and a
 // groupchat message in a 50-occupant room, each with the DynamoDB calls and management-API posts per operation

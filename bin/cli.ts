@@ -17,7 +17,7 @@ import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, validateTenantItem } from '../lib/store/tenant-schema.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
-import { settingBlocksOf } from '../lib/core/modules.ts';
+import { OperatorError, settingBlocksOf } from '../lib/core/modules.ts';
 
 /** The tenant item's blocks of the modules a server runs (README "The tenant item"). */
 const settingBlocks = settingBlocksOf(defaultModules);
@@ -25,9 +25,6 @@ import { UserExistsError, UserStore } from '../lib/store/users.ts';
 import { parseJID } from '../lib/xmpp/jid.ts';
 import { ManagementApi } from '../lib/core/management-api.ts';
 import { XmppServer } from '../lib/core/server.ts';
-import { muc } from '../lib/extensions/muc/index.ts';
-import { RoomOpError, configureRoom, createRoom, listRooms, mucContext, removeRoom, setAffiliation, showRoom } from '../lib/extensions/muc/operations.ts';
-import { mucOf } from '../lib/extensions/muc/service.ts';
 
 const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 const DEFAULT_ENDPOINT = 'http://127.0.0.1:8000';
@@ -590,116 +587,34 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       }, token),
     );
 
-  // ---- room -------------------------------------------------------------------------------------------
+  // ---- what the modules add (`room` from the MUC module, …) ---------------------------------------
 
-  const room = dynamoGroup('room', 'manage Multi-User Chat rooms (XEP-0045); occupants of a running server are told of each change');
-
-  /**
-   * Runs a room command with a server object that has the MUC service, so changes reach occupants the
-   * way the XMPP owner and admin commands do (posted to their connections through the management API).
-   */
-  function withRooms<A extends [string, ...unknown[]]>(fn: (ctx: Awaited<ReturnType<typeof mucContext>>, ...args: A) => Promise<void>) {
-    return withTarget(async (t, ...args: A) => {
-      const server = new XmppServer({
-        db: t.db,
-        table: t.table,
-        management: new ManagementApi({ localCredentials: !!t.endpoint }),
-        logger: pino({ level: 'silent' }),
-        modules: [muc],
-        version: PACKAGE_VERSION,
-      });
-      // The first argument names the room (room@service) or, for list, the tenant.
-      const where = args[0];
-      const service = where.includes('@') ? where.slice(where.indexOf('@') + 1) : where;
-      try {
-        const ctx = where.includes('@') ? await mucOf(server)!.contextOfService(service) : await mucContext(server, domainName(service));
-        if (!ctx) throw new CliError(`${service} is not a MUC service here (${t.where}): expected <room>@conference.<tenant>, or the tenant's muc.subdomain`);
-        await fn(ctx, ...args);
-      } catch (err) {
-        if (err instanceof RoomOpError) throw new CliError(err.message);
-        throw err;
-      }
-    }, room);
+  for (const m of defaultModules) {
+    if (!m.cli) continue;
+    const group = dynamoGroup(m.cli.name, m.cli.description);
+    m.cli.register(group, {
+      out: (text) => void io.stdout.write(text),
+      err: (text) => void io.stderr.write(text),
+      withServer: <A extends unknown[]>(fn: (server: XmppServer, target: string, ...args: A) => Promise<void>) =>
+        withTarget(async (t, ...args: A) => {
+          // Every default module, so the command's changes reach sessions exactly as the server's would.
+          const server = new XmppServer({
+            db: t.db,
+            table: t.table,
+            management: new ManagementApi({ localCredentials: !!t.endpoint }),
+            logger: pino({ level: 'silent' }),
+            modules: defaultModules,
+            version: PACKAGE_VERSION,
+          });
+          try {
+            await fn(server, t.where, ...args);
+          } catch (err) {
+            if (err instanceof OperatorError) throw new CliError(err.message);
+            throw err;
+          }
+        }, group),
+    });
   }
-
-  /** key=value settings (see `room create --help`), as strings the room configuration checks. */
-  function settings(pairs: string[]): Record<string, string> {
-    return Object.fromEntries(
-      pairs.map((p) => {
-        const i = p.indexOf('=');
-        if (i < 1) throw new CliError(`invalid setting "${p}": expected key=value, e.g. persistent=true`);
-        return [p.slice(0, i), p.slice(i + 1)];
-      }),
-    );
-  }
-
-  const SETTINGS_HELP =
-    'settings: name, description, lang, persistent, public, password, passwordProtected, membersOnly, moderated, maxUsers, whois (moderators|anyone), changeSubject, allowInvites, allowPm (anyone|participants|moderators|none), logging, historyFetch';
-
-  room
-    .command('list <domain>')
-    .description("print a tenant's rooms: JID, name, public/hidden, persistent/temporary")
-    .action(
-      withRooms(async (ctx) => {
-        const rooms = await listRooms(ctx);
-        for (const r of rooms) io.stdout.write(`${r.jid}\t${r.name}\t${r.public ? 'public' : 'hidden'}\t${r.persistent ? 'persistent' : 'temporary'}${r.locked ? '\tlocked' : ''}\n`);
-        if (!rooms.length) io.stderr.write(`xmpp-edge: no rooms at ${ctx.service}\n`);
-      }),
-    );
-
-  room
-    .command('create <room-jid> [settings...]')
-    .description(`create a room, persistent unless persistent=false (${SETTINGS_HELP})`)
-    .option('--owner <jid>', 'an owner (repeatable)', collect)
-    .action(
-      withRooms(async (ctx, jid: string, pairs: string[], o: { owner?: string[] }) => {
-        const view = await createRoom(ctx, jid, { owners: o.owner, config: settings(pairs) });
-        io.stdout.write(`created ${view.jid}\n`);
-      }),
-    );
-
-  room
-    .command('show <room-jid>')
-    .description('print a room as JSON: configuration, affiliations, occupants')
-    .action(
-      withRooms(async (ctx, jid: string) => {
-        io.stdout.write(`${JSON.stringify(await showRoom(ctx, jid), null, 2)}\n`);
-      }),
-    );
-
-  room
-    .command('configure <room-jid> <settings...>')
-    .description(`change settings of a room; occupants get the XEP-0045 §10.2.1 notices (${SETTINGS_HELP})`)
-    .action(
-      withRooms(async (ctx, jid: string, pairs: string[]) => {
-        const view = await configureRoom(ctx, jid, settings(pairs));
-        io.stdout.write(`configured ${view.jid}\n`);
-      }),
-    );
-
-  room
-    .command('destroy <room-jid>')
-    .description('destroy a room; each occupant is told, with the reason and alternate venue if given')
-    .option('--reason <text>', 'why')
-    .option('--alternate <room-jid>', 'where the discussion continues')
-    .action(
-      withRooms(async (ctx, jid: string, o: { reason?: string; alternate?: string }) => {
-        await removeRoom(ctx, jid, o);
-        io.stdout.write(`destroyed ${jid}\n`);
-      }),
-    );
-
-  room
-    .command('affiliation <room-jid> <jid> <affiliation>')
-    .description("set a user's affiliation: owner, admin, member, outcast (ban) or none")
-    .option('--reason <text>', 'why (shown to a banned user)')
-    .option('--nick <nick>', 'reserved nickname of a member')
-    .action(
-      withRooms(async (ctx, jid: string, userJid: string, affiliation: string, o: { reason?: string; nick?: string }) => {
-        await setAffiliation(ctx, jid, userJid, affiliation, o);
-        io.stdout.write(`${userJid} is now ${affiliation} of ${jid}\n`);
-      }),
-    );
 
   return program;
 }

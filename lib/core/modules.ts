@@ -86,21 +86,19 @@ export interface AdminRequest {
 }
 
 /**
- * A CLI command group a module adds: `register` receives the program (a commander Command) and a
- * function that builds a server against the table the user named, so commands reach running
- * sessions exactly as the server would.
+ * A command group a module adds to the `xmpp-edge` CLI. `register` receives the group (a commander
+ * Command with the options that choose the DynamoDB table) and `withServer`, which wraps an action
+ * so that it runs with a server over that table (its changes reach running sessions as the server's
+ * own would); an OperatorError thrown there is printed to the user as is.
  */
 export interface CliCommand {
   name: string;
-  register(program: unknown, helpers: CliHelpers): void;
+  description: string;
+  register(group: unknown, tools: CliTools): void;
 }
 
-export interface CliHelpers {
-  /** Runs `fn` with a server over the DynamoDB the global options name; errors meant for the user are CliUserError. */
-  withServer<T>(options: Record<string, unknown>, fn: (server: XmppServer) => Promise<T>): Promise<T>;
-  /** An error printed as is, without a stack. */
-  userError(message: string): Error;
-  /** Writes for the user: stdout and stderr of the running command. */
+export interface CliTools {
+  withServer<A extends unknown[]>(fn: (server: XmppServer, target: string, ...args: A) => Promise<void>): (...args: A) => Promise<void>;
   out(text: string): void;
   err(text: string): void;
 }
@@ -132,8 +130,10 @@ export interface XmppModule<Api = unknown> {
   settings?: SettingBlock;
   /** The items it keeps. */
   storage?: ModuleStorage;
-  /** Names of the fields it keeps in each session entry (see SessionData). */
+  /** Whether it keeps fields in each session entry (see SessionData). */
   sessionData?: boolean;
+  /** Its command group of the `xmpp-edge` CLI, if any. */
+  cli?: CliCommand;
   install(ctx: ModuleContext): Api;
 }
 
@@ -153,7 +153,6 @@ export class Registry {
   readonly preAuthIq = new Map<string, { module: string; handler: PreAuthIqHandler }>();
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
-  readonly cliCommands: CliCommand[] = [];
   readonly purgeSteps: PurgeStep[] = [];
 
   /** Per-account partition prefixes of every module (the core's own 'sessions' included). */
@@ -313,10 +312,6 @@ export class ModuleContext {
 
   addAdminRoute(route: AdminRoute): void {
     this.registry.adminRoutes.push(route);
-  }
-
-  addCliCommand(command: CliCommand): void {
-    this.registry.cliCommands.push(command);
   }
 
   addPurgeStep(step: PurgeStep): void {

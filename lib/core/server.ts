@@ -1,6 +1,7 @@
-// The core: one object per deployment (or per local gateway) that owns the stores, the management
-// API, the hooks and registries, and the life cycle of connections and sessions. Transports call
-// connect / frame / disconnect; extensions hook events. DESIGN.md "Inside lib/".
+// The core: one object per deployment (or per local gateway) that owns the core stores (connections,
+// sessions, accounts, tenants, the server secret), the management API, the module registry, and the
+// life cycle of connections and sessions. Transports call connect / frame / disconnect; modules hook
+// events through their ModuleContext (lib/core/modules.ts). docs/architecture.md "Inside lib/".
 import { type Clock, systemClock } from '../store/clock.ts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from 'pino';
@@ -253,7 +254,7 @@ export class XmppServer {
 
   /**
    * Sends one frame. Returns false if the connection is gone; that connection's session is ended
-   * here (DESIGN.md: 410 Gone → session cleanup), so callers only decide what happens to the stanza.
+   * here (docs/architecture.md "Connections die silently"), so callers only decide what happens to the stanza.
    */
   async send(target: ConnectionTarget, data: Element | string): Promise<boolean> {
     let text: string;

@@ -13,7 +13,7 @@ export interface XmppEdgeStacks {
 
 export function buildApp(app: App, account = process.env.CDK_DEFAULT_ACCOUNT): XmppEdgeStacks {
   const config = readConfig(app.node);
-  // One tag on everything, so Cost Explorer can show what xmpp-edge costs (DESIGN.md "Cost is a feature").
+  // One tag on everything, so Cost Explorer can show what xmpp-edge costs (docs/architecture.md "Cost is a feature").
   Tags.of(app).add('project', 'xmpp-edge');
   const [home] = config.regions;
   // Regions are concrete (a global table needs them); the account may stay unknown for an offline synth.

@@ -1,4 +1,4 @@
-// The one DynamoDB global table (DESIGN.md "Deploy: CDK"), replicated to every region the team lists.
+// The one DynamoDB global table (docs/architecture.md "Deploy: CDK"), replicated to every region the team lists.
 // Its keys and indexes come from tableDefinition(), the declaration dynalite gets locally.
 import { Stack, type StackProps } from 'aws-cdk-lib';
 import { Billing, StreamViewType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';

@@ -1,4 +1,4 @@
-// The region's HTTP API (DESIGN.md "Deploy: CDK"): the admin API under /api, IAM-authorised (the
+// The region's HTTP API (docs/architecture.md "Deploy: CDK"): the admin API under /api, IAM-authorised (the
 // caller signs with SigV4 and needs execute-api:Invoke on it), and XEP-0156 connection discovery at
 // /.well-known/host-meta(.json), public. BOSH joins it when it lands. IAM is the API's default
 // authorizer, so a route added later is closed unless it says otherwise.

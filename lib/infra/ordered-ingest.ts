@@ -1,6 +1,6 @@
 // The $default route of one region: API Gateway sends each frame straight into an SQS FIFO queue
 // grouped by connection id (an AWS service integration, no Lambda in between), and the ingest Lambda
-// consumes it in order, with a redelivery guard and a dead-letter queue (DESIGN.md "Order").
+// consumes it in order, with a redelivery guard and a dead-letter queue (docs/architecture.md "Order").
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { PassthroughBehavior, type WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketAwsIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';

@@ -1,4 +1,4 @@
-// Everything xmpp-edge runs in one region (DESIGN.md "Deploy: CDK"): the WebSocket API with its three
+// Everything xmpp-edge runs in one region (docs/architecture.md "Deploy: CDK"): the WebSocket API with its three
 // routes, the ordered ingest, the sweeper, alarms, outputs. The global table is made once by
 // GlobalTableStack; this stack refers to its replica in this region by name.
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';

@@ -1,5 +1,5 @@
 // Counts AWS SDK commands per service, so tests can assert the cost of an operation exactly
-// (DESIGN.md "Cost is a feature") and operators can log it.
+// (docs/architecture.md "Cost is a feature") and operators can log it.
 
 interface MiddlewareHost {
   middlewareStack: {

@@ -1,6 +1,6 @@
 // One item per WebSocket connection: the stream state between frames (RFC 6120 §4-7 negotiation).
 // Pre-binding state changes with every step and is always read from the table; once bound, the
-// connection's JID never changes and handlers may cache it (DESIGN.md "State").
+// connection's JID never changes and handlers may cache it (docs/architecture.md "State").
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, isConditionFailure, queryAll, ttlFrom } from './dynamo.ts';
 

@@ -1,5 +1,5 @@
 // The DynamoDB client and the single table's layout. Every key carries the tenant (the XMPP domain),
-// directly or inside a bare JID, so no read can cross tenants (DESIGN.md "Data").
+// directly or inside a bare JID, so no read can cross tenants (docs/architecture.md "Data").
 import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { CallCounter } from './call-counter.ts';
@@ -35,7 +35,7 @@ export const SWEEP_SHARDS = 8;
 
 /**
  * The table, declared once for dynalite and for the CDK stack. All indexes are declared here at
- * creation: dynalite cannot add a GSI later (DESIGN.md).
+ * creation: dynalite cannot add a GSI later (docs/architecture.md "Data").
  */
 export function tableDefinition(tableName: string): CreateTableCommandInput {
   return {

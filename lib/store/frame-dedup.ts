@@ -1,4 +1,4 @@
-// The redelivery guard of the ordered ingest (DESIGN.md "Order"): SQS delivers a frame at least once,
+// The redelivery guard of the ordered ingest (docs/architecture.md "Order"): SQS delivers a frame at least once,
 // so before a frame is processed it is claimed with one conditional write keyed by connection id and
 // API Gateway message id. A second delivery of a claimed frame finds the claim and is skipped; a frame
 // whose processing failed has its claim released, so the retry processes it. One write per frame is

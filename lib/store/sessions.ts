@@ -1,6 +1,6 @@
 // The bound sessions (resources) of one account, kept as one item per bare JID with a map of resources,
 // so routing a stanza to a user costs one read, and presence fan-out to N contacts costs N/100 batch
-// reads (RFC 6121 §8.5 needs every resource of the recipient; DESIGN.md "Cost is a feature").
+// reads (RFC 6121 §8.5 needs every resource of the recipient; docs/architecture.md "Cost is a feature").
 import { BatchGetCommand, GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from './dynamo.ts';
 

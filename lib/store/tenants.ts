@@ -1,5 +1,5 @@
 // Tenants (XMPP domains) are items an admin can edit by hand in the console; handlers cache them
-// for a few seconds only, so a change takes effect without a deploy or restart (DESIGN.md "Data").
+// for a few seconds only, so a change takes effect without a deploy or restart (docs/architecture.md "Data").
 // Every field is documented in the README ("The tenant item").
 import { type Clock, systemClock } from './clock.ts';
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';

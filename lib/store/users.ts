@@ -1,5 +1,5 @@
 // Accounts of a tenant. Passwords are kept only as SCRAM salted keys for SHA-1 and SHA-256
-// (RFC 5802 §3, RFC 7677), never in clear (DESIGN.md "Data").
+// (RFC 5802 §3, RFC 7677), never in clear (docs/architecture.md "Data").
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure, partitionItems } from './dynamo.ts';
 

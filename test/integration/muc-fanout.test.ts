@@ -1,4 +1,4 @@
-// Room fan-out and its cost (DESIGN.md "Cost is a feature"): a message reaches every occupant of a
+// Room fan-out and its cost (docs/architecture.md "Cost is a feature"): a message reaches every occupant of a
 // 50-occupant room for one DynamoDB read (the room item with its occupants) plus the history write,
 // and one post per occupant connection; and an occupant whose connection ends for any reason —
 // closed stream, $disconnect, 410 Gone on a post, expiry, a broadcast unavailable — leaves its rooms,

@@ -32,7 +32,7 @@ export async function fanOut(ctx: Ctx, roomId: string, targets: Target[], build:
   for (const t of gone) await ctx.muc.gone.fireAll('muc-occupant-gone', { ctx, roomId, nick: t.occupant.nick, jid: t.jid, connectionId: t.connectionId });
 }
 
-/** Several stanzas to one session, in order (DESIGN.md: posts to one connection are awaited in turn). */
+/** Several stanzas to one session, in order (docs/architecture.md "Outbound order"). */
 export async function sendInOrder(server: XmppServer, target: { connectionId: string; endpoint: string }, stanzas: Element[]): Promise<boolean> {
   for (const s of stanzas) if (!(await server.send(target, s))) return false;
   return true;

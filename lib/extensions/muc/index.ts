@@ -24,6 +24,7 @@ import { type Element, xml } from '../../xmpp/xml.ts';
 import { RoomStore } from './store.ts';
 import { roomAdminRoutes } from './admin-routes.ts';
 import { MucSettingsSchema } from './settings.ts';
+import { roomCommands } from './cli.ts';
 import { type IqAnswer, onAdminIq } from './admin.ts';
 import { mucError } from './delivery.ts';
 import { roomInfo, roomItems, serviceInfo, serviceItems } from './disco.ts';
@@ -127,6 +128,7 @@ export const muc: XmppModule<MucService> = {
   sessionData: true,
   // The tenant item's `muc` block (README "Meeting rooms (MUC)").
   settings: { key: 'muc', schema: MucSettingsSchema },
+  cli: roomCommands,
   install(ctx) {
     const store = ctx.openStore();
     const service = registerMuc(ctx.server, store, ctx.sessionData<Record<string, string>>());

@@ -1,7 +1,7 @@
 // Multi-User Chat rooms (XEP-0045) in the single table. One item holds a room's whole live state —
 // configuration, affiliations, subject and the occupants with the connections they joined from — so a
 // groupchat message costs one GetItem whatever the number of occupants, and its fan-out needs no session
-// reads (DESIGN.md "Cost is a feature"). Every change is one conditional UpdateItem on a map path, so
+// reads (docs/architecture.md "Cost is a feature"). Every change is one conditional UpdateItem on a map path, so
 // two joins at once cannot take the same nickname and nobody's change overwrites another's.
 //
 //   pk                        sk                what
