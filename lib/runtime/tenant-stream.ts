@@ -46,17 +46,13 @@ export interface TenantClosing {
 const stringOf = (v: AttributeValue | undefined): string | undefined => (v && 'S' in v && typeof v.S === 'string' ? v.S : undefined);
 
 /**
- * JavaScript truthiness of an attribute, as the handlers read `enabled` (XmppServer.hosts:
- * `!!tenant?.enabled` on the unmarshalled item), so the stream and the handlers agree on what a
- * hand-edited item means: BOOL false, NULL, N 0, S "" and a missing attribute are all "disabled".
+ * Whether a tenant item's `enabled` attribute serves the tenant, as the handlers read it: the tenant
+ * schema (lib/store/tenant-schema.ts) refuses an item whose `enabled` is not a boolean, so only BOOL
+ * true is served; a string, a number, NULL or a missing attribute closes the tenant's sessions
+ * (README "The tenant item").
  */
 export function truthy(v: AttributeValue | undefined): boolean {
-  if (!v) return false;
-  if ('BOOL' in v) return v.BOOL === true;
-  if ('NULL' in v) return false;
-  if ('S' in v) return v.S !== '';
-  if ('N' in v) return Number(v.N) !== 0 && !Number.isNaN(Number(v.N));
-  return true; // maps, lists, sets and binaries unmarshal to objects
+  return !!v && 'BOOL' in v && v.BOOL === true;
 }
 
 /** The domain of a tenant item's keys, or undefined for any other item of the table. */

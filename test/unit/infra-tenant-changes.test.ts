@@ -59,18 +59,19 @@ describe('tenant changes from the table stream', () => {
     assert.equal(closingOf({ eventName: 'REMOVE', dynamodb: { Keys: { pk: { S: 'tenant#' }, sk: { S: 'tenant' } } } }), undefined);
   });
 
-  it('reads a hand-edited `enabled` as the handlers do (!!tenant.enabled)', () => {
+  it('reads a hand-edited `enabled` as the handlers do: only a boolean true serves the tenant (the tenant schema refuses others)', () => {
     const cases: [unknown, boolean][] = [
       [{ BOOL: true }, true],
       [{ BOOL: false }, false],
       [undefined, false],
       [{ NULL: true }, false],
       [{ N: '0' }, false],
-      [{ N: '1' }, true],
+      [{ N: '1' }, false],
       [{ S: '' }, false],
-      // A non-empty string is truthy in JavaScript, so the handlers serve such a tenant: so does this.
-      [{ S: 'false' }, true],
-      [{ M: {} }, true],
+      // The handlers refuse an item whose `enabled` is not a boolean (host-unknown): so does this.
+      [{ S: 'yes' }, false],
+      [{ S: 'false' }, false],
+      [{ M: {} }, false],
     ];
     for (const [value, served] of cases) {
       assert.equal(truthy(value as never), served, JSON.stringify(value));
