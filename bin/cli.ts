@@ -18,13 +18,13 @@ import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, validateTenantItem } from '../lib/store/tenant-schema.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
 import { OperatorError, settingBlocksOf } from '../lib/core/modules.ts';
-
-/** The tenant item's blocks of the modules a server runs (README "The tenant item"). */
-const settingBlocks = settingBlocksOf(defaultModules);
 import { UserExistsError, UserStore } from '../lib/store/users.ts';
 import { parseJID } from '../lib/xmpp/jid.ts';
 import { ManagementApi } from '../lib/core/management-api.ts';
 import { XmppServer } from '../lib/core/server.ts';
+
+/** The tenant item's blocks of the modules a server runs (README "The tenant item"). */
+const settingBlocks = settingBlocksOf(defaultModules);
 
 const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 const DEFAULT_ENDPOINT = 'http://127.0.0.1:8000';

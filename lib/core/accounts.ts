@@ -1,5 +1,5 @@
-// Account administration shared by the CLI and (later) the admin API: passwords become SCRAM
-// salted keys for both hashes here and nowhere else.
+// Accounts, shared by the admin API, the CLI and in-band registration (XEP-0077): passwords become
+// SCRAM salted keys for both hashes here and nowhere else.
 import { deriveScramCredentials } from '../auth/scram.ts';
 import { parseJID } from '../xmpp/jid.ts';
 import type { UserStore } from '../store/users.ts';

@@ -168,11 +168,6 @@ export class Registry {
   }
 
 
-  /** Names of the modules a tenant may switch on in `features`. */
-  optionalModules(): string[] {
-    return [...this.modules.values()].filter((m) => m.enabled === 'optional').map((m) => m.name);
-  }
-
   /** Is `module` on for this tenant? Always-on modules are; optional ones when `features` lists them. */
   isEnabled(module: string, tenant: TenantRecord | undefined): boolean {
     const m = this.modules.get(module);

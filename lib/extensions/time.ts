@@ -17,6 +17,6 @@ export const time: XmppModule = {
   enabled: 'optional',
   install(ctx) {
     ctx.addFeature(NS_TIME);
-    ctx.hook(`iq-get/host/${NS_TIME}:time`, () => timeElement(new Date()));
+    ctx.hook(`iq-get/host/${NS_TIME}:time`, () => timeElement(new Date(ctx.server.clock.now())));
   },
 };
