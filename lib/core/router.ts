@@ -71,8 +71,10 @@ async function routeIq(event: StanzaEvent): Promise<void> {
   const { server, origin, stanza, kind } = event;
   const type = stanza.attrs.type;
   if (type === 'result' || type === 'error') {
-    // Replies go to full JIDs; anything else (replies to roster pushes, to the server) ends here.
+    // Replies go to full JIDs; anything else (replies to roster pushes, to the server) ends here,
+    // after telling the server's liveness check about answers to its pings (XEP-0199 §4.2).
     if (kind === 'full') await deliverToFullJid(server, event.to, stanza, () => undefined);
+    else if (kind === 'host' || !stanza.attrs.to) await server.answeredPing(origin, stanza.attrs.id);
     return;
   }
   if (kind === 'full') {

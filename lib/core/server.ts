@@ -9,7 +9,7 @@ import { StreamError } from '../xmpp/errors.ts';
 import { type JID, makeJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, parseFrame, xml } from '../xmpp/xml.ts';
-import { ConnectionStore, type ConnectionRecord } from '../store/connections.ts';
+import { ConnectionStore, type ConnectionRecord, TOMBSTONE_MS } from '../store/connections.ts';
 import { ServerSecretStore } from '../store/server-secret.ts';
 import { SessionStore } from '../store/sessions.ts';
 import { TenantStore } from '../store/tenants.ts';
@@ -27,6 +27,12 @@ export interface Limits {
   maxAuthFailures: number;
   /** How often the sweeper asks the gateway whether a connection still lives (API Gateway idles at 10 min). */
   connectionCheckMs: number;
+  /**
+   * The least time a client gets to answer the server's XEP-0199 ping before a check ends its
+   * connection (docs/architecture.md "Connections die silently"); with the default check interval
+   * the answer has until the next check.
+   */
+  pingAnswerMs: number;
   /** API Gateway's maximum connection duration (2 h); a session never outlives it. */
   maxConnectionMs: number;
   /** Concurrent management-API posts in one fan-out. */
@@ -37,6 +43,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxStanzaBytes: 65536,
   maxAuthFailures: 3,
   connectionCheckMs: 10 * 60_000,
+  pingAnswerMs: 60_000,
   maxConnectionMs: 2 * 60 * 60_000,
   fanOutConcurrency: 16,
 };
@@ -88,6 +95,8 @@ export class XmppServer {
   private readonly sinks = new Map<string, (frame: string) => void>();
   /** Connections this process ended lately, so their trailing $disconnect costs nothing. */
   private readonly recentlyEnded = new Set<string>();
+  /** Connections whose socket this process knows is gone (a fact that never changes): nothing is posted to them. */
+  private readonly socketsGone = new Set<string>();
   /** Domain of each stream this process opened (for the local tenant watcher). */
   private readonly streamDomains = new Map<string, string>();
 
@@ -150,6 +159,26 @@ export class XmppServer {
     return this.bound.get(connectionId);
   }
 
+  /**
+   * The session a tombstone's trailing frames are processed as (docs/architecture.md "Connections die
+   * silently"): the JID it had, posting nothing. Undefined if the connection never bound.
+   */
+  goneSession(rec: ConnectionRecord): Session | undefined {
+    if (rec.stage !== 'gone' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
+    this.markSocketGone(rec.id);
+    return { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt };
+  }
+
+  /** Is this connection's socket known to be gone? Then replies to it are dropped, not posted. */
+  isSocketGone(connectionId: string): boolean {
+    return this.socketsGone.has(connectionId);
+  }
+
+  private markSocketGone(connectionId: string): void {
+    if (this.socketsGone.size > 10_000) this.socketsGone.delete(this.socketsGone.values().next().value as string);
+    this.socketsGone.add(connectionId);
+  }
+
   /** The bound session of a connection, from memory or (another container's) table record. */
   async boundSession(connectionId: string, rec?: ConnectionRecord): Promise<Session | undefined> {
     const hit = this.bound.get(connectionId);
@@ -188,8 +217,10 @@ export class XmppServer {
 
   /**
    * Ends a connection for any reason: client close, stream error, $disconnect, 410 Gone, sweeper,
-   * replaced session. Idempotent: the conditional deletes make exactly one caller do the work, so the
-   * unavailable broadcast (RFC 6121 §4.5.2) goes out once.
+   * replaced session. Idempotent: the conditional writes make exactly one caller do the work, so the
+   * unavailable broadcast (RFC 6121 §4.5.2) goes out once. When the socket is gone, frames the client
+   * sent before may still be queued, so the record becomes a tombstone rather than disappearing
+   * (docs/architecture.md "Connections die silently").
    */
   async endConnection(
     connectionId: string,
@@ -201,12 +232,13 @@ export class XmppServer {
     this.recentlyEnded.add(connectionId);
     if (this.recentlyEnded.size > 10_000) this.recentlyEnded.delete(this.recentlyEnded.values().next().value as string);
     this.rates.forget(connectionId);
-    const rec = await this.connections.remove(connectionId);
+    if (opts.socketClosed) this.markSocketGone(connectionId);
+    const rec = await this.connections.remove(connectionId, opts.socketClosed ? { tombstoneUntil: this.clock.now() + TOMBSTONE_MS } : {});
     // The session ends before the last frames go out, so nothing (a room message, a presence) is
     // routed to this connection after its <close/> (RFC 7395 §3.6: nothing follows the close).
     if (rec) await this.endSession(rec, reason);
     const endpoint = rec?.endpoint ?? opts.endpoint;
-    if (!opts.socketClosed && endpoint) {
+    if (!opts.socketClosed && endpoint && !this.isSocketGone(connectionId)) {
       const target = { connectionId, endpoint };
       if (opts.streamError) await this.send(target, opts.streamError.toElement());
       if (opts.streamError || opts.closeStream) await this.send(target, xml('close', { xmlns: NS.FRAMING }));
@@ -234,13 +266,44 @@ export class XmppServer {
     let ended = 0;
     for (const rec of due) {
       const alive = rec.expiresAt > now && (await this.management.isAlive({ connectionId: rec.id, endpoint: rec.endpoint }));
-      if (alive) await this.connections.update(rec.id, { checkAt: now + this.limits.connectionCheckMs });
-      else {
+      if (!alive) {
         await this.endConnection(rec.id, 'expired', { socketClosed: true });
         ended++;
-      }
+      } else if (rec.pingSentAt !== undefined && now - rec.pingSentAt >= this.limits.pingAnswerMs) {
+        // XEP-0199 §4.2: no answer to our ping. The gateway still holds the socket, but the client is
+        // not there (a half-open connection): RFC 6120 §4.9.3.4 connection-timeout.
+        this.log.info({ connectionId: rec.id, pingSentAt: rec.pingSentAt }, 'no answer to the server ping');
+        await this.endConnection(rec.id, 'ping unanswered', { streamError: new StreamError('connection-timeout', 'no answer to a ping'), endpoint: rec.endpoint });
+        ended++;
+      } else await this.checkLater(rec, now);
     }
     return { checked: due.length, ended };
+  }
+
+  /**
+   * Schedules the next check of a live connection. A bound one also gets a ping (XEP-0199 §4.2,
+   * server-to-client), recorded in the same write, unless its last one may still be answered.
+   */
+  private async checkLater(rec: ConnectionRecord, now: number): Promise<void> {
+    const checkAt = now + this.limits.connectionCheckMs;
+    const session = rec.stage === 'bound' && rec.pingSentAt === undefined ? await this.boundSession(rec.id, rec) : undefined;
+    if (!session) {
+      await this.connections.update(rec.id, { checkAt });
+      return;
+    }
+    if (!(await this.connections.update(rec.id, { checkAt, pingSentAt: now }))) return;
+    const ping = xml('iq', { xmlns: NS.CLIENT, type: 'get', id: serverPingId(now), from: session.jid.domain, to: session.jid.toString() }, xml('ping', { xmlns: NS.PING }));
+    await this.send(session, ping);
+  }
+
+  /**
+   * An IQ result or error from a client to the server: if it answers one of our pings (any answer,
+   * even an error, proves the client is there: XEP-0199 §4.2), clears pingSentAt with one write. Only
+   * one ping is out at a time, and a client that answers an older one is there all the same.
+   */
+  async answeredPing(session: Session, id: string | undefined): Promise<boolean> {
+    if (!id?.startsWith(SERVER_PING_PREFIX)) return false;
+    return this.connections.update(session.connectionId, { pingSentAt: undefined });
   }
 
   /** system-shutdown (RFC 6120 §4.9.3.20) to every given connection, e.g. on Ctrl-C. */
@@ -257,6 +320,11 @@ export class XmppServer {
    * here (docs/architecture.md "Connections die silently"), so callers only decide what happens to the stanza.
    */
   async send(target: ConnectionTarget, data: Element | string): Promise<boolean> {
+    // A tombstone's trailing frames are still processed; what they answer has no one to go to.
+    if (this.isSocketGone(target.connectionId)) {
+      this.log.debug({ connectionId: target.connectionId }, 'not sent: the socket is gone');
+      return false;
+    }
     let text: string;
     if (this.registry.outboundFilters.length && isStanza(data)) {
       // Modules see every stanza on its way out (stream management counts, carbons copy, …).
@@ -324,6 +392,10 @@ export class XmppServer {
     return own ?? this.limits.maxStanzaBytes;
   }
 }
+
+/** The server's own pings are known by their id's prefix, so an answer needs no read to be matched. */
+const SERVER_PING_PREFIX = 'xe-ping-';
+const serverPingId = (sentAt: number) => `${SERVER_PING_PREFIX}${sentAt}`;
 
 const STANZA_NAMES = new Set(['message', 'presence', 'iq']);
 

@@ -23,25 +23,16 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
   const session = server.cachedSession(connectionId);
   const rec = session ? undefined : await server.connections.get(connectionId);
   if (!session && !rec) {
-    // $disconnect or the sweeper got here first (with SQS ingest, frames can trail $disconnect).
+    // The stream was closed (RFC 7395 §3.6) or failed, or its tombstone expired: nothing more is read.
     server.log.warn({ connectionId }, 'frame for an unknown connection; closing it');
-    await server.management.close(target);
+    if (!server.isSocketGone(connectionId)) await server.management.close(target);
     return;
   }
+  if (rec?.stage === 'gone') return handleTrailingFrame(server, rec, body);
   const fail = (err: StreamError) => streamError(server, connectionId, target.endpoint, err);
 
-  // RFC 6120 §13.12 item 4: a server may limit stanza size; RFC 6120 §4.9.3.18: policy-violation.
-  const maxBytes = await server.maxStanzaBytes(session?.jid.domain ?? rec?.domain);
-  if (Buffer.byteLength(body, 'utf8') > maxBytes) {
-    return fail(new StreamError('policy-violation', `stanza larger than ${maxBytes} bytes`));
-  }
-  let el: Element;
-  try {
-    el = parseFrame(body);
-  } catch (err) {
-    if (err instanceof FrameError) return fail(new StreamError(err.condition, err.message));
-    throw err;
-  }
+  const el = await parseWithinLimits(server, body, session?.jid.domain ?? rec?.domain);
+  if (el instanceof StreamError) return fail(el);
   const ns = el.attrs.xmlns as string | undefined;
 
   try {
@@ -64,6 +55,57 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
       return fail(new StreamError('not-authorized', 'authenticate and bind a resource first'));
     }
     return onUnknownElement(server, el, fail);
+  } catch (err) {
+    if (err instanceof StreamError) return fail(err);
+    throw err;
+  }
+}
+
+/**
+ * One frame as an element, or the stream error it earns: RFC 6120 §13.12 item 4 lets a server limit
+ * stanza size, and the parser bounds nesting depth (lib/xmpp/xml.ts); both are policy-violation
+ * (RFC 6120 §4.9.3.18). RFC 6120 §11 restrictions and well-formedness come from the parser too.
+ */
+async function parseWithinLimits(server: XmppServer, body: string, domain: string | undefined): Promise<Element | StreamError> {
+  const maxBytes = await server.maxStanzaBytes(domain);
+  if (Buffer.byteLength(body, 'utf8') > maxBytes) return new StreamError('policy-violation', `stanza larger than ${maxBytes} bytes`);
+  try {
+    return parseFrame(body);
+  } catch (err) {
+    if (err instanceof FrameError) return new StreamError(err.condition, err.message);
+    throw err;
+  }
+}
+
+/** Presence types that act on the account's subscriptions (RFC 6121 §3), not on a session's availability. */
+const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
+
+/**
+ * A frame the client sent before its socket went away, found behind the connection's tombstone
+ * (docs/architecture.md "Connections die silently"). Its stanzas are still the client's: they are
+ * processed as from the JID the connection had, and what they would send back to it is dropped
+ * (server.send knows the socket is gone). Presence that is about the session (available, directed,
+ * probes, unavailable) is dropped: the session is over and its unavailable went out when it ended
+ * (RFC 6121 §4.5.2), so an available now would announce a resource nobody can reach. Subscription
+ * requests and approvals belong to the account (RFC 6121 §3) and are processed.
+ */
+async function handleTrailingFrame(server: XmppServer, rec: ConnectionRecord, body: string): Promise<void> {
+  const session = server.goneSession(rec);
+  if (!session) {
+    server.log.info({ connectionId: rec.id }, 'frame after the socket went, before binding; dropped');
+    return;
+  }
+  const fail = (err: StreamError) => streamError(server, rec.id, rec.endpoint, err);
+  const el = await parseWithinLimits(server, body, session.jid.domain);
+  if (el instanceof StreamError) return fail(el);
+  const ns = el.attrs.xmlns as string | undefined;
+  try {
+    if (ns === NS.FRAMING && el.name === 'close') return await server.endConnection(rec.id, 'closed by client', { closeStream: true });
+    if (ns === NS.FRAMING || (el.name === 'presence' && !SUBSCRIPTION_TYPES.has(el.attrs.type as string))) {
+      server.log.info({ connectionId: rec.id, jid: session.jid.toString(), element: el.name, type: el.attrs.type }, 'after the socket went: not processed');
+      return;
+    }
+    return await onBoundElement(server, session, el);
   } catch (err) {
     if (err instanceof StreamError) return fail(err);
     throw err;

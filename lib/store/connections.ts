@@ -4,7 +4,20 @@
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, isConditionFailure, queryAll, ttlFrom } from './dynamo.ts';
 
-export type StreamStage = 'connected' | 'opened' | 'authenticated' | 'bound';
+/**
+ * 'gone' is a tombstone: the socket is gone but frames the client sent before may still be queued
+ * (docs/architecture.md "Connections die silently"); it keeps the JID so they can be processed.
+ */
+export type StreamStage = 'connected' | 'opened' | 'authenticated' | 'bound' | 'gone';
+
+/**
+ * How long a tombstone outlives its socket: long enough for an SQS FIFO group to drain, retries
+ * included (5 receives × a 2-minute visibility timeout; docs/architecture.md "Order").
+ */
+export const TOMBSTONE_MS = 15 * 60_000;
+
+/** What a tombstone drops: its sweep and tenant index keys, and the stream's negotiation state. */
+const TOMBSTONE_REMOVES = ['sweep', 'tenant', 'checkAt', 'sasl', 'streamId', 'authFailures', 'pingSentAt'] as const;
 
 export interface SaslProgress {
   mechanism: string;
@@ -31,6 +44,8 @@ export interface ConnectionRecord {
   resource?: string;
   sasl?: SaslProgress;
   authFailures?: number;
+  /** When the server's unanswered XEP-0199 ping went out (server.sweep); cleared by any answer. */
+  pingSentAt?: number;
 }
 
 /**
@@ -92,9 +107,10 @@ export class ConnectionStore {
           TableName: this.table,
           Key: key(id),
           UpdateExpression: expression,
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: names,
-          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+          // A tombstone is not brought back to life (a late sweep, a late SASL step).
+          ConditionExpression: 'attribute_exists(pk) AND #stage_ <> :gone_',
+          ExpressionAttributeNames: { ...names, '#stage_': 'stage' },
+          ExpressionAttributeValues: { ...values, ':gone_': 'gone' },
         }),
       );
       return true;
@@ -104,10 +120,40 @@ export class ConnectionStore {
     }
   }
 
-  /** Deletes the item and returns what it held, or undefined if another path removed it first. */
-  async remove(id: string): Promise<ConnectionRecord | undefined> {
-    const res = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(id), ReturnValues: 'ALL_OLD' }));
-    return res.Attributes ? strip(res.Attributes as ConnectionRecord & Record<string, unknown>) : undefined;
+  /**
+   * Ends the item and returns what it held, or undefined if another path ended it first. With
+   * `tombstoneUntil` (the socket is gone, frames may trail) the same single write turns it into a
+   * tombstone instead: stage 'gone', out of both indexes, expiring then. Without it the item is
+   * deleted (a closed or failed stream: later frames are refused, RFC 7395 §3.6); deleting a
+   * tombstone returns it with stage 'gone'.
+   */
+  async remove(id: string, opts: { tombstoneUntil?: number } = {}): Promise<ConnectionRecord | undefined> {
+    if (opts.tombstoneUntil === undefined) {
+      const res = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key(id), ReturnValues: 'ALL_OLD' }));
+      return res.Attributes ? strip(res.Attributes as ConnectionRecord & Record<string, unknown>) : undefined;
+    }
+    try {
+      const res = await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          UpdateExpression: `SET #stage = :gone, #expiresAt = :until, #ttl = :ttl REMOVE ${TOMBSTONE_REMOVES.map((f) => `#${f}`).join(', ')}`,
+          ConditionExpression: 'attribute_exists(pk) AND #stage <> :gone',
+          ExpressionAttributeNames: {
+            '#stage': 'stage',
+            '#expiresAt': 'expiresAt',
+            '#ttl': TTL_ATTRIBUTE,
+            ...Object.fromEntries(TOMBSTONE_REMOVES.map((f) => [`#${f}`, f])),
+          },
+          ExpressionAttributeValues: { ':gone': 'gone', ':until': opts.tombstoneUntil, ':ttl': ttlFrom(opts.tombstoneUntil) },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return res.Attributes ? strip(res.Attributes as ConnectionRecord & Record<string, unknown>) : undefined;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Ids of this region's open connections of one tenant (the byTenant index). */

@@ -5,7 +5,18 @@ import xml, { Element } from '@xmpp/xml';
 
 export { Element, xml };
 
-export type FrameErrorCondition = 'not-well-formed' | 'restricted-xml';
+export type FrameErrorCondition = 'not-well-formed' | 'restricted-xml' | 'policy-violation';
+
+/**
+ * The deepest element a frame may hold, counting its top-level element (the stanza) as level 1.
+ * Real stanzas nest a handful of levels (a forwarded message in a MUC invitation stays under 10); the
+ * bound keeps every recursive walk of an element (clone, toString) far from the call stack's limit,
+ * whatever a client sends. Deeper frames are a policy-violation (RFC 6120 §4.9.3.18).
+ */
+export const MAX_ELEMENT_DEPTH = 64;
+
+/** Thrown inside the parser's handlers to stop at once, without reading the rest of the frame. */
+class StopParsing extends Error {}
 
 export class FrameError extends Error {
   constructor(readonly condition: FrameErrorCondition, message: string) {
@@ -22,12 +33,17 @@ export function parseFrame(text: string): Element {
   const parser = new SaxesParser({ xmlns: true, position: false });
   let root: Element | undefined;
   let cursor: Element | undefined;
+  let depth = 0;
   let failure: FrameError | undefined;
   const fail = (condition: FrameErrorCondition, message: string) => {
     failure ??= new FrameError(condition, message);
   };
 
   parser.on('opentag', (tag) => {
+    if (++depth > MAX_ELEMENT_DEPTH) {
+      fail('policy-violation', `elements nested deeper than ${MAX_ELEMENT_DEPTH} levels`);
+      throw new StopParsing();
+    }
     const attrs: Record<string, string> = {};
     for (const attr of Object.values(tag.attributes)) attrs[attr.name] = attr.value;
     const el = new Element(tag.name, attrs);
@@ -37,6 +53,7 @@ export function parseFrame(text: string): Element {
     cursor = el;
   });
   parser.on('closetag', () => {
+    depth--;
     cursor = cursor?.parent as Element | undefined;
   });
   parser.on('text', (text) => {
@@ -54,14 +71,14 @@ export function parseFrame(text: string): Element {
   try {
     parser.write(text).close();
   } catch (err) {
-    fail('not-well-formed', (err as Error).message);
+    if (!(err instanceof StopParsing)) fail('not-well-formed', (err as Error).message);
   }
   if (failure) throw failure;
   if (!root) throw new FrameError('not-well-formed', 'no element in WebSocket message');
   return root;
 }
 
-/** A deep copy (ltx 3 has no Element#clone). */
+/** A deep copy (ltx 3 has no Element#clone). Recursive: elements are at most MAX_ELEMENT_DEPTH deep. */
 export function clone(el: Element): Element {
   const copy = new Element(el.name, { ...el.attrs });
   for (const child of el.children) {

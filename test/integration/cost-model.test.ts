@@ -1,5 +1,5 @@
 // The counts behind the README's "What it costs" that the per-operation table does not already assert:
-// an XEP-0199 ping to the server, one sweeper liveness check, and how many of a session's writes touch
+// an XEP-0199 ping to the server, one sweeper liveness check (with its server ping and the answer), and how many of a session's writes touch
 // its connection item (each such write also writes the item's index entries, which DynamoDB bills).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -50,12 +50,31 @@ describe('cost model inputs (README "What it costs")', () => {
     assert.deepEqual({ reads: ping.reads, writes: ping.writes, posts: ping.posts }, { reads: 0, writes: 0, posts: 1 });
   });
 
-  it('a sweep: one Query per sweep shard, then per live connection one GetConnection and one write of its next check time', async () => {
+  it('a sweep: one Query per sweep shard, then per live bound connection one GetConnection, one write (next check time and ping time) and one post (the XEP-0199 ping)', async () => {
     writes.length = 0;
     const later = s.clock.now() + s.server.limits.connectionCheckMs + 1000;
     const sweep = await s.cost(async () => assert.deepEqual(await s.server.sweep(later), { checked: 1, ended: 0 }));
-    assert.deepEqual(sweep.calls, { 'dynamodb:QueryCommand': SWEEP_SHARDS, 'management:GetConnectionCommand': 1, 'dynamodb:UpdateItemCommand': 1 });
+    assert.deepEqual(sweep.calls, {
+      'dynamodb:QueryCommand': SWEEP_SHARDS,
+      'management:GetConnectionCommand': 1,
+      'dynamodb:UpdateItemCommand': 1,
+      'management:PostToConnectionCommand': 1,
+    });
     assert.deepEqual(writes, ['conn']);
+  });
+
+  it('the answer to the server\'s ping: one write to the connection item (clearing the ping)', async () => {
+    const ping = await c.next((el) => el.name === 'iq' && el.attrs.type === 'get' && !!el.getChild('ping', 'urn:xmpp:ping'));
+    writes.length = 0;
+    const answer = await s.cost(async () => {
+      c.send(`<iq xmlns="jabber:client" type="result" id="${ping.attrs.id}" to="localhost"/>`);
+      // A ping of our own after it: its reply (the one post counted) proves the answer was handled.
+      c.send(`<iq xmlns="jabber:client" type="get" id="after-answer" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`);
+      await c.next((el) => el.name === 'iq' && el.attrs.id === 'after-answer');
+    });
+    assert.deepEqual(answer, { reads: 0, writes: 1, posts: 1, calls: { 'dynamodb:UpdateItemCommand': 1, 'management:PostToConnectionCommand': 1 } });
+    assert.deepEqual(writes, ['conn']);
+    assert.equal((await s.server.connections.get(s.gateway.connectionIds()[0]))?.pingSentAt, undefined);
   });
 
   it('a session end (<close/>, no contacts): 1 of its 2 writes is to the connection item (a delete)', async () => {

@@ -229,7 +229,8 @@ describe('IAM grants cover what the handlers do', () => {
     // The scenario reached every function and the calls that matter for the grants.
     assert.ok(used('connect').includes('dynamodb:PutItem'));
     for (const p of ['dynamodb:Query', 'dynamodb:UpdateItem', 'execute-api:POST', 'execute-api:DELETE']) assert.ok(used('ingest').includes(p), `ingest: ${p}`);
-    assert.ok(used('disconnect').includes('dynamodb:DeleteItem'));
+    // $disconnect turns the connection item into a tombstone (one UpdateItem), not a delete.
+    assert.ok(used('disconnect').includes('dynamodb:UpdateItem'));
     for (const p of ['dynamodb:Query@bySweep', 'execute-api:GET', 'execute-api:POST']) assert.ok(used('sweeper').includes(p), `sweeper: ${p}`);
 
     assertGranted(t, ['connect', 'ingest', 'disconnect', 'sweeper']);
@@ -302,7 +303,7 @@ describe('IAM grants cover what the handlers do', () => {
     // The gateway sees the close a moment after the client does, then queues $disconnect.
     await until('the gateway to see the close', () => !gateway.connectionIds().includes(frankId), () => gateway.connectionIds());
     await gateway.idle();
-    assert.ok(used('disconnect').includes('dynamodb:DeleteItem'), 'frank\'s $disconnect ran');
+    assert.ok(used('disconnect').includes('dynamodb:UpdateItem'), 'frank\'s $disconnect ran');
 
     // Backend operations: list sessions, send a stanza as the server, kick, revoke tokens.
     const { sessions } = await admin('GET', '/api/tenants/acme.test/sessions');
