@@ -1,5 +1,6 @@
 // Scheduled every minute. In every region: ends this region's connections whose $disconnect never came
-// (the gateway answers 410 for them), since API Gateway's $disconnect is best effort (docs/architecture.md
+// (the gateway answers 410 for them), since API Gateway's $disconnect is best effort, and pings the live
+// bound ones, ending those that left the last ping unanswered (XEP-0199 §4.2; docs/architecture.md
 // "Connections die silently"). In the table's home region only (PURGE_TENANTS=true; one region is
 // enough for a global table and two would do the same deletes twice): works on pending tenant purges,
 // resumably, until a deadline well inside the function's timeout.
