@@ -142,3 +142,27 @@ test('a server restarted after a crash ends the sessions of its previous run: co
   const kept = await again.waitFor(byName('message', { id: 'after-crash' }));
   assert.equal(kept.getChildText('body'), 'are you there?', 'the message went to offline storage, not to the dead session');
 });
+
+test('at start, a server asks about its region’s connections at other endpoints: a live server’s stay, a dead gateway’s end', async (t) => {
+  const live = await startTestServer(); // region "local", still running
+  const stops: Array<() => Promise<void>> = [() => live.stop()];
+  t.after(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+  const crashed = await startTestServer({ dynamoEndpoint: live.dynamoEndpoint, dropDisconnect: true });
+  stops.push(() => crashed.stop());
+  await live.addUser('carol@localhost');
+  await live.addUser('dave@localhost');
+  const carol = await connectClient(live.url, { username: 'carol' });
+  stops.push(() => carol.stop());
+  const dave = await connectClient(crashed.url, { username: 'dave' });
+  stops.push(() => dave.stop());
+  await crashed.gateway.stop();
+
+  // A new port: neither connection is at this server's own endpoint, so each gateway is asked (GetConnection).
+  const started = await startTestServer({ dynamoEndpoint: live.dynamoEndpoint });
+  stops.push(() => started.stop());
+  assert.deepEqual(await started.server.sessions.list('dave@localhost'), [], 'the gateway that no longer answers held nothing');
+  assert.equal((await started.server.sessions.list('carol@localhost')).length, 1, 'the live server’s session stays');
+  await carol.roundTrip();
+});
