@@ -520,6 +520,7 @@ export class LocalGateway {
     conn.state = 'closed';
     for (const timer of conn.timers) clearTimeout(timer);
     clearTimeout(conn.pongTimer);
+    conn.pongTimer = undefined;
     this.connections.delete(conn.id);
     this.logger.info({ connectionId: conn.id, code, reason }, 'disconnect');
     if (!this.opts.dropDisconnect) {
