@@ -13,8 +13,11 @@
 //   https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html#apigateway-execution-service-websocket-limits-table
 //
 // Differences: outbound posts go out as one text frame (API Gateway may split them into 32 KB frames; clients
-// reassemble either way), the management API accepts any credentials (no SigV4 check), and there are no
-// authorizers. The queue in front of the ingest is in-process, one per connection (conn.tail): a connection's
+// reassemble either way), the management API accepts any credentials (no SigV4 check) but answers only requests
+// from this machine (managementAllowedFrom), and there are no authorizers. A post is queued on the socket and
+// answered at once; a connection that leaves more than maxOutboundBufferBytes unsent is dropped (AWS documents
+// no such limit). The gateway pings every connection and drops one that misses its pong (pingIntervalMs,
+// pongTimeoutMs); AWS documents no pings of its own, and there the sweeper finds dead connections. The queue in front of the ingest is in-process, one per connection (conn.tail): a connection's
 // frames are handed over in arrival order, one batch at a time (up to INGEST_BATCH_SIZE frames, all of that
 // connection: a local batch never mixes connections, an AWS batch may), which is the order an SQS FIFO message
 // group gives. A record the ingest hands back (batchItemFailures) is redelivered at once with its receive count
@@ -22,8 +25,8 @@
 // queue's maxReceiveCount, 5) it is logged as dead-lettered and dropped, as the dead-letter queue would take it
 // (the frames behind it in its batch were handed back with it and share its receive count, as in AWS); the
 // connection's later frames then go on. An ingest that throws counts as every record of its batch failing,
-// as in AWS. A binary message is handed over as its bytes (the ingest reads them as UTF-8), whereas API Gateway
-// refuses binary frames and disconnects the client with 1003 (not emulated yet):
+// as in AWS. A binary message closes the connection with 1003 and is not handed over, as API Gateway does with
+// binary frames on an API without binary media types:
 // https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -67,6 +70,15 @@ export interface LocalGatewayLimits {
    * client that relies on pings alone fails here rather than only after deploy. Checked on first deploy (README).
    */
   pingResetsIdle?: boolean;
+  /**
+   * Unsent bytes a connection may hold beyond the OS socket buffers before the gateway drops it as a reader too
+   * slow to keep up (posts to it then get 410). AWS documents no such limit; default 1 MiB.
+   */
+  maxOutboundBufferBytes?: number;
+  /** How often the gateway pings each connection (RFC 6455 §5.5.2) to find half-open ones. Default 30 s. */
+  pingIntervalMs?: number;
+  /** How long a ping may go unanswered before the connection is dropped as dead. Default 30 s. */
+  pongTimeoutMs?: number;
 }
 
 export interface LocalGatewayOptions {
@@ -108,6 +120,9 @@ const DEFAULT_LIMITS: Required<LocalGatewayLimits> = {
   idleTimeoutMs: 10 * 60_000,
   maxDurationMs: 2 * 60 * 60_000,
   pingResetsIdle: false,
+  maxOutboundBufferBytes: 1024 * KiB,
+  pingIntervalMs: 30_000,
+  pongTimeoutMs: 30_000,
 };
 /** setTimeout's ceiling (~24.8 days); longer delays would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -125,6 +140,11 @@ const GOING_AWAY = { code: 1001, reason: 'Going away' } as const;
 const MESSAGE_TOO_BIG = { code: 1009, reason: 'Message too big' } as const;
 // AWS does not document the close code a DeleteConnection sends; 1000 is an assumption (README first-deploy check).
 const DELETED = { code: 1000, reason: 'Connection deleted' } as const;
+// What API Gateway does with a binary frame (see the header).
+const UNSUPPORTED_DATA = { code: 1003, reason: 'Unsupported data' } as const;
+// Dropped without a close handshake (a close frame would not get through): reported as an abnormal closure.
+const SLOW_READER = { code: 1006, reason: 'Outbound buffer full' } as const;
+const NO_PONG = { code: 1006, reason: 'Ping timeout' } as const;
 
 type ConnectionState = 'connecting' | 'open' | 'closing' | 'closed';
 
@@ -149,6 +169,8 @@ interface Connection {
   closeCode?: number;
   closeReason?: string;
   idleTimer?: NodeJS.Timeout;
+  /** Set while a ping of the gateway waits for its pong: fires the verdict. */
+  pongTimer?: NodeJS.Timeout;
   timers: NodeJS.Timeout[];
   readonly closed: Promise<void>;
   markClosed: () => void;
@@ -352,9 +374,52 @@ export class LocalGateway {
     conn.idleTimer = setTimeout(() => this.beginClose(conn, GOING_AWAY, undefined, 'idle timeout'), idleMs);
     const lifetime = setTimeout(() => this.beginClose(conn, GOING_AWAY, undefined, 'maximum duration'), lifetimeMs);
     conn.timers.push(conn.idleTimer, lifetime);
+    this.startHeartbeat(conn, ws);
 
     this.logger.info({ connectionId: conn.id, sourceIp: conn.sourceIp, protocol: conn.protocol }, 'connect');
     if (this.stopping) this.beginClose(conn, GOING_AWAY);
+  }
+
+  /**
+   * A connection whose network froze (half-open: no FIN, no RST) looks open until a write times out, which TCP
+   * takes many minutes to notice. The gateway pings it (RFC 6455 §5.5.2) and drops it when no pong (§5.5.3)
+   * comes back in time (docs/architecture.md "Connections die silently").
+   */
+  private startHeartbeat(conn: Connection, ws: WebSocket): void {
+    ws.on('pong', () => {
+      clearTimeout(conn.pongTimer);
+      conn.pongTimer = undefined;
+    });
+    const pinger = setInterval(() => this.ping(conn, ws), Math.min(this.limits.pingIntervalMs, MAX_TIMER_MS));
+    conn.timers.push(pinger);
+  }
+
+  private ping(conn: Connection, ws: WebSocket): void {
+    if (conn.state !== 'open' || conn.pongTimer) return; // one ping in flight at a time
+    ws.ping();
+    // The verdict waits for setImmediate: after a stalled event loop the timer fires before pending socket
+    // reads, and a pong that did arrive in time must be read before the connection is judged dead.
+    conn.pongTimer = setTimeout(() => setImmediate(() => this.judgePong(conn, ws)), Math.min(this.limits.pongTimeoutMs, MAX_TIMER_MS));
+  }
+
+  private judgePong(conn: Connection, ws: WebSocket): void {
+    if (!conn.pongTimer) return; // the pong came
+    conn.pongTimer = undefined;
+    this.drop(conn, ws, NO_PONG, `no pong within ${this.limits.pongTimeoutMs} ms`);
+  }
+
+  /**
+   * Ends a connection that cannot take a close handshake (frozen, or not reading): the socket is destroyed at
+   * once, and $disconnect follows as for any close. Nothing it sent after this point is handled.
+   */
+  private drop(conn: Connection, ws: WebSocket, how: { code: number; reason: string }, why: string): void {
+    if (conn.state === 'closed') return;
+    conn.state = 'closing';
+    conn.closeCode ??= how.code;
+    conn.closeReason ??= how.reason;
+    conn.acceptUpTo = Math.min(conn.acceptUpTo, conn.received);
+    this.logger.warn({ connectionId: conn.id, code: how.code, why }, 'dropping connection');
+    ws.terminate();
   }
 
   // ---- WebSocket: $default ----
@@ -365,6 +430,12 @@ export class LocalGateway {
       this.logger.debug({ connectionId: conn.id }, 'frame dropped: connection closing');
       return;
     }
+    if (isBinary) {
+      // RFC 7395 §3.2: XMPP over WebSocket uses text messages. API Gateway closes a binary one with 1003; neither
+      // it nor anything after it is handled (messages before it are).
+      this.logger.warn({ connectionId: conn.id }, 'binary frame refused');
+      return this.beginClose(conn, UNSUPPORTED_DATA, index, 'binary frame');
+    }
     this.touch(conn);
     const bytes = toBuffer(data);
     const context = { ...this.requestContext(conn, '$default', 'MESSAGE'), messageId: apiGatewayId() };
@@ -372,7 +443,7 @@ export class LocalGateway {
     const record: SqsRecord = {
       messageId: randomUUID(),
       receiptHandle: randomUUID(),
-      body: frameEnvelopeBody(context, isBinary ? bytes : bytes.toString('utf8')),
+      body: frameEnvelopeBody(context, bytes.toString('utf8')),
       attributes: {
         ApproximateReceiveCount: '1',
         SentTimestamp: String(context.requestTimeEpoch),
@@ -386,7 +457,7 @@ export class LocalGateway {
       eventSourceARN: LOCAL_QUEUE_ARN,
       awsRegion: 'local',
     };
-    this.logger.debug({ connectionId: conn.id, messageId: context.messageId, bytes: bytes.length, binary: isBinary }, 'frame');
+    this.logger.debug({ connectionId: conn.id, messageId: context.messageId, bytes: bytes.length }, 'frame');
     conn.queued.push(record);
     // One task per frame; a task takes whatever is queued then (up to a batch), so later tasks may find
     // nothing left. $disconnect, queued behind them all, runs after the last frame.
@@ -448,6 +519,8 @@ export class LocalGateway {
     if (conn.state === 'closed') return;
     conn.state = 'closed';
     for (const timer of conn.timers) clearTimeout(timer);
+    clearTimeout(conn.pongTimer);
+    conn.pongTimer = undefined;
     this.connections.delete(conn.id);
     this.logger.info({ connectionId: conn.id, code, reason }, 'disconnect');
     if (!this.opts.dropDisconnect) {
@@ -490,7 +563,10 @@ export class LocalGateway {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const id = this.managementTarget(requestPath(req));
-      if (id !== undefined) return await this.onManagement(req, res, id);
+      if (id !== undefined) {
+        if (!managementAllowedFrom(req.socket.remoteAddress, req.socket.localAddress)) return this.refuseManagement(req, res);
+        return await this.onManagement(req, res, id);
+      }
       if (this.opts.httpRoutes && (await this.opts.httpRoutes(req, res))) return;
       if (!res.headersSent) {
         res.writeHead(404, { 'Content-Type': 'text/plain' });
@@ -514,6 +590,13 @@ export class LocalGateway {
     }
   }
 
+  /** See managementAllowedFrom: the API has no credentials, so only this machine may use it. */
+  private refuseManagement(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    this.logger.warn({ sourceIp: sourceIp(req), method: req.method, path: requestPath(req) }, '@connections request from another host refused');
+    awsError(res, 403, 'ForbiddenException', 'The @connections API answers only this machine');
+  }
+
   private async onManagement(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     res.setHeader('x-amzn-RequestId', randomUUID());
     const conn = this.connections.get(id);
@@ -523,10 +606,7 @@ export class LocalGateway {
       case 'POST': {
         const data = await readBody(req, this.limits.maxMessageBytes);
         if (data === undefined) return awsError(res, 413, 'PayloadTooLargeException', 'Request entity too large');
-        if (!live?.ws) return gone(res);
-        const ws = live.ws;
-        const sent = await new Promise<boolean>((resolve) => ws.send(data, { binary: false }, (err) => resolve(!err)));
-        if (!sent) return gone(res);
+        if (!live?.ws || !this.queueOutbound(live, live.ws, data)) return gone(res);
         this.logger.debug({ connectionId: id, bytes: data.length }, 'post to connection');
         res.writeHead(200, { 'Content-Length': '0' });
         return void res.end();
@@ -553,6 +633,22 @@ export class LocalGateway {
         req.resume();
         return awsError(res, 403, 'ForbiddenException', 'Forbidden');
     }
+  }
+
+  /**
+   * Queues one post on the connection's socket and returns at once: a post never waits for the recipient to read,
+   * so a client that reads slowly or not at all cannot hold up the frames of those who send to it. A connection
+   * whose unsent bytes would pass maxOutboundBufferBytes is dropped instead, and false (410 Gone) tells the server
+   * to end its session, so this stanza and later ones take the undeliverable path.
+   */
+  private queueOutbound(conn: Connection, ws: WebSocket, data: Buffer): boolean {
+    if (ws.readyState !== ws.OPEN) return false; // the client has begun a close
+    if (ws.bufferedAmount + data.length > this.limits.maxOutboundBufferBytes) {
+      this.drop(conn, ws, SLOW_READER, `${ws.bufferedAmount} bytes unsent, limit ${this.limits.maxOutboundBufferBytes}`);
+      return false;
+    }
+    ws.send(data, { binary: false });
+    return true;
   }
 
   // ---- event shape ----
@@ -671,7 +767,23 @@ function requestPath(req: IncomingMessage): string {
 }
 
 function sourceIp(req: IncomingMessage): string {
-  const addr = req.socket.remoteAddress ?? '';
+  return unmapIPv4(req.socket.remoteAddress ?? '');
+}
+
+/**
+ * Whether an @connections request may be served. The local management API checks no credentials (see the header),
+ * so it answers only requests from this machine, whatever address the gateway listens on: from a loopback address,
+ * or from the address the request arrived at (the server posting to its own gateway on `--host <LAN address>`).
+ */
+export function managementAllowedFrom(remoteAddress: string | undefined, localAddress: string | undefined): boolean {
+  if (!remoteAddress) return false;
+  const remote = unmapIPv4(remoteAddress);
+  if (remote === '::1' || /^127\.\d+\.\d+\.\d+$/.test(remote)) return true;
+  return localAddress !== undefined && remote === unmapIPv4(localAddress);
+}
+
+/** '::ffff:10.0.0.5' → '10.0.0.5' (an IPv4 peer on a dual-stack socket). */
+function unmapIPv4(addr: string): string {
   return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
 }
 

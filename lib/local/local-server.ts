@@ -21,6 +21,7 @@ import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
 import { FrameClaimStore, frameClaimsTableDefinition } from '../store/frame-dedup.ts';
+import type { ConnectionRecord } from '../store/connections.ts';
 import { TenantStore } from '../store/tenants.ts';
 import { ensureTable, startDynalite } from './dynamo-local.ts';
 
@@ -145,8 +146,11 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     httpRoutes: async (req, res) => hostMetaRoutes(req, res) || adminRoutes(req, res),
     logger: log,
   });
+  const startedAt = Date.now();
   const address = await gateway.start();
   url = address.url;
+  // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
+  await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
 
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweepTimer = setInterval(() => {
@@ -189,4 +193,38 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       await dynamo?.close();
     },
   };
+}
+
+/**
+ * A local server that starts knows that the connections of its region's previous run are gone: the process that
+ * held them crashed or was killed without a clean stop, and its gateway with them. Their sessions would otherwise
+ * stay listed, and take messages meant for offline storage, until the sweeper checks them (docs/architecture.md
+ * "Connections die silently"). So they are ended now: contacts get unavailable presence (RFC 6121 §4.5.2) and the
+ * sessions are removed. A connection recorded at this gateway's own endpoint cannot exist (the gateway just
+ * started) and is ended at once; one at another endpoint of the region (an old run on another port, or another
+ * live server playing the same region on the same table) is ended only if that gateway says it is gone or does
+ * not answer. Costs at start: one Query per sweep shard, plus what ending each connection costs.
+ */
+export async function endConnectionsOfPreviousRun(server: XmppServer, ownEndpoint: string, startedAt: number, log: Logger): Promise<number> {
+  let ended = 0;
+  for (const rec of await server.connections.ofRegion()) {
+    if (rec.connectedAt >= startedAt) continue; // opened on this run's gateway
+    try {
+      if (rec.endpoint !== ownEndpoint && (await stillOpen(server, rec))) continue;
+      await server.endConnection(rec.id, 'restart', { socketClosed: true });
+      ended++;
+    } catch (err) {
+      log.warn({ err, connectionId: rec.id }, 'could not end a connection of the previous run; left for the sweeper');
+    }
+  }
+  if (ended > 0) log.info({ ended }, 'ended the connections of the previous run');
+  return ended;
+}
+
+async function stillOpen(server: XmppServer, rec: ConnectionRecord): Promise<boolean> {
+  try {
+    return await server.management.isAlive({ connectionId: rec.id, endpoint: rec.endpoint });
+  } catch {
+    return false; // nothing listens at that endpoint: the gateway that held it is gone
+  }
 }

@@ -187,6 +187,22 @@ export class ConnectionStore {
     }
     return out;
   }
+
+  /** Every connection item of this region, due or not (a restarted local server ends those of its old run). */
+  async ofRegion(): Promise<ConnectionRecord[]> {
+    const out: ConnectionRecord[] = [];
+    for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
+      const items = await queryAll(this.db, {
+        TableName: this.table,
+        IndexName: SWEEP_INDEX,
+        KeyConditionExpression: '#s = :s',
+        ExpressionAttributeNames: { '#s': 'sweep' },
+        ExpressionAttributeValues: { ':s': `conn#${this.region}#${shard}` },
+      });
+      for (const item of items) out.push(strip(item as ConnectionRecord & Record<string, unknown>));
+    }
+    return out;
+  }
 }
 
 function strip(item: ConnectionRecord & Record<string, unknown>): ConnectionRecord {

@@ -14,7 +14,7 @@ import {
   GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { INGEST_BATCH_SIZE, LOCAL_MAX_RECEIVE_COUNT, LOCAL_QUEUE_ARN, LocalGateway } from '../../lib/gateway/local-gateway.ts';
+import { INGEST_BATCH_SIZE, LOCAL_MAX_RECEIVE_COUNT, LOCAL_QUEUE_ARN, LocalGateway, managementAllowedFrom } from '../../lib/gateway/local-gateway.ts';
 import type { LocalGatewayOptions } from '../../lib/gateway/local-gateway.ts';
 import type { WebSocketEvent, WebSocketHandler, WebSocketResult } from '../../lib/gateway/events.ts';
 import { type FrameEnvelope, parseFrameEnvelope } from '../../lib/gateway/frame-envelope.ts';
@@ -195,25 +195,25 @@ test('$connect and $disconnect events have API Gateway’s shape; $default frame
   assert.deepEqual(connect.multiValueQueryStringParameters, { a: ['1', '2'], b: ['x'] });
 
   c.ws.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
-  c.ws.send(Buffer.from([1, 2, 3]));
+  c.ws.send('<presence/>');
   await until(() => h.frames.length === 2, 'two frames');
-  const [text, binary] = h.frames;
+  const [text, second] = h.frames;
   // The record as Lambda's SQS event source hands it over: one message group per connection.
   assert.equal(text.record.attributes.MessageGroupId, c.id);
   assert.equal(text.record.attributes.ApproximateReceiveCount, '1');
   assert.equal(text.record.attributes.MessageDeduplicationId, text.envelope.messageId);
   assert.equal(text.record.eventSourceARN, LOCAL_QUEUE_ARN);
-  assert.notEqual(text.record.messageId, binary.record.messageId);
+  assert.notEqual(text.record.messageId, second.record.messageId);
   // The envelope the $default mapping template renders.
   assert.equal(text.envelope.connectionId, c.id);
   assert.match(text.envelope.messageId, ID);
   assert.match(text.envelope.requestId, ID);
-  assert.notEqual(text.envelope.messageId, binary.envelope.messageId);
+  assert.notEqual(text.envelope.messageId, second.envelope.messageId);
   assert.ok(text.envelope.requestTimeEpoch >= rc.connectedAt, 'the request time follows the connection time');
   assert.equal(text.envelope.domainName, rc.domainName);
   assert.equal(text.envelope.stage, 'local');
   assert.equal(text.envelope.body, '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
-  assert.equal(binary.envelope.body, '\u0001\u0002\u0003');
+  assert.equal(second.envelope.body, '<presence/>');
 
   c.ws.close(1000, 'bye');
   await until(() => h.of('DISCONNECT').length === 1, '$disconnect');
@@ -227,6 +227,23 @@ test('$connect and $disconnect events have API Gateway’s shape; $default frame
   assert.deepEqual(h.gw.connectionIds(), []);
   assert.ok(h.logs.some((l) => l.msg === 'connect' && l.connectionId === c.id));
   assert.ok(h.logs.some((l) => l.msg === 'disconnect' && l.connectionId === c.id && l.code === 1000));
+});
+
+test('a binary message closes with 1003 as API Gateway does; neither it nor later ones reach the ingest (RFC 7395 §3.2)', async (t) => {
+  const h = await harness(t);
+  const c = await open(h);
+  c.ws.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+  // A stream opened in a binary frame, then text that would be handled if the binary one were let through.
+  c.ws.send(Buffer.from('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>'));
+  c.ws.send('<presence/>');
+  await until(() => h.of('DISCONNECT', c.id).length === 1, '$disconnect');
+  assert.equal((await c.closed).code, 1003);
+  await h.gw.idle();
+  assert.deepEqual(h.bodies(c.id), ['<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>'], 'only the text frame before it');
+  const d = h.of('DISCONNECT', c.id)[0].requestContext;
+  assert.equal(d.disconnectStatusCode, 1003);
+  assert.deepEqual(h.gw.connectionIds(), []);
+  assert.ok(h.logs.some((l) => l.msg === 'binary frame refused' && l.connectionId === c.id), 'an operator sees why');
 });
 
 test('the subprotocol echoed is exactly what $connect returned (RFC 7395 §3.3)', async (t) => {
@@ -586,6 +603,23 @@ test('FrameSizeGuard reads frame headers split across any chunk boundaries (RFC 
     for (let i = 0; i < stream.length; i += chunkSize) guard.push(stream.subarray(i, i + chunkSize));
     assert.deepEqual(seen, [{ frameBytes: 100_000, completedMessages: 3 }], `chunks of ${chunkSize}`);
   }
+});
+
+test('@connections answers only this machine: loopback, or the address the request came in on', () => {
+  assert.ok(managementAllowedFrom('127.0.0.1', '127.0.0.1'));
+  assert.ok(managementAllowedFrom('127.0.0.1', '0.0.0.0'));
+  assert.ok(managementAllowedFrom('::ffff:127.0.0.1', '::ffff:127.0.0.1'));
+  assert.ok(managementAllowedFrom('127.0.1.1', '192.168.1.5'), 'all of 127/8 is loopback');
+  assert.ok(managementAllowedFrom('::1', '::1'));
+  // --host <LAN address>: the server posts to its own gateway from that address.
+  assert.ok(managementAllowedFrom('192.168.1.5', '192.168.1.5'));
+  assert.ok(managementAllowedFrom('::ffff:192.168.1.5', '192.168.1.5'));
+  // --host 0.0.0.0: another machine on the network.
+  assert.equal(managementAllowedFrom('192.168.1.7', '192.168.1.5'), false);
+  assert.equal(managementAllowedFrom('::ffff:10.0.0.9', '::ffff:10.0.0.1'), false);
+  assert.equal(managementAllowedFrom('fe80::1', '::1'), false);
+  assert.equal(managementAllowedFrom('128.0.0.1', '0.0.0.0'), false);
+  assert.equal(managementAllowedFrom(undefined, '127.0.0.1'), false);
 });
 
 test('a client that hangs up during $connect still gets its $disconnect (1006)', async (t) => {
