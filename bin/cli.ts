@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { addUser, removeUser, setPassword } from '../lib/core/accounts.ts';
+import { InvalidPasswordError, addUser, removeUser, setPassword } from '../lib/core/accounts.ts';
 import { TenantPurger } from '../lib/admin/purge.ts';
 import { revokeTokens } from '../lib/auth/access-tokens.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
@@ -440,7 +440,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           await addUser(t.users, jid, password);
         } catch (err) {
           if (err instanceof UserExistsError) throw new CliError(`user ${jid} already exists`);
-          if ((err as Error).name === 'ScramError') throw new CliError(`unusable password: ${(err as Error).message}`);
+          if (err instanceof InvalidPasswordError) throw new CliError(`unusable password: ${err.message}`);
           throw err;
         }
         io.stdout.write(`added ${jid} (${t.where})\n`);
@@ -470,7 +470,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         try {
           changed = await setPassword(t.users, jid, password);
         } catch (err) {
-          if ((err as Error).name === 'ScramError') throw new CliError(`unusable password: ${(err as Error).message}`);
+          if (err instanceof InvalidPasswordError) throw new CliError(`unusable password: ${err.message}`);
           throw err;
         }
         if (!changed) throw new CliError(`no such user: ${jid} (${t.where})`);
