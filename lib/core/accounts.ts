@@ -22,23 +22,31 @@ export function passwordProblem(password: string): string | undefined {
   if (password === '') return 'the password is empty';
   // Counted before SASLprep, which would otherwise work through (and choke on) a huge string.
   if (password.length > 2 * MAX_PASSWORD_CHARS || [...password].length > MAX_PASSWORD_CHARS) return `the password is longer than ${MAX_PASSWORD_CHARS} characters`;
-  let prepared;
-  try {
-    prepared = saslprep(password, SASLPREP);
-  } catch {
-    return saslprepRefusal(password);
-  }
-  // RFC 4013 §2.1 maps soft hyphens, joiners and the like to nothing.
-  if (prepared === '') return 'the password is empty once SASLprep (RFC 4013 §2.1) removes the characters it maps to nothing';
-  return undefined;
+  const prepared = prepare(password);
+  if (prepared === undefined) return saslprepRefusal(password);
+  return prepared === '' ? EMPTY_ONCE_PREPARED : undefined;
 }
 
-/** The reason SASLprep refused `password`: the first prohibited character (RFC 4013 §2.3), else the bidi rule (§2.4). */
+const EMPTY_ONCE_PREPARED = 'the password is empty once SASLprep (RFC 4013 §2.1) removes the characters it maps to nothing';
+
+/** SASLprep's output, or undefined when it refuses the string. */
+function prepare(text: string): string | undefined {
+  try {
+    return saslprep(text, SASLPREP);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why SASLprep refused `password`: it maps to nothing (§2.1; the library throws rather than return
+ * ''), the first prohibited character (§2.3), else the bidi rule (§2.4). A leading space, which
+ * SASLprep keeps, tells a character mapped to nothing from a prohibited one.
+ */
 function saslprepRefusal(password: string): string {
+  if (prepare(` ${password}`) === ' ') return EMPTY_ONCE_PREPARED;
   for (const c of password) {
-    try {
-      saslprep(c, SASLPREP);
-    } catch {
+    if (prepare(c) === undefined && prepare(` ${c}`) === undefined) {
       const code = (c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
       return `the password contains U+${code}, which SASLprep (RFC 4013 §2.3) prohibits (control characters, among others)`;
     }
