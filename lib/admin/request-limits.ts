@@ -1,7 +1,8 @@
-// What the admin API accepts of a request before any handler sees it (README "Admin API", "Limits"):
-// the body's size, the JSON's nesting depth, the path's percent-encoding. Pure functions, shared by
-// the local HTTP server and the Lambda behind the HTTP API (lib/runtime/http-api.ts), so both
-// refuse the same requests with the same answers.
+// What the admin API accepts of a request before any handler sees it (README "Admin API"):
+// the body's size, the JSON's nesting depth, the path's percent-encoding. Pure functions. The admin
+// API applies them to every request, so the local HTTP server and the Lambda behind the HTTP API
+// (functions/admin.ts) refuse the same requests with the same answers; locally, nodeHttpRoutes also
+// stops reading a body at MAX_BODY_BYTES.
 
 /**
  * The largest request body, in bytes: room for a stanza of the server's largest size (65,536 bytes)
