@@ -117,7 +117,8 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   const refuseConflict = (why: string | undefined) => {
     if (why) throw new ApiError(409, 'domain-conflict', why);
   };
-  const passwordOf = (body: Record<string, unknown>, use: (password: string) => Promise<boolean | void>) =>
+  /** Runs `use` with the body's password; one the account rule refuses (lib/core/accounts.ts) is 400 invalid-password. */
+  const withPassword = <T>(body: Record<string, unknown>, use: (password: string) => Promise<T>): Promise<T> =>
     use(requireString(body, 'password')).catch((err) => {
       if (err instanceof InvalidPasswordError) throw new ApiError(400, 'invalid-password', err.message);
       throw err;
@@ -196,7 +197,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     const body = json();
     const jid = accountJid(p.domain, requireString(body, 'username'));
     try {
-      await passwordOf(body, (password) => addUser(server.users, jid, password));
+      await withPassword(body, (password) => addUser(server.users, jid, password));
     } catch (err) {
       if (err instanceof UserExistsError) throw new ApiError(409, 'user-exists', err.message);
       throw err;
@@ -205,7 +206,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   });
   route('PUT', '/tenants/{domain}/users/{username}/password', async (_r, p, json) => {
     const jid = accountJid(p.domain, p.username);
-    if (!(await passwordOf(json(), (password) => setPassword(server.users, jid, password)))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
+    if (!(await withPassword(json(), (password) => setPassword(server.users, jid, password)))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
     return { status: 204 };
   });
   route('DELETE', '/tenants/{domain}/users/{username}', async (_r, p) => {
@@ -287,16 +288,15 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     try {
       checkHead(req);
       if (Buffer.byteLength(req.body) > MAX_BODY_BYTES) throw bodyTooLarge();
-      const params = routeParams(req);
-      const { r } = params;
-      return await r.handler(req, params.values, () => jsonObject(req.body));
+      const { route: r, params } = routeOf(req);
+      return await r.handler(req, params, () => jsonObject(req.body));
     } catch (err) {
       return errorResponse(err, req.path);
     }
   };
 
   /** The route of a request and its path parameters, decoded; a `domain` parameter in its normal form. */
-  const routeParams = (req: ApiRequest): { r: Route; values: Params } => {
+  const routeOf = (req: ApiRequest): { route: Route; params: Params } => {
     // RFC 3986 §2.1: every segment must decode, whatever the route makes of it.
     const broken = req.path.split('/').find((segment) => decodePathSegment(segment) === undefined);
     if (broken !== undefined) throw new ApiError(400, 'invalid-path', `the path has broken percent-encoding (RFC 3986 §2.1) in "${broken.slice(0, 100)}"`);
@@ -312,11 +312,16 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
       if (t.error !== undefined) throw new ApiError(400, 'invalid-domain', `"${values.domain.slice(0, 100)}" cannot be a tenant domain: ${t.error}`);
       values.domain = t.domain;
     }
-    return { r, values };
+    return { route: r, params: values };
   };
 
+  /** A refusal as the caller gets it (and one info line for the operator); anything else is our bug: 500, logged at error. */
   const errorResponse = (err: unknown, path: string): ApiResponse => {
-    if (err instanceof OperatorError) return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err instanceof ApiError && err.fields ? { fields: err.fields } : {}) } } };
+    if (err instanceof OperatorError) {
+      // Paths and messages may carry what a caller sent: bounded, and never a body (it may hold a password).
+      server.log.info({ status: err.status, code: err.code, path: path.slice(0, 200) }, `admin API refused: ${err.message.slice(0, 300)}`);
+      return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err instanceof ApiError && err.fields ? { fields: err.fields } : {}) } } };
+    }
     server.log.error({ err, path: path.slice(0, 200) }, 'admin API failure');
     return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
   };
