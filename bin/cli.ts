@@ -10,12 +10,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { addUser, removeUser, setPassword } from '../lib/core/accounts.ts';
+import { InvalidPasswordError, addUser, removeUser, setPassword } from '../lib/core/accounts.ts';
 import { TenantPurger } from '../lib/admin/purge.ts';
 import { revokeTokens } from '../lib/auth/access-tokens.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
-import { InvalidTenantError, type TenantRecord, validateTenantItem } from '../lib/store/tenant-schema.ts';
+import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
+import { newTenantConflict } from '../lib/core/tenant-domains.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
 import { OperatorError, settingBlocksOf } from '../lib/core/modules.ts';
 import { UserExistsError, UserStore } from '../lib/store/users.ts';
@@ -42,16 +43,11 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
-/** A tenant name: a valid domainpart (RFC 7622 §3.2), returned normalized. */
+/** A tenant name in its normal form, by the admin API's rule (README "The tenant item"). */
 function domainName(value: string): string {
-  let jid;
-  try {
-    jid = parseJID(value);
-  } catch (err) {
-    throw new CliError(`invalid domain "${value}": ${(err as Error).message}`);
-  }
-  if (jid.local || jid.resource) throw new CliError(`invalid domain "${value}": expected a domain such as localhost or example.com`);
-  return jid.domain;
+  const t = tenantDomain(value);
+  if (t.error !== undefined) throw new CliError(`invalid domain "${value.slice(0, 100)}": ${t.error}; expected a domain such as localhost or example.com`);
+  return t.domain;
 }
 
 /** An account address user@domain, normalized (RFC 7622). */
@@ -440,7 +436,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           await addUser(t.users, jid, password);
         } catch (err) {
           if (err instanceof UserExistsError) throw new CliError(`user ${jid} already exists`);
-          if ((err as Error).name === 'ScramError') throw new CliError(`unusable password: ${(err as Error).message}`);
+          if (err instanceof InvalidPasswordError) throw new CliError(`unusable password: ${err.message}`);
           throw err;
         }
         io.stdout.write(`added ${jid} (${t.where})\n`);
@@ -470,7 +466,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         try {
           changed = await setPassword(t.users, jid, password);
         } catch (err) {
-          if ((err as Error).name === 'ScramError') throw new CliError(`unusable password: ${(err as Error).message}`);
+          if (err instanceof InvalidPasswordError) throw new CliError(`unusable password: ${err.message}`);
           throw err;
         }
         if (!changed) throw new CliError(`no such user: ${jid} (${t.where})`);
@@ -494,6 +490,18 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
   // ---- tenant, token ----------------------------------------------------------------------------------
 
   const tenant = dynamoGroup('tenant', 'manage tenants (XMPP domains); changes reach running servers within seconds');
+
+  /** A server over the target's table with every default module, so what a command changes or asks is as the server's would be. */
+  function serverOver(t: Target): XmppServer {
+    return new XmppServer({
+      db: t.db,
+      table: t.table,
+      management: new ManagementApi({ localCredentials: !!t.endpoint }),
+      logger: pino({ level: 'silent' }),
+      modules: defaultModules,
+      version: PACKAGE_VERSION,
+    });
+  }
 
   function collect(value: string, previous: string[] = []): string[] {
     return [...previous, value];
@@ -520,6 +528,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         const domain = domainName(domainArg);
         const item = tenantFromFlags(domain, o);
         if (await t.tenants.get(domain, 0)) throw new CliError(`tenant ${domain} already exists (${t.where})`);
+        const conflict = await newTenantConflict(serverOver(t), item);
+        if (conflict) throw new CliError(`${conflict}; nothing written (${t.where})`);
         await t.tenants.put(item);
         io.stdout.write(`added tenant ${domain}${o.disabled ? ' (disabled)' : ''} (${t.where})\n`);
       }, tenant),
@@ -544,7 +554,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       withTarget(async (t, domainArg: string) => {
         const rec = await t.tenants.get(domainName(domainArg), 0);
         if (!rec) throw new CliError(`no tenant ${domainArg} (${t.where})`);
-        io.stdout.write(`${JSON.stringify(rec, null, 2)}\n`);
+        // As the admin API shows it: a secret that is set reads "(set)"; the table holds the value.
+        io.stdout.write(`${JSON.stringify(redactSecrets(rec, settingBlocks), null, 2)}\n`);
       }, tenant),
     );
 
@@ -597,15 +608,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       err: (text) => void io.stderr.write(text),
       withServer: <A extends unknown[]>(fn: (server: XmppServer, target: string, ...args: A) => Promise<void>) =>
         withTarget(async (t, ...args: A) => {
-          // Every default module, so the command's changes reach sessions exactly as the server's would.
-          const server = new XmppServer({
-            db: t.db,
-            table: t.table,
-            management: new ManagementApi({ localCredentials: !!t.endpoint }),
-            logger: pino({ level: 'silent' }),
-            modules: defaultModules,
-            version: PACKAGE_VERSION,
-          });
+          const server = serverOver(t);
           try {
             await fn(server, t.where, ...args);
           } catch (err) {

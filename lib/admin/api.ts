@@ -4,16 +4,18 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserExistsError } from '../store/users.ts';
-import { type FieldError, InvalidTenantError, type TenantRecord, validateTenantItem } from '../store/tenant-schema.ts';
+import { type FieldError, InvalidTenantError, type TenantRecord, redactSecrets, restoreSecrets, tenantDomain, validateTenantItem } from '../store/tenant-schema.ts';
 import type { Session, XmppServer } from '../core/server.ts';
 import { routeStanza } from '../core/router.ts';
 import { StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID, parseJID } from '../xmpp/jid.ts';
 import { FrameError, parseFrame } from '../xmpp/xml.ts';
 import { revokeTokens } from '../auth/access-tokens.ts';
-import { addUser, removeUser, setPassword } from '../core/accounts.ts';
+import { InvalidPasswordError, addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { OperatorError } from '../core/modules.ts';
+import { newTenantConflict, servicesOnTenants } from '../core/tenant-domains.ts';
 import { openApiDocumentFor } from './openapi.ts';
+import { MAX_BODY_BYTES, MAX_JSON_DEPTH, decodePathSegment, jsonNestingExceeds } from './request-limits.ts';
 import type { TenantPurger } from './purge.ts';
 
 export interface ApiRequest {
@@ -62,7 +64,14 @@ export interface AdminApiOptions {
   extraRoutes?: { method: string; pattern: string; handler: Handler }[];
 }
 
-export type AdminApi = ((req: ApiRequest) => Promise<ApiResponse>) & { routes: { method: string; pattern: string }[] };
+/** What can be decided from a request's line and headers alone, before its body is read. */
+export type RequestHead = Pick<ApiRequest, 'path' | 'headers'>;
+
+export type AdminApi = ((req: ApiRequest) => Promise<ApiResponse>) & {
+  routes: { method: string; pattern: string }[];
+  /** The refusal of a request whose body must not be read (no valid token, too large a body), else undefined. */
+  refuseBeforeBody(head: RequestHead): ApiResponse | undefined;
+};
 
 export function createAdminApi(server: XmppServer, opts: AdminApiOptions): AdminApi {
   const routes: Route[] = [];
@@ -91,15 +100,29 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     return v;
   };
 
-  /** The whole item as it would be written, checked strictly (README "The tenant item"): all or nothing. */
-  const checkedTenant = (item: Record<string, unknown>): TenantRecord => {
+  /**
+   * The whole item as it would be written, checked strictly (README "The tenant item"): all or
+   * nothing. A secret that reads "(set)", as the API shows it, keeps the value `current` has.
+   */
+  const checkedTenant = (item: Record<string, unknown>, current?: TenantRecord): TenantRecord => {
     try {
-      return validateTenantItem(item, server.tenants.blocks);
+      return validateTenantItem(restoreSecrets(item, current, server.tenants.blocks), server.tenants.blocks);
     } catch (err) {
       if (err instanceof InvalidTenantError) throw new ApiError(400, 'invalid-tenant', err.message, err.fields);
       throw err;
     }
   };
+  /** The tenant as the API answers with it: secrets read "(set)" (README "Admin API"). */
+  const shown = (tenant: TenantRecord | undefined) => tenant && redactSecrets(tenant, server.tenants.blocks);
+  const refuseConflict = (why: string | undefined) => {
+    if (why) throw new ApiError(409, 'domain-conflict', why);
+  };
+  /** Runs `use` with the body's password; one the account rule refuses (lib/core/accounts.ts) is 400 invalid-password. */
+  const withPassword = <T>(body: Record<string, unknown>, use: (password: string) => Promise<T>): Promise<T> =>
+    use(requireString(body, 'password')).catch((err) => {
+      if (err instanceof InvalidPasswordError) throw new ApiError(400, 'invalid-password', err.message);
+      throw err;
+    });
 
   const openApi = openApiDocumentFor(server.tenants.blocks);
   route('GET', '/openapi.json', async () => ({ status: 200, body: openApi }));
@@ -108,35 +131,48 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   route('GET', '/tenants', async () => ({ status: 200, body: { tenants: await server.tenants.list() } }));
   route('POST', '/tenants', async (_req, _p, json) => {
     const body = json();
-    // createdAt and updatedAt are the server's to set; enabled defaults to true.
+    // createdAt and updatedAt are the server's to set; enabled defaults to true. The domain is kept in
+    // its normal form (upper case and A-labels as a JID reads them); one that has none is refused whole.
     const { createdAt: _c, updatedAt: _u, ...fields } = body;
-    const tenant = checkedTenant({ enabled: true, ...fields, ...(typeof body.domain === 'string' ? { domain: body.domain.toLowerCase() } : {}), createdAt: Date.now() });
+    const domain = typeof body.domain === 'string' ? (tenantDomain(body.domain).domain ?? body.domain) : body.domain;
+    const tenant = checkedTenant({ enabled: true, ...fields, domain, createdAt: Date.now() });
     if (await server.tenants.get(tenant.domain, 0)) throw new ApiError(409, 'tenant-exists', `${tenant.domain} exists`);
+    refuseConflict(await newTenantConflict(server, tenant));
     await server.tenants.put(tenant);
-    return { status: 201, body: await server.tenants.get(tenant.domain, 0) };
+    return { status: 201, body: shown(await server.tenants.get(tenant.domain, 0)) };
   });
-  route('GET', '/tenants/{domain}', async (_r, p) => ({ status: 200, body: await tenantOr404(p.domain) }));
+  route('GET', '/tenants/{domain}', async (_r, p) => ({ status: 200, body: shown(await tenantOr404(p.domain)) }));
   route('PATCH', '/tenants/{domain}', async (_r, p, json) => {
     // The changes are applied to the item as the server reads it (fields it ignores are gone) and the
     // result is checked whole; a null removes a field (JSON merge patch, RFC 7396).
     const current = await tenantOr404(p.domain);
     const { createdAt: _c, updatedAt: _u, ...changes } = json();
-    if (changes.domain !== undefined && changes.domain !== current.domain) {
-      throw new ApiError(400, 'invalid-tenant', 'invalid tenant: domain: cannot be changed', [{ path: 'domain', message: 'cannot be changed' }]);
-    }
+    refuseDomainChange(changes.domain, current.domain);
     const merged: Record<string, unknown> = { ...current };
     for (const [k, v] of Object.entries(changes)) {
       if (v === null) delete merged[k];
       else merged[k] = v;
     }
-    await server.tenants.put(checkedTenant(merged));
-    return { status: 200, body: await server.tenants.get(p.domain, 0) };
+    return replaceTenant(checkedTenant(merged, current));
   });
+  route('PUT', '/tenants/{domain}', async (_r, p, json) => {
+    // The body is the whole item (what GET returned, edited): fields left out are gone; the path
+    // names the tenant, and createdAt stays the tenant's.
+    const current = await tenantOr404(p.domain);
+    const { createdAt: _c, updatedAt: _u, ...item } = json();
+    refuseDomainChange(item.domain, current.domain);
+    return replaceTenant(checkedTenant({ ...item, domain: current.domain, ...(current.createdAt !== undefined ? { createdAt: current.createdAt } : {}) }, current));
+  });
+  const replaceTenant = async (tenant: TenantRecord): Promise<ApiResponse> => {
+    refuseConflict(await servicesOnTenants(server, tenant));
+    await server.tenants.put(tenant);
+    return { status: 200, body: shown(await server.tenants.get(tenant.domain, 0)) };
+  };
   for (const [name, enabled] of [['disable', false], ['enable', true]] as const) {
     route('POST', `/tenants/{domain}/${name}`, async (_r, p) => {
       // Only `enabled` changes: the rest of the item stays as written (README "Tenants").
       if (!(await server.tenants.setEnabled(p.domain, enabled))) throw new ApiError(404, 'tenant-not-found', `no tenant ${p.domain}`);
-      return { status: 200, body: await tenantOr404(p.domain) };
+      return { status: 200, body: shown(await tenantOr404(p.domain)) };
     });
   }
   route('DELETE', '/tenants/{domain}', async (req, p) => {
@@ -161,7 +197,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     const body = json();
     const jid = accountJid(p.domain, requireString(body, 'username'));
     try {
-      await addUser(server.users, jid, requireString(body, 'password'));
+      await withPassword(body, (password) => addUser(server.users, jid, password));
     } catch (err) {
       if (err instanceof UserExistsError) throw new ApiError(409, 'user-exists', err.message);
       throw err;
@@ -170,7 +206,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   });
   route('PUT', '/tenants/{domain}/users/{username}/password', async (_r, p, json) => {
     const jid = accountJid(p.domain, p.username);
-    if (!(await setPassword(server.users, jid, requireString(json(), 'password')))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
+    if (!(await withPassword(json(), (password) => setPassword(server.users, jid, password)))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
     return { status: 204 };
   });
   route('DELETE', '/tenants/{domain}/users/{username}', async (_r, p) => {
@@ -239,35 +275,91 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   for (const r of server.registry.adminRoutes) route(r.method, r.pattern, r.handler);
   for (const r of opts.extraRoutes ?? []) route(r.method, r.pattern, r.handler);
 
+  /** Refuses what must not be read: a caller without the token (401), a body announced too large (413). */
+  const checkHead = (head: RequestHead) => {
+    if (head.path !== '/openapi.json' && opts.token !== undefined && !authorized(head.headers.authorization, opts.token)) {
+      throw new ApiError(401, 'unauthorized', 'a valid bearer token is required');
+    }
+    const announced = Number(head.headers['content-length'] ?? 0);
+    if (announced > MAX_BODY_BYTES) throw bodyTooLarge();
+  };
+
   const api = async (req: ApiRequest): Promise<ApiResponse> => {
     try {
-      if (req.path !== '/openapi.json' && opts.token !== undefined && !authorized(req.headers.authorization, opts.token)) {
-        throw new ApiError(401, 'unauthorized', 'a valid bearer token is required');
-      }
-      const matching = routes.filter((r) => r.regex.test(req.path));
-      if (!matching.length) throw new ApiError(404, 'not-found', `no route ${req.path}`);
-      const r = matching.find((m) => m.method === req.method);
-      if (!r) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${req.path}`);
-      const values = r.regex.exec(req.path)!.slice(1).map(decodeURIComponent);
-      const params = Object.fromEntries(r.keys.map((k, i) => [k, values[i]]));
-      const json = () => {
-        if (!req.body) return {};
-        try {
-          const parsed = JSON.parse(req.body);
-          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-          return parsed as Record<string, unknown>;
-        } catch {
-          throw new ApiError(400, 'invalid-json', 'the body must be a JSON object');
-        }
-      };
-      return await r.handler(req, params, json);
+      checkHead(req);
+      if (Buffer.byteLength(req.body) > MAX_BODY_BYTES) throw bodyTooLarge();
+      const { route: r, params } = routeOf(req);
+      return await r.handler(req, params, () => jsonObject(req.body));
     } catch (err) {
-      if (err instanceof OperatorError) return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err instanceof ApiError && err.fields ? { fields: err.fields } : {}) } } };
-      server.log.error({ err, path: req.path }, 'admin API failure');
-      return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+      return errorResponse(err, req.path);
     }
   };
-  return Object.assign(api, { routes: routes.map(({ method, pattern }) => ({ method, pattern })) });
+
+  /** The route of a request and its path parameters, decoded; a `domain` parameter in its normal form. */
+  const routeOf = (req: ApiRequest): { route: Route; params: Params } => {
+    // RFC 3986 §2.1: every segment must decode, whatever the route makes of it.
+    const broken = req.path.split('/').find((segment) => decodePathSegment(segment) === undefined);
+    if (broken !== undefined) throw new ApiError(400, 'invalid-path', `the path has broken percent-encoding (RFC 3986 §2.1) in "${broken.slice(0, 100)}"`);
+    const matching = routes.filter((r) => r.regex.test(req.path));
+    if (!matching.length) throw new ApiError(404, 'not-found', `no route ${req.path.slice(0, 200)}`);
+    const r = matching.find((m) => m.method === req.method);
+    if (!r) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${req.path.slice(0, 200)}`);
+    const decoded = r.regex.exec(req.path)!.slice(1).map((v) => decodePathSegment(v)!);
+    const values: Params = Object.fromEntries(r.keys.map((k, i) => [k, decoded[i]]));
+    if (values.domain !== undefined) {
+      // Every route of a tenant, the modules' too, gets the tenant's normal form, or a reason it has none.
+      const t = tenantDomain(values.domain);
+      if (t.error !== undefined) throw new ApiError(400, 'invalid-domain', `"${values.domain.slice(0, 100)}" cannot be a tenant domain: ${t.error}`);
+      values.domain = t.domain;
+    }
+    return { route: r, params: values };
+  };
+
+  /** A refusal as the caller gets it (and one info line for the operator); anything else is our bug: 500, logged at error. */
+  const errorResponse = (err: unknown, path: string): ApiResponse => {
+    if (err instanceof OperatorError) {
+      // Paths and messages may carry what a caller sent: bounded, and never a body (it may hold a password).
+      server.log.info({ status: err.status, code: err.code, path: path.slice(0, 200) }, `admin API refused: ${err.message.slice(0, 300)}`);
+      return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err instanceof ApiError && err.fields ? { fields: err.fields } : {}) } } };
+    }
+    server.log.error({ err, path: path.slice(0, 200) }, 'admin API failure');
+    return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+  };
+
+  const refuseBeforeBody = (head: RequestHead): ApiResponse | undefined => {
+    try {
+      checkHead(head);
+      return undefined;
+    } catch (err) {
+      return errorResponse(err, head.path);
+    }
+  };
+  return Object.assign(api, { routes: routes.map(({ method, pattern }) => ({ method, pattern })), refuseBeforeBody });
+}
+
+function bodyTooLarge(): ApiError {
+  return new ApiError(413, 'payload-too-large', `the body is larger than ${MAX_BODY_BYTES} bytes`);
+}
+
+/** The body as a JSON object; an empty body is an empty object. Nesting is bounded before parsing. */
+function jsonObject(body: string): Record<string, unknown> {
+  if (!body) return {};
+  if (jsonNestingExceeds(body, MAX_JSON_DEPTH)) throw new ApiError(400, 'json-too-deep', `the body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new ApiError(400, 'invalid-json', 'the body must be a JSON object');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ApiError(400, 'invalid-json', 'the body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+/** PATCH and PUT name the tenant in the path; a body naming another is refused, not obeyed. */
+function refuseDomainChange(written: unknown, domain: string): void {
+  if (written !== undefined && written !== domain) {
+    throw new ApiError(400, 'invalid-tenant', 'invalid tenant: domain: cannot be changed', [{ path: 'domain', message: 'cannot be changed' }]);
+  }
 }
 
 function authorized(header: string | undefined, token: string): boolean {
@@ -285,30 +377,49 @@ async function kick(server: XmppServer, bareJid: string, why: string): Promise<n
   return sessions.length;
 }
 
-/** Mounts the API on a Node HTTP server under `base` (the local gateway's httpRoutes). */
-export function nodeHttpRoutes(api: (req: ApiRequest) => Promise<ApiResponse>, base = '/api') {
+/**
+ * Mounts the API on a Node HTTP server under `base` (the local gateway's httpRoutes). The token and
+ * an announced length are checked before the body is read, and the body is read only up to
+ * MAX_BODY_BYTES: a refused request costs no more than its head.
+ */
+export function nodeHttpRoutes(api: AdminApi, base = '/api') {
   return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) return false;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > 1_000_000) {
-        res.writeHead(413).end();
-        return true;
-      }
-      chunks.push(chunk as Buffer);
-    }
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
-    const out = await api({ method: req.method ?? 'GET', path: url.pathname.slice(base.length) || '/', query: url.searchParams, headers, body: Buffer.concat(chunks).toString('utf8') });
-    const payload = out.body === undefined ? '' : JSON.stringify(out.body, null, 2);
-    res.writeHead(out.status, {
-      ...(payload ? { 'content-type': 'application/json' } : {}),
-      ...(out.status === 401 ? { 'www-authenticate': 'Bearer realm="xmpp-edge admin"' } : {}),
-    });
-    res.end(payload);
-    return true;
+    const path = url.pathname.slice(base.length) || '/';
+    const refusal = api.refuseBeforeBody({ path, headers });
+    if (refusal) return answer(res, refusal, { unread: true });
+    const body = await bodyUpTo(req, MAX_BODY_BYTES);
+    if (body === undefined) return answer(res, { status: 413, body: { error: { code: 'payload-too-large', message: bodyTooLarge().message } } }, { unread: true });
+    return answer(res, await api({ method: req.method ?? 'GET', path, query: url.searchParams, headers, body }));
   };
+}
+
+/** The body as text, or undefined once it passes `limit` bytes (the rest is left unread). */
+async function bodyUpTo(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Writes the API's answer. `unread`: the body was not read, so the connection closes after the
+ * answer rather than wait for (or parse as a next request) what the client still sends.
+ */
+function answer(res: ServerResponse, out: ApiResponse, { unread = false } = {}): true {
+  const payload = out.body === undefined ? '' : JSON.stringify(out.body, null, 2);
+  res.writeHead(out.status, {
+    ...(payload ? { 'content-type': 'application/json' } : {}),
+    ...(out.status === 401 ? { 'www-authenticate': 'Bearer realm="xmpp-edge admin"' } : {}),
+    ...(unread ? { connection: 'close' } : {}),
+  });
+  res.end(payload);
+  return true;
 }

@@ -1,7 +1,9 @@
 // OpenAPI 3.1 description of the admin API (served at /api/openapi.json). The Tenant component is the
 // tenant item's JSON Schema itself, with the setting blocks of the modules the server runs.
 import { Type } from '@sinclair/typebox';
-import { type SettingBlock, tenantItemSchema } from '../store/tenant-schema.ts';
+import { MAX_PASSWORD_CHARS } from '../core/accounts.ts';
+import { MAX_TENANT_ITEM_BYTES, REDACTED, type SettingBlock, tenantItemSchema } from '../store/tenant-schema.ts';
+import { MAX_BODY_BYTES, MAX_JSON_DEPTH } from './request-limits.ts';
 
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 const error = { description: 'error', ...json({ $ref: '#/components/schemas/Error' }) };
@@ -11,7 +13,7 @@ const room = { name: 'room', in: 'path', required: true, schema: { type: 'string
 const roomJidParam = { name: 'jid', in: 'path', required: true, schema: { type: 'string' }, description: "a user's bare JID" };
 
 function op(summary: string, responses: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return { summary, responses: { ...responses, '400': error, '401': error, '404': error }, ...extra };
+  return { summary, responses: { ...responses, '400': error, '401': error, '404': error, '413': error }, ...extra };
 }
 
 /** The document for a server whose tenant items have these setting blocks. */
@@ -19,7 +21,15 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
   const tenant = tenantItemSchema(blocks);
   return {
     openapi: '3.1.0',
-    info: { title: 'xmpp-edge admin API', version: '1', description: 'Tenants, accounts, sessions, stanzas and rooms. Send `Authorization: Bearer <token>` (locally the token `npm start` prints; in AWS the API is IAM-authorised).' },
+    info: {
+      title: 'xmpp-edge admin API',
+      version: '1',
+      description: [
+        'Tenants, accounts, sessions, stanzas and rooms. Send `Authorization: Bearer <token>` (locally the token `npm start` prints; in AWS the API is IAM-authorised); without it the answer is 401 before the body is read.',
+        `Limits: a body of at most ${MAX_BODY_BYTES} bytes (413 payload-too-large), JSON nested at most ${MAX_JSON_DEPTH} levels (400 json-too-deep), a tenant item of at most ${MAX_TENANT_ITEM_BYTES} bytes as JSON, a password of at most ${MAX_PASSWORD_CHARS} characters that SASLprep (RFC 4013) accepts (400 invalid-password).`,
+        `Secrets (fields marked x-secret in the Tenant schema: jwt.secret, jwt.keys, tokens.secret) are never returned: a secret that is set reads "${REDACTED}". Written back as "${REDACTED}" (PUT or PATCH of what GET returned), it keeps the stored value.`,
+      ].join('\n\n'),
+    },
     servers: [{ url: '/api' }],
     security: [{ bearer: [] }],
     components: {
@@ -31,7 +41,11 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
             error: {
               type: 'object',
               properties: {
-                code: { type: 'string' },
+                code: {
+                  type: 'string',
+                  description:
+                    'invalid-json, json-too-deep, invalid-path (broken percent-encoding), invalid-domain (a path domain that cannot be a tenant), invalid-tenant, invalid-password, invalid-jid, unauthorized, payload-too-large, tenant-not-found, user-not-found, tenant-exists, user-exists, domain-conflict (the domain is, or its services would be, at another tenant\'s address), …',
+                },
                 message: { type: 'string' },
                 fields: {
                   type: 'array',
@@ -90,7 +104,12 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
       '/tenants/{domain}': {
         parameters: [domain],
         get: op('Read a tenant', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }),
-        patch: op('Change fields of a tenant; the result is checked whole', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }, { requestBody: json({ $ref: '#/components/schemas/TenantPatch' }) }),
+        put: op(
+          `Replace a tenant's item (fields left out are removed; createdAt is kept; the domain is the path's); a secret written as "${REDACTED}" keeps its value`,
+          { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error },
+          { requestBody: json({ $ref: '#/components/schemas/Tenant' }) },
+        ),
+        patch: op('Change fields of a tenant; the result is checked whole', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error }, { requestBody: json({ $ref: '#/components/schemas/TenantPatch' }) }),
         delete: op('Delete a tenant (its sessions close with host-gone); ?purge=true also deletes all its data in the background', { '202': { description: 'deleted' } }, { parameters: [{ name: 'purge', in: 'query', schema: { type: 'boolean' } }] }),
       },
       '/tenants/{domain}/disable': { parameters: [domain], post: op('Disable a tenant: logins refused, live sessions closed with host-gone', { '200': { description: 'tenant' } }) },

@@ -31,6 +31,12 @@ export interface Component {
   name: string;
   /** The tenant that owns `domain` if it is this component's address there, else undefined. */
   tenantOf(server: XmppServer, domain: string): Promise<string | undefined>;
+  /**
+   * The addresses it serves for a tenant item, below the tenant's domain (MUC: conference.<domain>),
+   * whether or not the tenant is enabled now, since enabling it brings them back. Pure: the admin
+   * tools ask it of an item before writing it, so no tenant can sit on another's service.
+   */
+  domainsOf(tenant: TenantRecord): string[];
 }
 
 export interface DiscoIdentity {

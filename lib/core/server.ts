@@ -12,7 +12,7 @@ import { type Element, parseFrame, xml } from '../xmpp/xml.ts';
 import { ConnectionStore, type ConnectionRecord, TOMBSTONE_MS } from '../store/connections.ts';
 import { ServerSecretStore } from '../store/server-secret.ts';
 import { SessionStore } from '../store/sessions.ts';
-import { TenantStore } from '../store/tenants.ts';
+import { TenantStore, type TenantRecord } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
 import type { Session } from './events.ts';
 import type { ConnectionTarget, ManagementApi } from './management-api.ts';
@@ -375,6 +375,11 @@ export class XmppServer {
     if (a === b) return true;
     const [ta, tb] = [await this.tenants.get(a), await this.tenants.get(b)];
     return !!(ta?.enabled && tb?.enabled && ta.federation?.includes(b) && tb.federation?.includes(a));
+  }
+
+  /** The addresses the components serve for a tenant item (conference.<domain>), each with its component's name. */
+  componentDomainsOf(tenant: TenantRecord): { domain: string; component: string }[] {
+    return this.registry.components.flatMap((c) => c.domainsOf(tenant).map((domain) => ({ domain, component: c.name })));
   }
 
   /** The component serving `domain`, and its tenant. */

@@ -4,7 +4,7 @@
 import { StanzaError, StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID } from '../xmpp/jid.ts';
 import { type Element, xml } from '../xmpp/xml.ts';
-import { addUser, removeUser, setPassword } from '../core/accounts.ts';
+import { InvalidPasswordError, addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { UserExistsError } from '../store/users.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import type { IqEvent } from '../core/events.ts';
@@ -44,7 +44,7 @@ async function registerSet(server: XmppServer, rec: ConnectionRecord, _iq: Eleme
     await addUser(server.users, jid.toString(), password);
   } catch (err) {
     if (err instanceof UserExistsError) throw new StanzaError('conflict', 'the username is taken');
-    if ((err as Error).name === 'ScramError') throw new StanzaError('not-acceptable', 'unusable password');
+    if (err instanceof InvalidPasswordError) throw new StanzaError('not-acceptable', err.message);
     throw err;
   }
   server.log.info({ jid: jid.toString(), connectionId: rec.id }, 'account registered in-band');
@@ -75,7 +75,7 @@ async function accountSet({ server, origin, child }: IqEvent): Promise<true> {
   try {
     await setPassword(server.users, bare, password);
   } catch (err) {
-    if ((err as Error).name === 'ScramError') throw new StanzaError('not-acceptable', 'unusable password');
+    if (err instanceof InvalidPasswordError) throw new StanzaError('not-acceptable', err.message);
     throw err;
   }
   return true;

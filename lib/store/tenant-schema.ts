@@ -4,8 +4,11 @@
 //
 // Feature modules declare their own block of the item (the MUC service's `muc`) as a SettingBlock;
 // tenantItemSchema composes the core fields with the blocks a server runs.
+import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { JIDError, prepareDomainpart } from '../xmpp/jid.ts';
 
 /** A feature module's block of the tenant item: its top-level key and the schema of its value. */
 export interface SettingBlock {
@@ -19,8 +22,21 @@ export interface TenantLog {
   error(obj: object, msg: string): void;
 }
 
-/** Marks a field whose value must never be logged (x- keywords are allowed in OpenAPI 3.1 schemas). */
-const SECRET = { 'x-secret': true } as const;
+/**
+ * Marks a field whose value is never logged nor shown (x- keywords are allowed in OpenAPI 3.1
+ * schemas): spread it into the field's options, `Type.String({ ...SECRET })`. A module's block marks
+ * its own secrets the same way.
+ */
+export const SECRET = { 'x-secret': true } as const;
+
+/** What the admin API and the CLI show instead of a secret's value; written back, it keeps the value. */
+export const REDACTED = '(set)';
+
+/** The largest tenant item an admin may write, as JSON: a tenant is read at every login. */
+export const MAX_TENANT_ITEM_BYTES = 64 * 1024;
+
+/** The longest tenant domain, in octets of its DNS (A-label) form (RFC 1035 §2.3.4). */
+export const MAX_DOMAIN_OCTETS = 253;
 
 const seconds = (description: string, minimum = 1) => Type.Integer({ minimum, description });
 
@@ -70,7 +86,11 @@ export const TenantLimitsSchema = Type.Object(
 /** The core fields of the tenant item, without any module's block. */
 export const TenantCoreSchema = Type.Object(
   {
-    domain: Type.String({ minLength: 1, maxLength: 1023, description: 'The XMPP domain, lower case (acme.example).' }),
+    domain: Type.String({
+      minLength: 1,
+      maxLength: MAX_DOMAIN_OCTETS,
+      description: 'The XMPP domain in its normal form (acme.example): letters, digits and "-" in labels of 1 to 63 octets, at most 253 octets, lower case, no trailing dot, no port, no IP address (README "The tenant item").',
+    }),
     enabled: Type.Boolean({ description: 'false: logins are refused with host-unknown and live sessions are closed with host-gone.' }),
     createdAt: Type.Optional(Type.Integer({ minimum: 0, description: 'Epoch milliseconds, set by the tools.' })),
     updatedAt: Type.Optional(Type.Integer({ minimum: 0, description: 'Epoch milliseconds, set by the tools.' })),
@@ -144,6 +164,123 @@ export function schemaErrors(schema: TSchema, value: unknown, prefix = ''): Fiel
   return out;
 }
 
+// ---- the tenant domain ----------------------------------------------------------------------------
+
+export type TenantDomain = { domain: string; error?: undefined } | { domain?: undefined; error: string };
+
+// RFC 1035 §2.3.1 (LDH), as RFC 5890 §2.3.1 keeps it for the A-labels of IDNA2008.
+const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+const MAX_LABEL_OCTETS = 63;
+
+/** Characters that end the domainpart of a JID or add a port: named, since "invalid character" would not help. */
+const NOT_IN_A_DOMAIN: [string, string][] = [
+  ['@', '"@" separates the localpart of a JID: a domain cannot contain it'],
+  ['/', '"/" starts the resourcepart of a JID: a domain cannot contain it'],
+  [':', 'a port (":") does not belong in a tenant domain'],
+];
+
+/**
+ * The normal form of a tenant domain an admin wrote, or why it cannot be one. The only rule for
+ * tenant domains: the admin API, the CLI and the tenant schema (so hand-edited items too) use it.
+ *
+ * An XMPP domainpart (RFC 7622 §3.2) normalised as every JID is (lower case, NFC, A-labels read as
+ * U-labels, lib/xmpp/jid.ts), so a stream's `to` finds the tenant; and, stricter than a JID, a DNS
+ * host name clients can resolve: LDH labels in A-label form (IDNA2008, RFC 5890), each 1 to 63
+ * octets, at most 253 octets in all. No trailing dot (RFC 7622 §3.2 strips it from a JID; a tenant
+ * is written without it), no port, and no IP literal (RFC 7622 §3.2.1 allows one in a JID, but a
+ * tenant is a named domain: a server with an address does not make it a tenant).
+ */
+export function tenantDomain(input: string): TenantDomain {
+  const refuse = (error: string): TenantDomain => ({ error });
+  // Refused before normalising: four UTF-8 octets per character is the most a domain could need.
+  if (input.length > 4 * MAX_DOMAIN_OCTETS) return refuse(`longer than ${MAX_DOMAIN_OCTETS} octets`);
+  if (input === '') return refuse('is empty');
+  if (input.endsWith('.')) return refuse('must not end with a dot');
+  if (input.startsWith('[') || isIP(input)) return refuse('an IP address cannot be a tenant: use a domain name');
+  for (const [c, why] of NOT_IN_A_DOMAIN) if (input.includes(c)) return refuse(why);
+  let domain: string;
+  try {
+    domain = prepareDomainpart(input);
+  } catch (err) {
+    if (err instanceof JIDError) return refuse(err.message);
+    throw err;
+  }
+  const ascii = domainToASCII(domain);
+  if (!ascii) return refuse('is not a valid internationalised domain name (IDNA2008, RFC 5890)');
+  for (const label of ascii.split('.')) {
+    if (label.length > MAX_LABEL_OCTETS) return refuse(`label "${label.slice(0, 20)}…" is longer than ${MAX_LABEL_OCTETS} octets`);
+    if (!LDH_LABEL.test(label)) return refuse(`label "${label}" may contain only letters, digits and "-" (not at either end)`);
+  }
+  if (ascii.length > MAX_DOMAIN_OCTETS) return refuse(`longer than ${MAX_DOMAIN_OCTETS} octets (${ascii.length})`);
+  return { domain };
+}
+
+/** Why `domain`, as written in an item, is not a tenant domain in its normal form; undefined if it is. */
+function domainProblem(domain: string): string | undefined {
+  const t = tenantDomain(domain);
+  if (t.error !== undefined) return t.error;
+  return t.domain === domain ? undefined : `must be written in its normal form "${t.domain}"`;
+}
+
+// ---- secrets -----------------------------------------------------------------------------------------
+
+const secretPathCache = new WeakMap<readonly SettingBlock[], string[]>();
+
+/** Dotted paths of the fields marked SECRET in the item's schema: jwt.secret, jwt.keys, tokens.secret, modules' own. */
+export function secretPaths(blocks: readonly SettingBlock[]): string[] {
+  let paths = secretPathCache.get(blocks);
+  if (!paths) secretPathCache.set(blocks, (paths = secretPathsIn(cachedSchema(blocks), '')));
+  return paths;
+}
+
+function secretPathsIn(schema: TSchema, prefix: string): string[] {
+  if (!isObjectSchema(schema)) return [];
+  return Object.entries(schema.properties).flatMap(([k, s]) => {
+    const path = prefix ? `${prefix}.${k}` : k;
+    return s['x-secret'] === true ? [path] : secretPathsIn(s, path);
+  });
+}
+
+function valueAt(item: Record<string, unknown>, path: string): unknown {
+  let v: unknown = item;
+  for (const k of path.split('.')) v = isObject(v) ? v[k] : undefined;
+  return v;
+}
+
+/** A copy of `item` with `value` at `path`; the maps on the way are copied, `item` is left as it was. */
+function withValueAt(item: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const [k, ...rest] = path.split('.');
+  const inner = item[k];
+  return { ...item, [k]: rest.length && isObject(inner) ? withValueAt(inner, rest.join('.'), value) : value };
+}
+
+/** The item as the admin API and the CLI show it: each secret that is set reads REDACTED. */
+export function redactSecrets<T extends Record<string, unknown>>(item: T, blocks: readonly SettingBlock[]): T {
+  let out: Record<string, unknown> = item;
+  for (const path of secretPaths(blocks)) if (valueAt(out, path) !== undefined) out = withValueAt(out, path, REDACTED);
+  return out as T;
+}
+
+/**
+ * What an admin writes back after reading it: a secret that reads REDACTED keeps the value `current`
+ * has, so a read-modify-write never stores the placeholder. REDACTED where nothing is kept is an
+ * error (InvalidTenantError): the admin meant a value the server does not have.
+ */
+export function restoreSecrets(written: Record<string, unknown>, current: Record<string, unknown> | undefined, blocks: readonly SettingBlock[]): Record<string, unknown> {
+  let out = written;
+  const errors: FieldError[] = [];
+  for (const path of secretPaths(blocks)) {
+    if (valueAt(out, path) !== REDACTED) continue;
+    const kept = current && valueAt(current, path);
+    if (kept === undefined) errors.push({ path, message: `"${REDACTED}" stands for the value kept on the server, but none is set` });
+    else out = withValueAt(out, path, kept);
+  }
+  if (errors.length) throw new InvalidTenantError(errors);
+  return out;
+}
+
+// ---- checking items ----------------------------------------------------------------------------------
+
 /** An error listing every bad field of what an admin tried to write; nothing was written. */
 export class InvalidTenantError extends Error {
   constructor(readonly fields: FieldError[]) {
@@ -157,7 +294,12 @@ export class InvalidTenantError extends Error {
  * field throws InvalidTenantError naming each one, so nothing half-valid is ever written.
  */
 export function validateTenantItem(value: unknown, blocks: readonly SettingBlock[]): TenantRecord {
-  const errors = schemaErrors(cachedSchema(blocks), value);
+  let errors = schemaErrors(cachedSchema(blocks), value);
+  const domain = isObject(value) && typeof value.domain === 'string' ? domainProblem(value.domain) : undefined;
+  // The domain rule says more than the schema's length check: its reason replaces the schema's.
+  if (domain) errors = [{ path: 'domain', message: domain }, ...errors.filter((e) => e.path !== 'domain')];
+  const bytes = Buffer.byteLength(JSON.stringify(value) ?? '');
+  if (bytes > MAX_TENANT_ITEM_BYTES) errors.push({ path: '', message: `the item takes ${bytes} bytes as JSON, more than the ${MAX_TENANT_ITEM_BYTES} bytes allowed` });
   if (errors.length) throw new InvalidTenantError(errors);
   return value as TenantRecord;
 }
@@ -172,7 +314,8 @@ export type ParsedTenant = { tenant: TenantRecord; error?: undefined } | { tenan
  * (tokens without its secret): then the whole map goes. Lists, `labels` and unions are checked
  * whole. Unknown fields are dropped with one warning naming them (never their values, which may be a
  * misspelt secret). An item without a string `domain` and a boolean `enabled`, or no object at all,
- * cannot be served: it is logged at error and the result says why (the tenant reads as absent).
+ * cannot be served, nor one whose domain breaks the tenant domain rule (tenantDomain): it is logged
+ * at error and the result says why (the tenant reads as absent).
  * Values of secret fields (jwt.secret, jwt.keys, tokens.secret) are never logged.
  */
 export function parseTenantItem(raw: unknown, blocks: readonly SettingBlock[], log: TenantLog, domainHint?: string): ParsedTenant {
@@ -183,6 +326,9 @@ export function parseTenantItem(raw: unknown, blocks: readonly SettingBlock[], l
   };
   if (!isObject(raw)) return refuse('the tenant item is not a map');
   if (typeof raw.domain !== 'string' || !raw.domain) return refuse('domain is missing or not a string');
+  // No client can address such a tenant, and the admin tools would refuse to write it.
+  const domain = domainProblem(raw.domain);
+  if (domain) return refuse(`domain: ${domain}`);
   if (typeof raw.enabled !== 'boolean') return refuse('enabled is missing or not a boolean (true or false)');
 
   const unknown: string[] = [];

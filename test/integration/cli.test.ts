@@ -285,6 +285,28 @@ describe('xmpp-edge tenant and token', () => {
     assert.equal((await run('tenant', 'show', 'nope.example')).code, 1);
   });
 
+  test("tenant add refuses a domain the admin API refuses, and one at another tenant's MUC address, naming why", async () => {
+    for (const [domain, why] of [['a/b', /"\/" starts the resourcepart/], ['localhost:5280', /port/], ['[::1]', /IP address/], ['a..b', /empty label/]] as const) {
+      const r = await run('tenant', 'add', domain);
+      assert.equal(r.code, 1, domain);
+      assert.match(r.stderr, why, domain);
+    }
+    assert.equal((await run('tenant', 'add', 'host.example')).code, 0);
+    const taken = await run('tenant', 'add', 'conference.host.example');
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /conference\.host\.example is the address of the muc service of tenant host\.example; nothing written/);
+    assert.equal(await new TenantStore(db, TABLE, 0).get('conference.host.example'), undefined);
+  });
+
+  test('tenant show prints secrets as "(set)"', async () => {
+    assert.equal((await run('tenant', 'add', 'shh.example', '--jwt-secret', 'jwt-s3cret', '--token-secret', 'tok-s3cret')).code, 0);
+    const shown = await run('tenant', 'show', 'shh.example');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.doesNotMatch(shown.stdout, /s3cret/);
+    assert.equal(JSON.parse(shown.stdout).jwt.secret, '(set)');
+    assert.equal(JSON.parse(shown.stdout).tokens.secret, '(set)');
+  });
+
   test('token revoke bumps the account\'s token sequence number', async () => {
     await run('tenant', 'add', 'tok.example');
     assert.equal((await run('user', 'add', 'ty@tok.example', 'pw')).code, 0);

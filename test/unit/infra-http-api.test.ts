@@ -24,7 +24,7 @@ const event = (method: string, rawPath: string, extra: Partial<HttpApiEvent> = {
 /** An admin API that records what it was asked and answers `out`. */
 const recording = (out = { status: 201, body: { jid: 'alice@acme.example' } as unknown }) => {
   const seen: ApiRequest[] = [];
-  const api = Object.assign(async (req: ApiRequest) => (seen.push(req), out), { routes: [] }) as AdminApi;
+  const api = Object.assign(async (req: ApiRequest) => (seen.push(req), out), { routes: [], refuseBeforeBody: () => undefined }) as AdminApi;
   return { api, seen };
 };
 

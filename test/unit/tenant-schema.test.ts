@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { MucSettingsSchema } from '../../lib/extensions/muc/settings.ts';
-import { InvalidTenantError, type SettingBlock, parseTenantItem, tenantItemSchema, validateTenantItem } from '../../lib/store/tenant-schema.ts';
+import { Type } from '@sinclair/typebox';
+import { InvalidTenantError, REDACTED, SECRET, type SettingBlock, parseTenantItem, redactSecrets, restoreSecrets, secretPaths, tenantDomain, tenantItemSchema, validateTenantItem } from '../../lib/store/tenant-schema.ts';
 import { TenantStore } from '../../lib/store/tenants.ts';
 
 const BLOCKS: SettingBlock[] = [{ key: 'muc', schema: MucSettingsSchema }];
@@ -185,5 +186,71 @@ describe('TenantStore reads through the parser', () => {
     const store = new TenantStore(oneItem({ domain: 'a.example', enabled: 'yes' }), 't', { cacheMs: 0, log: c.log });
     assert.equal(await store.get('a.example'), undefined);
     assert.equal(c.lines[0].level, 'error');
+  });
+});
+
+describe('tenantDomain (the one rule for tenant domains)', () => {
+  test('normalises as a JID does: lower case, A-labels read as U-labels, single labels allowed', () => {
+    assert.deepEqual(tenantDomain('Acme.Example'), { domain: 'acme.example' });
+    assert.deepEqual(tenantDomain('xn--mnchen-3ya.example'), { domain: 'münchen.example' });
+    assert.deepEqual(tenantDomain('localhost'), { domain: 'localhost' });
+    assert.deepEqual(tenantDomain(`${'a'.repeat(63)}.example`), { domain: `${'a'.repeat(63)}.example` });
+  });
+
+  test('refuses what is not a DNS host name, with the reason', () => {
+    const cases: [string, RegExp][] = [
+      ['', /empty/],
+      ['.', /dot/],
+      ['acme.example.', /must not end with a dot/],
+      ['a..b', /empty label/],
+      ['localhost:5280', /port/],
+      ['[::1]', /IP address/],
+      ['10.0.0.1', /IP address/],
+      ['::1', /IP address/],
+      ['a@b', /"@"/],
+      ['a/b', /"\/"/],
+      ['a_b.example', /letters, digits and "-"/],
+      [`${'a'.repeat(64)}.example`, /63 octets/],
+      [Array.from({ length: 64 }, () => 'abc').join('.'), /253/],
+      ['x'.repeat(5000), /253/],
+      ['evil\u202Ecom', /U\+202E/],
+    ];
+    for (const [input, reason] of cases) {
+      const t = tenantDomain(input);
+      assert.equal(t.domain, undefined, JSON.stringify(input));
+      assert.match(t.error!, reason, JSON.stringify(input));
+    }
+  });
+
+  test('an item must hold its domain in the normal form; one read from the table that breaks the rule is refused', () => {
+    assert.throws(() => validateTenantItem({ domain: 'Acme.Example', enabled: true }, BLOCKS), /domain: must be written in its normal form "acme\.example"/);
+    const c = capture();
+    assert.equal(parseTenantItem({ domain: 'a#b', enabled: true }, BLOCKS, c.log).tenant, undefined);
+    assert.match(c.lines[0].msg, /tenant refused: domain: invalid character/);
+  });
+});
+
+describe('secrets of the tenant item', () => {
+  const withSecretBlock: SettingBlock[] = [...BLOCKS, { key: 'turn', schema: Type.Object({ url: Type.String(), password: Type.String({ ...SECRET }) }) }];
+  const item = { ...base, jwt: { secret: 'j', keys: ['k'], issuer: 'i' }, tokens: { secret: 't' }, turn: { url: 'turn:x', password: 'p' } };
+
+  test("the schema's marks are the secrets: the core's and a module block's", () => {
+    assert.deepEqual(secretPaths(withSecretBlock), ['jwt.secret', 'jwt.keys', 'tokens.secret', 'turn.password']);
+  });
+
+  test('redacting replaces each secret that is set, and leaves the item as it was', () => {
+    const shown = redactSecrets(item, withSecretBlock);
+    assert.deepEqual(shown, { ...base, jwt: { secret: REDACTED, keys: REDACTED, issuer: 'i' }, tokens: { secret: REDACTED }, turn: { url: 'turn:x', password: REDACTED } });
+    assert.equal(item.jwt.secret, 'j');
+    assert.deepEqual(redactSecrets(base, withSecretBlock), base, 'nothing set, nothing shown');
+  });
+
+  test('restoring puts the kept value where the placeholder was written, and refuses a placeholder with nothing kept', () => {
+    const written = { ...redactSecrets(item, withSecretBlock), jwt: { secret: 'new', keys: REDACTED } };
+    assert.deepEqual(restoreSecrets(written, item, withSecretBlock), { ...item, jwt: { secret: 'new', keys: ['k'] } });
+    assert.throws(
+      () => restoreSecrets({ ...base, tokens: { secret: REDACTED } }, base, withSecretBlock),
+      (err: unknown) => err instanceof InvalidTenantError && err.fields[0].path === 'tokens.secret',
+    );
   });
 });

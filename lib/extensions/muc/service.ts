@@ -120,6 +120,11 @@ export class MucService {
       const opts = mucOptions(await server.tenants.get(tenant));
       return opts && opts.subdomain === domain.slice(0, dot) ? tenant : undefined;
     },
+    // Its address even while the tenant is disabled: enabling the tenant brings the service back.
+    domainsOf: (tenant) => {
+      const opts = mucOptions({ ...tenant, enabled: true });
+      return opts ? [`${opts.subdomain}.${tenant.domain}`] : [];
+    },
   };
 
   constructor(

@@ -1,0 +1,33 @@
+// Tenant domains and the addresses of their components (the MUC service at conference.<domain>) must
+// not overlap: the router hands a component's address to the component (docs/architecture.md "The
+// core"), so a tenant at another tenant's service address would never get its stanzas, and a service
+// at a tenant's domain would take them. The admin API and the CLI ask here before writing a tenant.
+import type { TenantRecord } from '../store/tenants.ts';
+import type { XmppServer } from './server.ts';
+
+/** Why `tenant` may not be written as a new tenant (its domain or its services overlap another's); undefined if it may. */
+export async function newTenantConflict(server: XmppServer, tenant: TenantRecord): Promise<string | undefined> {
+  return (await serviceAtDomain(server, tenant.domain)) ?? (await servicesOnTenants(server, tenant));
+}
+
+/**
+ * Why `tenant`'s services may not be where its item puts them (one is another tenant's domain);
+ * undefined if they may. For a changed tenant, whose own domain cannot change.
+ */
+export async function servicesOnTenants(server: XmppServer, tenant: TenantRecord): Promise<string | undefined> {
+  for (const { domain, component } of server.componentDomainsOf(tenant)) {
+    if (await server.tenants.get(domain, 0)) return `${domain} is a tenant: the ${component} service of ${tenant.domain} would take its address; change the service's settings`;
+  }
+  return undefined;
+}
+
+/** Whose service already answers at `domain`: a component's address is below its tenant's domain, so ask each parent domain. */
+async function serviceAtDomain(server: XmppServer, domain: string): Promise<string | undefined> {
+  const parents = domain.split('.').slice(1).map((_, i, labels) => labels.slice(i).join('.'));
+  if (!parents.length) return undefined;
+  for (const [parent, owner] of await server.tenants.getMany(parents)) {
+    const service = owner && server.componentDomainsOf(owner).find((c) => c.domain === domain);
+    if (service) return `${domain} is the address of the ${service.component} service of tenant ${parent}`;
+  }
+  return undefined;
+}
