@@ -12,7 +12,8 @@
 // <temporary-auth-failure/> (RFC 6120 §6.5.12) without the credentials being looked at, so a locked
 // account cannot be guessed. Every <not-authorized/> (RFC 6120 §6.5.10: wrong credentials) fires
 // "auth/failed" with the account and the client's address. Mechanisms that verify a signed token
-// (X-OAUTH, OAUTHBEARER) need no admit: a signature cannot be guessed; their failures still count.
+// (X-OAUTH, OAUTHBEARER) need no admit: a signature cannot be guessed; their failures, and a JWT
+// refused as a PLAIN password, count against the address only.
 //
 // Users who log in with a JWT need no password record. At their first JWT login an account item
 // without SCRAM keys is created (origin 'jwt'), so they show in `user list` and admin listings,
@@ -58,8 +59,11 @@ export type SaslCondition =
 export type SaslStep =
   | { kind: 'challenge'; data: Buffer; state: Record<string, string> }
   | { kind: 'success'; username: string; data?: Buffer }
-  /** `text` goes to the client; `reason` only to the log. */
-  | { kind: 'failure'; condition: SaslCondition; text?: string; reason?: string };
+  /**
+   * `text` goes to the client; `reason` only to the log. `badToken`: a token was refused, not a
+   * password, so the failure counts against the client's address but not the account (see the header).
+   */
+  | { kind: 'failure'; condition: SaslCondition; text?: string; reason?: string; badToken?: boolean };
 
 export interface SaslContext {
   server: XmppServer;
@@ -150,7 +154,7 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
     server.log.info({ connectionId: rec.id, sourceIp: rec.sourceIp, user, mechanism: mechanism?.name, condition: step.condition, text: step.text, reason: step.reason, failures }, 'authentication failed');
     await server.connections.update(rec.id, { sasl: undefined, authFailures: failures });
     // Only wrong credentials count as a guess; a malformed request or a refusal while locked does not.
-    if (step.condition === 'not-authorized') await server.registry.events.fireAll('auth/failed', attempt);
+    if (step.condition === 'not-authorized') await server.registry.events.fireAll('auth/failed', step.badToken ? { ...attempt, account: undefined } : attempt);
     await server.send(target, failure(step.condition, step.text));
     // RFC 6120 §6.4.5: a configurable, reasonable number of retries, then the stream is closed.
     if (failures >= server.limits.maxAuthFailures) throw new StreamError('policy-violation', 'too many failed authentication attempts');
@@ -243,7 +247,7 @@ async function plainStep(ctx: SaslContext, message: Buffer): Promise<SaslStep> {
       jwtFailure = err;
     }
   }
-  const failed: SaslStep = jwtFailure ? { kind: 'failure', condition: jwtFailure.condition, reason: jwtFailure.message } : { kind: 'failure', condition: 'not-authorized' };
+  const failed: SaslStep = jwtFailure ? { kind: 'failure', condition: jwtFailure.condition, reason: jwtFailure.message, badToken: true } : { kind: 'failure', condition: 'not-authorized' };
   if (!passwordAllowed || Buffer.byteLength(password) > 1023) return failed;
   const user = await ctx.server.users.get(ctx.domain, username);
   const creds = user?.scram?.['SHA-256'];
