@@ -7,14 +7,24 @@
 // per-address counters of one test do not lock another's logins. The server's clock is frozen at
 // the start of a counting window, so a window never ends halfway through a test.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type Element, RawClient, type TestServer, startTestServer } from '../support/harness.ts';
+import { pino } from 'pino';
+import { type Element, RawClient, type TestServer, startTestServer, until } from '../support/harness.ts';
 
 const WINDOW_MS = 600_000; // the default windowSeconds
 let s: TestServer;
+/** The server's log lines, parsed (what an operator's log tooling would see). */
+const logLines: Record<string, unknown>[] = [];
+const logSink = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line));
+    done();
+  },
+});
 
 before(async () => {
-  s = await startTestServer({ adminToken: 'test-admin-token' });
+  s = await startTestServer({ adminToken: 'test-admin-token', logger: pino({ level: 'info' }, logSink) });
   s.clock.freeze();
   s.clock.advance(WINDOW_MS - (s.clock.now() % WINDOW_MS));
 });
@@ -68,6 +78,10 @@ describe('failed logins lock the account, for a while', () => {
     await s.addUser('victim@localhost', 'right');
     const from = '127.0.0.11';
     await failTimes(5, 'victim', { from });
+    // One line an operator (or fail2ban) can act on: who, from where, how often, for how long.
+    const lockLine = (await until('the lock log line', () => logLines.find((l) => l.msg === 'account locked after 5 failed logins' && l.user === 'victim@localhost')))!;
+    const { sourceIp, failures, lockedForSeconds, module, locksInRow } = lockLine;
+    assert.deepEqual({ sourceIp, failures, lockedForSeconds, module, locksInRow }, { sourceIp: from, failures: 5, lockedForSeconds: 60, module: 'auth-limits', locksInRow: 1 });
 
     const locked = await plainLogin('victim', 'right', { from: '127.0.0.12' });
     assert.equal(locked.outcome, 'temporary-auth-failure');

@@ -65,7 +65,7 @@ async function countFailure(ctx: ModuleContext, counters: AuthCounters, policy: 
     const until = lockedUntil(lock, policy);
     // One line per lock with what fail2ban-style tooling needs: the address, the account, the count.
     ctx.log.warn(
-      { sourceIp: e.sourceIp, user: userOf(e), locked: subject.kind, failures, windowSeconds: policy.windowMs / 1000, level: lock.level, lockedForSeconds: (until - now) / 1000 },
+      { sourceIp: e.sourceIp, user: userOf(e), locked: subject.kind, failures, windowSeconds: policy.windowMs / 1000, locksInRow: lock.level, lockedForSeconds: (until - now) / 1000 },
       `${subject.kind} locked after ${failures} failed logins`,
     );
   }

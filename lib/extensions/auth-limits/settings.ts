@@ -15,7 +15,7 @@ export const AuthLimitsSettingsSchema = Type.Object(
       Type.Integer({ minimum: 1, maximum: 100000, description: 'Failed logins from one source address within a window, to any accounts, that lock the address. Default 20.' }),
     ),
     lockSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'The first lock, in seconds; each further lock lasts twice the one before. Default 60.' })),
-    maxLockSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'The longest lock, in seconds. Default 900 (15 minutes).' })),
+    maxLockSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'The longest lock, in seconds (one below lockSeconds counts as lockSeconds). Default 900 (15 minutes).' })),
   },
   { additionalProperties: false, description: 'Throttling of failed logins; absent: on, with the defaults.' },
 );
