@@ -23,7 +23,11 @@ export const authLimits: XmppModule = {
     const policyFor = (e: AuthAttemptEvent) => policyOf(ctx.settingsOf<AuthLimitsSettings>(e.tenantItem));
     ctx.hook('auth/check', (e) => refuseIfLocked(ctx, counters, policyFor(e), e));
     ctx.hook('auth/failed', async (e) => {
-      await countFailure(ctx, counters, policyFor(e), e);
+      // The client's answer must not wait on a retry of the whole frame if a counter write fails
+      // (the attempt would be answered twice): log it, the next failure counts again.
+      await countFailure(ctx, counters, policyFor(e), e).catch((err: Error) =>
+        ctx.log.error({ sourceIp: e.sourceIp, user: userOf(e), err: err.message }, 'failed login not counted'),
+      );
       return undefined;
     });
   },
