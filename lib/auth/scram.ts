@@ -123,9 +123,11 @@ function scramKeys(hash: ScramHash, password: string, salt: Buffer, iterations: 
 // --- the exchange ------------------------------------------------------------------------------------------
 
 /**
- * Parses client-first-message (RFC 5802 §7):
- *   gs2-header = gs2-cbind-flag "," [ authzid ] ","
- *   client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]
+ * Parses client-first-message by the grammar of RFC 5802 §7 and refuses what it forbids:
+ *   client-first-message = gs2-header client-first-message-bare
+ *   gs2-header           = gs2-cbind-flag "," [ "a=" saslname ] ","
+ *   client-first-message-bare = [reserved-mext ","] "n=" saslname "," "r=" c-nonce ["," extensions]
+ *   extensions           = attr-val *("," attr-val);  attr-val = ALPHA "=" 1*value-char
  * The username comes back as sent; in XMPP it is a localpart, which the caller prepares as one
  * (RFC 6120 §6.3.7, RFC 7622 §3.3) before looking the account up.
  */
@@ -149,18 +151,56 @@ export function parseClientFirst(message: string): ClientFirst {
     authzid = decodeSaslname(authzidField.slice(2));
   }
 
-  const [usernameAttr, nonceAttr] = clientFirstBare.split(',');
-  // RFC 5802 §5.1: a mandatory extension we do not understand fails the authentication.
-  if (usernameAttr?.startsWith('m=')) throw malformed('unsupported mandatory extension');
+  const [usernameAttr, nonceAttr, ...extensions] = clientFirstBare.split(',');
+  // RFC 5802 §5.1: "m" is reserved for mandatory extensions; its presence MUST fail the authentication.
+  if (usernameAttr?.startsWith('m=')) throw extensionsNotSupported();
   if (!usernameAttr?.startsWith('n=')) throw malformed('missing username (n=)');
   if (!nonceAttr?.startsWith('r=')) throw malformed('missing nonce (r=)');
   const username = decodeSaslname(usernameAttr.slice(2));
   const clientNonce = nonceAttr.slice(2);
   if (!isPrintable(clientNonce)) throw malformed('invalid client nonce');
+  for (const extension of extensions) checkOptionalExtension(extension);
 
   const parsed: ClientFirst = { gs2Header, username, clientNonce, clientFirstBare };
   if (authzid !== undefined) parsed.authzid = authzid;
   return parsed;
+}
+
+// The attributes RFC 5802 §5.1 defines: each has its fixed place, so none may appear as an extension.
+const DEFINED_ATTRIBUTES = new Set(['a', 'n', 'm', 'r', 'c', 's', 'i', 'p', 'v', 'e']);
+
+/**
+ * One attr-val of the optional "extensions" (RFC 5802 §7): unrecognized ones MUST be ignored, but the
+ * syntax must hold, and "m" anywhere fails the authentication (§5.1).
+ */
+function checkOptionalExtension(attrVal: string): void {
+  const m = /^([A-Za-z])=(.+)$/s.exec(attrVal);
+  if (!m || m[2].includes('\0')) throw malformed(`invalid extension attribute "${attrVal.slice(0, 20)}"`);
+  if (m[1] === 'm') throw extensionsNotSupported();
+  if (DEFINED_ATTRIBUTES.has(m[1])) throw malformed(`attribute ${m[1]}= out of its place`);
+}
+
+/**
+ * RFC 5802 §7 names this case server-error "extensions-not-supported", a value of server-final-message,
+ * which a failed client-first never reaches. RFC 6120 §6.5 has no SCRAM mapping; §6.5.8
+ * <malformed-request/> ("the data sent violates the syntax for the specified SASL mechanism") fits a
+ * message this version of SCRAM may not send, and unlike <not-authorized/> (§6.5.10) it says nothing
+ * about credentials, so it is not counted as a guess. The SCRAM error name goes in the text.
+ */
+function extensionsNotSupported(): ScramError {
+  return malformed('extensions-not-supported: mandatory extension (m=) is not supported (RFC 5802 §5.1)');
+}
+
+/**
+ * Decodes a SCRAM message: RFC 5802 §7 defines the messages over UTF-8, and a lenient decoder would
+ * turn bad bytes into U+FFFD, silently changing a username.
+ */
+export function decodeScramMessage(message: Buffer): string {
+  try {
+    return utf8.decode(message);
+  } catch {
+    throw malformed('SCRAM message is not UTF-8');
+  }
 }
 
 /** Builds server-first-message (RFC 5802 §7): r=client-nonce+server-nonce,s=salt,i=iteration-count. */

@@ -5,6 +5,7 @@ import type { JID } from '../xmpp/jid.ts';
 import type { Element } from '../xmpp/xml.ts';
 import type { SessionEntry } from '../store/sessions.ts';
 import type { ConnectionTarget } from './management-api.ts';
+import type { TenantRecord } from '../store/tenants.ts';
 import type { XmppServer } from './server.ts';
 
 /** A bound session as handlers see it: where it is and who it is. */
@@ -97,6 +98,33 @@ export interface UndeliverableEvent {
   to: JID;
 }
 
+/**
+ * A SASL authentication attempt (RFC 6120 §6) as the throttling of logins sees it: who tries, from
+ * where. `account` is the localpart the client names, whether or not such an account exists.
+ */
+export interface AuthAttemptEvent {
+  server: XmppServer;
+  /** The tenant domain. */
+  tenant: string;
+  tenantItem: TenantRecord | undefined;
+  connectionId: string;
+  /** The client's address as the gateway saw it (API Gateway's identity.sourceIp). */
+  sourceIp?: string;
+  mechanism: string;
+  account?: string;
+}
+
+/**
+ * "auth/check": fired once the account is known and before its credentials are checked. A handler
+ * that refuses returns the reason, sent with <temporary-auth-failure/> (RFC 6120 §6.5.12).
+ */
+export interface AuthRefusal {
+  text: string;
+}
+
+/** "auth/failed": credentials were wrong (<not-authorized/>, RFC 6120 §6.5.10). */
+export type AuthFailedEvent = AuthAttemptEvent;
+
 /** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
 export interface CoreEvents {
   'session-bound': SessionEvent;
@@ -106,6 +134,8 @@ export interface CoreEvents {
   'stanza/in': InboundEvent;
   'message/delivered': DeliveredEvent;
   'message/undeliverable': UndeliverableEvent;
+  'auth/check': AuthAttemptEvent;
+  'auth/failed': AuthFailedEvent;
 }
 
 /** The domain an event belongs to, for modules switched on per tenant. */

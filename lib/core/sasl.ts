@@ -6,6 +6,15 @@
 // State between steps lives in the connection item (frames of one stream may reach different
 // Lambda containers).
 //
+// Throttling of failed logins is a module's (lib/extensions/auth-limits.ts); the core gives it two
+// events. A mechanism calls ctx.admit(account) once it knows which account the client names and
+// before it checks any credential, which fires "auth/check": a refusal ends the attempt with
+// <temporary-auth-failure/> (RFC 6120 §6.5.12) without the credentials being looked at, so a locked
+// account cannot be guessed. Every <not-authorized/> (RFC 6120 §6.5.10: wrong credentials) fires
+// "auth/failed" with the account and the client's address. Mechanisms that verify a signed token
+// (X-OAUTH, OAUTHBEARER) need no admit: a signature cannot be guessed; their failures, and a JWT
+// refused as a PLAIN password, count against the address only.
+//
 // Users who log in with a JWT need no password record. At their first JWT login an account item
 // without SCRAM keys is created (origin 'jwt'), so they show in `user list` and admin listings,
 // others can add them to rosters, and messages to them while offline are stored (the router's
@@ -20,6 +29,7 @@ import {
   ScramError,
   type ScramHash,
   createServerFirst,
+  decodeScramMessage,
   fakeScramSalt,
   parseClientFirst,
   parsePlainMessage,
@@ -29,6 +39,7 @@ import {
 import { JwtError, looksLikeJwt, verifyJwt } from '../auth/jwt.ts';
 import { TokenError } from '../auth/access-tokens.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
+import type { AuthAttemptEvent, AuthRefusal } from './events.ts';
 import type { LoginMethod, TenantRecord } from '../store/tenants.ts';
 import type { XmppServer } from './server.ts';
 
@@ -48,8 +59,11 @@ export type SaslCondition =
 export type SaslStep =
   | { kind: 'challenge'; data: Buffer; state: Record<string, string> }
   | { kind: 'success'; username: string; data?: Buffer }
-  /** `text` goes to the client; `reason` only to the log. */
-  | { kind: 'failure'; condition: SaslCondition; text?: string; reason?: string };
+  /**
+   * `text` goes to the client; `reason` only to the log. `badToken`: a token was refused, not a
+   * password, so the failure counts against the client's address but not the account (see the header).
+   */
+  | { kind: 'failure'; condition: SaslCondition; text?: string; reason?: string; badToken?: boolean };
 
 export interface SaslContext {
   server: XmppServer;
@@ -58,6 +72,12 @@ export interface SaslContext {
   tenant: TenantRecord | undefined;
   /** What the tenant allows (loginMethodsOf). */
   loginMethods: LoginMethod[];
+  /**
+   * Call once the account the client names is known (its localpart; undefined if it names none
+   * that is valid), before checking credentials: a failure step means the attempt is refused
+   * (see the header) and must be returned as is.
+   */
+  admit(account: string | undefined): Promise<SaslStep | undefined>;
 }
 
 export interface SaslMechanism {
@@ -89,7 +109,8 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
   const target = { connectionId: rec.id, endpoint: rec.endpoint };
   if (rec.stage !== 'opened') throw new StreamError('policy-violation', 'already authenticated');
   const tenant = await server.tenants.get(rec.domain!);
-  const ctx: SaslContext = { server, domain: rec.domain!, tenant, loginMethods: loginMethodsOf(tenant) };
+  const attempt: AuthAttemptEvent = { server, tenant: rec.domain!, tenantItem: tenant, connectionId: rec.id, sourceIp: rec.sourceIp, mechanism: rec.sasl?.mechanism ?? el.attrs.mechanism ?? '', account: rec.sasl?.account };
+  const ctx: SaslContext = { server, domain: rec.domain!, tenant, loginMethods: loginMethodsOf(tenant), admit: (account) => admit(attempt, account) };
   const offeredHere = mechanismsFor(server, tenant);
   const offered = (name: string | undefined) => offeredHere.find((m) => m.name === name);
   let step: SaslStep;
@@ -118,7 +139,7 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
   }
 
   if (step.kind === 'challenge') {
-    await server.connections.update(rec.id, { sasl: { mechanism: mechanism!.name, data: step.state } });
+    await server.connections.update(rec.id, { sasl: { mechanism: mechanism!.name, data: step.state, account: attempt.account } });
     await server.send(target, xml('challenge', { xmlns: NS.SASL }, step.data.toString('base64')));
   } else if (step.kind === 'success') {
     await server.connections.update(rec.id, { stage: 'authenticated', username: step.username, sasl: undefined });
@@ -129,8 +150,11 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
     await server.send(target, success);
   } else {
     const failures = (rec.authFailures ?? 0) + (step.condition === 'aborted' ? 0 : 1);
-    server.log.info({ connectionId: rec.id, mechanism: mechanism?.name, condition: step.condition, text: step.text, reason: step.reason, failures }, 'authentication failed');
+    const user = attempt.account ? `${attempt.account}@${rec.domain}` : undefined;
+    server.log.info({ connectionId: rec.id, sourceIp: rec.sourceIp, user, mechanism: mechanism?.name, condition: step.condition, text: step.text, reason: step.reason, failures }, 'authentication failed');
     await server.connections.update(rec.id, { sasl: undefined, authFailures: failures });
+    // Only wrong credentials count as a guess; a malformed request or a refusal while locked does not.
+    if (step.condition === 'not-authorized') await server.registry.events.fireAll('auth/failed', step.badToken ? { ...attempt, account: undefined } : attempt);
     await server.send(target, failure(step.condition, step.text));
     // RFC 6120 §6.4.5: a configurable, reasonable number of retries, then the stream is closed.
     if (failures >= server.limits.maxAuthFailures) throw new StreamError('policy-violation', 'too many failed authentication attempts');
@@ -154,11 +178,20 @@ function decode(text: string): Buffer | undefined | 'invalid' {
 
 const logOnly = (reason: string) => ({ reason });
 
+/** Fires "auth/check" for the account (see the header); a refusal becomes temporary-auth-failure. */
+async function admit(attempt: AuthAttemptEvent, account: string | undefined): Promise<SaslStep | undefined> {
+  attempt.account = account;
+  const refusal = (await attempt.server.registry.events.fire('auth/check', attempt)) as AuthRefusal | undefined;
+  // RFC 6120 §6.5.12: temporary-auth-failure, "the initiating entity can try again later".
+  return refusal ? { kind: 'failure', condition: 'temporary-auth-failure', text: refusal.text } : undefined;
+}
+
 async function guard(fn: () => Promise<SaslStep>): Promise<SaslStep> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ScramError) return { kind: 'failure', condition: err.condition };
+    // A malformed request is told what is wrong with it; a wrong proof only that it is wrong.
+    if (err instanceof ScramError) return { kind: 'failure', condition: err.condition, ...(err.condition === 'malformed-request' ? { text: err.message } : {}), reason: err.message };
     if (err instanceof JwtError) return { kind: 'failure', condition: err.condition, ...logOnly(err.message) };
     if (err instanceof TokenError) return { kind: 'failure', condition: 'not-authorized', ...logOnly(err.message) };
     throw err;
@@ -201,6 +234,8 @@ async function plainStep(ctx: SaslContext, message: Buffer): Promise<SaslStep> {
   const username = localpartOf(authcid, ctx.domain);
   if (!username) return { kind: 'failure', condition: 'not-authorized' };
   if (authzid && authzid !== `${username}@${ctx.domain}`) return { kind: 'failure', condition: 'invalid-authzid' };
+  const refused = await ctx.admit(username);
+  if (refused) return refused;
   let jwtFailure: JwtError | undefined;
   if (jwtSettings && looksLikeJwt(password)) {
     try {
@@ -212,7 +247,7 @@ async function plainStep(ctx: SaslContext, message: Buffer): Promise<SaslStep> {
       jwtFailure = err;
     }
   }
-  const failed: SaslStep = jwtFailure ? { kind: 'failure', condition: jwtFailure.condition, reason: jwtFailure.message } : { kind: 'failure', condition: 'not-authorized' };
+  const failed: SaslStep = jwtFailure ? { kind: 'failure', condition: jwtFailure.condition, reason: jwtFailure.message, badToken: true } : { kind: 'failure', condition: 'not-authorized' };
   if (!passwordAllowed || Buffer.byteLength(password) > 1023) return failed;
   const user = await ctx.server.users.get(ctx.domain, username);
   const creds = user?.scram?.['SHA-256'];
@@ -324,9 +359,12 @@ export function scramMechanism(hash: ScramHash): SaslMechanism {
     loginMethods: ['password'],
     async start(ctx, initial) {
       if (!initial?.length) return { kind: 'failure', condition: 'malformed-request', text: 'initial response required' };
-      const first = parseClientFirst(initial.toString('utf8'));
+      const first = parseClientFirst(decodeScramMessage(initial));
       const username = localpartOf(first.username, ctx.domain);
       if (first.authzid && username && first.authzid !== `${username}@${ctx.domain}`) return { kind: 'failure', condition: 'invalid-authzid' };
+      // Refused before the challenge: a locked account gets no salt and no chance to send a proof.
+      const refused = await ctx.admit(username);
+      if (refused) return refused;
       const user = username ? await ctx.server.users.get(ctx.domain, username) : undefined;
       const creds = user?.scram?.[hash];
       // Unknown accounts get a stable fake salt and fail at the proof, so SCRAM does not reveal
@@ -354,7 +392,7 @@ export function scramMechanism(hash: ScramHash): SaslMechanism {
       if (!creds) return { kind: 'failure', condition: 'not-authorized' };
       const { serverFinalMessage } = verifyClientFinal(
         hash,
-        response.toString('utf8'),
+        decodeScramMessage(response),
         { gs2Header: state.gs2Header, clientFirstBare: state.clientFirstBare, serverFirstMessage: state.serverFirstMessage, nonce: state.nonce },
         creds,
       );

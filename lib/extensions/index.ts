@@ -1,6 +1,7 @@
 // The modules a server loads by default, in install order (each after those it depends on).
 import { streamNegotiation } from '../core/negotiation.ts';
 import type { XmppModule } from '../core/modules.ts';
+import { authLimits } from './auth-limits/index.ts';
 import { disco } from './disco.ts';
 import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
@@ -11,4 +12,4 @@ import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc];

@@ -23,6 +23,8 @@ export interface SaslProgress {
   mechanism: string;
   /** Mechanism-specific state between challenge and response (e.g. SCRAM nonces). */
   data: Record<string, string>;
+  /** The account the client named in an earlier step, for the throttling of failed logins. */
+  account?: string;
 }
 
 export interface ConnectionRecord {

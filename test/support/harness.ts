@@ -212,8 +212,9 @@ export class RawClient {
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve({ code })));
   }
 
-  static async connect(url: string): Promise<RawClient> {
-    const ws = new WebSocket(url, 'xmpp');
+  /** `localAddress` (any of 127.0.0.0/8 on Linux) gives the connection its own source address. */
+  static async connect(url: string, opts: { localAddress?: string } = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, 'xmpp', opts.localAddress ? { localAddress: opts.localAddress } : {});
     const c = new RawClient(ws);
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);

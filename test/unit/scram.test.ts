@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 
 import {
   createServerFirst,
+  decodeScramMessage,
   deriveScramCredentials,
   fakeScramSalt,
   parseClientFirst,
@@ -134,11 +135,11 @@ describe('parseClientFirst', () => {
   });
 
   it('unescapes =2C and =3D in username and authzid (RFC 5802 §5.1)', () => {
-    const first = parseClientFirst('n,a=admin=2Cx=3Dy,n=a=2Cb=3Dc,r=abc,ext=1');
+    const first = parseClientFirst('n,a=admin=2Cx=3Dy,n=a=2Cb=3Dc,r=abc,x=1');
     assert.equal(first.authzid, 'admin,x=y');
     assert.equal(first.username, 'a,b=c');
     assert.equal(first.gs2Header, 'n,a=admin=2Cx=3Dy,');
-    assert.equal(first.clientFirstBare, 'n=a=2Cb=3Dc,r=abc,ext=1');
+    assert.equal(first.clientFirstBare, 'n=a=2Cb=3Dc,r=abc,x=1');
     assert.equal(first.clientNonce, 'abc');
   });
 
@@ -155,6 +156,47 @@ describe('parseClientFirst', () => {
     assertCondition(() => parseClientFirst('n,,n=,r=abc'), 'malformed-request');
     assertCondition(() => parseClientFirst('n,,m=ext,n=user,r=abc'), 'malformed-request');
     assertCondition(() => parseClientFirst('n,,r=abc,n=user'), 'malformed-request');
+  });
+});
+
+describe('client-first-message against the RFC 5802 §7 grammar', () => {
+  const reasonOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof ScramError);
+      return { condition: err.condition, message: err.message };
+    }
+    assert.fail('accepted');
+  };
+
+  it('fails a mandatory extension (m=) wherever it is, as extensions-not-supported (RFC 5802 §5.1)', () => {
+    for (const message of ['n,,n=alice,r=abc,m=ext', 'n,,n=alice,r=abc,x=1,m=ext', 'n,,m=ext,n=alice,r=abc']) {
+      const { condition, message: text } = reasonOf(() => parseClientFirst(message));
+      assert.equal(condition, 'malformed-request', message);
+      assert.match(text, /^extensions-not-supported/, message);
+    }
+  });
+
+  it('refuses extensions that break the grammar, and ignores well-formed unknown ones', () => {
+    // RFC 5802 §7: unrecognized extensions MUST be ignored.
+    assert.equal(parseClientFirst('n,,n=alice,r=abc,x=anything=goes,y=2').clientNonce, 'abc');
+    for (const message of [
+      'n,,n=alice,r=abc,', // an empty attr-val
+      'n,,n=alice,r=abc,ext=1', // an attribute name is one letter
+      'n,,n=alice,r=abc,x=', // value = 1*value-char
+      'n,,n=alice,r=abc,1=x', // ALPHA
+      'n,,n=alice,r=abc,x=a\0b', // value-char excludes NUL
+      'n,,n=alice,r=abc,r=again', // a defined attribute out of its place
+      'n,,n=alice,r=abc,p=proof',
+    ]) {
+      assert.equal(reasonOf(() => parseClientFirst(message)).condition, 'malformed-request', JSON.stringify(message));
+    }
+  });
+
+  it('refuses a message that is not UTF-8 instead of turning it into U+FFFD', () => {
+    assert.equal(reasonOf(() => decodeScramMessage(Buffer.from([0x6e, 0x2c, 0x2c, 0x6e, 0x3d, 0xff, 0x2c, 0x72, 0x3d, 0x61]))).condition, 'malformed-request');
+    assert.equal(decodeScramMessage(Buffer.from('n,,n=zoë,r=abc')), 'n,,n=zoë,r=abc');
   });
 });
 
