@@ -48,7 +48,15 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     if (stanza.name === 'iq') return await routeIq(event);
     const handled = await server.registry.events.fire(`${stanza.name}/${kind}`, event);
     if (handled !== undefined) return;
-    if (stanza.name === 'message') return await deliverMessage(server, origin, stanza, event.to);
+    if (stanza.name === 'message') {
+      // RFC 6120 §10.3: the server handles what is addressed to its domain itself; a message to it that
+      // no module takes is refused like a message to an account that cannot take it (RFC 6121 §8.5.1).
+      if (kind === 'host') {
+        if (type === 'error') return;
+        throw new StanzaError('service-unavailable');
+      }
+      return await deliverMessage(server, origin, stanza, event.to);
+    }
     // Presence nobody handled (the presence extension handles the ones that matter) is ignored,
     // as RFC 6121 §8.5 prescribes for presence to unknown or unavailable recipients.
   } catch (err) {

@@ -37,6 +37,9 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
 
   try {
     if (ns === NS.FRAMING && el.name === 'open') return await openStream(server, rec ?? (await server.connections.get(connectionId)), el, target);
+    // RFC 6120 §4.9.3.10: a stream header in a namespace other than the stream's (RFC 7395 §3.3.2: the
+    // framing namespace; an RFC 6120 <stream:stream> header is this case too).
+    if (el.name === 'open' || el.name === 'stream:stream') return fail(new StreamError('invalid-namespace', `<${el.name}/> must be qualified by ${NS.FRAMING}`));
     if (ns === NS.FRAMING && el.name === 'close') {
       // RFC 7395 §3.6: answer <close/>, then the server closes the WebSocket.
       return await server.endConnection(connectionId, 'closed by client', { closeStream: true, endpoint: target.endpoint });
@@ -57,8 +60,36 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
     return onUnknownElement(server, el, fail);
   } catch (err) {
     if (err instanceof StreamError) return fail(err);
-    throw err;
+    if (isTransient(err)) throw err;
+    return answerFailure(server, target, el, err, fail);
   }
+}
+
+/**
+ * Whether a frame that failed should be tried again: the store or the gateway throttled, timed out or
+ * failed on its side, or the network did. The ingest hands such a frame back to its queue, in order
+ * (docs/architecture.md "Order").
+ */
+function isTransient(err: unknown): boolean {
+  const e = err as { $metadata?: unknown; $retryable?: unknown; $fault?: string; name?: string; code?: string };
+  if (e?.$metadata) return !!e.$retryable || e.$fault === 'server' || !['ValidationException', 'SerializationException'].includes(e.name ?? '');
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e?.code ?? '') || e?.name === 'TimeoutError';
+}
+
+/**
+ * Any other failure is a fault of ours that a retry would only repeat, and a retried frame would
+ * hold up (and, at the dead-letter queue, take along) every frame behind it. So it is logged and the
+ * sender told: internal-server-error for a stanza (RFC 6120 §8.3.3.6), a stream error otherwise
+ * (§4.9.3.9). Nothing is lost silently.
+ */
+async function answerFailure(server: XmppServer, target: ConnectionTarget, el: Element, err: unknown, fail: (e: StreamError) => Promise<void>): Promise<void> {
+  server.log.error({ err, connectionId: target.connectionId, element: el.name }, 'frame failed; answered internal-server-error');
+  const type = el.attrs.type;
+  if (!STANZAS.has(el.name)) return fail(new StreamError('internal-server-error'));
+  if (type === 'error' || (el.name === 'iq' && type === 'result')) return;
+  const reply = errorReply(el, new StanzaError('internal-server-error'));
+  delete reply.attrs.to;
+  await server.send(target, reply);
 }
 
 /**

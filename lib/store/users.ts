@@ -46,6 +46,9 @@ export class UserStore {
   }
 
   async exists(domain: string, username: string): Promise<boolean> {
+    // An empty localpart names no account (RFC 7622 §3.3: a localpart has at least one character), and
+    // DynamoDB refuses an empty key.
+    if (!username) return false;
     const res = await this.db.send(
       new GetCommand({ TableName: this.table, Key: key(domain, username), ProjectionExpression: 'pk' }),
     );

@@ -66,7 +66,9 @@ export function parseFrame(text: string): Element {
   parser.on('comment', () => fail('restricted-xml', 'XML comments are not allowed'));
   parser.on('processinginstruction', () => fail('restricted-xml', 'processing instructions are not allowed'));
   parser.on('doctype', () => fail('restricted-xml', 'document type declarations are not allowed'));
-  parser.on('error', (err) => fail('not-well-formed', err.message));
+  // A reference to an entity other than the five predefined ones (an undeclared one, since no DTD
+  // may declare any) is restricted XML too, RFC 6120 §11.1, rather than merely ill-formed.
+  parser.on('error', (err) => fail(/undefined entity/.test(err.message) ? 'restricted-xml' : 'not-well-formed', err.message));
 
   try {
     parser.write(text).close();

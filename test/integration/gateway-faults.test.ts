@@ -30,8 +30,11 @@ async function subscribeBoth(s: TestServer, a: string, b: string): Promise<void>
   await rosterOf(s.server).put(b, item(a));
 }
 
+/** The connection is closed, its session gone, and its item deleted or a tombstone (docs/architecture.md "Connections die silently"). */
 const ended = async (s: TestServer, bare: string, connectionId: string) =>
-  !s.gateway.connectionIds().includes(connectionId) && (await s.server.sessions.list(bare)).length === 0 && !(await s.server.connections.get(connectionId));
+  !s.gateway.connectionIds().includes(connectionId) &&
+  (await s.server.sessions.list(bare)).length === 0 &&
+  [undefined, 'gone'].includes((await s.server.connections.get(connectionId))?.stage);
 
 test('a client that stops reading is dropped when its outbound buffer is full; those sending to it never wait on it', async (t) => {
   const s = await startTestServer({ gatewayLimits: { maxOutboundBufferBytes: 64 * KiB } });

@@ -113,8 +113,9 @@ async function handle(muc: MucService, event: StanzaEvent): Promise<true | undef
   } catch (err) {
     if (!(err instanceof StanzaError)) throw err;
     const { stanza, to } = event;
-    // RFC 6120 §8.3.1: never an error in answer to an error (or to an IQ result).
-    if (stanza.attrs.type !== 'error' && stanza.attrs.type !== 'result') {
+    // RFC 6120 §8.3.1: never an error in answer to an error (or to an IQ result; a message of type
+    // "result" is a normal message, RFC 6121 §5.2.2, and is answered).
+    if (stanza.attrs.type !== 'error' && !(stanza.name === 'iq' && stanza.attrs.type === 'result')) {
       await ctx.server.send(event.origin, mucError(stanza, err, to.local ? roomJid(ctx, to.local) : ctx.service));
     }
   }
