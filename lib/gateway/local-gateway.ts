@@ -259,6 +259,16 @@ export class LocalGateway {
     this.logger.info({}, 'local gateway stopped');
   }
 
+  /**
+   * Stops as a process that is killed would: no $disconnect for its connections, so their items and
+   * sessions stay behind for a restart (or the sweeper) to end. Frames already queued are still handed
+   * over first; the clients see the socket close with 1001.
+   */
+  async crash(): Promise<void> {
+    this.opts.dropDisconnect = true;
+    await this.stop();
+  }
+
   /** Ids of the connections that are open (a POST to them would be delivered). */
   connectionIds(): string[] {
     return [...this.connections.values()].filter((c) => c.state === 'open').map((c) => c.id);
