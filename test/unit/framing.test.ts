@@ -46,12 +46,13 @@ describe('parseFrame (RFC 7395 §3.3.3: one complete element per message)', () =
     assert.equal(condition('<a/><b/>'), 'not-well-formed');
   });
 
-  it('rejects undeclared prefixes and undefined entities as not-well-formed', () => {
+  it('rejects undeclared prefixes and malformed references as not-well-formed', () => {
     assert.equal(condition('<x:a/>'), 'not-well-formed');
-    assert.equal(condition('<a>&foo;</a>'), 'not-well-formed');
+    assert.equal(condition('<a>&#xZZ;</a>'), 'not-well-formed');
   });
 
-  it('rejects comments, processing instructions and DTDs as restricted-xml (RFC 6120 §11.1)', () => {
+  it('rejects comments, processing instructions, DTDs and entity references as restricted-xml (RFC 6120 §11.1)', () => {
+    assert.equal(condition('<a>&foo;</a>'), 'restricted-xml');
     assert.equal(condition('<a><!-- hi --></a>'), 'restricted-xml');
     assert.equal(condition('<a><?pi x?></a>'), 'restricted-xml');
     assert.equal(condition('<!DOCTYPE a><a/>'), 'restricted-xml');
