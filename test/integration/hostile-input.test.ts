@@ -2,11 +2,11 @@
 // spoofing and invalid addresses, each sent over a raw WebSocket with the answer RFC 6120 / RFC 7395
 // prescribe. After every case a control client is still served, and the server's log holds no error
 // (an error line means an input reached code that did not expect it). The random fuzzer is in
-// hostile-fuzz.test.ts; the issue's probe is README "Hostile input".
+// hostile-fuzz.test.ts; README "Hostile input, faults and abuse" lists the suites.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { RawClient, type TestClient, type TestServer, byName, connectClient, startTestServer, xml, type Element } from '../support/harness.ts';
+import { RawClient, type TestClient, type TestServer, byName, type Element } from '../support/harness.ts';
+import { startWatchedServer } from '../support/hostile.ts';
 import { MAX_ELEMENT_DEPTH } from '../../lib/xmpp/xml.ts';
 import type { XmppModule } from '../../lib/core/modules.ts';
 
@@ -17,10 +17,6 @@ const OPEN = `<open xmlns="${FRAMING}" to="localhost" version="1.0"/>`;
 
 const conditionIn = (el: Element | undefined, ns: string) =>
   el?.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === ns)?.name;
-
-/** Log lines at level error (50) or above: what the corpus must never produce. */
-const errorLines: string[] = [];
-const logger = pino({ level: 'info' }, { write: (line: string) => void (JSON.parse(line).level >= 50 && errorLines.push(line)) });
 
 /** A module with a bug: an IQ it handles throws a TypeError, as code that met an input it did not expect. */
 const faulty: XmppModule = {
@@ -37,22 +33,14 @@ const FAULT_LOG = 'frame failed; answered internal-server-error';
 let s: TestServer;
 let control: TestClient;
 let bob: TestClient;
+let errorLines: string[];
+let stopServer: () => Promise<void>;
 let users = 0;
 
 before(async () => {
-  s = await startTestServer({ logger, extraModules: [faulty], limits: { maxStanzaBytes: 30_000 } });
-  await s.addUser('control@localhost');
-  await s.addUser('bob@localhost');
-  control = await connectClient(s.url, { username: 'control' });
-  bob = await connectClient(s.url, { username: 'bob', resource: 'desk' });
-  await bob.send(xml('presence'));
-  await bob.waitFor((el) => el.name === 'presence' && el.attrs.from === bob.jid);
+  ({ s, control, bob, errorLines, stop: stopServer } = await startWatchedServer({ extraModules: [faulty] }));
 });
-after(async () => {
-  await control.stop();
-  await bob.stop();
-  await s.stop();
-});
+after(() => stopServer());
 afterEach(async () => {
   // The server still serves others, and nothing it did was an unexpected failure.
   await control.roundTrip();

@@ -1,6 +1,6 @@
 // A bounded random fuzzer over a real RFC 7395 session: valid frames of a logged-in client, mutated
 // (characters and markup inserted, cut, repeated, addresses replaced, elements nested), sent in small
-// batches. It checks what the issue asks of hostile input (README "Hostile input"):
+// batches. It checks what the issue asks of hostile input (README "Hostile input, faults and abuse"):
 // - no stanza is lost silently: every message or IQ the server could read is delivered, stored
 //   offline or answered, unless the stream itself was ended with an error;
 // - the server keeps serving a control client;
