@@ -155,14 +155,23 @@ export async function deliverMessage(server: XmppServer, origin: Session | undef
 }
 
 /**
- * §8.5.2.1.1: chat and normal go to the available resources with the highest non-negative
- * priority; headline to all non-negative ones. Returns the sessions that took the stanza.
+ * RFC 6121 §8.5.2.1.1, for a bare JID with at least one available resource of non-negative priority:
+ * `normal` goes to the one(s) of highest priority; `chat` to every such resource (the option of
+ * §8.5.2.1.1 that keeps all of the user's devices in the conversation); `headline` to every such
+ * resource (§8.5.2.1.1 lets it reach all of them). `groupchat` reaches none (§8.5.2.1.1: error).
+ * Returns the sessions that took the stanza.
  */
 async function deliverToAvailable(server: XmppServer, sessions: SessionEntry[], stanza: Element, type: string): Promise<SessionEntry[]> {
-  const candidates = sessions.filter((s) => s.available && s.priority >= 0);
-  if (!candidates.length || type === 'groupchat') return [];
-  const top = Math.max(...candidates.map((s) => s.priority));
-  const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
+  const targets = bareJidTargets(sessions, type);
   const gone = new Set(await server.sendMany(targets, stanza));
   return targets.filter((t) => !gone.has(t));
+}
+
+/** The sessions a message of `type` to the bare JID goes to (RFC 6121 §8.5.2.1.1); pure. */
+export function bareJidTargets<S extends Pick<SessionEntry, 'available' | 'priority'>>(sessions: S[], type: string): S[] {
+  const candidates = sessions.filter((s) => s.available && s.priority >= 0);
+  if (!candidates.length || type === 'groupchat' || type === 'error') return [];
+  if (type === 'chat' || type === 'headline') return candidates;
+  const top = Math.max(...candidates.map((s) => s.priority));
+  return candidates.filter((s) => s.priority === top);
 }

@@ -589,7 +589,7 @@ describe('presence (RFC 6121 §4)', () => {
     await stopAll(cStranger, cFriend);
   });
 
-  it('priority: a negative-priority resource gets no bare-JID chat; the highest priority wins (§4.7.2.3, §8.5.2.1.1)', async () => {
+  it('priority: a negative-priority resource gets no bare-JID chat; the highest priority wins for normal (§4.7.2.3, §8.5.2.1.1)', async () => {
     const [me, sender] = [await user('me'), await user('sender')];
     const hi = await online(me, 'hi', { priority: 1 });
     const neg = await online(me, 'neg', { priority: -1 });
@@ -613,10 +613,13 @@ describe('presence (RFC 6121 §4)', () => {
     assert.ok(refused.getChild('error')?.getChild('bad-request', 'urn:ietf:params:xml:ns:xmpp-stanzas'), refused.toString());
     // A presence update changes the priority: now `neg` has the highest one.
     await available(neg, { priority: 10 });
-    await cs.send(xml('message', { to: jid(me), type: 'chat', id: 'm3' }, xml('body', {}, 'again')));
-    await neg.waitFor((el) => el.name === 'message' && el.attrs.id === 'm3', WAIT_MS, 'chat to bare JID after priority change');
+    await cs.send(xml('message', { to: jid(me), type: 'normal', id: 'm3' }, xml('body', {}, 'again')));
+    await neg.waitFor((el) => el.name === 'message' && el.attrs.id === 'm3', WAIT_MS, 'normal to bare JID after priority change');
     await settle(cs, hi);
-    none(hi, (el) => el.name === 'message' && el.attrs.id === 'm3', 'a chat for the higher-priority resource');
+    none(hi, (el) => el.name === 'message' && el.attrs.id === 'm3', 'a normal message for the higher-priority resource');
+    // §8.5.2.1.1: chat goes to every non-negative resource, whatever its priority.
+    await cs.send(xml('message', { to: jid(me), type: 'chat', id: 'm4' }, xml('body', {}, 'to both')));
+    for (const c of [hi, neg]) await c.waitFor((el) => el.name === 'message' && el.attrs.id === 'm4', WAIT_MS, 'chat to bare JID at any non-negative priority');
     await stopAll(hi, neg, cs);
   });
 });

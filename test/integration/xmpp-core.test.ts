@@ -209,6 +209,31 @@ describe('messages (RFC 6121 §5, §8)', () => {
 });
 
 describe('message types and error loops (RFC 6121 §8.5, RFC 6120 §8.3.1)', () => {
+  it('delivers to the bare JID by type (§8.5.2.1.1): chat and headline to every non-negative resource, normal to the highest, error to none', async () => {
+    const [a, b] = [await user('bare'), await user('three')];
+    const ca = await login(a);
+    const [top, low, neg] = [await login(b, { resource: 'top' }), await login(b, { resource: 'low' }), await login(b, { resource: 'neg' })];
+    await available(top, 5);
+    await available(low, 0);
+    await available(neg, -1);
+    const to = `${b}@localhost`;
+    await ca.send(xml('message', { to, type: 'chat', id: 'bc' }, xml('body', {}, 'chat')));
+    await ca.send(xml('message', { to, type: 'headline', id: 'bh' }, xml('body', {}, 'news')));
+    await ca.send(xml('message', { to, id: 'bn' }, xml('body', {}, 'normal')));
+    await ca.send(xml('message', { to, type: 'error', id: 'be' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: STANZAS }))));
+    for (const id of ['bc', 'bh', 'bn']) await top.waitFor(byName('message', { id }));
+    for (const id of ['bc', 'bh']) await low.waitFor(byName('message', { id }));
+    await low.expectNothing(s, (el) => el.name === 'message' && (el.attrs.id === 'bn' || el.attrs.id === 'be'), ca);
+    await top.expectNothing(s, byName('message', { id: 'be' }));
+    await neg.expectNothing(s, byName('message'));
+    // Two resources share the highest priority: a normal message goes to both (§8.5.2.1.1 "one or more").
+    await available(low, 5);
+    await ca.send(xml('message', { to, id: 'bn2' }, xml('body', {}, 'normal')));
+    for (const c of [top, low]) await c.waitFor(byName('message', { id: 'bn2' }));
+    assert.equal((await offlineOf(s.server).list(to)).length, 0, 'nothing went to offline storage');
+    for (const c of [ca, top, low, neg]) await c.stop();
+  });
+
   it('never answers an error with an error', async () => {
     const c = await login(await user('looper'));
     await c.send(xml('message', { to: 'ghost2@localhost', type: 'error', id: 'e1' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: STANZAS }))));
