@@ -54,11 +54,19 @@ export interface DiscoItem {
 export type PreAuthIqHandler = (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>;
 
 /**
+ * Where an outbound stanza goes: the connection and, when the sender had it at hand (message
+ * delivery, presence fan-out: they post to the session entries they read), the recipient's session
+ * entry, so a filter reads modules' session data at no cost. A stanza sent to a session the core
+ * knows only by its connection (a reply to the client's own request) has no entry fields.
+ */
+export type OutboundTarget = ConnectionTarget & Partial<Pick<SessionEntry, 'resource' | 'data'>>;
+
+/**
  * Sees every stanza on its way to one connection (Prosody's "stanzas/out" filter). Returns the stanza
  * to send (the same or a changed one), or null when the filter took it over (nothing is posted, and
  * the send counts as delivered).
  */
-export type OutboundFilter = (stanza: Element, target: ConnectionTarget) => Element | null | Promise<Element | null>;
+export type OutboundFilter = (stanza: Element, target: OutboundTarget) => Element | null | Promise<Element | null>;
 
 /**
  * A refusal meant for an operator: the admin API answers with `status` and `{ error: { code,

@@ -8,7 +8,7 @@
 //   subscription-states.ts   the state tables of Appendix A (pure)
 //   presence.ts              initial, updated, unavailable and directed presence (§4)
 import type { XmppModule } from '../../core/modules.ts';
-import { installPresence } from './presence.ts';
+import { type PresenceApi, installPresence } from './presence.ts';
 import { installRosterIq } from './roster.ts';
 import { ROSTER_PREFIX, RosterStore, setRosterStore } from './store.ts';
 import { sendsPresenceTo } from './subscription-states.ts';
@@ -37,7 +37,7 @@ export const roster: XmppModule<RosterApi> = {
   },
 };
 
-export const presence: XmppModule = {
+export const presence: XmppModule<PresenceApi> = {
   name: 'presence',
   depends: ['roster'],
   install: installPresence,
@@ -45,3 +45,4 @@ export const presence: XmppModule = {
 
 export { rosterOf } from './store.ts';
 export type { RosterItem } from './store.ts';
+export type { PresenceApi } from './presence.ts';

@@ -86,15 +86,8 @@ async function onAvailable(ctx: ModuleContext, server: XmppServer, origin: Sessi
   await broadcast(server, stanza, new Map([...audience.subscribers, [bare, audience.own]]));
   if (!initial) return true;
 
-  // §4.2.2: probe the contacts the user is subscribed to, and the user's other resources; local
-  // accounts are answered from their session items at once (§4.3.2).
-  const answers: Element[] = [];
-  for (const [, sessions] of audience.publishers) for (const s of sessions) if (s.available && s.presence) answers.push(parseFrame(s.presence));
-  for (const s of audience.own) if (s.connectionId !== origin.connectionId && s.available && s.presence) answers.push(parseFrame(s.presence));
-  for (const p of answers) {
-    p.attrs.to = origin.jid.toString();
-    await server.send(origin, p);
-  }
+  // §4.2.2: probe the contacts the user is subscribed to, and the user's other resources.
+  await answerProbes(server, origin, audience);
   // §3.1.3: subscription requests that arrived while the user was offline (the roster read above has them).
   for (const item of audience.items) {
     if (item.pendingIn && item.pendingInStanza) await server.send(origin, item.pendingInStanza);
@@ -103,6 +96,37 @@ async function onAvailable(ctx: ModuleContext, server: XmppServer, origin: Sessi
   await ctx.fireAll('presence/initial', { server, origin, priority });
   return true;
 }
+
+/**
+ * §4.3.2: the probes of an initial presence, answered at once for local accounts from their session
+ * items: the latest presence of each available resource of the contacts the user is subscribed to,
+ * and of the user's other resources.
+ */
+async function answerProbes(server: XmppServer, origin: Session, audience: Audience): Promise<void> {
+  const answers: Element[] = [];
+  for (const [, sessions] of audience.publishers) for (const s of sessions) if (s.available && s.presence) answers.push(parseFrame(s.presence));
+  for (const s of audience.own) if (s.connectionId !== origin.connectionId && s.available && s.presence) answers.push(parseFrame(s.presence));
+  for (const p of answers) {
+    p.attrs.to = origin.jid.toString();
+    if (!(await server.send(origin, p))) return;
+  }
+}
+
+/** What the presence module offers other modules (ctx.depends('presence')). */
+export interface PresenceApi {
+  /**
+   * Sends a session the current presence of its contacts and its own other resources, as the answers
+   * to the probes of an initial presence (§4.3.2): one roster Query, one BatchGetItem per 100
+   * accounts, one post per available resource. XEP-0352 uses it when a client becomes active again.
+   */
+  sendCurrentPresence(server: XmppServer, session: Session): Promise<void>;
+}
+
+const presenceApi: PresenceApi = {
+  async sendCurrentPresence(server, session) {
+    await answerProbes(server, session, await audienceOf(server, session.jid.bare().toString(), true));
+  },
+};
 
 /**
  * §4.5.2 / §4.6.3: unavailable presence from a resource that goes away (explicit unavailable or session end).
@@ -167,7 +191,7 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
 }
 
 /** RFC 6121 §4 on the server: the presence module's hooks (index.ts). */
-export function installPresence(ctx: ModuleContext): void {
+export function installPresence(ctx: ModuleContext): PresenceApi {
   // RFC 6121 §3.4.1: pre-approval is announced as a stream feature.
   ctx.addStreamFeature({ stage: 'post-auth', element: () => xml('sub', { xmlns: NS.PRE_APPROVAL }) });
   ctx.hook('presence/self', (e) => (e.stanza.attrs.to ? onDirectedToSelf(ctx, e) : onOwnPresence(ctx, e)));
@@ -178,6 +202,7 @@ export function installPresence(ctx: ModuleContext): void {
     // §4.6.3: also a resource that never sent initial presence owes unavailable to its directed-presence targets.
     await broadcastUnavailable(server, session, entry);
   });
+  return presenceApi;
 }
 
 /** Presence addressed to one's own bare JID: subscription stanzas to oneself are meaningless; others act as broadcast. */
