@@ -1,8 +1,8 @@
 // XEP-0280 Message Carbons (urn:xmpp:carbons:2, with the eligibility rules of urn:xmpp:carbons:rules:0):
 // each resource that enables carbons also sees the messages its account's other resources receive
-// (§6 "Receiving Messages": <received/> copies) and send (§7 "Sending Messages": <sent/> copies),
+// (§7 "Receiving Messages": <received/> copies) and send (§8 "Sending Messages": <sent/> copies),
 // wrapped in XEP-0297 <forwarded/>. XEP-0334 <no-copy/> and the carbons <private/> element keep a
-// message out of it (§8).
+// message out of it (§9).
 //
 // Cost (README "Cost per operation"): enable/disable is one write to the session entry (sessionData).
 // A received copy costs no read: "message/delivered" hands over every session entry of the
@@ -16,7 +16,7 @@ import type { SessionEntry } from '../store/sessions.ts';
 import { type Element, clone, xml } from '../xmpp/xml.ts';
 
 export const NS_CARBONS = 'urn:xmpp:carbons:2';
-/** XEP-0280 §5 rules advertised as such (the rules of this file). */
+/** XEP-0280 §6 rules advertised as such (the rules of this file). */
 export const NS_CARBONS_RULES = 'urn:xmpp:carbons:rules:0';
 export const NS_FORWARD = 'urn:xmpp:forward:0'; // XEP-0297
 export const NS_HINTS = 'urn:xmpp:hints'; // XEP-0334
@@ -26,16 +26,16 @@ const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 type CarbonsData = { enabled: boolean };
 
 /**
- * XEP-0280 §5 "Messages Eligible for Carbons Delivery": type chat; type normal with a <body/>; not an
- * error (copying errors needs correlation with the message they answer, which §5 calls unlikely to be
+ * XEP-0280 §6 "Messages Eligible for Carbons Delivery": type chat; type normal with a <body/>; not an
+ * error (copying errors needs correlation with the message they answer, which §6 calls unlikely to be
  * appropriate); not a message sent by a MUC room or service (XEP-0045 <x xmlns='…muc#user'/>), PMs
- * included. §8: never one with <private/>; XEP-0334 §4.2: never one with <no-copy/>. Pure.
+ * included. §9: never one with <private/>; XEP-0334 §4.3: never one with <no-copy/>. Pure.
  */
 export function eligibleForCarbons(stanza: Element): boolean {
   if (stanza.name !== 'message') return false;
   if (stanza.getChild('private', NS_CARBONS) || stanza.getChild('no-copy', NS_HINTS)) return false;
   if (stanza.getChild('x', NS_MUC_USER)) return false;
-  // A carbon is never copied again (§9 "Security Considerations": copies come only from the bare JID).
+  // A carbon is never copied again (§11 "Security Considerations": copies come only from the bare JID).
   if (stanza.getChild('sent', NS_CARBONS) || stanza.getChild('received', NS_CARBONS)) return false;
   const type = stanza.attrs.type ?? 'normal';
   if (type === 'chat') return true;
@@ -47,7 +47,7 @@ type Target = Pick<SessionEntry, 'connectionId' | 'data'>;
 const carbonsOn = (s: Target) => (s.data?.carbons as Partial<CarbonsData> | undefined)?.enabled === true;
 
 /**
- * §6: the recipient's carbons-enabled resources that did not get the message themselves under RFC
+ * §7: the recipient's carbons-enabled resources that did not get the message themselves under RFC
  * 6121 §8.5 (`recipients`), and never the sending connection itself (a message to one's own account).
  */
 export function receivedCarbonTargets<S extends Target>(sessions: S[], recipients: Target[], sender?: string): S[] {
@@ -55,13 +55,13 @@ export function receivedCarbonTargets<S extends Target>(sessions: S[], recipient
   return sessions.filter((s) => carbonsOn(s) && !got.has(s.connectionId) && s.connectionId !== sender);
 }
 
-/** §7: the sender's carbons-enabled resources except the sending one, whether or not it enabled carbons. */
+/** §8: the sender's carbons-enabled resources except the sending one, whether or not it enabled carbons. */
 export function sentCarbonTargets<S extends Target>(sessions: S[], sender: string): S[] {
   return sessions.filter((s) => carbonsOn(s) && s.connectionId !== sender);
 }
 
 /**
- * §6/§7: the copy for one resource: same type as the original, from the account's bare JID, to the
+ * §7/§8: the copy for one resource: same type as the original, from the account's bare JID, to the
  * resource's full JID, with <received/> or <sent/> holding the XEP-0297 <forwarded/> original.
  */
 export function carbonCopy(direction: 'sent' | 'received', original: Element, ownerBare: string, toFull: string): Element {
@@ -80,7 +80,7 @@ export const carbons: XmppModule = {
     const data = ctx.sessionData<CarbonsData>();
     ctx.addFeature(NS_CARBONS, NS_CARBONS_RULES);
 
-    // §3 / §4: enable and disable for this session; repeated requests are answered alike (§10.1).
+    // §4 / §5: enable and disable for this session; repeated requests are answered alike (§10.1).
     const toggle = (enabled: boolean) => async ({ origin }: StanzaEvent) => {
       await data.set(origin, 'enabled', enabled ? true : undefined);
       return true;
@@ -93,18 +93,18 @@ export const carbons: XmppModule = {
     // Messages the client sent that get no copies: decided before <private/> is stripped.
     const noCopies = new WeakSet<Element>();
 
-    // §7: a client's message to another account. Runs before routing (it passes the event on), so the
+    // §8: a client's message to another account. Runs before routing (it passes the event on), so the
     // copies go out whatever becomes of the original, as they would from the sending client itself.
     const onSent = async ({ server, origin, stanza, to }: StanzaEvent) => {
       if (!eligibleForCarbons(stanza)) {
         noCopies.add(stanza);
-        // §8: the receiving server SHOULD remove <private/> before delivering to the recipient.
+        // §9: the receiving server SHOULD remove <private/> before delivering to the recipient.
         const priv = stanza.getChild('private', NS_CARBONS);
         if (priv) stanza.remove(priv);
         return undefined;
       }
       const bare = origin.jid.bare().toString();
-      // A message to one's own account: the §6 received copies already reach the other resources.
+      // A message to one's own account: the §7 received copies already reach the other resources.
       if (to.bare().toString() === bare) return undefined;
       const targets = sentCarbonTargets(await server.sessions.list(bare), origin.connectionId);
       if (targets.length) await server.sendMany(targets, (t) => carbonCopy('sent', stanza, bare, `${bare}/${t.resource}`));
@@ -113,7 +113,7 @@ export const carbons: XmppModule = {
     ctx.hook('message/bare', onSent, 50);
     ctx.hook('message/full', onSent, 50);
 
-    // §6: copies for the recipient's carbons-enabled resources that did not get it; the event carries
+    // §7: copies for the recipient's carbons-enabled resources that did not get it; the event carries
     // every session entry of the recipient, so this reads nothing.
     ctx.hook('message/delivered', async ({ server, origin, stanza, to, recipients, sessions }) => {
       if (noCopies.has(stanza) || !eligibleForCarbons(stanza)) return;

@@ -1,7 +1,7 @@
 // XEP-0352 Client State Indication: a client tells the server it is <inactive/> (in the background,
 // nobody looking) or <active/> again, with nonzas (stream-level elements, not stanzas, no answer:
-// §4). While a session is inactive the server leaves out what the client need not act on at once
-// (§1, §5): available presence from contacts and from the account's other resources. Messages,
+// §4.2). While a session is inactive the server leaves out what the client need not act on at once
+// (§3.2): available presence from contacts and from the account's other resources. Messages,
 // subscription requests and answers, unavailable presence and errors always go through. When it
 // becomes active again, it gets the current presence of each contact, as the answers to an initial
 // presence's probes (RFC 6121 §4.3.2), so nothing it missed leaves it with a stale roster.
@@ -20,7 +20,7 @@ const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 type CsiData = { inactive: boolean };
 
 /**
- * What an inactive session does without (§5: the server may hold back or drop presence): an
+ * What an inactive session does without (§3.2: the server may hold back or drop presence): an
  * available presence, unless it is the session's own presence reflected back (RFC 6121 §4.2.2, the
  * answer to its own action) or MUC presence (XEP-0045: a room's occupant list is not replayed on
  * activation). Pure.
@@ -39,10 +39,10 @@ export const csi: XmppModule = {
   install(ctx) {
     const data = ctx.sessionData<CsiData>();
     const presence = ctx.depends<PresenceApi>('presence');
-    // §2: offered as a stream feature once the client is authenticated.
+    // §4.1: offered as a stream feature once the client is authenticated.
     ctx.addStreamFeature({ stage: 'post-auth', element: () => xml('csi', { xmlns: NS_CSI }) });
 
-    // §4: the nonzas. Nothing is sent back.
+    // §4.2: the nonzas. Nothing is sent back; §5.1: handled in order with the stanzas around them.
     ctx.hook(`stream-element/${NS_CSI}:inactive`, async ({ origin }: StanzaEvent) => {
       await data.set(origin, 'inactive', true);
       return true;

@@ -1,5 +1,5 @@
 // XEP-0280 Message Carbons with real xmpp.js clients: two or three resources of one account, the
-// copies each gets (§6 received, §7 sent), <private/> and XEP-0334 <no-copy/> (§8), disabling, the
+// copies each gets (§7 received, §8 sent), <private/> and XEP-0334 <no-copy/> (§9), disabling, the
 // interplay with RFC 6121 §8.5.2 for bare-JID messages, and the exact cost of each path.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -47,7 +47,7 @@ after(async () => {
   await s.stop();
 });
 
-describe('enabling (XEP-0280 §3, §4, §10.1)', () => {
+describe('enabling (XEP-0280 §4, §5, §10.1)', () => {
   it('advertises urn:xmpp:carbons:2 and the rules it follows, and answers enable and disable, twice each', async () => {
     const c = await login(await user('disco'), 'r1');
     const info = await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
@@ -67,7 +67,7 @@ describe('enabling (XEP-0280 §3, §4, §10.1)', () => {
   });
 });
 
-describe('received copies (XEP-0280 §6)', () => {
+describe('received copies (XEP-0280 §7)', () => {
   it('a message to one full JID: the other carbons-enabled resource gets a <received/> copy from the bare JID', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];
     const a1 = await resource(alice, 'a1', { carbons: true });
@@ -78,7 +78,7 @@ describe('received copies (XEP-0280 §6)', () => {
     const original = await a1.waitFor(byName('message', { id: 'r1' }));
     assert.equal(original.attrs.from, b.jid);
     const copy = await a2.waitFor(carbon('received', 'r1'));
-    assert.equal(copy.attrs.from, `${alice}@localhost`, 'from the bare JID (§6)');
+    assert.equal(copy.attrs.from, `${alice}@localhost`, 'from the bare JID (§7)');
     assert.equal(copy.attrs.to, a2.jid);
     assert.equal(copy.attrs.type, 'chat');
     const fwd = inner(copy, 'received');
@@ -120,7 +120,7 @@ describe('received copies (XEP-0280 §6)', () => {
   });
 });
 
-describe('sent copies (XEP-0280 §7)', () => {
+describe('sent copies (XEP-0280 §8)', () => {
   it("a resource's outgoing message is copied to the account's other carbons-enabled resources, not back to it", async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];
     const a1 = await resource(alice, 'a1', { carbons: true });
@@ -138,7 +138,7 @@ describe('sent copies (XEP-0280 §7)', () => {
     assert.equal(fwd.attrs.to, `${bob}@localhost`);
     await a1.expectNothing(s, anyCopyOf('s1'), a1);
     await a3.expectNothing(s, (el) => el.name === 'message');
-    // A sender that did not enable carbons is copied all the same (§7: "irrespective").
+    // A sender that did not enable carbons is copied all the same (§8: "irrespective").
     await a3.send(chat(`${bob}@localhost`, 's2'));
     for (const c of [a1, a2]) await c.waitFor(carbon('sent', 's2'));
     // A message to someone offline is copied too (it is stored for them).
@@ -148,7 +148,7 @@ describe('sent copies (XEP-0280 §7)', () => {
   });
 });
 
-describe('avoiding copies (XEP-0280 §8, XEP-0334)', () => {
+describe('avoiding copies (XEP-0280 §9, XEP-0334)', () => {
   it('<private/> keeps a message out of both sides and is removed before delivery; <no-copy/> keeps it out', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];
     const a1 = await resource(alice, 'a1', { carbons: true });
@@ -157,7 +157,7 @@ describe('avoiding copies (XEP-0280 §8, XEP-0334)', () => {
     const b2 = await resource(bob, 'b2', { carbons: true });
     await a1.send(chat(b1.jid, 'p1', xml('private', { xmlns: CARBONS })));
     const got = await b1.waitFor(byName('message', { id: 'p1' }));
-    assert.equal(got.getChild('private', CARBONS), undefined, '<private/> removed before delivery (§8)');
+    assert.equal(got.getChild('private', CARBONS), undefined, '<private/> removed before delivery (§9)');
     await a1.send(chat(b1.jid, 'nc1', xml('no-copy', { xmlns: 'urn:xmpp:hints' })));
     const hinted = await b1.waitFor(byName('message', { id: 'nc1' }));
     assert.ok(hinted.getChild('no-copy', 'urn:xmpp:hints'), 'hints stay');
@@ -192,7 +192,7 @@ describe('cost (README "Cost per operation")', () => {
     });
     assert.deepEqual({ reads: toggled.reads, writes: toggled.writes, posts: toggled.posts }, { reads: 0, writes: 2, posts: 2 }, JSON.stringify(toggled.calls));
 
-    // bob → alice/a1: alice's session item (read for delivery anyway, it has a2's flag), bob's (for §7
+    // bob → alice/a1: alice's session item (read for delivery anyway, it has a2's flag), bob's (for §8
     // copies to his other resources: he has none), the original and one copy.
     const received = await s.cost(async () => {
       await b.send(chat(a1.jid, 'c1'));

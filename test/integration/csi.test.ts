@@ -44,7 +44,7 @@ after(async () => {
 });
 
 describe('XEP-0352 Client State Indication', () => {
-  it('offers <csi/> as a stream feature after authentication, not before (§2)', async () => {
+  it('offers <csi/> as a stream feature after authentication, not before (§4.1)', async () => {
     const name = await user('feat');
     const raw = await RawClient.connect(s.url);
     const open = '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>';
@@ -65,7 +65,7 @@ describe('XEP-0352 Client State Indication', () => {
     const a1 = await online(alice, 'phone');
     const b1 = await online(bob, 'desk');
     await a1.waitFor(presenceFrom(b1.jid));
-    await nonza(a1, 'inactive'); // no answer to a nonza (§4): the round trip proves it was handled
+    await nonza(a1, 'inactive'); // no answer to a nonza (§4.2): the round trip proves it was handled
     assert.deepEqual(a1.received.filter((el) => el.name !== 'iq'), [], a1.received.join('\n'));
 
     // Withheld: a contact's update, a contact's new resource, the account's own other resource.

@@ -424,6 +424,20 @@ describe('cost per operation (DynamoDB calls and management-API posts)', () => {
     await cb.stop();
   });
 
+  it('a chat to a bare JID with two available resources: 1 read, 0 writes, 2 posts (RFC 6121 §8.5.2.1.1)', async () => {
+    const [a, b] = [await user('bcost'), await user('bcost')];
+    const ca = await login(a);
+    const [b1, b2] = [await login(b, { resource: 'one' }), await login(b, { resource: 'two' })];
+    await available(b1, 1);
+    await available(b2, 0);
+    const cost = await s.cost(async () => {
+      await ca.send(xml('message', { to: `${b}@localhost`, type: 'chat', id: 'bc1' }, xml('body', {}, 'both')));
+      for (const c of [b1, b2]) await c.waitFor(byName('message', { id: 'bc1' }));
+    });
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 1, writes: 0, posts: 2 }, JSON.stringify(cost.calls));
+    for (const c of [ca, b1, b2]) await c.stop();
+  });
+
   it('a message to an offline user: 2 reads (sessions, account), 1 write, no post', async () => {
     const [a, b] = [await user('offa'), await user('offb')];
     const ca = await login(a);

@@ -1,5 +1,5 @@
-// XEP-0280 Message Carbons as pure rules: which messages are copied (§5, urn:xmpp:carbons:rules:0;
-// §8 <private/>; XEP-0334 <no-copy/>), to which resources (§6, §7), and the shape of a copy.
+// XEP-0280 Message Carbons as pure rules: which messages are copied (§6, urn:xmpp:carbons:rules:0;
+// §9 <private/>; XEP-0334 <no-copy/>), to which resources (§7, §8), and the shape of a copy.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NS_CARBONS, NS_FORWARD, carbonCopy, eligibleForCarbons, receivedCarbonTargets, sentCarbonTargets } from '../../lib/extensions/carbons.ts';
@@ -8,7 +8,7 @@ import { parseFrame } from '../../lib/xmpp/xml.ts';
 
 const msg = (inner: string, attrs = '') => parseFrame(`<message xmlns="jabber:client" to="romeo@example.com" ${attrs}>${inner}</message>`);
 
-describe('messages eligible for carbons (XEP-0280 §5, rules:0)', () => {
+describe('messages eligible for carbons (XEP-0280 §6, rules:0)', () => {
   const cases: [string, string, string, boolean][] = [
     ['chat with a body', `type="chat"`, '<body>hi</body>', true],
     ['chat with only a chat state (XEP-0280 §10.2: intentional)', `type="chat"`, '<composing xmlns="http://jabber.org/protocol/chatstates"/>', true],
@@ -18,9 +18,9 @@ describe('messages eligible for carbons (XEP-0280 §5, rules:0)', () => {
     ['groupchat', `type="groupchat"`, '<body>hi</body>', false],
     ['headline', `type="headline"`, '<body>news</body>', false],
     ['error', `type="error"`, '<error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>', false],
-    ['chat with <private/> (§8)', `type="chat"`, `<body>secret</body><private xmlns="${NS_CARBONS}"/>`, false],
+    ['chat with <private/> (§9)', `type="chat"`, `<body>secret</body><private xmlns="${NS_CARBONS}"/>`, false],
     ['chat with <no-copy/> (XEP-0334)', `type="chat"`, '<body>x</body><no-copy xmlns="urn:xmpp:hints"/>', false],
-    ['a MUC private message, from the room (§5)', `type="chat"`, '<body>pm</body><x xmlns="http://jabber.org/protocol/muc#user"/>', false],
+    ['a MUC private message, from the room (§6)', `type="chat"`, '<body>pm</body><x xmlns="http://jabber.org/protocol/muc#user"/>', false],
     ['a carbon itself', `type="chat"`, `<sent xmlns="${NS_CARBONS}"><forwarded xmlns="${NS_FORWARD}"/></sent>`, false],
   ];
   for (const [what, attrs, inner, expected] of cases) {
@@ -33,7 +33,7 @@ describe('messages eligible for carbons (XEP-0280 §5, rules:0)', () => {
   });
 });
 
-describe('who gets a copy (XEP-0280 §6, §7)', () => {
+describe('who gets a copy (XEP-0280 §7, §8)', () => {
   const on = { carbons: { enabled: true } };
   const sessions = [
     { connectionId: 'a', resource: 'a', data: on },
@@ -55,7 +55,7 @@ describe('who gets a copy (XEP-0280 §6, §7)', () => {
   });
 });
 
-describe('a carbon copy (XEP-0280 §6, §7, Examples 8 and 10)', () => {
+describe('a carbon copy (XEP-0280 §7, §8, Examples 10 and 12)', () => {
   it('keeps the type, comes from the bare JID to the full JID, and forwards the original whole', () => {
     const original = parseFrame(`<message xmlns="jabber:client" from="juliet@capulet.example/balcony" to="romeo@montague.example/garden" type="chat"><body>What man art thou</body><thread>0e3141cd</thread></message>`);
     const copy = carbonCopy('received', original, 'romeo@montague.example', 'romeo@montague.example/home');
