@@ -82,7 +82,9 @@ export const carbons: XmppModule = {
 
     // §4 / §5: enable and disable for this session; repeated requests are answered alike (§10.1).
     const toggle = (enabled: boolean) => async ({ origin }: StanzaEvent) => {
-      await data.set(origin, 'enabled', enabled ? true : undefined);
+      // false rather than removing the field: a SET also works on an entry bound before this module
+      // existed (SessionData creates the map), a REMOVE there would fail.
+      await data.set(origin, 'enabled', enabled);
       return true;
     };
     for (const kind of ['self', 'host'] as const) {

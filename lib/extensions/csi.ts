@@ -50,7 +50,7 @@ export const csi: XmppModule = {
     ctx.hook(`stream-element/${NS_CSI}:active`, async ({ server, origin }: StanzaEvent) => {
       // The flag goes first: whatever is broadcast from now on reaches the client, and what was
       // withheld before is in the session items read next.
-      await data.set(origin, 'inactive', undefined);
+      await data.set(origin, 'inactive', false);
       await presence.sendCurrentPresence(server, origin);
       return true;
     });
