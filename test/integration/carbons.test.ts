@@ -120,6 +120,30 @@ describe('received copies (XEP-0280 §7)', () => {
   });
 });
 
+describe('across servers', () => {
+  it('a flag set through one server is honoured by another (another Lambda): the state is in the session entry', async () => {
+    const other = await startTestServer({ dynamoEndpoint: s.dynamoEndpoint, seedDomains: [] });
+    try {
+      const [alice, bob] = [await user('alice'), await user('bob')];
+      const a1 = await resource(alice, 'a1');
+      const a2 = await resource(alice, 'a2', { carbons: true });
+      const b = await connectClient(other.url, { username: bob, resource: 'b1' });
+      await b.send(chat(a1.jid, 'x1'));
+      await a1.waitFor(byName('message', { id: 'x1' }));
+      await a2.waitFor(carbon('received', 'x1'));
+      // And a sent copy of a message handled by the other server, for a resource that enabled here.
+      const a3 = await connectClient(other.url, { username: alice, resource: 'a3' });
+      await a3.send(chat(b.jid, 'x2'));
+      await b.waitFor(byName('message', { id: 'x2' }));
+      await a2.waitFor(carbon('sent', 'x2'));
+      await a1.expectNothing(s, anyCopyOf('x2'), a3);
+      for (const c of [a1, a2, a3, b]) await c.stop();
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
 describe('sent copies (XEP-0280 §8)', () => {
   it("a resource's outgoing message is copied to the account's other carbons-enabled resources, not back to it", async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];

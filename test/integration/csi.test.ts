@@ -100,6 +100,30 @@ describe('XEP-0352 Client State Indication', () => {
     for (const x of [a1, a2, b1, c]) await x.stop();
   });
 
+  it('the state is in the table, not in a process: another server (another Lambda) withholds and replays alike', async () => {
+    const other = await startTestServer({ dynamoEndpoint: s.dynamoEndpoint, tenantWatchMs: 3_600_000 });
+    try {
+      const [alice, bob] = [await user('alice'), await user('bob')];
+      await friends(alice, bob);
+      const a1 = await online(alice, 'phone');
+      const b1 = await connectClient(other.url, { username: bob, resource: 'desk' });
+      await b1.send(xml('presence'));
+      await a1.waitFor(presenceFrom(b1.jid));
+      await nonza(a1, 'inactive');
+      await b1.send(xml('presence', {}, xml('show', {}, 'away')));
+      await a1.expectNothing(s, presenceFrom(b1.jid), b1);
+      await b1.send(xml('message', { to: a1.jid, type: 'chat', id: 'x1' }, xml('body', {}, 'via the other server')));
+      await a1.waitFor(byName('message', { id: 'x1' }));
+      await nonza(a1, 'active');
+      assert.equal((await a1.waitFor(presenceFrom(b1.jid))).getChildText('show'), 'away');
+      await b1.send(xml('presence', {}, xml('show', {}, 'dnd')));
+      assert.equal((await a1.waitFor(presenceFrom(b1.jid))).getChildText('show'), 'dnd');
+      for (const x of [a1, b1]) await x.stop();
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('costs: <inactive/> one write; a withheld presence no post; <active/> one write and the probe answers', async () => {
     const [alice, bob] = [await user('alice'), await user('bob')];
     await friends(alice, bob);
