@@ -112,8 +112,9 @@ export const carbons: XmppModule = {
       if (targets.length) await server.sendMany(targets, (t) => carbonCopy('sent', stanza, bare, `${bare}/${t.resource}`));
       return undefined;
     };
-    ctx.hook('message/bare', onSent, 50);
-    ctx.hook('message/full', onSent, 50);
+    // Priority 50: a module that adds to the message what the sender's copy should carry (an archive's
+    // stanza id) hooks these events above it.
+    for (const kind of ['bare', 'full', 'self'] as const) ctx.hook(`message/${kind}`, onSent, 50);
 
     // §7: copies for the recipient's carbons-enabled resources that did not get it; the event carries
     // every session entry of the recipient, so this reads nothing.

@@ -186,6 +186,12 @@ describe('avoiding copies (XEP-0280 §9, XEP-0334)', () => {
     const hinted = await b1.waitFor(byName('message', { id: 'nc1' }));
     assert.ok(hinted.getChild('no-copy', 'urn:xmpp:hints'), 'hints stay');
     for (const c of [a2, b2]) await c.expectNothing(s, (el) => anyCopyOf('p1')(el) || anyCopyOf('nc1')(el), a1);
+    // To one's own other resource: delivered without <private/>, no copy for the third.
+    await b1.send(chat(b2.jid, 'p2', xml('private', { xmlns: CARBONS })));
+    assert.equal((await b2.waitFor(byName('message', { id: 'p2' }))).getChild('private', CARBONS), undefined);
+    await a1.send(chat(b2.jid, 'p3'));
+    await b1.waitFor(carbon('received', 'p3')); // (b1 does get copies of others' messages)
+    await b1.expectNothing(s, anyCopyOf('p2'));
     for (const c of [a1, a2, b1, b2]) await c.stop();
   });
 
