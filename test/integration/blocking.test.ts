@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CACHE_MS, NS_BLOCKING, NS_BLOCKING_ERRORS } from '../../lib/extensions/blocking/index.ts';
+import type { BlockListStore } from '../../lib/extensions/blocking/store.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
 import { type Element, RawClient, type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, xml } from '../support/harness.ts';
 
@@ -198,15 +199,16 @@ describe('XEP-0191 Blocking Command', () => {
     await block(erin, 'erin-block', `bob@${D}`);
     await erin.stop();
     await s.gateway.idle();
-    // This process's copy of erin's list is out of date: the cold cost reads the list item.
+    // This process's copy of erin's list is out of date, so the list item is read; bob's own copy
+    // (for the §3.6 check) is fresh: he has just retrieved his list.
     s.clock.advance(CACHE_MS);
+    await blocklist(bob, 'bob-list');
     const cost = await s.cost(async () => {
       await bob.send(chat(`erin@${D}`, 'to-erin'));
       assert.equal(errorOf(await bob.waitFor((el) => el.attrs.id === 'to-erin')).condition, 'service-unavailable');
     });
-    // erin's session item, the account check, erin's list, and (its copy as old) bob's own list for
-    // the §3.6 check; no offline write.
-    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 4, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
+    // erin's session item, the account check, erin's list; no offline write.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 3, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
     assert.deepEqual(await offlineOf(s.server).list(`erin@${D}`), []);
   });
 
@@ -249,5 +251,21 @@ describe('XEP-0191 Blocking Command', () => {
     assert.equal(errorOf(await bob.waitFor((el) => el.attrs.id === 'to-raw')).condition, 'service-unavailable');
     c.ws.close();
     await c.closed;
+  });
+
+  it("the sender's check uses this process's copy of its list for CACHE_MS: a change written elsewhere (another container) applies after that, for one read", async () => {
+    const laptop = clients.find((c) => c.jid === `frank@${D}/laptop`)!;
+    const store = s.server.registry.apis.get('blocking') as BlockListStore;
+    await store.add(`alice@${D}`, [`frank@${D}`]);
+    await alice.send(chat(laptop.jid, 'stale'));
+    await laptop.waitFor((el) => el.attrs.id === 'stale');
+    s.clock.advance(CACHE_MS);
+    const cost = await s.cost(async () => {
+      await alice.send(chat(laptop.jid, 'fresh'));
+      assert.ok(errorOf(await alice.waitFor((el) => el.attrs.id === 'fresh')).blocked);
+    });
+    // frank's session item, alice's list item.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
+    await laptop.expectNothing(s, (el) => el.attrs.id === 'fresh', alice);
   });
 });

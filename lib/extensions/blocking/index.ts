@@ -12,6 +12,7 @@
 // - the sender's side (and presence to non-session targets) uses this process's copy of the
 //   account's list, kept for CACHE_MS like a tenant item and refreshed from the item when older;
 //   a change made by this process replaces it at once.
+import { randomBytes } from 'node:crypto';
 import type { SessionEntry } from '../../store/sessions.ts';
 import type { ModuleContext, XmppModule } from '../../core/modules.ts';
 import type { Session } from '../../core/events.ts';
@@ -84,8 +85,6 @@ function itemsOf(child: Element): (string | undefined)[] {
 
 const itemElements = (jids: string[]) => jids.map((jid) => xml('item', { jid }));
 
-let pushCounter = 0;
-
 function install(ctx: ModuleContext): BlockListStore {
   const { server } = ctx;
   const store = new BlockListStore(ctx.openStore());
@@ -124,7 +123,7 @@ function install(ctx: ModuleContext): BlockListStore {
     const sessions = await server.sessions.list(bare);
     for (const s of sessions) await data.set({ jid: origin.jid.withResource(s.resource), connectionId: s.connectionId }, 'list', list.length ? list : undefined);
     const interested = sessions.filter((s) => data.of(s).requested);
-    await server.sendMany(interested, (s) => xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `block-push-${++pushCounter}`, to: `${bare}/${s.resource}` }, push));
+    await server.sendMany(interested, (s) => xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `block-push-${randomBytes(6).toString('hex')}`, to: `${bare}/${s.resource}` }, push));
     return sessions;
   }
 
