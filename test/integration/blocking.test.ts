@@ -192,6 +192,11 @@ describe('XEP-0191 Blocking Command', () => {
     // carol's own presence no longer reaches alice either (§3.5).
     await carol.send(xml('presence', {}, xml('show', {}, 'dnd')));
     await alice.expectNothing(s, (el) => el.name === 'presence' && el.attrs.from === carol.jid, carol);
+    // carol's next session probes alice at its initial presence (RFC 6121 §4.3): no answer.
+    const carol2 = await login('carol', 'tablet');
+    await carol2.send(xml('presence', {}));
+    await carol2.waitFor((el) => el.name === 'presence' && el.attrs.from === carol.jid, WAIT_MS, "carol/desk's presence");
+    await carol2.expectNothing(s, (el) => el.name === 'presence' && el.attrs.from?.startsWith(`alice@${D}`) === true, carol2);
   });
 
   it('§3.5: a message from a blocked JID to an offline user is not stored, and is answered service-unavailable', async () => {

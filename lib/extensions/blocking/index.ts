@@ -162,7 +162,8 @@ function install(ctx: ModuleContext): BlockListStore {
     const contacts = (await roster.store.list(bare))
       .filter((i) => i.subscription === 'from' || i.subscription === 'both')
       .map((i) => i.jid)
-      .filter((j) => jids.some((b) => tryParseJID(b)?.domain === tryParseJID(j)?.domain));
+      // The contact's bare JID is blocked, or one of its resources is.
+      .filter((j) => isBlocked(jids, j) || jids.some((b) => b.startsWith(`${j}/`)));
     if (!contacts.length) return;
     const sessions = await server.sessions.listMany(contacts);
     const deliveries: (SessionEntry & { to: string; from: string })[] = [];
