@@ -69,12 +69,22 @@ describe('XEP-0191 Blocking Command', () => {
     await s.stop();
   });
 
-  it('§3.1: the server advertises urn:xmpp:blocking in disco#info (also when the account asks without a to)', async () => {
-    for (const to of [D, undefined]) {
+  it('§3.1: the server and the account (its bare JID) advertise urn:xmpp:blocking in disco#info; a tenant without blocking does not', async () => {
+    for (const to of [D, undefined, `alice@${D}`]) {
       const info = await alice.iq(xml('iq', { type: 'get', ...(to ? { to } : {}) }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
       const features = info.getChild('query')!.getChildren('feature').map((f: Element) => f.attrs.var);
       assert.ok(features.includes(NS_BLOCKING), `${to}: ${features.join(' ')}`);
     }
+    const pat = await login('pat', 'p', PLAIN);
+    for (const to of [PLAIN, `pat@${PLAIN}`]) {
+      const info = await pat.iq(xml('iq', { type: 'get', to }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+      const features = info.getChild('query')!.getChildren('feature').map((f: Element) => f.attrs.var);
+      assert.ok(features.includes('http://jabber.org/protocol/disco#info') && !features.includes(NS_BLOCKING), `${to}: ${features.join(' ')}`);
+    }
+    // Nor does it answer the protocol there: an unknown IQ.
+    const res = await ask(pat, xml('iq', { type: 'get', id: 'plain-list' }, xml('blocklist', { xmlns: NS_BLOCKING })));
+    assert.equal(errorOf(res).condition, 'service-unavailable');
+    await pat.stop();
   });
 
   it('§3.2: an empty list is an empty <blocklist/>; retrieving it costs one read, one write (the resource asked) and the reply', async () => {

@@ -93,8 +93,9 @@ function install(ctx: ModuleContext): BlockListStore {
   const roster = ctx.depends<RosterApi>('roster');
   const listIn = (sessions: SessionEntry[]) => sessions.flatMap((s) => data.of(s).list ?? []);
 
-  // §2 (and §3.1: the account answers disco#info like its server does, docs/modules.md).
+  // §3.1: the server says it supports the protocol; so does the account's bare JID.
   ctx.addFeature(NS_BLOCKING);
+  ctx.addAccountFeature(NS_BLOCKING);
 
   // A new session carries the list from the start; the process that bound it keeps a copy.
   ctx.hook('session-bound', async ({ origin }) => {
