@@ -216,17 +216,18 @@ function install(ctx: ModuleContext): BlockListStore {
   // contact to the user" (presence: "the server MUST NOT respond and MUST NOT return an error"),
   // and the user's presence goes no more to a contact it blocked (§3.3; its unavailable passes).
   ctx.filterOutbound(async (stanza, target) => {
+    const entry = target as Partial<SessionEntry>;
+    // A session entry carries the recipient's list (none: nothing to check but presence, below).
+    const copy = entry.resource !== undefined && entry.boundAt !== undefined ? (data.of(entry as SessionEntry).list ?? []) : undefined;
+    if (stanza.name !== 'presence' && !copy?.length) return stanza;
     const from = tryParseJID(stanza.attrs.from);
     const to = tryParseJID(stanza.attrs.to);
     if (!from || !to || !to.local) return stanza;
     if (from.local === to.local && from.domain === to.domain) return stanza;
-    const entry = target as Partial<SessionEntry>;
-    // A session entry carries the recipient's list; presence to a bare connection (probe answers at
+    // Presence to a connection that is not a session entry (probe answers and pending requests at
     // login) from an account of the same tenant is checked against this process's copy.
     const local = from.local !== '' && from.domain === to.domain;
-    let theirs: string[] | undefined;
-    if (entry.resource !== undefined && entry.boundAt !== undefined) theirs = data.of(entry as SessionEntry).list;
-    else if (stanza.name === 'presence' && local && (await ctx.enabledFor(to.domain))) theirs = await lists.get(to.bare().toString());
+    const theirs = copy ?? (stanza.name === 'presence' && local && (await ctx.enabledFor(to.domain)) ? await lists.get(to.bare().toString()) : undefined);
     if (isBlocked(theirs, from)) return null;
     if (stanza.name === 'presence' && local && stanza.attrs.type !== 'unavailable' && (await ctx.enabledFor(from.domain))) {
       if (isBlocked(await lists.get(from.bare().toString()), to)) return null;
