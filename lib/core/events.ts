@@ -87,6 +87,22 @@ export interface DeliveredEvent {
 }
 
 /**
+ * "stanza/deliver": a message or an IQ to a local account is about to be delivered (RFC 6121 §8.5),
+ * after the recipient's sessions were read and before anything is posted. A handler that returns
+ * anything but undefined stops the delivery (nothing is posted, no error is owed); one that throws a
+ * StanzaError stops it and the sender gets that error. `sessions` are all live ones of the account
+ * (empty when nobody is online), with their module data.
+ */
+export interface DeliverEvent {
+  server: XmppServer;
+  /** The sending session; none when the server sends (e.g. a MUC invitation). */
+  origin?: Session;
+  stanza: Element;
+  to: JID;
+  sessions: SessionEntry[];
+}
+
+/**
  * "message/undeliverable": a message to an existing local account that no session took (RFC 6121
  * §8.5.2.2, §8.5.3.2). A handler that keeps it (offline storage, the archive) returns true; if none
  * does, the sender gets service-unavailable.
@@ -132,6 +148,7 @@ export interface CoreEvents {
   unavailable: UnavailableEvent;
   'presence/initial': InitialPresenceEvent;
   'stanza/in': InboundEvent;
+  'stanza/deliver': DeliverEvent;
   'message/delivered': DeliveredEvent;
   'message/undeliverable': UndeliverableEvent;
   'auth/check': AuthAttemptEvent;

@@ -159,6 +159,8 @@ export class Registry {
   readonly identities: DiscoIdentity[] = [];
   /** Disco feature → the module that offers it. */
   readonly features = new Map<string, string>();
+  /** Disco features of every account's bare JID (XEP-0030 §3.1 for an account) → the module. */
+  readonly accountFeatures = new Map<string, string>();
   readonly discoItems: { module: string; source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]> }[] = [];
   readonly discoForms: { module: string; form: (domain: string) => Element }[] = [];
   readonly streamFeatures: { module: string; feature: StreamFeature }[] = [];
@@ -287,6 +289,11 @@ export class ModuleContext {
     for (const ns of namespaces) this.registry.features.set(ns, this.name);
   }
 
+  /** Features an account's bare JID advertises in its disco#info (the server answers for it). */
+  addAccountFeature(...namespaces: string[]): void {
+    for (const ns of namespaces) this.registry.accountFeatures.set(ns, this.name);
+  }
+
   addIdentity(identity: DiscoIdentity): void {
     this.registry.identities.push(identity);
   }
@@ -338,6 +345,12 @@ export class ModuleContext {
       features: [...this.registry.features].filter(([, m]) => on(m)).map(([f]) => f).sort(),
       forms: this.registry.discoForms.filter((f) => on(f.module)).map((f) => f.form(domain)),
     };
+  }
+
+  /** Features of an account's disco#info in a tenant: its enabled modules' only. */
+  async accountDiscoFeatures(domain: string): Promise<string[]> {
+    const tenant = await this.server.tenants.get(domain);
+    return [...this.registry.accountFeatures].filter(([, m]) => this.registry.isEnabled(m, tenant)).map(([f]) => f).sort();
   }
 
   /** Items of the server's disco#items for a tenant. */

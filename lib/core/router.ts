@@ -81,13 +81,13 @@ async function routeIq(event: StanzaEvent): Promise<void> {
   if (type === 'result' || type === 'error') {
     // Replies go to full JIDs; anything else (replies to roster pushes, to the server) ends here,
     // after telling the server's liveness check about answers to its pings (XEP-0199 §4.2).
-    if (kind === 'full') await deliverToFullJid(server, event.to, stanza, () => undefined);
+    if (kind === 'full') await deliverToFullJid(server, origin, event.to, stanza, () => undefined);
     else if (kind === 'host' || !stanza.attrs.to) await server.answeredPing(origin, stanza.attrs.id);
     return;
   }
   if (kind === 'full') {
     // RFC 6121 §8.5.3.1: an IQ to a resource goes to that resource; none → service-unavailable.
-    await deliverToFullJid(server, event.to, stanza, () => {
+    await deliverToFullJid(server, origin, event.to, stanza, () => {
       throw new StanzaError('service-unavailable');
     });
     return;
@@ -115,8 +115,9 @@ async function routeIq(event: StanzaEvent): Promise<void> {
   await server.send(origin, reply);
 }
 
-async function deliverToFullJid(server: XmppServer, to: JID, stanza: Element, otherwise: () => void): Promise<void> {
+async function deliverToFullJid(server: XmppServer, origin: Session, to: JID, stanza: Element, otherwise: () => void): Promise<void> {
   const sessions = await server.sessions.list(to.bare().toString());
+  if ((await server.registry.events.fire('stanza/deliver', { server, origin, stanza, to, sessions })) !== undefined) return;
   const target = sessions.find((s) => s.resource === to.resource);
   if (!target || !(await server.send(target, stanza))) otherwise();
 }
@@ -133,6 +134,8 @@ export async function deliverMessage(server: XmppServer, origin: Session | undef
   const type = stanza.attrs.type ?? 'normal';
   const bare = to.bare().toString();
   const sessions = await server.sessions.list(bare);
+  // A module may stop the delivery here, with the recipient's sessions in hand (XEP-0191 blocking).
+  if ((await server.registry.events.fire('stanza/deliver', { server, origin, stanza, to, sessions })) !== undefined) return;
   const delivered = (recipients: SessionEntry[]) => server.registry.events.fireAll('message/delivered', { server, origin, stanza, to, recipients, sessions });
 
   if (to.resource) {

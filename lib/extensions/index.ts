@@ -4,6 +4,7 @@ import type { XmppModule } from '../core/modules.ts';
 import { authLimits } from './auth-limits/index.ts';
 import { carbons } from './carbons.ts';
 import { csi } from './csi.ts';
+import { blocking } from './blocking/index.ts';
 import { disco } from './disco.ts';
 import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
@@ -14,4 +15,4 @@ import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, carbons, csi];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, carbons, csi, blocking];
