@@ -12,12 +12,15 @@ import { pushRosterItem, rosterItemElement } from './roster-push.ts';
 import { rosterOf } from './store.ts';
 import { processOutboundSubscription } from './subscriptions.ts';
 
-async function rosterGet({ server, origin }: IqEvent): Promise<Element> {
+async function rosterGet({ server, origin, child }: IqEvent): Promise<Element | true> {
   const owner = origin.jid.bare().toString();
-  const items = await rosterOf(server).list(owner);
+  const { items, ver } = await rosterOf(server).listVersioned(owner);
   // §2.1.6: requesting the roster makes this resource "interested" in pushes.
   await server.sessions.update(owner, origin.jid.resource, origin.connectionId, { interested: true });
-  const query = xml('query', { xmlns: NS.ROSTER });
+  // §2.6.3: the client's cached roster is current: an empty result. Any other version (stale, unknown, empty
+  // or another account's) gets the whole roster, which §2.6.3 allows instead of the changes as pushes.
+  if (child.attrs.ver !== undefined && child.attrs.ver === ver) return true;
+  const query = xml('query', { xmlns: NS.ROSTER, ver });
   for (const item of items) if (item.inRoster) query.cnode(rosterItemElement(item));
   return query;
 }
@@ -51,8 +54,9 @@ async function rosterSet({ server, origin, child }: IqEvent): Promise<true> {
     groups,
     inRoster: true,
   };
+  const ver = await rosterOf(server).bumpVersion(owner);
   await rosterOf(server).put(owner, item);
-  await pushRosterItem(server, owner, rosterItemElement(item));
+  await pushRosterItem(server, owner, rosterItemElement(item), ver);
   return true;
 }
 
@@ -68,8 +72,9 @@ async function removeItem(server: XmppServer, owner: string, jid: string, origin
   if (after.subscription === 'from' || after.subscription === 'both' || after.pendingIn) {
     await processOutboundSubscription(server, origin, 'unsubscribed', contact);
   }
+  const ver = await rosterOf(server).bumpVersion(owner);
   await rosterOf(server).remove(owner, jid);
-  await pushRosterItem(server, owner, rosterItemElement({ jid, groups: [] }, true));
+  await pushRosterItem(server, owner, rosterItemElement({ jid, groups: [] }, true), ver);
   return true;
 }
 

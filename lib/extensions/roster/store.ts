@@ -1,6 +1,14 @@
 // Rosters (RFC 6121 §2): one item per (owner, contact) in the partition `roster#<owner>`, queried
 // whole by owner. The roster module declares the `roster` prefix (index.ts), so a purge finds it.
-import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+//
+// Roster versioning (RFC 6121 §2.6): the same partition holds one more item, sort key `@ver` (no bare
+// JID starts with '@', RFC 7622 §3.3), a counter that each change the owner sees (each roster push) bumps
+// with one UpdateItem, before the change is written: a crash in between costs clients a full roster, never
+// a missed change. The roster get's one Query returns the counter with the items. A version is
+// `<epoch>-<counter>`, the epoch drawn when the counter item is created, so an account deleted and made
+// again never repeats a version of its predecessor; a roster that never changed has version `0`.
+import { randomBytes } from 'node:crypto';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ModuleStore } from '../../core/modules.ts';
 import { partitionItems } from '../../store/dynamo.ts';
 import type { SubscriptionState } from './subscription-states.ts';
@@ -20,6 +28,9 @@ export interface RosterItem extends SubscriptionState {
 }
 
 export const ROSTER_PREFIX = 'roster';
+const VERSION_SK = '@ver';
+/** The version of a roster that has never changed (RFC 6121 §2.6.1: any string the server chooses). */
+export const INITIAL_VERSION = '0';
 
 export class RosterStore {
   private readonly db: ModuleStore['db'];
@@ -35,7 +46,29 @@ export class RosterStore {
   }
 
   async list(owner: string): Promise<RosterItem[]> {
-    return (await partitionItems(this.db, this.table, this.store.pk(ROSTER_PREFIX, owner))).map(strip);
+    return (await this.listVersioned(owner)).items;
+  }
+
+  /** The items and the roster's version (RFC 6121 §2.6), from one Query. */
+  async listVersioned(owner: string): Promise<{ items: RosterItem[]; ver: string }> {
+    const all = await partitionItems(this.db, this.table, this.store.pk(ROSTER_PREFIX, owner));
+    const counter = all.find((i) => i.sk === VERSION_SK);
+    return { items: all.filter((i) => i.sk !== VERSION_SK).map(strip), ver: counter ? versionOf(counter) : INITIAL_VERSION };
+  }
+
+  /** A new version of the owner's roster (RFC 6121 §2.6.1), for a change about to be written: one UpdateItem. */
+  async bumpVersion(owner: string): Promise<string> {
+    const res = await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: this.store.pk(ROSTER_PREFIX, owner), sk: VERSION_SK },
+        UpdateExpression: 'SET #epoch = if_not_exists(#epoch, :epoch) ADD #n :one',
+        ExpressionAttributeNames: { '#epoch': 'epoch', '#n': 'n' },
+        ExpressionAttributeValues: { ':epoch': randomBytes(6).toString('hex'), ':one': 1 },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return versionOf(res.Attributes!);
   }
 
   async get(owner: string, contact: string): Promise<RosterItem | undefined> {
@@ -50,6 +83,10 @@ export class RosterStore {
   async remove(owner: string, contact: string): Promise<void> {
     await this.db.send(new DeleteCommand({ TableName: this.table, Key: this.key(owner, contact) }));
   }
+}
+
+function versionOf(counter: Record<string, unknown>): string {
+  return `${counter.epoch as string}-${counter.n as number}`;
 }
 
 function strip(item: Record<string, unknown>): RosterItem {
