@@ -21,7 +21,10 @@ export function rosterItemElement(item: Pick<RosterItem, 'jid' | 'name' | 'group
  */
 export async function pushRosterItem(server: XmppServer, owner: string, itemEl: Element, ver: string, known?: SessionEntry[]): Promise<void> {
   const sessions = (known ?? (await server.sessions.list(owner))).filter((s) => s.interested);
-  await server.sendMany(sessions, (s) =>
-    xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: `${owner}/${s.resource}` }, xml('query', { xmlns: NS.ROSTER, ver }, itemEl)),
-  );
+  await server.sendMany(sessions, (s) => rosterPush(owner, s.resource, itemEl, ver));
+}
+
+/** One roster push (§2.1.6) to `owner/resource`, with the roster version it brings the client to (§2.6.2). */
+export function rosterPush(owner: string, resource: string, itemEl: Element, ver: string): Element {
+  return xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: `${owner}/${resource}` }, xml('query', { xmlns: NS.ROSTER, ver }, itemEl));
 }

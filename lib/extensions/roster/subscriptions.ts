@@ -42,7 +42,9 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
     };
   }
   // RFC 6121 §2.6: a change the user sees (one that is pushed) gets a new roster version, before it is written.
-  const ver = result.rosterPush && item?.inRoster ? await rosterOf(server).bumpVersion(user) : undefined;
+  const bumped = result.rosterPush && item?.inRoster ? await rosterOf(server).bumpVersion(user) : undefined;
+  if (bumped && item) item = { ...item, ver: bumped.n };
+  const ver = bumped?.ver;
   if (result.changed && item) await rosterOf(server).put(user, item);
   // §3.2.2: unavailable presence goes out before the unsubscribed itself.
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
@@ -78,7 +80,9 @@ export async function processInboundSubscription(server: XmppServer, from: strin
   }
   const push = result.rosterPush && item?.inRoster;
   // RFC 6121 §2.6: a pushed change gets a new roster version, before it is written.
-  const ver = push ? await rosterOf(server).bumpVersion(to) : undefined;
+  const bumped = push ? await rosterOf(server).bumpVersion(to) : undefined;
+  if (bumped && item) item = { ...item, ver: bumped.n };
+  const ver = bumped?.ver;
   if (result.changed && item) {
     if (!item.inRoster && !item.pendingIn && !item.approved) await rosterOf(server).remove(to, from);
     else await rosterOf(server).put(to, item);
