@@ -30,6 +30,11 @@ export interface StanzaEvent {
 export interface IqEvent extends StanzaEvent {
   /** The IQ's one payload element. */
   child: Element;
+  /**
+   * Work that must follow the reply (RFC 6121 §2.6.3: roster pushes after the empty result): run in
+   * order once a result has been posted, not after an error. Absent where an IQ is not answered by the router.
+   */
+  afterReply?: (then: () => Promise<void>) => void;
 }
 
 /** "session-bound": resource binding succeeded (RFC 6120 §7). */

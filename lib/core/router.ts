@@ -96,7 +96,8 @@ async function routeIq(event: StanzaEvent): Promise<void> {
   // RFC 6120 §8.2.3: a get or set carries exactly one payload.
   if (children.length !== 1) throw new StanzaError('bad-request', 'an IQ get or set carries exactly one child element');
   const child = children[0];
-  const iqEvent: IqEvent = { ...event, child };
+  const followUps: (() => Promise<void>)[] = [];
+  const iqEvent: IqEvent = { ...event, child, afterReply: (then) => followUps.push(then) };
   const name = `iq-${type}/${kind}/${child.attrs.xmlns}:${child.name}`;
   let result: unknown;
   try {
@@ -113,6 +114,7 @@ async function routeIq(event: StanzaEvent): Promise<void> {
   const reply = xml('iq', { xmlns: NS.CLIENT, type: 'result', id: stanza.attrs.id, to: origin.jid.toString(), ...(stanza.attrs.to ? { from: stanza.attrs.to } : {}) });
   if (typeof result === 'object' && result !== null && 'name' in result) reply.cnode(result as Element);
   await server.send(origin, reply);
+  for (const then of followUps) await then();
 }
 
 async function deliverToFullJid(server: XmppServer, origin: Session, to: JID, stanza: Element, otherwise: () => void): Promise<void> {

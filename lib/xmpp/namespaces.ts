@@ -17,6 +17,7 @@ export const NS = {
   CHATSTATES: 'http://jabber.org/protocol/chatstates', // XEP-0085
   OFFLINE: 'msgoffline', // XEP-0160 disco feature
   PRE_APPROVAL: 'urn:xmpp:features:pre-approval', // RFC 6121 §3.4
+  ROSTER_VER: 'urn:xmpp:features:rosterver', // RFC 6121 §2.6.1
   DATA_FORMS: 'jabber:x:data', // XEP-0004
   MUC: 'http://jabber.org/protocol/muc', // XEP-0045
   MUC_USER: 'http://jabber.org/protocol/muc#user', // XEP-0045
@@ -27,5 +28,6 @@ export const NS = {
   MUC_REQUEST: 'http://jabber.org/protocol/muc#request', // XEP-0045 §8.6
   MUC_STABLE_ID: 'http://jabber.org/protocol/muc#stable_id', // XEP-0045 §7.4
   MUC_SELF_PING: 'http://jabber.org/protocol/muc#self-ping-optimization', // XEP-0410 §3.3
+  OCCUPANT_ID: 'urn:xmpp:occupant-id:0', // XEP-0421
   CONFERENCE: 'jabber:x:conference', // XEP-0249
 } as const;

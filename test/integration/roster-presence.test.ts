@@ -812,7 +812,7 @@ describe('cost of presence and roster (DynamoDB calls, management posts)', () =>
     await stopAll(...contacts);
   });
 
-  it('roster set with two interested resources: 2 reads, 1 write, 3 posts', async () => {
+  it('roster set with two interested resources: 2 reads, 2 writes, 3 posts', async () => {
     const [me, contact] = [await user('setcost'), await user('setc')];
     const r1 = await login(me, 'r1');
     const r2 = await login(me, 'r2');
@@ -822,8 +822,10 @@ describe('cost of presence and roster (DynamoDB calls, management posts)', () =>
       await rosterSet(r1, xml('item', { jid: jid(contact), name: 'C' }));
       await r2.waitFor(isPush(jid(contact)), WAIT_MS, 'push');
     });
-    // reads: the existing item, the sessions (for the push); write: the item; posts: 2 pushes + the result.
-    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 1, posts: 3 }, JSON.stringify(cost.calls));
+    // reads: the existing item, the sessions (for the push); writes: the roster version (RFC 6121 §2.6), the item;
+    // posts: 2 pushes + the result.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 2, posts: 3 }, JSON.stringify(cost.calls));
+    assert.deepEqual([cost.calls['dynamodb:UpdateItemCommand'], cost.calls['dynamodb:PutItemCommand']], [1, 1], JSON.stringify(cost.calls));
     await stopAll(r1, r2);
   });
 
@@ -836,16 +838,18 @@ describe('cost of presence and roster (DynamoDB calls, management posts)', () =>
       await j.waitFor(presence(jid(romeo), 'subscribe'), WAIT_MS, 'subscribe');
       await r.waitFor(isPush(jid(juliet)), WAIT_MS, 'push');
     });
-    // romeo's item (get, put), romeo's sessions (push); juliet's item (get: none), account exists, pending
-    // request (put), juliet's sessions (delivery). Posts: the push, the request.
-    assert.deepEqual({ reads: request.reads, writes: request.writes, posts: request.posts }, { reads: 5, writes: 2, posts: 2 }, JSON.stringify(request.calls));
+    // romeo's item (get, put), romeo's roster version (the push, RFC 6121 §2.6), romeo's sessions (push); juliet's
+    // item (get: none), account exists, pending request (put: not in her roster, so no new version), juliet's
+    // sessions (delivery). Posts: the push, the request.
+    assert.deepEqual({ reads: request.reads, writes: request.writes, posts: request.posts }, { reads: 5, writes: 3, posts: 2 }, JSON.stringify(request.calls));
     const approval = await s.cost(async () => {
       await j.send(xml('presence', { to: jid(romeo), type: 'subscribed' }));
       await r.waitFor(presence(j.jid), 3000, "juliet's presence");
     });
-    // juliet's item (get, put), juliet's sessions (push); romeo's item (get, put), romeo's sessions (delivery and
-    // push); both accounts' sessions (one BatchGetItem) for juliet's presence. Posts: 2 pushes, subscribed, presence.
-    assert.deepEqual({ reads: approval.reads, writes: approval.writes, posts: approval.posts }, { reads: 5, writes: 2, posts: 4 }, JSON.stringify(approval.calls));
+    // juliet's item (get, put) and roster version, juliet's sessions (push); romeo's item (get, put) and roster
+    // version, romeo's sessions (delivery and push); both accounts' sessions (one BatchGetItem) for juliet's
+    // presence. Posts: 2 pushes, subscribed, presence.
+    assert.deepEqual({ reads: approval.reads, writes: approval.writes, posts: approval.posts }, { reads: 5, writes: 4, posts: 4 }, JSON.stringify(approval.calls));
     await stopAll(r, j);
   });
 

@@ -11,7 +11,8 @@
 //   config-form.ts   the muc#roomconfig and muc#roominfo forms (pure)
 //   permissions.ts   the role and affiliation tables (pure)
 //   history.ts       discussion history; invitations.ts, voice-requests.ts, self-ping.ts (XEP-0410)
-//   disco.ts         service discovery; delivery.ts fan-out; room-model.ts presence building
+//   disco.ts         service discovery; delivery.ts fan-out; room-model.ts presence building;
+//                    occupant-id.ts the XEP-0421 occupant ids (pure)
 //   operations.ts    room management for the admin API and the CLI; admin-routes.ts, cli.ts use it
 //   store.ts         the room items (layout in its header); settings.ts the tenant's `muc` block
 //

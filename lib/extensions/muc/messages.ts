@@ -5,7 +5,8 @@ import type { StanzaEvent } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, xml } from '../../xmpp/xml.ts';
-import type { RoomRecord } from './store.ts';
+import type { Occupant, RoomRecord } from './store.ts';
+import { stripOccupantIds, withOccupantId } from './occupant-id.ts';
 import { fanOut } from './delivery.ts';
 import { isHistoric, storeHistory } from './history.ts';
 import { declineInvitation, sendInvitations } from './invitations.ts';
@@ -31,10 +32,13 @@ export async function onBounce(ctx: Ctx, event: StanzaEvent): Promise<void> {
   if (mine) await leave(ctx, room!.id, mine.occupant.nick, event.origin, { codes: [333], notifySelf: false, unmark: true });
 }
 
-/** The same stanza from the occupant JID to every session of the room (§7.4: the client's id is kept). */
-async function reflect(ctx: Ctx, room: RoomRecord, nick: string, stanza: Element): Promise<Element> {
-  const base = clone(stanza);
-  base.attrs.from = occupantJid(ctx, room.id, nick);
+/**
+ * The same stanza from the occupant JID to every session of the room (§7.4: the client's id is kept),
+ * with the sender's occupant id instead of any the client put in (XEP-0421 §4).
+ */
+async function reflect(ctx: Ctx, room: RoomRecord, sender: Occupant, stanza: Element): Promise<Element> {
+  const base = withOccupantId(clone(stanza), ctx.occupantId(room.id, sender.bare));
+  base.attrs.from = occupantJid(ctx, room.id, sender.nick);
   // §7.4: without a client id the service "MAY generate an 'id' and use it for all reflections".
   base.attrs.id ??= newId();
   await fanOut(ctx, room.id, targetsOf(room), (t) => {
@@ -68,13 +72,13 @@ export async function onRoomMessage(ctx: Ctx, event: StanzaEvent): Promise<void>
   if (isSubjectChange(stanza)) {
     // §8.1: moderators, and participants where muc#roomconfig_changesubject allows.
     if (!mayChangeSubject(occupant.role, room.config)) throw new StanzaError('forbidden', 'you may not change the subject of this room');
-    const after = await ctx.muc.rooms.setSubject(ctx.tenant, room.id, { text: stanza.getChildText('subject') ?? '', nick: occupant.nick, at: Date.now() });
-    if (after) await reflect(ctx, after, occupant.nick, stanza);
+    const after = await ctx.muc.rooms.setSubject(ctx.tenant, room.id, { text: stanza.getChildText('subject') ?? '', nick: occupant.nick, bare: occupant.bare, at: Date.now() });
+    if (after) await reflect(ctx, after, occupant, stanza);
     return;
   }
   // §7.4: visitors in a moderated room have no voice.
   if (!maySendGroupchat(occupant.role)) throw new StanzaError('forbidden', 'you have no voice in this room');
-  const reflected = await reflect(ctx, room, occupant.nick, stanza);
+  const reflected = await reflect(ctx, room, occupant, stanza);
   if (isHistoric(stanza)) await storeHistory(ctx, room.id, reflected);
 }
 
@@ -97,7 +101,8 @@ export async function onOccupantMessage(ctx: Ctx, event: StanzaEvent): Promise<v
   const target = room.occupants[to.resource];
   if (!target) throw new StanzaError('item-not-found', `nobody is in the room as ${to.resource}`);
   if (!maySendPrivate(mine.occupant.role, room.config.allowPm)) throw new StanzaError('forbidden', 'private messages are not allowed for you in this room');
-  const m = clone(stanza);
+  // XEP-0421 §4: an occupant id the client put in is not the room's (a private message carries none).
+  const m = stripOccupantIds(clone(stanza));
   // §7.5: "The service SHOULD add the <x/> element if the message does not contain it already."
   if (!m.getChild('x', NS.MUC_USER)) m.cnode(xml('x', { xmlns: NS.MUC_USER }));
   await forward(ctx, room, mine.occupant.nick, m, target.nick);

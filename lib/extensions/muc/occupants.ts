@@ -18,7 +18,7 @@ import { fanOut, sendInOrder } from './delivery.ts';
 import { historyFor, parseHistoryRequest } from './history.ts';
 import { type ItemDetails, affiliationOf, findSession, occupantPresence, presencePayload, reservedByOther, sessionMarker, targetsOf } from './room-model.ts';
 import { occupantLimitFor } from './room-types.ts';
-import { type Ctx, type MucSessionData, defaultRoomConfig, occupantJid, roomJid } from './service.ts';
+import { type Ctx, type MucSessionData, defaultRoomConfig, occupantJid, roomJid, senderOf } from './service.ts';
 
 const PRE_JOIN = 'muc-occupant-pre-join';
 
@@ -48,12 +48,14 @@ export function subjectMessage(ctx: Ctx, room: RoomRecord, to: string): Element 
   const from = room.subject?.nick ? occupantJid(ctx, room.id, room.subject.nick) : roomJid(ctx, room.id);
   const m = xml('message', { xmlns: NS.CLIENT, type: 'groupchat', from, to, id: newId() }, xml('subject', {}, room.subject?.text ?? ''));
   if (room.subject) m.cnode(xml('delay', { xmlns: NS.DELAY, from: roomJid(ctx, room.id), stamp: new Date(room.subject.at).toISOString() }));
+  // XEP-0421 §4: a subject an occupant set names that occupant.
+  if (room.subject?.nick && room.subject.bare) m.cnode(xml('occupant-id', { xmlns: NS.OCCUPANT_ID, id: ctx.occupantId(room.id, room.subject.bare) }));
   return m;
 }
 
 /** Presence of `occupant` to every session in the room; its own sessions get it as self-presence (110). */
 export async function broadcastOccupant(ctx: Ctx, room: RoomRecord, occupant: Occupant, opts: { item?: ItemDetails; codes?: number[]; selfCodes?: number[]; except?: string } = {}): Promise<void> {
-  const from = occupantJid(ctx, room.id, occupant.nick);
+  const from = senderOf(ctx, room.id, occupant);
   const targets = targetsOf(room, (_o, s) => s.connectionId !== opts.except);
   await fanOut(ctx, room.id, targets, (t) => {
     const self = t.occupant.nick === occupant.nick;
@@ -136,12 +138,12 @@ async function joinSequence(ctx: Ctx, room: RoomRecord, nick: string, origin: Se
   const me = room.occupants[nick];
   const out: Element[] = [];
   for (const o of Object.values(room.occupants)) {
-    if (o.nick !== nick) out.push(occupantPresence(room, occupantJid(ctx, room.id, o.nick), o, { jid, role: me.role, self: false }));
+    if (o.nick !== nick) out.push(occupantPresence(room, senderOf(ctx, room.id, o), o, { jid, role: me.role, self: false }));
   }
   const own = [...codes];
   if (room.config.whois === 'anyone') own.push(100); // §7.2.4
   if (room.config.logging) own.push(170); // §7.2.12
-  const self = occupantPresence(room, occupantJid(ctx, room.id, nick), me, { jid, role: me.role, self: true }, { codes: own, id: stanza.attrs.id, payload: parseFrame(me.sessions[jid].presence) });
+  const self = occupantPresence(room, senderOf(ctx, room.id, me), me, { jid, role: me.role, self: true }, { codes: own, id: stanza.attrs.id, payload: parseFrame(me.sessions[jid].presence) });
   out.push(self);
   if (!codes.includes(201)) out.push(...(await historyFor(ctx, room, parseHistoryRequest(mucX), jid)));
   out.push(subjectMessage(ctx, room, jid));
@@ -207,6 +209,8 @@ async function presenceChange(ctx: Ctx, origin: Session, stanza: Element, id: st
       xml('item', { affiliation: 'none', role: 'none' }, xml('reason', {}, 'You are not in the room.')),
       ...[110, 307, 333].map((code) => xml('status', { code: String(code) })),
     ),
+    // XEP-0421 §4: the sender's own occupant id, as if it were in the room.
+    xml('occupant-id', { xmlns: NS.OCCUPANT_ID, id: ctx.occupantId(id, origin.jid.bare().toString()) }),
   );
   await ctx.server.send(origin, kick);
 }
@@ -234,9 +238,10 @@ async function changeNick(ctx: Ctx, room: RoomRecord, occupant: Occupant, origin
   const now = after.occupants[nick];
   for (const s of Object.values(now.sessions)) await mark(ctx, s, roomJid(ctx, room.id), occupantJid(ctx, room.id, nick));
   const targets = targetsOf(after);
-  const oldJid = occupantJid(ctx, room.id, occupant.nick);
+  // The same occupant id under the old nick and the new one (XEP-0421 §4: it follows the user, not the nick).
+  const old = senderOf(ctx, room.id, occupant);
   await fanOut(ctx, room.id, targets, (t) =>
-    occupantPresence(after, oldJid, now, { jid: t.jid, role: t.occupant.role, self: t.occupant.nick === nick }, { type: 'unavailable', codes: [303], item: { nick } }),
+    occupantPresence(after, old, now, { jid: t.jid, role: t.occupant.role, self: t.occupant.nick === nick }, { type: 'unavailable', codes: [303], item: { nick } }),
   );
   await broadcastOccupant(ctx, after, now);
 }
@@ -267,7 +272,7 @@ async function afterLeave(ctx: Ctx, res: { before: RoomRecord; after: RoomRecord
   const { before, after } = res;
   const occupant = before.occupants[nick];
   const session = occupant.sessions[jid];
-  const from = occupantJid(ctx, after.id, nick);
+  const from = senderOf(ctx, after.id, occupant);
   const payload = xml('presence', { xmlns: NS.CLIENT });
   for (const c of opts.status?.children ?? []) if (typeof c !== 'string' && c.name === 'status') payload.cnode(clone(c));
   const unavailable = { type: 'unavailable' as const, item: { role: 'none' as const }, codes: opts.codes, payload };
@@ -305,7 +310,7 @@ export async function expel(
   const res = await ctx.muc.rooms.removeOccupant(ctx.tenant, roomId, occupant.nick, occupant.bare);
   if (!res) return undefined;
   const gone = res.before.occupants[occupant.nick] ?? occupant;
-  const from = occupantJid(ctx, roomId, occupant.nick);
+  const from = senderOf(ctx, roomId, occupant);
   const item: ItemDetails = { affiliation: opts.affiliation, role: 'none', actor: opts.actor, reason: opts.reason };
   const own = targetsOf({ ...res.before, occupants: { [gone.nick]: gone } });
   await fanOut(ctx, roomId, own, (t) => occupantPresence(res.after, from, gone, { jid: t.jid, role: gone.role, self: true }, { type: 'unavailable', codes: opts.codes, item }));

@@ -93,6 +93,8 @@ export async function destroyRoom(ctx: Ctx, room: RoomRecord, opts: { alternate?
       'presence',
       { xmlns: NS.CLIENT, from: occupantJid(ctx, room.id, t.occupant.nick), to: t.jid, type: 'unavailable' },
       xml('x', { xmlns: NS.MUC_USER }, xml('item', { affiliation: 'none', role: 'none' }), destroy),
+      // XEP-0421 §4: every presence from an occupant JID names the occupant.
+      xml('occupant-id', { xmlns: NS.OCCUPANT_ID, id: ctx.occupantId(room.id, t.occupant.bare) }),
     ),
   );
 }

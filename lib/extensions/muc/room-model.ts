@@ -6,6 +6,7 @@ import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
 import type { Affiliation, Occupant, OccupantSession, Role, RoomRecord } from './store.ts';
 import { maySeeRealJids } from './permissions.ts';
+import { withOccupantId } from './occupant-id.ts';
 
 export function affiliationOf(room: RoomRecord, bare: string): Affiliation {
   return room.affiliations[bare]?.affiliation ?? 'none';
@@ -56,7 +57,7 @@ const ESSENTIAL = new Set(['show', 'priority', 'status']);
 
 /**
  * A session's presence as it is kept: the client's own payload (show, status, caps…) without MUC
- * elements (§17.2 rule 6: the service alone generates muc#user data) and without addresses. A payload
+ * elements (§17.2 rule 6: the service alone generates muc#user data) or occupant ids, and without addresses. A payload
  * too big for the room item is cut down to show, priority, status and entity capabilities (§17.4.1
  * lets a room block extended presence information).
  */
@@ -65,6 +66,8 @@ export function presencePayload(stanza: Element): string {
   for (const c of stanza.children) {
     if (typeof c === 'string') continue;
     if (c.name === 'x' && (c.attrs.xmlns === NS.MUC || c.attrs.xmlns === NS.MUC_USER)) continue;
+    // XEP-0421 §4: only the room says who an occupant is.
+    if (c.name === 'occupant-id' && c.attrs.xmlns === NS.OCCUPANT_ID) continue;
     p.cnode(clone(c));
   }
   const full = p.toString();
@@ -75,6 +78,12 @@ export function presencePayload(stanza: Element): string {
     if (ESSENTIAL.has(c.name) || (c.name === 'c' && c.attrs.xmlns === 'http://jabber.org/protocol/caps')) small.cnode(c.name === 'status' ? xml('status', {}, c.text().slice(0, 200)) : c);
   }
   return small.toString();
+}
+
+/** Who a room's stanza is from: the occupant JID, and the occupant id of its user (XEP-0421 §4). */
+export interface Sender {
+  jid: string;
+  occupantId: string;
 }
 
 export interface ItemDetails {
@@ -90,17 +99,17 @@ export interface ItemDetails {
 /**
  * Presence from `occupant` at its occupant JID to one recipient session, with the muc#user item
  * (§7.2.3), its real JID where the recipient may see it (§7.2.4, §7.2.5), and status codes in
- * ascending order. `self` adds 110 (§7.2.3: "self-presence").
+ * ascending order. `self` adds 110 (§7.2.3: "self-presence"). It carries the occupant id (XEP-0421 §4).
  */
 export function occupantPresence(
   room: RoomRecord,
-  from: string,
+  from: Sender,
   occupant: Occupant,
   recipient: { jid: string; role: Role; self: boolean },
   opts: { type?: 'unavailable'; codes?: number[]; item?: ItemDetails; payload?: Element; id?: string; destroy?: Element } = {},
 ): Element {
   const base = opts.payload ? clone(opts.payload) : opts.type === 'unavailable' ? xml('presence', { xmlns: NS.CLIENT }) : parseFrame(primarySession(occupant).presence);
-  base.attrs = { xmlns: NS.CLIENT, from, to: recipient.jid, ...(opts.id ? { id: opts.id } : {}), ...(opts.type ? { type: opts.type } : {}) };
+  base.attrs = { xmlns: NS.CLIENT, from: from.jid, to: recipient.jid, ...(opts.id ? { id: opts.id } : {}), ...(opts.type ? { type: opts.type } : {}) };
   const item = xml('item', { affiliation: opts.item?.affiliation ?? affiliationOf(room, occupant.bare), role: opts.item?.role ?? occupant.role });
   if (recipient.self || maySeeRealJids(recipient.role, room.config.whois)) {
     // The recipient's own session when it is self-presence, so each resource sees itself.
@@ -115,7 +124,7 @@ export function occupantPresence(
   if (recipient.self) codes.add(110);
   for (const code of [...codes].sort((a, b) => a - b)) x.cnode(xml('status', { code: String(code) }));
   base.cnode(x);
-  return base;
+  return withOccupantId(base, from.occupantId);
 }
 
 /** The key of the session-entry field that records a room a connection is in (see occupants.ts). */

@@ -57,6 +57,7 @@ export function roomFeatures(room: RoomRecord): string[] {
     NS.MUC,
     NS.MUC_STABLE_ID,
     NS.MUC_SELF_PING,
+    NS.OCCUPANT_ID, // XEP-0421 §3
     c.public ? 'muc_public' : 'muc_hidden',
     c.persistent ? 'muc_persistent' : 'muc_temporary',
     c.membersOnly ? 'muc_membersonly' : 'muc_open',

@@ -7,6 +7,7 @@ import type { Component, ModuleStore, SessionData } from '../../core/modules.ts'
 import type { XmppServer } from '../../core/server.ts';
 import type { Element } from '../../xmpp/xml.ts';
 import { type Affiliation, type RoomConfig, type RoomRecord, RoomStore } from './store.ts';
+import { occupantId, occupantIdKey } from './occupant-id.ts';
 
 /** The rooms a connection is in, kept in its session entry: marker (see sessionMarker) → occupant JID. */
 export type MucSessionData = SessionData<Record<string, string>>;
@@ -80,6 +81,8 @@ export interface Ctx {
   /** The service's domain, e.g. conference.example.com. */
   service: string;
   opts: MucOptions;
+  /** XEP-0421: the occupant id of a user (real bare JID) in a room of this service (occupant-id.ts). */
+  occupantId(roomId: string, bare: string): string;
 }
 
 /** muc-occupant-pre-join: hooks refuse an entry by throwing a StanzaError (Prosody's event of that name). */
@@ -138,7 +141,11 @@ export class MucService {
   /** The context for a tenant's service; undefined if it has none. */
   async context(tenant: string): Promise<Ctx | undefined> {
     const opts = mucOptions(await this.server.tenants.get(tenant));
-    return opts && { server: this.server, muc: this, tenant, service: `${opts.subdomain}.${tenant}`, opts };
+    if (!opts) return undefined;
+    const service = `${opts.subdomain}.${tenant}`;
+    // The deployment's secret is read once per container (the first room operation), not per stanza.
+    const key = occupantIdKey(await this.server.serverSecret.get());
+    return { server: this.server, muc: this, tenant, service, opts, occupantId: (roomId, bare) => occupantId(key, `${roomId}@${service}`, bare) };
   }
 
   /** The context for a service domain (conference.example.com). */
@@ -163,3 +170,5 @@ export function mucOf(server: XmppServer): MucService | undefined {
 
 export const roomJid = (ctx: Ctx, id: string) => `${id}@${ctx.service}`;
 export const occupantJid = (ctx: Ctx, id: string, nick: string) => `${id}@${ctx.service}/${nick}`;
+/** An occupant as the sender of a room's stanza: its occupant JID and occupant id (XEP-0421 §4). */
+export const senderOf = (ctx: Ctx, id: string, occupant: { nick: string; bare: string }) => ({ jid: occupantJid(ctx, id, occupant.nick), occupantId: ctx.occupantId(id, occupant.bare) });

@@ -91,6 +91,8 @@ export interface Subject {
   text: string;
   /** Nick of the occupant who set it; absent when set by the service. */
   nick?: string;
+  /** That occupant's real bare JID, for the occupant id the subject carries (XEP-0421 §4); absent in subjects set before. */
+  bare?: string;
   at: number;
 }
 

@@ -15,10 +15,16 @@ export function rosterItemElement(item: Pick<RosterItem, 'jid' | 'name' | 'group
   return el;
 }
 
-/** §2.1.6: a roster push to each interested resource of the owner (`known`: the owner's sessions, if just read). */
-export async function pushRosterItem(server: XmppServer, owner: string, itemEl: Element, known?: SessionEntry[]): Promise<void> {
+/**
+ * §2.1.6: a roster push to each interested resource of the owner (`known`: the owner's sessions, if just
+ * read), carrying the roster version the change made (§2.6.2: `ver` on every push).
+ */
+export async function pushRosterItem(server: XmppServer, owner: string, itemEl: Element, ver: string, known?: SessionEntry[]): Promise<void> {
   const sessions = (known ?? (await server.sessions.list(owner))).filter((s) => s.interested);
-  await server.sendMany(sessions, (s) =>
-    xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: `${owner}/${s.resource}` }, xml('query', { xmlns: NS.ROSTER }, itemEl)),
-  );
+  await server.sendMany(sessions, (s) => rosterPush(owner, s.resource, itemEl, ver));
+}
+
+/** One roster push (§2.1.6) to `owner/resource`, with the roster version it brings the client to (§2.6.2). */
+export function rosterPush(owner: string, resource: string, itemEl: Element, ver: string): Element {
+  return xml('iq', { xmlns: NS.CLIENT, type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: `${owner}/${resource}` }, xml('query', { xmlns: NS.ROSTER, ver }, itemEl));
 }

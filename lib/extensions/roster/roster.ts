@@ -8,16 +8,30 @@ import type { IqEvent } from '../../core/events.ts';
 import type { ModuleContext } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { NO_SUBSCRIPTION } from './subscription-states.ts';
-import { pushRosterItem, rosterItemElement } from './roster-push.ts';
+import { pushRosterItem, rosterItemElement, rosterPush } from './roster-push.ts';
+import { answerFor, versionString } from './roster-version.ts';
 import { rosterOf } from './store.ts';
 import { processOutboundSubscription } from './subscriptions.ts';
 
-async function rosterGet({ server, origin }: IqEvent): Promise<Element> {
+async function rosterGet({ server, origin, child, afterReply }: IqEvent): Promise<Element | true> {
   const owner = origin.jid.bare().toString();
-  const items = await rosterOf(server).list(owner);
+  const { items, ver, counter } = await rosterOf(server).listVersioned(owner);
   // §2.1.6: requesting the roster makes this resource "interested" in pushes.
   await server.sessions.update(owner, origin.jid.resource, origin.connectionId, { interested: true });
-  const query = xml('query', { xmlns: NS.ROSTER });
+  if (child.attrs.ver !== undefined) {
+    // §2.6.3: a client with the current version gets an empty result; one with an older version of this
+    // roster, an empty result and then the changes as pushes to it alone, when no removal is among them.
+    // Any other version (stale past a removal, empty, unknown, another account's) gets the whole roster.
+    const answer = answerFor(child.attrs.ver, ver, counter, items);
+    if (answer.kind === 'current') return true;
+    if (answer.kind === 'pushes' && afterReply) {
+      afterReply(async () => {
+        for (const item of answer.items) await server.send(origin, rosterPush(owner, origin.jid.resource, rosterItemElement(item), versionString({ epoch: counter!.epoch, n: item.ver! })));
+      });
+      return true;
+    }
+  }
+  const query = xml('query', { xmlns: NS.ROSTER, ver });
   for (const item of items) if (item.inRoster) query.cnode(rosterItemElement(item));
   return query;
 }
@@ -51,8 +65,9 @@ async function rosterSet({ server, origin, child }: IqEvent): Promise<true> {
     groups,
     inRoster: true,
   };
-  await rosterOf(server).put(owner, item);
-  await pushRosterItem(server, owner, rosterItemElement(item));
+  const { ver, n } = await rosterOf(server).bumpVersion(owner);
+  await rosterOf(server).put(owner, { ...item, ver: n });
+  await pushRosterItem(server, owner, rosterItemElement(item), ver);
   return true;
 }
 
@@ -68,8 +83,9 @@ async function removeItem(server: XmppServer, owner: string, jid: string, origin
   if (after.subscription === 'from' || after.subscription === 'both' || after.pendingIn) {
     await processOutboundSubscription(server, origin, 'unsubscribed', contact);
   }
+  const { ver } = await rosterOf(server).bumpVersion(owner, true);
   await rosterOf(server).remove(owner, jid);
-  await pushRosterItem(server, owner, rosterItemElement({ jid, groups: [] }, true));
+  await pushRosterItem(server, owner, rosterItemElement({ jid, groups: [] }, true), ver);
   return true;
 }
 

@@ -40,8 +40,12 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
       inRoster: !!existing?.inRoster || needsRosterItem(result.state),
       ...(result.state.pendingIn ? {} : { pendingInStanza: undefined }),
     };
-    await rosterOf(server).put(user, item);
   }
+  // RFC 6121 §2.6: a change the user sees (one that is pushed) gets a new roster version, before it is written.
+  const bumped = result.rosterPush && item?.inRoster ? await rosterOf(server).bumpVersion(user) : undefined;
+  if (bumped && item) item = { ...item, ver: bumped.n };
+  const ver = bumped?.ver;
+  if (result.changed && item) await rosterOf(server).put(user, item);
   // §3.2.2: unavailable presence goes out before the unsubscribed itself.
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
   // The push goes out before the stanza is routed, not after: for a local contact, routing runs the contact's
@@ -49,7 +53,7 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
   // this very item again and pushes that; a push after routing would carry the stale state and leave clients
   // with e.g. ask="subscribe" on a contact that already approved. For the user and a remote contact the two
   // orders cannot be told apart.
-  if (result.rosterPush && item?.inRoster) await pushRosterItem(server, user, rosterItemElement(item));
+  if (ver && item) await pushRosterItem(server, user, rosterItemElement(item), ver);
   if (result.route) await processInboundSubscription(server, user, contact, type, subscriptionStanza(type, user, contact, original));
   if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, user, contact, 'available');
 }
@@ -73,10 +77,16 @@ export async function processInboundSubscription(server: XmppServer, from: strin
       // §3.1.3: keep the request until answered, to deliver at the next login.
       pendingInStanza: result.state.pendingIn ? (type === 'subscribe' ? stanza.toString() : existing?.pendingInStanza) : undefined,
     };
+  }
+  const push = result.rosterPush && item?.inRoster;
+  // RFC 6121 §2.6: a pushed change gets a new roster version, before it is written.
+  const bumped = push ? await rosterOf(server).bumpVersion(to) : undefined;
+  if (bumped && item) item = { ...item, ver: bumped.n };
+  const ver = bumped?.ver;
+  if (result.changed && item) {
     if (!item.inRoster && !item.pendingIn && !item.approved) await rosterOf(server).remove(to, from);
     else await rosterOf(server).put(to, item);
   }
-  const push = result.rosterPush && item?.inRoster;
   // One read of the owner's sessions serves both the delivery and the push.
   const sessions = result.deliver || push ? await server.sessions.list(to) : [];
   if (result.deliver) {
@@ -84,7 +94,7 @@ export async function processInboundSubscription(server: XmppServer, from: strin
     // §3.1.6, §3.2.3, §3.3.3: subscribed, unsubscribed and unsubscribe go to the interested resources, before the push.
     await server.sendMany(sessions.filter((s) => (type === 'subscribe' ? s.available : s.interested)), stanza);
   }
-  if (push && item) await pushRosterItem(server, to, rosterItemElement(item), sessions);
+  if (ver && item) await pushRosterItem(server, to, rosterItemElement(item), ver, sessions);
   if (result.autoReply) await processInboundSubscription(server, to, from, result.autoReply, subscriptionStanza(result.autoReply, to, from));
   if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, to, from, 'available');
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, to, from, 'unavailable');
