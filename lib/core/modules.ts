@@ -153,6 +153,8 @@ export class Registry {
   readonly features = new Map<string, string>();
   readonly discoItems: { module: string; source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]> }[] = [];
   readonly discoForms: { module: string; form: (domain: string) => Element }[] = [];
+  /** Features an account's bare JID offers (XEP-0030 §3.1 for an account: MAM, PEP …), per tenant domain. */
+  readonly accountFeatures: { module: string; source: (domain: string) => string[] | Promise<string[]> }[] = [];
   readonly streamFeatures: { module: string; feature: StreamFeature }[] = [];
   readonly saslMechanisms = new Map<string, { module: string; mechanism: SaslMechanism }>();
   readonly components: Component[] = [];
@@ -288,6 +290,11 @@ export class ModuleContext {
     this.registry.discoItems.push({ module: this.name, source });
   }
 
+  /** Features of every account's disco#info (what the server does for the account at its bare JID), per tenant domain. */
+  addAccountFeatures(source: (domain: string) => string[] | Promise<string[]>): void {
+    this.registry.accountFeatures.push({ module: this.name, source });
+  }
+
   /** XEP-0128 extended information in the server's disco#info. */
   addDiscoForm(form: (domain: string) => Element): void {
     this.registry.discoForms.push({ module: this.name, form });
@@ -330,6 +337,14 @@ export class ModuleContext {
       features: [...this.registry.features].filter(([, m]) => on(m)).map(([f]) => f).sort(),
       forms: this.registry.discoForms.filter((f) => on(f.module)).map((f) => f.form(domain)),
     };
+  }
+
+  /** Features of an account's disco#info for a tenant: its enabled modules' only. */
+  async accountFeatures(domain: string): Promise<string[]> {
+    const tenant = await this.server.tenants.get(domain);
+    const out: string[] = [];
+    for (const { module, source } of this.registry.accountFeatures) if (this.registry.isEnabled(module, tenant)) out.push(...(await source(domain)));
+    return out.sort();
   }
 
   /** Items of the server's disco#items for a tenant. */

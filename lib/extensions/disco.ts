@@ -29,9 +29,12 @@ async function serverItems(ctx: ModuleContext, { child, to }: IqEvent) {
  * XEP-0030 §3.1 for an account's bare JID: the server answers for the account, to the account
  * itself and to contacts with a presence subscription; others learn nothing (service-unavailable).
  */
-async function accountInfo(roster: RosterApi, { origin, to, kind }: IqEvent) {
+async function accountInfo(ctx: ModuleContext, roster: RosterApi, { origin, to, kind }: IqEvent) {
   if (kind === 'bare' && !(await roster.sharesPresenceWith(to.toString(), origin.jid.bare().toString()))) throw new StanzaError('service-unavailable');
-  return xml('query', { xmlns: NS.DISCO_INFO }, xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.DISCO_INFO }));
+  const query = xml('query', { xmlns: NS.DISCO_INFO }, xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.DISCO_INFO }));
+  // What modules do for the account at its bare JID (XEP-0313 §6.1: the archive is advertised there).
+  for (const f of await ctx.accountFeatures(to.domain)) query.cnode(xml('feature', { var: f }));
+  return query;
 }
 
 export const disco: XmppModule = {
@@ -43,8 +46,8 @@ export const disco: XmppModule = {
     ctx.addFeature(NS.DISCO_INFO, NS.DISCO_ITEMS);
     ctx.hook(`iq-get/host/${NS.DISCO_INFO}:query`, (e) => serverInfo(ctx, e));
     ctx.hook(`iq-get/host/${NS.DISCO_ITEMS}:query`, (e) => serverItems(ctx, e));
-    ctx.hook(`iq-get/self/${NS.DISCO_INFO}:query`, (e) => (e.stanza.attrs.to ? accountInfo(roster, e) : undefined));
-    ctx.hook(`iq-get/bare/${NS.DISCO_INFO}:query`, (e) => accountInfo(roster, e));
+    ctx.hook(`iq-get/self/${NS.DISCO_INFO}:query`, (e) => (e.stanza.attrs.to ? accountInfo(ctx, roster, e) : undefined));
+    ctx.hook(`iq-get/bare/${NS.DISCO_INFO}:query`, (e) => accountInfo(ctx, roster, e));
     ctx.hook(`iq-get/self/${NS.DISCO_ITEMS}:query`, (e) => (e.stanza.attrs.to ? xml('query', { xmlns: NS.DISCO_ITEMS }) : undefined));
   },
 };

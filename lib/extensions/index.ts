@@ -3,6 +3,7 @@ import { streamNegotiation } from '../core/negotiation.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { authLimits } from './auth-limits/index.ts';
 import { disco } from './disco.ts';
+import { mam } from './mam/index.ts';
 import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
 import { ping } from './ping.ts';
@@ -12,4 +13,4 @@ import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam];

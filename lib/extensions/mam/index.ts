@@ -1,0 +1,223 @@
+// XEP-0313 Message Archive Management for user archives, with XEP-0359 stanza ids.
+//
+// Archiving (§3): a chat or normal message with a body between local accounts is kept in the
+// sender's and the recipient's archive, one PutItem each, whether it was delivered or went to
+// offline storage. Before delivery (a high-priority `message/bare|full|self` hook that passes the
+// stanza on) the message gets its archive id as <stanza-id by='<recipient bare JID>'/> (XEP-0359 §4),
+// after any forged one with the same `by` is removed (§5); the writes happen on `message/delivered`
+// and `message/undeliverable`, after the posts, so delivery waits for none of them.
+// Queries (§4), the form (§4.1.1), metadata (urn:xmpp:mam:2#extended) and preferences (§6.1) are
+// IQs to the account itself. Retention is the tenant's `archive` block (settings.ts).
+import { type Static, Type } from '@sinclair/typebox';
+import type { DeliveredEvent, IqEvent, Session, StanzaEvent, UndeliverableEvent } from '../../core/events.ts';
+import type { XmppModule } from '../../core/modules.ts';
+import type { XmppServer } from '../../core/server.ts';
+import { StanzaError } from '../../xmpp/errors.ts';
+import { type JID, tryParseJID } from '../../xmpp/jid.ts';
+import { NS } from '../../xmpp/namespaces.ts';
+import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
+import type { RosterApi } from '../roster/index.ts';
+import {
+  NS_FORWARD,
+  NS_MAM,
+  NS_MAM_EXTENDED,
+  NS_SID,
+  firstIdAt,
+  newArchiveId,
+  parseQueryForm,
+  parseRsm,
+  planPage,
+  queryForm,
+  rsmAnswer,
+  stampOf,
+} from './query.ts';
+import { ARCHIVE_PREFIX, type ArchivePrefs, ArchiveStore, type DefaultPref, PREFS_PREFIX } from './store.ts';
+
+/** Days a message is kept when the tenant's `archive` block names none. */
+export const DEFAULT_RETENTION_DAYS = 365;
+const DAY_MS = 24 * 60 * 60_000;
+
+export const ArchiveSettingsSchema = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean({ description: 'false: no message archive (XEP-0313) and no stanza ids for this tenant. Default true.' })),
+    days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650, description: 'Days an archived message is kept (its expiry attribute, the TTL in AWS). Default 365.' })),
+  },
+  { additionalProperties: false, description: 'Message archive (XEP-0313) settings; absent: on, messages kept 365 days.' },
+);
+
+export type ArchiveSettings = Static<typeof ArchiveSettingsSchema>;
+
+const stores = new WeakMap<XmppServer, ArchiveStore>();
+
+/** The archive store of a server (for tests). */
+export function archiveOf(server: XmppServer): ArchiveStore {
+  const store = stores.get(server);
+  if (!store) throw new Error('the mam module is not installed on this server');
+  return store;
+}
+
+/** §3 (and XEP-0160-like rules): what is archived. Chat states, receipts, errors, groupchat and headlines are not. */
+export function isArchivable(stanza: Element): boolean {
+  const type = stanza.attrs.type ?? 'normal';
+  return (type === 'chat' || type === 'normal') && !!stanza.getChild('body');
+}
+
+/** XEP-0359 §5: removes the stanza ids that claim to be `by`'s (only `by` may set them). */
+export function stripStanzaIds(stanza: Element, by: string): void {
+  stanza.children = stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.attrs.xmlns === NS_SID && c.attrs.by === by));
+}
+
+/** §6.1 preferences: is a message with `peer` (bare JID) archived by this owner? `inRoster` is asked only for 'roster'. */
+export async function archives(prefs: ArchivePrefs, peer: string, inRoster: () => Promise<boolean>): Promise<boolean> {
+  if (prefs.never.includes(peer)) return false;
+  if (prefs.always.includes(peer)) return true;
+  if (prefs.default === 'never') return false;
+  if (prefs.default === 'roster') return inRoster();
+  return true;
+}
+
+/** §6.1: <prefs default='…'><always><jid/>…</always><never>…</never></prefs>. */
+export function parsePrefs(el: Element): ArchivePrefs {
+  const def = el.attrs.default as string | undefined;
+  if (def !== 'always' && def !== 'never' && def !== 'roster') throw new StanzaError('bad-request', "default must be 'always', 'never' or 'roster'");
+  const jids = (name: string) =>
+    (el.getChild(name)?.getChildren('jid') ?? []).map((j) => {
+      const jid = tryParseJID(j.getText().trim());
+      if (!jid) throw new StanzaError('jid-malformed', 'not a JID');
+      return jid.bare().toString();
+    });
+  return { default: def as DefaultPref, always: jids('always'), never: jids('never') };
+}
+
+export function prefsElement(prefs: ArchivePrefs): Element {
+  const list = (name: string, jids: string[]) => xml(name, {}, ...jids.map((j) => xml('jid', {}, j)));
+  return xml('prefs', { xmlns: NS_MAM, default: prefs.default }, list('always', prefs.always), list('never', prefs.never));
+}
+
+/** The id a message was given before delivery, and when. */
+interface Pending {
+  id: string;
+  at: number;
+}
+
+export const mam: XmppModule<ArchiveStore> = {
+  name: 'mam',
+  depends: ['roster'],
+  settings: { key: 'archive', schema: ArchiveSettingsSchema },
+  storage: { accountPartitions: [ARCHIVE_PREFIX, PREFS_PREFIX] },
+  install(ctx) {
+    const store = new ArchiveStore(ctx.openStore());
+    stores.set(ctx.server, store);
+    const roster = ctx.depends<RosterApi>('roster');
+    const clock = ctx.server.clock;
+    const pending = new WeakMap<Element, Pending>();
+
+    const settings = async (domain: string) => {
+      const s = ctx.settingsOf<ArchiveSettings>(await ctx.server.tenants.get(domain));
+      return { enabled: s?.enabled !== false, days: s?.days ?? DEFAULT_RETENTION_DAYS };
+    };
+
+    // XEP-0313 §6.1: the archive is advertised on the account's bare JID (Converse.js asks there).
+    ctx.addAccountFeatures(async (domain) => ((await settings(domain)).enabled ? [NS_MAM, NS_MAM_EXTENDED, NS_SID] : []));
+
+    // Before delivery: the recipient's archive id goes on the stanza (XEP-0359 §4), forged ones off (§5).
+    const stamp = async ({ stanza, to, origin }: StanzaEvent) => {
+      if (!isArchivable(stanza) || !(await settings(origin.jid.domain)).enabled) return undefined;
+      const by = to.bare().toString();
+      stripStanzaIds(stanza, by);
+      const at = clock.now();
+      const id = newArchiveId(at);
+      stanza.cnode(xml('stanza-id', { xmlns: NS_SID, id, by }));
+      pending.set(stanza, { id, at });
+      return undefined;
+    };
+    for (const kind of ['bare', 'full', 'self'] as const) ctx.hook(`message/${kind}`, stamp, 1000);
+
+    // After delivery (or offline storage): one write per archive that keeps it.
+    const write = async (origin: Session | undefined, stanza: Element, to: JID) => {
+      const p = pending.get(stanza);
+      if (!p || !origin) return;
+      pending.delete(stanza);
+      const sender = origin.jid.bare().toString();
+      const recipient = to.bare().toString();
+      const { days } = await settings(to.domain);
+      const expiresAt = p.at + days * DAY_MS;
+      const owners = sender === recipient ? [sender] : [sender, recipient];
+      const prefs = await store.prefsOf(owners);
+      await Promise.all(
+        owners.map(async (owner) => {
+          const peerJid = owner === sender ? to : origin.jid;
+          const peer = peerJid.bare().toString();
+          if (!(await archives(prefs.get(owner)!, peer, async () => !!(await roster.store.get(owner, peer))))) return;
+          // Each archive keeps the message with its own stanza id only.
+          const copy = clone(stanza);
+          stripStanzaIds(copy, recipient);
+          copy.cnode(xml('stanza-id', { xmlns: NS_SID, id: p.id, by: owner }));
+          await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: copy.toString(), expiresAt });
+        }),
+      );
+    };
+    ctx.hook('message/delivered', ({ origin, stanza, to }: DeliveredEvent) => write(origin, stanza, to));
+    // Before offline storage (priority 0), which keeps it: the archive passes it on.
+    ctx.hook(
+      'message/undeliverable',
+      async ({ origin, stanza, to }: UndeliverableEvent) => {
+        await write(origin, stanza, to);
+        return undefined;
+      },
+      100,
+    );
+
+    // §4: queries, answered to the account itself.
+    ctx.hook(`iq-set/self/${NS_MAM}:query`, async ({ server, origin, child, stanza }: IqEvent) => {
+      if (stanza.attrs.to && stanza.attrs.to !== origin.jid.bare().toString()) throw new StanzaError('forbidden');
+      const owner = origin.jid.bare().toString();
+      const { enabled, days } = await settings(origin.jid.domain);
+      if (!enabled) throw new StanzaError('service-unavailable');
+      const filter = parseQueryForm(child.getChild('x', NS.DATA_FORMS));
+      const rsm = parseRsm(child.getChild('set', 'http://jabber.org/protocol/rsm'));
+      const now = clock.now();
+      const plan = planPage(filter, rsm, now - days * DAY_MS);
+      const read = await store.page(owner, plan, now);
+      if ('missingAnchor' in read) throw new StanzaError('item-not-found', `${read.missingAnchor} is not in the archive`);
+      const queryid = child.attrs.queryid as string | undefined;
+      // §4.2: each result is a message to the querying resource, before the IQ result.
+      for (const m of read.page) {
+        const result = xml(
+          'message',
+          { xmlns: NS.CLIENT, to: origin.jid.toString(), id: `mam-${m.id}` },
+          xml(
+            'result',
+            { xmlns: NS_MAM, id: m.id, ...(queryid !== undefined ? { queryid } : {}) },
+            xml('forwarded', { xmlns: NS_FORWARD }, xml('delay', { xmlns: NS.DELAY, stamp: stampOf(m.id) }), parseFrame(m.xml)),
+          ),
+        );
+        if (!(await server.send(origin, result))) return true;
+      }
+      // §4.3: complete when the page holds the last (forward) or first (backward) matching item.
+      return xml('fin', { xmlns: NS_MAM, ...(read.complete ? { complete: 'true' } : {}) }, rsmAnswer(read.page));
+    });
+
+    // §4.1.1: the query form.
+    ctx.hook(`iq-get/self/${NS_MAM}:query`, () => queryForm());
+
+    // urn:xmpp:mam:2#extended: the archive's first and last ids and times.
+    ctx.hook(`iq-get/self/${NS_MAM}:metadata`, async ({ origin }: IqEvent) => {
+      const { days } = await settings(origin.jid.domain);
+      const { first, last } = await store.bounds(origin.jid.bare().toString(), firstIdAt(clock.now() - days * DAY_MS));
+      const edge = (name: string, id: string | undefined) => (id ? [xml(name, { id, timestamp: stampOf(id) })] : []);
+      return xml('metadata', { xmlns: NS_MAM }, ...edge('start', first), ...edge('end', last));
+    });
+
+    // §6.1: preferences.
+    ctx.hook(`iq-get/self/${NS_MAM}:prefs`, async ({ origin }: IqEvent) => prefsElement(await store.prefs(origin.jid.bare().toString())));
+    ctx.hook(`iq-set/self/${NS_MAM}:prefs`, async ({ origin, child }: IqEvent) => {
+      const prefs = parsePrefs(child);
+      await store.setPrefs(origin.jid.bare().toString(), prefs);
+      return prefsElement(prefs);
+    });
+
+    return store;
+  },
+};
+
