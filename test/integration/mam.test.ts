@@ -198,12 +198,29 @@ describe('queries (§4) with RSM paging (XEP-0059)', () => {
     assert.equal(await refusal(query(ca, {}, { after: absent })), 'item-not-found');
     assert.equal(await refusal(query(ca, {}, { before: absent })), 'item-not-found');
     assert.equal(await refusal(query(ca, {}, { after: 'nonsense' })), 'item-not-found');
+    assert.equal(await refusal(query(ca, { 'after-id': absent })), 'item-not-found');
+    const all = await query(ca);
+    assert.equal(await refusal(query(ca, { ids: absent })), 'item-not-found');
+    assert.deepEqual((await query(ca, { ids: all.items[3].id })).bodies, ['msg 3']);
+  });
+
+  it('<flip-page/> sends the same page newest first (§4.3.4)', async () => {
+    const normal = await query(ca, {}, { max: '3', before: '' });
+    const qid = 'flipped';
+    const res = await ca.iq(
+      xml('iq', { type: 'set' }, xml('query', { xmlns: MAM, queryid: qid }, xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, xml('max', {}, '3'), xml('before')), xml('flip-page'))),
+    );
+    const results = ca.received.filter((m) => m.getChild('result', MAM)?.attrs.queryid === qid);
+    for (const m of results) ca.received.splice(ca.received.indexOf(m), 1);
+    assert.deepEqual(results.map((m) => m.getChild('result', MAM)!.attrs.id), normal.items.map((i) => i.id).reverse());
+    assert.equal(res.getChild('fin', MAM)?.getChild('set')?.getChildText('first'), normal.first);
   });
 
   it('answers the form (§4.1.1) and the metadata (#extended)', async () => {
     const form = await ca.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: MAM })));
     const vars = form.getChild('query', MAM)!.getChild('x', 'jabber:x:data')!.getChildren('field').map((f) => f.attrs.var);
     assert.deepEqual(vars, ['FORM_TYPE', 'with', 'start', 'end', 'after-id', 'before-id', 'ids']);
+    assert.equal(await refusal(query(ca, { 'include-groupchat': 'true' })), 'feature-not-implemented');
     const all = await query(ca);
     const meta = (await ca.iq(xml('iq', { type: 'get' }, xml('metadata', { xmlns: MAM })))).getChild('metadata', MAM)!;
     assert.equal(meta.getChild('start')?.attrs.id, all.items[0].id);
@@ -214,6 +231,15 @@ describe('queries (§4) with RSM paging (XEP-0059)', () => {
     const first = await query(ca, {}, { max: '2' });
     const cost = await s.cost(() => query(ca, {}, { max: '2', after: first.last! }));
     assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 1, writes: 0, posts: 3 }, JSON.stringify(cost.calls));
+  });
+
+  it('costs two one-item Queries for the metadata, one write to set preferences, one read to get them', async () => {
+    const meta = await s.cost(() => ca.iq(xml('iq', { type: 'get' }, xml('metadata', { xmlns: MAM }))));
+    assert.deepEqual({ reads: meta.reads, writes: meta.writes, posts: meta.posts }, { reads: 2, writes: 0, posts: 1 }, JSON.stringify(meta.calls));
+    const set = await s.cost(() => ca.iq(xml('iq', { type: 'set' }, xml('prefs', { xmlns: MAM, default: 'always' }, xml('always'), xml('never')))));
+    assert.deepEqual({ reads: set.reads, writes: set.writes, posts: set.posts }, { reads: 0, writes: 1, posts: 1 }, JSON.stringify(set.calls));
+    const get = await s.cost(() => ca.iq(xml('iq', { type: 'get' }, xml('prefs', { xmlns: MAM }))));
+    assert.deepEqual({ reads: get.reads, writes: get.writes, posts: get.posts }, { reads: 1, writes: 0, posts: 1 }, JSON.stringify(get.calls));
   });
 });
 

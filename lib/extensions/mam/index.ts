@@ -1,13 +1,13 @@
 // XEP-0313 Message Archive Management for user archives, with XEP-0359 stanza ids.
 //
-// Archiving (§3): a chat or normal message with a body between local accounts is kept in the
+// Archiving (§6.1.1): a chat or normal message with a body between local accounts is kept in the
 // sender's and the recipient's archive, one PutItem each, whether it was delivered or went to
 // offline storage. Before delivery (a high-priority `message/bare|full|self` hook that passes the
-// stanza on) the message gets its archive id as <stanza-id by='<recipient bare JID>'/> (XEP-0359 §4),
-// after any forged one with the same `by` is removed (§5); the writes happen on `message/delivered`
+// stanza on) the message gets its archive id as <stanza-id by='<recipient bare JID>'/> (§3.5),
+// after any forged one with the same `by` is removed (XEP-0359 §5); the writes happen on `message/delivered`
 // and `message/undeliverable`, after the posts, so delivery waits for none of them.
-// Queries (§4), the form (§4.1.1), metadata (urn:xmpp:mam:2#extended) and preferences (§6.1) are
-// IQs to the account itself. Retention is the tenant's `archive` block (settings.ts).
+// Queries (§4), the form (§4.1.5), metadata (§5) and preferences (XEP-0441) are IQs to the account
+// itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (settings.ts).
 import { type Static, Type } from '@sinclair/typebox';
 import type { DeliveredEvent, IqEvent, Session, StanzaEvent, UndeliverableEvent } from '../../core/events.ts';
 import type { XmppModule } from '../../core/modules.ts';
@@ -56,7 +56,7 @@ export function archiveOf(server: XmppServer): ArchiveStore {
   return store;
 }
 
-/** §3 (and XEP-0160-like rules): what is archived. Chat states, receipts, errors, groupchat and headlines are not. */
+/** §6.1.1: chat and normal messages with a body are archived; chat states, receipts, errors, groupchat and headlines are not. */
 export function isArchivable(stanza: Element): boolean {
   const type = stanza.attrs.type ?? 'normal';
   return (type === 'chat' || type === 'normal') && !!stanza.getChild('body');
@@ -67,7 +67,7 @@ export function stripStanzaIds(stanza: Element, by: string): void {
   stanza.children = stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.attrs.xmlns === NS_SID && c.attrs.by === by));
 }
 
-/** §6.1 preferences: is a message with `peer` (bare JID) archived by this owner? `inRoster` is asked only for 'roster'. */
+/** XEP-0441 preferences: is a message with `peer` (bare JID) archived by this owner? `inRoster` is asked only for 'roster'. */
 export async function archives(prefs: ArchivePrefs, peer: string, inRoster: () => Promise<boolean>): Promise<boolean> {
   if (prefs.never.includes(peer)) return false;
   if (prefs.always.includes(peer)) return true;
@@ -76,7 +76,7 @@ export async function archives(prefs: ArchivePrefs, peer: string, inRoster: () =
   return true;
 }
 
-/** §6.1: <prefs default='…'><always><jid/>…</always><never>…</never></prefs>. */
+/** XEP-0441: <prefs default='…'><always><jid/>…</always><never>…</never></prefs>. */
 export function parsePrefs(el: Element): ArchivePrefs {
   const def = el.attrs.default as string | undefined;
   if (def !== 'always' && def !== 'never' && def !== 'roster') throw new StanzaError('bad-request', "default must be 'always', 'never' or 'roster'");
@@ -117,7 +117,7 @@ export const mam: XmppModule<ArchiveStore> = {
       return { enabled: s?.enabled !== false, days: s?.days ?? DEFAULT_RETENTION_DAYS };
     };
 
-    // XEP-0313 §6.1: the archive is advertised on the account's bare JID (Converse.js asks there).
+    // XEP-0313 "Determining support": the archive is advertised on the account's bare JID (§3.3.1; Converse.js asks there).
     ctx.addAccountFeatures(async (domain) => ((await settings(domain)).enabled ? [NS_MAM, NS_MAM_EXTENDED, NS_SID] : []));
 
     // Before delivery: the recipient's archive id goes on the stanza (XEP-0359 §4), forged ones off (§5).
@@ -181,8 +181,9 @@ export const mam: XmppModule<ArchiveStore> = {
       const read = await store.page(owner, plan, now);
       if ('missingAnchor' in read) throw new StanzaError('item-not-found', `${read.missingAnchor} is not in the archive`);
       const queryid = child.attrs.queryid as string | undefined;
-      // §4.2: each result is a message to the querying resource, before the IQ result.
-      for (const m of read.page) {
+      // §4.2: each result is a message to the querying resource, before the IQ result; <flip-page/>
+      // (§4.3.4) only reverses the order they are sent in.
+      for (const m of child.getChild('flip-page') ? [...read.page].reverse() : read.page) {
         const result = xml(
           'message',
           { xmlns: NS.CLIENT, to: origin.jid.toString(), id: `mam-${m.id}` },
@@ -194,14 +195,14 @@ export const mam: XmppModule<ArchiveStore> = {
         );
         if (!(await server.send(origin, result))) return true;
       }
-      // §4.3: complete when the page holds the last (forward) or first (backward) matching item.
+      // §4.3.2: complete when the page holds the last (forward) or first (backward) matching item.
       return xml('fin', { xmlns: NS_MAM, ...(read.complete ? { complete: 'true' } : {}) }, rsmAnswer(read.page));
     });
 
-    // §4.1.1: the query form.
+    // §4.1.5: the query form.
     ctx.hook(`iq-get/self/${NS_MAM}:query`, () => queryForm());
 
-    // urn:xmpp:mam:2#extended: the archive's first and last ids and times.
+    // §5 (urn:xmpp:mam:2#extended): the archive's first and last ids and times.
     ctx.hook(`iq-get/self/${NS_MAM}:metadata`, async ({ origin }: IqEvent) => {
       const { days } = await settings(origin.jid.domain);
       const { first, last } = await store.bounds(origin.jid.bare().toString(), firstIdAt(clock.now() - days * DAY_MS));
@@ -209,7 +210,7 @@ export const mam: XmppModule<ArchiveStore> = {
       return xml('metadata', { xmlns: NS_MAM }, ...edge('start', first), ...edge('end', last));
     });
 
-    // §6.1: preferences.
+    // XEP-0441: preferences.
     ctx.hook(`iq-get/self/${NS_MAM}:prefs`, async ({ origin }: IqEvent) => prefsElement(await store.prefs(origin.jid.bare().toString())));
     ctx.hook(`iq-set/self/${NS_MAM}:prefs`, async ({ origin, child }: IqEvent) => {
       const prefs = parsePrefs(child);

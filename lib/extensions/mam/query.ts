@@ -1,6 +1,6 @@
 // XEP-0313 Message Archive Management queries as pure functions: archive ids (time-ordered, so a page
-// is one DynamoDB Query on the sort key), the query's data form (§4.1, §5.1.1 of the extended
-// fields), XEP-0059 Result Set Management requests (§2.1 forward, §2.5 backward paging) and the
+// is one DynamoDB Query on the sort key), the query's data form (§4.1, with the extended fields of
+// §4.1.3), XEP-0059 Result Set Management requests (§2.1 forward, §2.5 backward paging) and the
 // page that answers them. No I/O here: store.ts reads, index.ts talks XMPP.
 import { randomBytes } from 'node:crypto';
 import { StanzaError } from '../../xmpp/errors.ts';
@@ -42,7 +42,7 @@ export const firstIdAt = (ms: number) => timePart(ms) + '00000000';
 /** The largest id of the millisecond `ms`. */
 export const lastIdAt = (ms: number) => timePart(ms) + 'ffffffff';
 
-/** What the query's form (§4.1.1) and its extended fields (urn:xmpp:mam:2#extended) ask for. */
+/** What the query's form (§4.1) and its extended fields (§4.1.3, urn:xmpp:mam:2#extended) ask for. */
 export interface ArchiveFilter {
   /** A bare JID matches messages with any resource of it; a full JID only that resource (§4.1.1). */
   with?: string;
@@ -70,8 +70,8 @@ function dateTime(text: string, field: string): number {
 }
 
 /**
- * §4.1: the <x xmlns='jabber:x:data' type='submit'/> of a query, FORM_TYPE urn:xmpp:mam:2. Unknown
- * fields are refused (§4.1.4: "the server MUST return a bad-request"); no form means no filter.
+ * §4.1: the <x xmlns='jabber:x:data' type='submit'/> of a query, FORM_TYPE urn:xmpp:mam:2. A field
+ * the server does not recognise is feature-not-implemented (§4.1.5); no form means no filter.
  */
 export function parseQueryForm(x: Element | undefined): ArchiveFilter {
   if (!x) return {};
@@ -107,7 +107,7 @@ export function parseQueryForm(x: Element | undefined): ArchiveFilter {
         out.ids = values(field).filter((v) => v !== '');
         break;
       default:
-        throw new StanzaError('bad-request', `unknown field ${name}`);
+        throw new StanzaError('feature-not-implemented', `unknown field ${name}`);
     }
   }
   return out;
@@ -133,7 +133,7 @@ export function parseRsm(set: Element | undefined): RsmRequest {
 
 /**
  * How to read one page: a sort-key range, a direction, how many matching items to collect, and the
- * ids the client named that must exist (`anchors`; an unknown one is item-not-found, §4.1.2 / XEP-0059 §2.1).
+ * ids the client named that must exist (`anchors`; an unknown one is item-not-found, §4.1.3, §4.3.2).
  */
 export interface PagePlan {
   /** Inclusive sort-key bounds. */
@@ -154,7 +154,7 @@ export function planPage(filter: ArchiveFilter, rsm: RsmRequest, oldest: number)
   const anchors: string[] = [];
   for (const id of [filter.afterId, filter.beforeId, rsm.after, rsm.before || undefined]) {
     if (id === undefined) continue;
-    // An id we never give out cannot be in the archive (§4.1.2: item-not-found).
+    // An id we never give out cannot be in the archive (§4.1.3, §4.3.2: item-not-found).
     if (!isArchiveId(id)) throw new StanzaError('item-not-found', `${id} is not in the archive`);
     anchors.push(id);
   }
@@ -194,8 +194,9 @@ export function inRange(plan: PagePlan, id: string): boolean {
 
 /**
  * One page from the items read in the plan's direction (at most max + 1 matching ones, anchors
- * possibly among them): the page in chronological order (§4.2: results are sent oldest first),
- * and whether it holds the archive's last matching item in the query's direction (§4.3 `complete`).
+ * possibly among them): the page in chronological order (§4.2, §4.3.3: oldest first, for the last
+ * page too), and whether it was not limited by max: the last matching item in the query's
+ * direction is on it (§4.3.2 `complete`).
  */
 export function takePage<T extends ArchivedRef>(plan: PagePlan, read: T[]): { page: T[]; complete: boolean } {
   const matching = read.filter((i) => inRange(plan, i.id) && matchesWith(i, plan.with) && (!plan.ids || plan.ids.includes(i.id)));
@@ -214,7 +215,7 @@ export function rsmAnswer(page: { id: string }[]): Element {
   return set;
 }
 
-/** §4.1.1: the query form a client gets with an IQ get of the query element. */
+/** §4.1.5: the query form a client gets with an IQ get of the query element. */
 export function queryForm(): Element {
   const field = (v: string, type: string, label: string) => xml('field', { var: v, type, label });
   return xml(
@@ -229,7 +230,8 @@ export function queryForm(): Element {
       field('end', 'text-single', 'End'),
       field('after-id', 'text-single', 'After id'),
       field('before-id', 'text-single', 'Before id'),
-      field('ids', 'text-multi', 'Ids'),
+      // §4.1.5: 'ids' is list-multi, open to any value (XEP-0122), without the list of ids.
+      xml('field', { var: 'ids', type: 'list-multi', label: 'Ids' }, xml('validate', { xmlns: 'http://jabber.org/protocol/xdata-validate', datatype: 'xs:string' }, xml('open'))),
     ),
   );
 }

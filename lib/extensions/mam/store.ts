@@ -2,7 +2,7 @@
 //   pk `mam#<bare JID>`, sk <archive id> (time-ordered, see query.ts), with the other party (`peer`,
 //   `peerFull`), the message as XML, and the expiry of the tenant's retention (`expiresAt`, and `ttl`
 //   for DynamoDB's TTL in AWS). A page is one Query on the sort key range, in either direction.
-//   pk `mamprefs#<bare JID>`, sk `prefs`: the account's archiving preferences (§6.1), when set.
+//   pk `mamprefs#<bare JID>`, sk `prefs`: the account's archiving preferences (XEP-0441), when set.
 // Expired items are ignored on read (TTL deletes late, dynalite never: docs/architecture.md "Data").
 import { BatchGetCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { ModuleStore } from '../../core/modules.ts';
@@ -19,7 +19,7 @@ export interface ArchivedMessage extends ArchivedRef {
 
 export type DefaultPref = 'always' | 'never' | 'roster';
 
-/** §6.1: the default, and JIDs always or never archived (bare JIDs). */
+/** XEP-0441: the default, and JIDs always or never archived (bare JIDs). */
 export interface ArchivePrefs {
   default: DefaultPref;
   always: string[];
@@ -120,6 +120,9 @@ export class ArchiveStore {
       found.push(...(res.Responses?.[this.table] ?? []).map(toMessage).filter((m) => m.expiresAt > now));
       keys = (res.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
     }
+    // §4.1.3: an id that is not in the archive is item-not-found.
+    const missing = ids.find((id) => !found.some((m) => m.id === id));
+    if (missing) return { missingAnchor: missing };
     found.sort((a, b) => (a.id < b.id ? -1 : 1));
     if (!plan.forward) found.reverse();
     return takePage(plan, found);
@@ -130,7 +133,7 @@ export class ArchiveStore {
     return !!res.Item && (res.Item.expiresAt as number) > now;
   }
 
-  /** The oldest and newest unexpired ids (XEP-0313 §5.1 metadata): two Queries of one item each. */
+  /** The oldest and newest unexpired ids (XEP-0313 §5 metadata): two Queries of one item each. */
   async bounds(owner: string, oldestId: string): Promise<{ first?: string; last?: string }> {
     const edge = async (forward: boolean) => {
       const res = await this.db.send(
