@@ -59,7 +59,8 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 }
 
 before(async () => {
-  s = await startTestServer({ seedDomains: ['localhost', 'short.example'] });
+  s = await startTestServer({ seedDomains: ['localhost', 'short.example', 'noarchive.example'] });
+  await s.server.tenants.put({ domain: 'noarchive.example', enabled: true, archive: { enabled: false } } as never);
   // A tenant that keeps its archive one day (the `archive` block of the tenant item).
   await s.server.tenants.put({ domain: 'short.example', enabled: true, archive: { days: 1 } } as never);
 });
@@ -313,6 +314,24 @@ describe('preferences (§6.1)', () => {
 });
 
 describe('retention (the tenant `archive` block)', () => {
+  it('archive.enabled false: no features, no stanza-id, nothing archived, queries unavailable', async () => {
+    const [a, b] = [await user('xa', 'noarchive.example'), await user('xb', 'noarchive.example')];
+    const ca = await login(a);
+    const cb = await login(b);
+    await available(cb);
+    const info = await ca.iq(xml('iq', { type: 'get', to: a }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+    assert.ok(!info.getChild('query')!.getChildren('feature').some((f) => f.attrs.var === MAM));
+    const cost = await s.cost(async () => {
+      await ca.send(chat(b, 'x1', 'not archived'));
+      const got = await cb.waitFor(byName('message', { id: 'x1' }));
+      assert.equal(got.getChild('stanza-id', SID), undefined);
+    });
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 1, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
+    assert.equal(await refusal(query(ca)), 'service-unavailable');
+    await ca.stop();
+    await cb.stop();
+  });
+
   it('messages older than the tenant\'s days are not returned, and carry the expiry attribute', async () => {
     const [a, b] = [await user('ra', 'short.example'), await user('rb', 'short.example')];
     const ca = await login(a);

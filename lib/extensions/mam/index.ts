@@ -121,8 +121,9 @@ export const mam: XmppModule<ArchiveStore> = {
     ctx.addAccountFeatures(async (domain) => ((await settings(domain)).enabled ? [NS_MAM, NS_MAM_EXTENDED, NS_SID] : []));
 
     // Before delivery: the recipient's archive id goes on the stanza (XEP-0359 §4), forged ones off (§5).
-    const stamp = async ({ stanza, to, origin }: StanzaEvent) => {
-      if (!isArchivable(stanza) || !(await settings(origin.jid.domain)).enabled) return undefined;
+    const stamp = async ({ stanza, to }: StanzaEvent) => {
+      // The recipient's tenant decides about the recipient's archive (tenants may federate).
+      if (!isArchivable(stanza) || !(await settings(to.domain)).enabled) return undefined;
       const by = to.bare().toString();
       stripStanzaIds(stanza, by);
       const at = clock.now();
@@ -140,15 +141,20 @@ export const mam: XmppModule<ArchiveStore> = {
       pending.delete(stanza);
       const sender = origin.jid.bare().toString();
       const recipient = to.bare().toString();
-      const { days } = await settings(to.domain);
-      const expiresAt = p.at + days * DAY_MS;
-      const owners = sender === recipient ? [sender] : [sender, recipient];
-      const prefs = await store.prefsOf(owners);
+      // Each archive follows its own tenant's settings (tenants may federate).
+      const owners: { owner: string; days: number }[] = [];
+      for (const jid of sender === recipient ? [origin.jid] : [origin.jid, to]) {
+        const { enabled, days } = await settings(jid.domain);
+        if (enabled) owners.push({ owner: jid.bare().toString(), days });
+      }
+      if (!owners.length) return;
+      const prefs = await store.prefsOf(owners.map((o) => o.owner));
       await Promise.all(
-        owners.map(async (owner) => {
+        owners.map(async ({ owner, days }) => {
           const peerJid = owner === sender ? to : origin.jid;
           const peer = peerJid.bare().toString();
           if (!(await archives(prefs.get(owner)!, peer, async () => !!(await roster.store.get(owner, peer))))) return;
+          const expiresAt = p.at + days * DAY_MS;
           // Each archive keeps the message with its own stanza id only.
           const copy = clone(stanza);
           stripStanzaIds(copy, recipient);

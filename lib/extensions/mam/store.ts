@@ -96,8 +96,8 @@ export class ArchiveStore {
         );
         for (const item of res.Items ?? []) {
           const m = toMessage(item);
-          seen.add(m.id);
           if (m.expiresAt <= now) continue;
+          seen.add(m.id);
           read.push(m);
           if (inRange(plan, m.id) && matchesWith(m, plan.with)) matching++;
         }
