@@ -68,8 +68,8 @@ after(async () => {
   await s.stop();
 });
 
-describe('archiving (XEP-0313 §3) and stanza ids (XEP-0359)', () => {
-  it('the account advertises urn:xmpp:mam:2, #extended and urn:xmpp:sid:0 at its bare JID (§6.1)', async () => {
+describe('archiving (XEP-0313 §6.1.1, §3.5) and stanza ids (XEP-0359)', () => {
+  it('the account advertises urn:xmpp:mam:2, #extended and urn:xmpp:sid:0 at its bare JID (§3.3.1)', async () => {
     const a = await user('disco');
     const c = await login(a);
     const res = await c.iq(xml('iq', { type: 'get', to: a }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
@@ -274,7 +274,7 @@ describe('costs of archiving', () => {
   });
 });
 
-describe('preferences (§6.1)', () => {
+describe('preferences (XEP-0441)', () => {
   it('default never keeps the account out of its own archive, not out of the other side', async () => {
     const [a, b] = [await user('pn'), await user('po')];
     const ca = await login(a);

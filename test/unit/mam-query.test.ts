@@ -141,7 +141,7 @@ describe('paging', () => {
   });
 });
 
-describe('preferences (§6.1) and stanza ids (XEP-0359 §5)', () => {
+describe('preferences (XEP-0441) and stanza ids (XEP-0359 §3)', () => {
   it('never and always lists beat the default; roster asks the roster', async () => {
     const prefs = parsePrefs(parseFrame("<prefs xmlns='urn:xmpp:mam:2' default='roster'><always><jid>a@x/r</jid></always><never><jid>b@x</jid></never></prefs>"));
     assert.deepEqual(prefs, { default: 'roster', always: ['a@x'], never: ['b@x'] });

@@ -4,7 +4,7 @@
 // sender's and the recipient's archive, one PutItem each, whether it was delivered or went to
 // offline storage. Before delivery (a high-priority `message/bare|full|self` hook that passes the
 // stanza on) the message gets its archive id as <stanza-id by='<recipient bare JID>'/> (§3.5),
-// after any forged one with the same `by` is removed (XEP-0359 §5); the writes happen on `message/delivered`
+// after any forged one with the same `by` is removed (XEP-0359 §3); the writes happen on `message/delivered`
 // and `message/undeliverable`, after the posts, so delivery waits for none of them.
 // Queries (§4), the form (§4.1.5), metadata (§5) and preferences (XEP-0441) are IQs to the account
 // itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (settings.ts).
@@ -62,7 +62,7 @@ export function isArchivable(stanza: Element): boolean {
   return (type === 'chat' || type === 'normal') && !!stanza.getChild('body');
 }
 
-/** XEP-0359 §5: removes the stanza ids that claim to be `by`'s (only `by` may set them). */
+/** XEP-0359 §3: removes the stanza ids that claim to be `by`'s (only `by` may set them). */
 export function stripStanzaIds(stanza: Element, by: string): void {
   stanza.children = stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.attrs.xmlns === NS_SID && c.attrs.by === by));
 }
@@ -120,7 +120,7 @@ export const mam: XmppModule<ArchiveStore> = {
     // XEP-0313 "Determining support": the archive is advertised on the account's bare JID (§3.3.1; Converse.js asks there).
     ctx.addAccountFeatures(async (domain) => ((await settings(domain)).enabled ? [NS_MAM, NS_MAM_EXTENDED, NS_SID] : []));
 
-    // Before delivery: the recipient's archive id goes on the stanza (XEP-0359 §4), forged ones off (§5).
+    // Before delivery: the recipient's archive id goes on the stanza (§3.5), forged ones off (XEP-0359 §3).
     const stamp = async ({ stanza, to }: StanzaEvent) => {
       // The recipient's tenant decides about the recipient's archive (tenants may federate).
       if (!isArchivable(stanza) || !(await settings(to.domain)).enabled) return undefined;
