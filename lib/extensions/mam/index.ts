@@ -15,7 +15,10 @@ import type { XmppServer } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { type JID, tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
+import { setStanzaId, stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
+
+export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import type { RosterApi } from '../roster/index.ts';
 import {
   NS_FORWARD,
@@ -60,11 +63,6 @@ export function archiveOf(server: XmppServer): ArchiveStore {
 export function isArchivable(stanza: Element): boolean {
   const type = stanza.attrs.type ?? 'normal';
   return (type === 'chat' || type === 'normal') && !!stanza.getChild('body');
-}
-
-/** XEP-0359 §3: removes the stanza ids that claim to be `by`'s (only `by` may set them). */
-export function stripStanzaIds(stanza: Element, by: string): void {
-  stanza.children = stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.attrs.xmlns === NS_SID && c.attrs.by === by));
 }
 
 /** XEP-0441 preferences: is a message with `peer` (bare JID) archived by this owner? `inRoster` is asked only for 'roster'. */
@@ -125,10 +123,9 @@ export const mam: XmppModule<ArchiveStore> = {
       // The recipient's tenant decides about the recipient's archive (tenants may federate).
       if (!isArchivable(stanza) || !(await settings(to.domain)).enabled) return undefined;
       const by = to.bare().toString();
-      stripStanzaIds(stanza, by);
       const at = clock.now();
       const id = newArchiveId(at);
-      stanza.cnode(xml('stanza-id', { xmlns: NS_SID, id, by }));
+      setStanzaId(stanza, by, id);
       pending.set(stanza, { id, at });
       return undefined;
     };
@@ -158,7 +155,7 @@ export const mam: XmppModule<ArchiveStore> = {
           // Each archive keeps the message with its own stanza id only.
           const copy = clone(stanza);
           stripStanzaIds(copy, recipient);
-          copy.cnode(xml('stanza-id', { xmlns: NS_SID, id: p.id, by: owner }));
+          setStanzaId(copy, owner, p.id);
           await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: copy.toString(), expiresAt });
         }),
       );

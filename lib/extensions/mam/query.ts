@@ -2,14 +2,15 @@
 // is one DynamoDB Query on the sort key), the query's data form (§4.1, with the extended fields of
 // §4.1.3), XEP-0059 Result Set Management requests (§2.1 forward, §2.5 backward paging) and the
 // page that answers them. No I/O here: store.ts reads, index.ts talks XMPP.
-import { randomBytes } from 'node:crypto';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
+import { archiveIdTime, firstIdAt, isArchiveId, lastIdAt } from '../../xmpp/stanza-id.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
+
+export { NS_SID, archiveIdTime, firstIdAt, isArchiveId, lastIdAt, newArchiveId } from '../../xmpp/stanza-id.ts';
 
 export const NS_MAM = 'urn:xmpp:mam:2';
 export const NS_MAM_EXTENDED = 'urn:xmpp:mam:2#extended';
-export const NS_SID = 'urn:xmpp:sid:0';
 export const NS_RSM = 'http://jabber.org/protocol/rsm';
 export const NS_FORWARD = 'urn:xmpp:forward:0';
 const NS_DATA = 'jabber:x:data';
@@ -18,29 +19,6 @@ const NS_DATA = 'jabber:x:data';
 export const MAX_PAGE = 100;
 /** A page's size when the client names none. */
 export const DEFAULT_PAGE = 50;
-
-// An archive id: the time in ms as 12 hex digits, then 8 random hex digits. Ids sort as their times
-// do, so a time range is a range of sort keys, and ids within one millisecond are still unique.
-const ID = /^[0-9a-f]{20}$/;
-const timePart = (ms: number) => Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
-
-export function newArchiveId(now: number): string {
-  return timePart(now) + randomBytes(4).toString('hex');
-}
-
-export function isArchiveId(id: string): boolean {
-  return ID.test(id);
-}
-
-/** The time an archive id was given (ms since the epoch). */
-export function archiveIdTime(id: string): number {
-  return parseInt(id.slice(0, 12), 16);
-}
-
-/** The smallest id of the millisecond `ms`. */
-export const firstIdAt = (ms: number) => timePart(ms) + '00000000';
-/** The largest id of the millisecond `ms`. */
-export const lastIdAt = (ms: number) => timePart(ms) + 'ffffffff';
 
 /** What the query's form (§4.1) and its extended fields (§4.1.3, urn:xmpp:mam:2#extended) ask for. */
 export interface ArchiveFilter {

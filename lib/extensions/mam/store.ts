@@ -39,6 +39,45 @@ const toMessage = (item: Record<string, unknown>): ArchivedMessage => ({
   expiresAt: item.expiresAt as number,
 });
 
+/** Reads archive items in a sort-key range (inclusive) in one direction; `next` continues. */
+export type RangeReader = (
+  from: string,
+  to: string,
+  forward: boolean,
+  limit: number,
+  start?: Record<string, unknown>,
+) => Promise<{ items: ArchivedMessage[]; next?: Record<string, unknown> }>;
+
+/**
+ * One page of any archive (a user's, a room's): reads the plan's range in its direction, max + 2
+ * items a call (the anchor and one more, to know whether more follow), until max + 1 matching items
+ * are read or the range ends. Without `with` that is one call; with `with`, items of other parties
+ * are read and skipped (they cost read units). An anchor not met on the way costs one `exists`.
+ */
+export async function readPage(read: RangeReader, exists: (id: string) => Promise<boolean>, plan: PagePlan, now: number): Promise<PageRead> {
+  const got: ArchivedMessage[] = [];
+  const seen = new Set<string>();
+  let matching = 0;
+  let start: Record<string, unknown> | undefined;
+  if (plan.from <= plan.to) {
+    do {
+      const res = await read(plan.from, plan.to, plan.forward, plan.max + 2, start);
+      for (const m of res.items) {
+        if (m.expiresAt <= now) continue;
+        seen.add(m.id);
+        got.push(m);
+        if (inRange(plan, m.id) && matchesWith(m, plan.with)) matching++;
+      }
+      start = res.next;
+    } while (start && matching <= plan.max);
+  }
+  for (const anchor of plan.anchors) {
+    if (seen.has(anchor)) continue;
+    if (!(await exists(anchor))) return { missingAnchor: anchor };
+  }
+  return takePage(plan, got);
+}
+
 export class ArchiveStore {
   private readonly db: ModuleStore['db'];
   private readonly table: string;
@@ -70,45 +109,23 @@ export class ArchiveStore {
     );
   }
 
-  /**
-   * One page: Queries on the sort-key range in the plan's direction, Limit max + 2 (the anchor and
-   * one more to know whether more follow), until max + 1 matching items are read or the range ends.
-   * Without `with`, that is one Query; with `with`, items of other parties are read and skipped
-   * (they cost read units). An anchor not met on the way costs one GetItem to tell whether it exists.
-   */
+  /** One page of this account's archive (see readPage): without `with`, one Query. */
   async page(owner: string, plan: PagePlan, now: number): Promise<PageRead> {
     if (plan.ids) return this.byIds(owner, plan, now);
-    const read: ArchivedMessage[] = [];
-    const seen = new Set<string>();
-    let matching = 0;
-    let start: Record<string, unknown> | undefined;
-    if (plan.from <= plan.to) {
-      do {
-        const res = await this.db.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-            ExpressionAttributeValues: { ':pk': this.archivePk(owner), ':from': plan.from, ':to': plan.to },
-            ScanIndexForward: plan.forward,
-            Limit: plan.max + 2,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        );
-        for (const item of res.Items ?? []) {
-          const m = toMessage(item);
-          if (m.expiresAt <= now) continue;
-          seen.add(m.id);
-          read.push(m);
-          if (inRange(plan, m.id) && matchesWith(m, plan.with)) matching++;
-        }
-        start = res.LastEvaluatedKey;
-      } while (start && matching <= plan.max);
-    }
-    for (const anchor of plan.anchors) {
-      if (seen.has(anchor)) continue;
-      if (!(await this.exists(owner, anchor, now))) return { missingAnchor: anchor };
-    }
-    return takePage(plan, read);
+    const read: RangeReader = async (from, to, forward, limit, start) => {
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: { ':pk': this.archivePk(owner), ':from': from, ':to': to },
+          ScanIndexForward: forward,
+          Limit: limit,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      return { items: (res.Items ?? []).map(toMessage), next: res.LastEvaluatedKey };
+    };
+    return readPage(read, (id) => this.exists(owner, id, now), plan, now);
   }
 
   private async byIds(owner: string, plan: PagePlan, now: number): Promise<PageRead> {
