@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Element, type TestClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 import { archiveOf } from '../../lib/extensions/mam/index.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
+import { connectMucClient, createInstant, enter } from '../support/muc.ts';
 
 const MAM = 'urn:xmpp:mam:2';
 const SID = 'urn:xmpp:sid:0';
@@ -30,13 +31,13 @@ const stanzaIdOf = (m: Element, by: string) => m.getChildren('stanza-id').find((
 
 let q = 0;
 /** A MAM query (§4): the result messages (in arrival order) and the <fin/>. */
-async function query(c: TestClient, fields: Record<string, string> = {}, rsm: Record<string, string> = {}) {
+async function query(c: TestClient, fields: Record<string, string> = {}, rsm: Record<string, string> = {}, to?: string) {
   const queryid = `q${++q}`;
   const x = xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, MAM)));
   for (const [k, v] of Object.entries(fields)) x.cnode(xml('field', { var: k }, xml('value', {}, v)));
   const set = xml('set', { xmlns: 'http://jabber.org/protocol/rsm' });
   for (const [k, v] of Object.entries(rsm)) set.cnode(xml(k, {}, v));
-  const res = await c.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: MAM, queryid }, x, set)));
+  const res = await c.iq(xml('iq', { type: 'set', ...(to ? { to } : {}) }, xml('query', { xmlns: MAM, queryid }, x, set)));
   // Results come before the IQ result on the same stream (§4.2), so they are all here now.
   const results = c.received.filter((m) => m.name === 'message' && m.getChild('result', MAM)?.attrs.queryid === queryid);
   for (const m of results) c.received.splice(c.received.indexOf(m), 1);
@@ -47,7 +48,7 @@ async function query(c: TestClient, fields: Record<string, string> = {}, rsm: Re
     return { id: result.attrs.id as string, stamp: forwarded.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp as string, message: forwarded.getChild('message')! };
   });
   const set2 = fin.getChild('set', 'http://jabber.org/protocol/rsm')!;
-  return { items, bodies: items.map((i) => i.message.getChildText('body')), complete: fin.attrs.complete === 'true', first: set2.getChildText('first'), last: set2.getChildText('last') };
+  return { from: results.map((m) => m.attrs.from as string | undefined), items, bodies: items.map((i) => i.message.getChildText('body')), complete: fin.attrs.complete === 'true', first: set2.getChildText('first'), last: set2.getChildText('last') };
 }
 async function refusal(p: Promise<unknown>): Promise<string> {
   try {
@@ -356,3 +357,62 @@ describe('retention (the tenant `archive` block)', () => {
   });
 });
 
+
+describe('room archives (§3.3.2): the room history, at the room JID', () => {
+  it('groupchat messages carry the room stanza-id; the room archive pages them; history on join carries the same ids', async () => {
+    const [a, b, c] = [await user('ra'), await user('rb'), await user('rc')];
+    const room = `archive${++n}@conference.localhost`;
+    const mc = (jid: string) => connectMucClient(s.url, { username: jid.split('@')[0], password: `pw-${jid.split('@')[0]}` });
+    const [ca, cb, cc] = [await mc(a), await mc(b), await mc(c)];
+    await createInstant(ca, `${room}/alice`);
+    await enter(cb, `${room}/bob`);
+    const info = await cc.iq(xml('iq', { type: 'get', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+    assert.ok(info.getChild('query')!.getChildren('feature').some((f) => f.attrs.var === MAM));
+
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const forged = i === 0 ? [xml('stanza-id', { xmlns: SID, id: 'forged', by: room })] : [];
+      await ca.send(xml('message', { to: room, type: 'groupchat', id: `g${i}` }, xml('body', {}, `room ${i}`), ...forged));
+      const got = await cb.waitFor(byName('message', { id: `g${i}`, type: 'groupchat' }));
+      assert.equal(got.getChildren('stanza-id').length, 1, got.toString());
+      ids.push(stanzaIdOf(got, room)!);
+      assert.match(ids[i], /^[0-9a-f]{20}$/);
+    }
+    // Anyone who may enter an open room may read its archive; results come from the room.
+    const all = await query(cc, {}, {}, room);
+    assert.deepEqual(all.items.map((i) => i.id), ids);
+    assert.deepEqual(all.bodies, ['room 0', 'room 1', 'room 2']);
+    assert.ok(all.from.every((f) => f === room));
+    assert.equal(all.items[0].message.attrs.from, `${room}/alice`);
+    const last = await query(cc, {}, { max: '2', before: '' }, room);
+    assert.deepEqual(last.bodies, ['room 1', 'room 2']);
+    assert.equal(last.complete, false);
+    const before = await query(cc, {}, { max: '2', before: last.first! }, room);
+    assert.deepEqual([before.bodies, before.complete], [['room 0'], true]);
+    assert.deepEqual((await query(cc, { with: `${room}/bob` }, {}, room)).items, []);
+    assert.equal(await refusal(query(cc, {}, { after: '0000000000010000beef' }, room)), 'item-not-found');
+
+    const cost = await s.cost(() => query(cc, {}, { max: '2', after: ids[0] }, room));
+    // The room item (who may read) and one Query of its history; two results and the IQ result.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 0, posts: 3 }, JSON.stringify(cost.calls));
+
+    // History on join is the same archive: the same stanza ids.
+    await cc.send(xml('presence', { to: `${room}/carol` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
+    const history: string[] = [];
+    for (let i = 0; i < 3; i++) history.push(stanzaIdOf(await cc.waitFor(byName('message', { id: `g${i}` })), room)!);
+    assert.deepEqual(history, ids);
+    for (const x of [ca, cb, cc]) await x.stop();
+  });
+
+  it('a members-only room refuses a non-member (forbidden); an unknown room is item-not-found', async () => {
+    const [a, d] = [await user('rm'), await user('rn')];
+    const room = `closed${++n}@conference.localhost`;
+    const ca = await connectMucClient(s.url, { username: a.split('@')[0], password: `pw-${a.split('@')[0]}` });
+    const cd = await login(d);
+    await createInstant(ca, `${room}/owner`, { 'muc#roomconfig_membersonly': '1' });
+    assert.equal(await refusal(query(cd, {}, {}, room)), 'forbidden');
+    assert.equal(await refusal(query(cd, {}, {}, `nosuchroom${n}@conference.localhost`)), 'item-not-found');
+    await ca.stop();
+    await cd.stop();
+  });
+});

@@ -19,6 +19,7 @@ import { setStanzaId, stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
 
 export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
+import type { muc as mucModule } from '../muc/index.ts';
 import type { RosterApi } from '../roster/index.ts';
 import {
   NS_FORWARD,
@@ -26,6 +27,7 @@ import {
   NS_MAM_EXTENDED,
   NS_SID,
   firstIdAt,
+  isArchiveId,
   newArchiveId,
   parseQueryForm,
   parseRsm,
@@ -33,8 +35,9 @@ import {
   queryForm,
   rsmAnswer,
   stampOf,
+  takePage,
 } from './query.ts';
-import { ARCHIVE_PREFIX, type ArchivePrefs, ArchiveStore, type DefaultPref, PREFS_PREFIX } from './store.ts';
+import { ARCHIVE_PREFIX, type ArchivedMessage, type ArchivePrefs, ArchiveStore, type DefaultPref, type PageRead, PREFS_PREFIX, readPage } from './store.ts';
 
 /** Days a message is kept when the tenant's `archive` block names none. */
 export const DEFAULT_RETENTION_DAYS = 365;
@@ -92,21 +95,78 @@ export function prefsElement(prefs: ArchivePrefs): Element {
   return xml('prefs', { xmlns: NS_MAM, default: prefs.default }, list('always', prefs.always), list('never', prefs.never));
 }
 
+type MucApi = ReturnType<(typeof mucModule)['install']>;
+
 /** The id a message was given before delivery, and when. */
 interface Pending {
   id: string;
   at: number;
 }
 
+/** §5: the first and last ids of an archive, with their times; an empty archive has neither. */
+function metadataElement(first: string | undefined, last: string | undefined): Element {
+  const edge = (name: string, id: string | undefined) => (id ? [xml(name, { id, timestamp: stampOf(id) })] : []);
+  return xml('metadata', { xmlns: NS_MAM }, ...edge('start', first), ...edge('end', last));
+}
+
+/**
+ * §4: answers a query of any archive: parses the form and RSM, reads one page, sends each result to
+ * the querying resource (§4.2; `from` the archive's address for a room, none for the user's own),
+ * and returns the <fin/> for the IQ result (true if the querier's connection is gone).
+ */
+async function answerQuery(
+  server: XmppServer,
+  origin: Session,
+  child: Element,
+  from: string | undefined,
+  oldest: number,
+  page: (plan: ReturnType<typeof planPage>) => Promise<PageRead>,
+): Promise<Element | true> {
+  const filter = parseQueryForm(child.getChild('x', NS.DATA_FORMS));
+  const rsm = parseRsm(child.getChild('set', 'http://jabber.org/protocol/rsm'));
+  const read = await page(planPage(filter, rsm, oldest));
+  if ('missingAnchor' in read) throw new StanzaError('item-not-found', `${read.missingAnchor} is not in the archive`);
+  const queryid = child.attrs.queryid as string | undefined;
+  // <flip-page/> (§4.3.4) only reverses the order the results are sent in.
+  for (const m of child.getChild('flip-page') ? [...read.page].reverse() : read.page) {
+    const result = xml(
+      'message',
+      { xmlns: NS.CLIENT, to: origin.jid.toString(), ...(from ? { from } : {}), id: `mam-${m.id}` },
+      xml(
+        'result',
+        { xmlns: NS_MAM, id: m.id, ...(queryid !== undefined ? { queryid } : {}) },
+        xml('forwarded', { xmlns: NS_FORWARD }, xml('delay', { xmlns: NS.DELAY, stamp: stampOf(m.id) }), parseFrame(m.xml)),
+      ),
+    );
+    if (!(await server.send(origin, result))) return true;
+  }
+  // §4.3.2: complete when the page holds the last (forward) or first (backward) matching item.
+  return xml('fin', { xmlns: NS_MAM, ...(read.complete ? { complete: 'true' } : {}) }, rsmAnswer(read.page));
+}
+
+/** The `ids` filter (§4.1.3) over an archive read one id at a time: every id must be there. */
+async function byIds(plan: ReturnType<typeof planPage>, get: (id: string) => Promise<ArchivedMessage | undefined>, now: number): Promise<PageRead> {
+  const found: ArchivedMessage[] = [];
+  for (const id of [...new Set(plan.ids)].slice(0, 100)) {
+    const m = isArchiveId(id) ? await get(id) : undefined;
+    if (!m || m.expiresAt <= now) return { missingAnchor: id };
+    found.push(m);
+  }
+  found.sort((a, b) => (a.id < b.id ? -1 : 1));
+  if (!plan.forward) found.reverse();
+  return takePage(plan, found);
+}
+
 export const mam: XmppModule<ArchiveStore> = {
   name: 'mam',
-  depends: ['roster'],
+  depends: ['roster', 'muc'],
   settings: { key: 'archive', schema: ArchiveSettingsSchema },
   storage: { accountPartitions: [ARCHIVE_PREFIX, PREFS_PREFIX] },
   install(ctx) {
     const store = new ArchiveStore(ctx.openStore());
     stores.set(ctx.server, store);
     const roster = ctx.depends<RosterApi>('roster');
+    const mucApi = ctx.depends<MucApi>('muc');
     const clock = ctx.server.clock;
     const pending = new WeakMap<Element, Pending>();
 
@@ -177,30 +237,51 @@ export const mam: XmppModule<ArchiveStore> = {
       const owner = origin.jid.bare().toString();
       const { enabled, days } = await settings(origin.jid.domain);
       if (!enabled) throw new StanzaError('service-unavailable');
-      const filter = parseQueryForm(child.getChild('x', NS.DATA_FORMS));
-      const rsm = parseRsm(child.getChild('set', 'http://jabber.org/protocol/rsm'));
       const now = clock.now();
-      const plan = planPage(filter, rsm, now - days * DAY_MS);
-      const read = await store.page(owner, plan, now);
-      if ('missingAnchor' in read) throw new StanzaError('item-not-found', `${read.missingAnchor} is not in the archive`);
-      const queryid = child.attrs.queryid as string | undefined;
-      // §4.2: each result is a message to the querying resource, before the IQ result; <flip-page/>
-      // (§4.3.4) only reverses the order they are sent in.
-      for (const m of child.getChild('flip-page') ? [...read.page].reverse() : read.page) {
-        const result = xml(
-          'message',
-          { xmlns: NS.CLIENT, to: origin.jid.toString(), id: `mam-${m.id}` },
-          xml(
-            'result',
-            { xmlns: NS_MAM, id: m.id, ...(queryid !== undefined ? { queryid } : {}) },
-            xml('forwarded', { xmlns: NS_FORWARD }, xml('delay', { xmlns: NS.DELAY, stamp: stampOf(m.id) }), parseFrame(m.xml)),
-          ),
-        );
-        if (!(await server.send(origin, result))) return true;
-      }
-      // §4.3.2: complete when the page holds the last (forward) or first (backward) matching item.
-      return xml('fin', { xmlns: NS_MAM, ...(read.complete ? { complete: 'true' } : {}) }, rsmAnswer(read.page));
+      return answerQuery(server, origin, child, undefined, now - days * DAY_MS, (plan) => store.page(owner, plan, now));
     });
+
+    // §3.3.2: a room's archive, at the room JID, is its history (XEP-0045 §7.2.15), kept under
+    // archive ids (the room's stanza ids); anyone who may enter the room may read it.
+    ctx.hook(
+      'iq/component/muc',
+      async ({ server, origin, stanza, to, tenant }: StanzaEvent) => {
+        const child = stanza.getChild('query', NS_MAM) ?? stanza.getChild('metadata', NS_MAM);
+        if (!child || !to.local || to.resource || !tenant || (stanza.attrs.type !== 'set' && stanza.attrs.type !== 'get')) return undefined;
+        const muc = await mucApi.context(tenant);
+        if (!muc) return undefined;
+        const room = await muc.muc.rooms.get(tenant, to.local);
+        if (!room || room.locked) throw new StanzaError('item-not-found', 'no such room');
+        // XEP-0045 §7.2.7, §7.2.8: outcasts, and non-members of members-only rooms, may not enter.
+        const affiliation: string = room.affiliations[origin.jid.bare().toString()]?.affiliation ?? 'none';
+        if (affiliation === 'outcast' || (room.config.membersOnly && affiliation === 'none')) throw new StanzaError('forbidden', 'you may not read this room');
+        const address = to.bare().toString();
+        const now = clock.now();
+        const oldest = now - muc.opts.historyRetentionMs;
+        const reply = (payload: Element) =>
+          server.send(origin, xml('iq', { xmlns: NS.CLIENT, type: 'result', id: stanza.attrs.id, from: address, to: origin.jid.toString() }, payload));
+        const rangeOf = (from: string, to2: string, forward: boolean, limit: number, start?: Record<string, unknown>) =>
+          muc.muc.rooms.historyRange(tenant, room.id, from, to2, forward, limit, start).then(({ items, next }) => ({
+            next,
+            items: items.map((i): ArchivedMessage => {
+              const from = (parseFrame(i.xml).attrs.from as string | undefined) ?? address;
+              return { id: i.id, peer: address, peerFull: from, xml: i.xml, expiresAt: i.expiresAt };
+            }),
+          }));
+        if (child.name === 'metadata') {
+          if (stanza.attrs.type !== 'get') throw new StanzaError('bad-request');
+          const edge = async (forward: boolean) => (await rangeOf(firstIdAt(oldest), 'g', forward, 1)).items.find((i) => i.expiresAt > now)?.id;
+          return reply(metadataElement(await edge(true), await edge(false)));
+        }
+        if (stanza.attrs.type === 'get') return reply(queryForm());
+        const fin = await answerQuery(server, origin, child, address, oldest, (plan) =>
+          plan.ids ? byIds(plan, (id) => rangeOf(id, id, true, 1).then((r) => r.items[0]), now) : readPage(rangeOf, async (id) => (await rangeOf(id, id, true, 1)).items.some((i) => i.expiresAt > now), plan, now),
+        );
+        if (fin !== true) await reply(fin);
+        return true;
+      },
+      10,
+    );
 
     // §4.1.5: the query form.
     ctx.hook(`iq-get/self/${NS_MAM}:query`, () => queryForm());
@@ -209,8 +290,7 @@ export const mam: XmppModule<ArchiveStore> = {
     ctx.hook(`iq-get/self/${NS_MAM}:metadata`, async ({ origin }: IqEvent) => {
       const { days } = await settings(origin.jid.domain);
       const { first, last } = await store.bounds(origin.jid.bare().toString(), firstIdAt(clock.now() - days * DAY_MS));
-      const edge = (name: string, id: string | undefined) => (id ? [xml(name, { id, timestamp: stampOf(id) })] : []);
-      return xml('metadata', { xmlns: NS_MAM }, ...edge('start', first), ...edge('end', last));
+      return metadataElement(first, last);
     });
 
     // XEP-0441: preferences.

@@ -57,6 +57,7 @@ export function roomFeatures(room: RoomRecord): string[] {
     NS.MUC,
     NS.MUC_STABLE_ID,
     NS.MUC_SELF_PING,
+    NS.MAM, // XEP-0313 §3.3.2: the room's history is its archive, queried at the room JID
     c.public ? 'muc_public' : 'muc_hidden',
     c.persistent ? 'muc_persistent' : 'muc_temporary',
     c.membersOnly ? 'muc_membersonly' : 'muc_open',
