@@ -93,6 +93,8 @@ describe('archiving (XEP-0313 §6.1.1, §3.5) and stanza ids (XEP-0359)', () => 
     const id = stanzaIdOf(got, b)!;
     assert.match(id, /^[0-9a-f]{20}$/);
     assert.equal(got.getChild('origin-id', SID)?.attrs.id, 'origin-1');
+    // The archive writes follow the post: wait until the sender's frame is fully handled.
+    await s.gateway.idle();
 
     const theirs = await query(cb);
     assert.deepEqual(theirs.items.map((i) => i.id), [id]);
@@ -117,6 +119,7 @@ describe('archiving (XEP-0313 §6.1.1, §3.5) and stanza ids (XEP-0359)', () => 
     await ca.send(xml('message', { to: b, type: 'chat', id: 'cs' }, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' })));
     const got = await cb.waitFor(byName('message', { id: 'cs' }));
     assert.equal(got.getChild('stanza-id', SID), undefined);
+    await s.gateway.idle();
     assert.deepEqual((await query(cb)).items, []);
     await ca.stop();
     await cb.stop();
@@ -288,6 +291,7 @@ describe('preferences (XEP-0441)', () => {
     await ca.send(chat(b, 'n1', 'not kept by me'));
     await cb.waitFor(byName('message', { id: 'n1' }));
     await until('the recipient archive written', async () => (await query(cb)).items.length === 1);
+    await s.gateway.idle();
     assert.deepEqual((await query(ca)).items, []);
     // An always list wins over the default.
     await ca.iq(xml('iq', { type: 'set' }, xml('prefs', { xmlns: MAM, default: 'never' }, xml('always', {}, xml('jid', {}, b)), xml('never'))));
@@ -308,6 +312,7 @@ describe('preferences (XEP-0441)', () => {
     await ca.send(chat(b, 'v1', 'b does not keep this'));
     await cb.waitFor(byName('message', { id: 'v1' }));
     await until('the sender archive written', async () => (await query(ca)).items.length === 1);
+    await s.gateway.idle();
     assert.deepEqual((await query(cb)).items, []);
     await ca.stop();
     await cb.stop();
@@ -378,6 +383,8 @@ describe('room archives (§3.3.2): the room history, at the room JID', () => {
       ids.push(stanzaIdOf(got, room)!);
       assert.match(ids[i], /^[0-9a-f]{20}$/);
     }
+    // History is written after the reflections: wait until the sender's frames are fully handled.
+    await s.gateway.idle();
     // Anyone who may enter an open room may read its archive; results come from the room.
     const all = await query(cc, {}, {}, room);
     assert.deepEqual(all.items.map((i) => i.id), ids);
