@@ -369,7 +369,8 @@ describe('room archives (§3.3.2): the room history, at the room JID', () => {
     const room = `archive${++n}@conference.localhost`;
     const mc = (jid: string) => connectMucClient(s.url, { username: jid.split('@')[0], password: `pw-${jid.split('@')[0]}` });
     const [ca, cb, cc] = [await mc(a), await mc(b), await mc(c)];
-    await createInstant(ca, `${room}/alice`);
+    // Persistent rooms archive by default (muc#roomconfig_enablearchiving).
+    await createInstant(ca, `${room}/alice`, { 'muc#roomconfig_persistentroom': '1' });
     await enter(cb, `${room}/bob`);
     const info = await cc.iq(xml('iq', { type: 'get', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
     assert.ok(info.getChild('query')!.getChildren('feature').some((f) => f.attrs.var === MAM));
@@ -411,12 +412,39 @@ describe('room archives (§3.3.2): the room history, at the room JID', () => {
     for (const x of [ca, cb, cc]) await x.stop();
   });
 
+  it('a temporary room keeps no archive unless muc#roomconfig_enablearchiving is on', async () => {
+    const [a, d] = [await user('rt'), await user('ru')];
+    const room = `temp${++n}@conference.localhost`;
+    const ca = await connectMucClient(s.url, { username: a.split('@')[0], password: `pw-${a.split('@')[0]}` });
+    const cd = await login(d);
+    await createInstant(ca, `${room}/owner`);
+    const features = async () =>
+      (await cd.iq(xml('iq', { type: 'get', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })))).getChild('query')!.getChildren('feature').map((f) => f.attrs.var);
+    assert.ok(!(await features()).includes(MAM));
+    await ca.send(xml('message', { to: room, type: 'groupchat', id: 't1' }, xml('body', {}, 'not archived')));
+    assert.equal((await ca.waitFor(byName('message', { id: 't1' }))).getChild('stanza-id', SID), undefined);
+    assert.equal(await refusal(query(cd, {}, {}, room)), 'service-unavailable');
+    const form = await ca.iq(xml('iq', { type: 'get', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/muc#owner' })));
+    const field = form.getChild('query')!.getChild('x', 'jabber:x:data')!.getChildren('field').find((f) => f.attrs.var === 'muc#roomconfig_enablearchiving');
+    assert.equal(field?.getChildText('value'), '0');
+    await ca.iq(xml('iq', { type: 'set', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/muc#owner' }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'http://jabber.org/protocol/muc#roomconfig')), xml('field', { var: 'muc#roomconfig_enablearchiving' }, xml('value', {}, '1'))))));
+    assert.ok((await features()).includes(MAM));
+    await ca.send(xml('message', { to: room, type: 'groupchat', id: 't2' }, xml('body', {}, 'archived')));
+    const id = stanzaIdOf(await ca.waitFor(byName('message', { id: 't2' })), room);
+    assert.ok(id);
+    await s.gateway.idle();
+    // History written before archiving was on is there too: the room's history is its archive.
+    assert.deepEqual((await query(cd, {}, {}, room)).bodies, ['not archived', 'archived']);
+    await ca.stop();
+    await cd.stop();
+  });
+
   it('a members-only room refuses a non-member (forbidden); an unknown room is item-not-found', async () => {
     const [a, d] = [await user('rm'), await user('rn')];
     const room = `closed${++n}@conference.localhost`;
     const ca = await connectMucClient(s.url, { username: a.split('@')[0], password: `pw-${a.split('@')[0]}` });
     const cd = await login(d);
-    await createInstant(ca, `${room}/owner`, { 'muc#roomconfig_membersonly': '1' });
+    await createInstant(ca, `${room}/owner`, { 'muc#roomconfig_membersonly': '1', 'muc#roomconfig_persistentroom': '1' });
     assert.equal(await refusal(query(cd, {}, {}, room)), 'forbidden');
     assert.equal(await refusal(query(cd, {}, {}, `nosuchroom${n}@conference.localhost`)), 'item-not-found');
     await ca.stop();

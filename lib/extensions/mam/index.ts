@@ -252,6 +252,8 @@ export const mam: XmppModule<ArchiveStore> = {
         if (!muc) return undefined;
         const room = await muc.muc.rooms.get(tenant, to.local);
         if (!room || room.locked) throw new StanzaError('item-not-found', 'no such room');
+        // A room without an archive (muc#roomconfig_enablearchiving off; temporary rooms by default) answers as before: service-unavailable.
+        if (!(room.config.archiving ?? room.config.persistent)) return undefined;
         // XEP-0045 §7.2.7, §7.2.8: outcasts, and non-members of members-only rooms, may not enter.
         const affiliation: string = room.affiliations[origin.jid.bare().toString()]?.affiliation ?? 'none';
         if (affiliation === 'outcast' || (room.config.membersOnly && affiliation === 'none')) throw new StanzaError('forbidden', 'you may not read this room');

@@ -6,7 +6,7 @@ import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { newArchiveId, setStanzaId, stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import { type Element, clone, xml } from '../../xmpp/xml.ts';
-import type { RoomRecord } from './store.ts';
+import { type RoomRecord, roomArchives } from './store.ts';
 import { fanOut } from './delivery.ts';
 import { isHistoric, storeHistory } from './history.ts';
 import { declineInvitation, sendInvitations } from './invitations.ts';
@@ -80,7 +80,7 @@ export async function onRoomMessage(ctx: Ctx, event: StanzaEvent): Promise<void>
   const address = roomJid(ctx, room.id);
   stripStanzaIds(stanza, address);
   const archiveId = isHistoric(stanza) ? newArchiveId(ctx.server.clock.now()) : undefined;
-  if (archiveId) setStanzaId(stanza, address, archiveId);
+  if (archiveId && roomArchives(room.config)) setStanzaId(stanza, address, archiveId);
   const reflected = await reflect(ctx, room, occupant.nick, stanza);
   if (archiveId) await storeHistory(ctx, room.id, reflected, archiveId);
 }

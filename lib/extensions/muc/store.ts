@@ -56,7 +56,15 @@ export interface RoomConfig {
   logging: boolean;
   /** muc#maxhistoryfetch: the most history messages a new occupant gets. */
   historyFetch: number;
+  /**
+   * muc#roomconfig_enablearchiving: the room's history is its message archive (XEP-0313), and its
+   * messages carry the room's stanza-id. Unset: on for persistent rooms (roomArchives).
+   */
+  archiving?: boolean;
 }
+
+/** Whether a room keeps a message archive: as configured, else when it is persistent. */
+export const roomArchives = (config: Pick<RoomConfig, 'archiving' | 'persistent'>): boolean => config.archiving ?? config.persistent;
 
 export interface AffiliationEntry {
   affiliation: Exclude<Affiliation, 'none'>;
