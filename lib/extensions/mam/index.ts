@@ -1,4 +1,4 @@
-// XEP-0313 Message Archive Management for user archives, with XEP-0359 stanza ids.
+// XEP-0313 Message Archive Management for user archives and rooms, with XEP-0359 stanza ids.
 //
 // Archiving (§6.1.1): a chat or normal message with a body between local accounts is kept in the
 // sender's and the recipient's archive, one PutItem each, whether it was delivered or went to
@@ -7,7 +7,8 @@
 // after any forged one with the same `by` is removed (XEP-0359 §3); the writes happen on `message/delivered`
 // and `message/undeliverable`, after the posts, so delivery waits for none of them.
 // Queries (§4), the form (§4.1.5), metadata (§5) and preferences (XEP-0441) are IQs to the account
-// itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (settings.ts).
+// itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (ArchiveSettingsSchema).
+// A room's archive (§3.3.2) is its MUC history, read through the MUC module and queried at the room JID.
 import { type Static, Type } from '@sinclair/typebox';
 import type { DeliveredEvent, IqEvent, Session, StanzaEvent, UndeliverableEvent } from '../../core/events.ts';
 import type { XmppModule } from '../../core/modules.ts';
@@ -17,8 +18,6 @@ import { type JID, tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { setStanzaId, stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
-
-export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import type { muc as mucModule } from '../muc/index.ts';
 import type { RosterApi } from '../roster/index.ts';
 import {
@@ -38,6 +37,8 @@ import {
   takePage,
 } from './query.ts';
 import { ARCHIVE_PREFIX, type ArchivedMessage, type ArchivePrefs, ArchiveStore, type DefaultPref, type PageRead, PREFS_PREFIX, readPage } from './store.ts';
+
+export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
 
 /** Days a message is kept when the tenant's `archive` block names none. */
 export const DEFAULT_RETENTION_DAYS = 365;
