@@ -111,6 +111,22 @@ describe('archiving (XEP-0313 §6.1.1, §3.5) and stanza ids (XEP-0359)', () => 
     await cb.stop();
   });
 
+  it('a note to self (own bare JID) is archived once, with the account\'s stanza-id', async () => {
+    const a = await user('self');
+    const c1 = await login(a, 'one');
+    const c2 = await login(a, 'two');
+    await available(c2);
+    await c1.send(chat(a, 'n1', 'remember the milk'));
+    const got = await c2.waitFor(byName('message', { id: 'n1' }));
+    const id = stanzaIdOf(got, a);
+    assert.ok(id);
+    await s.gateway.idle();
+    assert.deepEqual((await query(c1)).items.map((i) => i.id), [id]);
+    assert.deepEqual((await query(c1, { with: a })).bodies, ['remember the milk']);
+    await c1.stop();
+    await c2.stop();
+  });
+
   it('a chat state without a body gets no stanza-id and is not archived', async () => {
     const [a, b] = [await user('st'), await user('su')];
     const ca = await login(a);
@@ -190,6 +206,13 @@ describe('queries (§4) with RSM paging (XEP-0059)', () => {
     assert.equal(withC.complete, true);
     const withB = await query(ca, { with: b }, { max: '2', before: '' });
     assert.deepEqual(withB.bodies, ['msg 4', 'msg 6']);
+    // Sparse matches: the page reads on past other parties' items (one more Query here).
+    let sparse: Awaited<ReturnType<typeof query>> | undefined;
+    const cost = await s.cost(async () => (sparse = await query(ca, { with: c }, { max: '1', before: '' })));
+    assert.deepEqual([sparse!.bodies, sparse!.complete], [['msg 5'], false]);
+    assert.equal(cost.calls['dynamodb:QueryCommand'], 2, JSON.stringify(cost.calls));
+    const older = await query(ca, { with: c }, { max: '1', before: sparse!.first! });
+    assert.deepEqual([older.bodies, older.complete], [['msg 2'], true]);
     const all = await query(ca);
     const start = all.items[2].stamp;
     const end = all.items[4].stamp;
