@@ -76,6 +76,7 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
             allowInvites: { type: 'boolean' },
             allowPm: { enum: ['anyone', 'participants', 'moderators', 'none'] },
             logging: { type: 'boolean' },
+            archiving: { type: 'boolean', description: 'XEP-0313 room archive (muc#roomconfig_enablearchiving); unset: on for persistent rooms' },
             historyFetch: { type: 'integer' },
           },
         },

@@ -159,10 +159,10 @@ export class Registry {
   readonly identities: DiscoIdentity[] = [];
   /** Disco feature → the module that offers it. */
   readonly features = new Map<string, string>();
-  /** Disco features of every account's bare JID (XEP-0030 §3.1 for an account) → the module. */
-  readonly accountFeatures = new Map<string, string>();
   readonly discoItems: { module: string; source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]> }[] = [];
   readonly discoForms: { module: string; form: (domain: string) => Element }[] = [];
+  /** Features an account's bare JID offers (XEP-0030 §3.1 for an account: MAM, PEP …), per tenant domain. */
+  readonly accountFeatures: { module: string; source: (domain: string) => string[] | Promise<string[]> }[] = [];
   readonly streamFeatures: { module: string; feature: StreamFeature }[] = [];
   readonly saslMechanisms = new Map<string, { module: string; mechanism: SaslMechanism }>();
   readonly components: Component[] = [];
@@ -291,7 +291,7 @@ export class ModuleContext {
 
   /** Features an account's bare JID advertises in its disco#info (the server answers for it). */
   addAccountFeature(...namespaces: string[]): void {
-    for (const ns of namespaces) this.registry.accountFeatures.set(ns, this.name);
+    this.addAccountFeatures(() => namespaces);
   }
 
   addIdentity(identity: DiscoIdentity): void {
@@ -301,6 +301,11 @@ export class ModuleContext {
   /** Items of the server's disco#items (XEP-0030 §4), per tenant domain. */
   addDiscoItems(source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]>): void {
     this.registry.discoItems.push({ module: this.name, source });
+  }
+
+  /** Features of every account's disco#info (what the server does for the account at its bare JID), per tenant domain. */
+  addAccountFeatures(source: (domain: string) => string[] | Promise<string[]>): void {
+    this.registry.accountFeatures.push({ module: this.name, source });
   }
 
   /** XEP-0128 extended information in the server's disco#info. */
@@ -347,10 +352,12 @@ export class ModuleContext {
     };
   }
 
-  /** Features of an account's disco#info in a tenant: its enabled modules' only. */
-  async accountDiscoFeatures(domain: string): Promise<string[]> {
+  /** Features of an account's disco#info for a tenant: its enabled modules' only. */
+  async accountFeatures(domain: string): Promise<string[]> {
     const tenant = await this.server.tenants.get(domain);
-    return [...this.registry.accountFeatures].filter(([, m]) => this.registry.isEnabled(m, tenant)).map(([f]) => f).sort();
+    const out: string[] = [];
+    for (const { module, source } of this.registry.accountFeatures) if (this.registry.isEnabled(module, tenant)) out.push(...(await source(domain)));
+    return out.sort();
   }
 
   /** Items of the server's disco#items for a tenant. */

@@ -6,6 +6,7 @@ import { carbons } from './carbons.ts';
 import { csi } from './csi.ts';
 import { blocking } from './blocking/index.ts';
 import { disco } from './disco.ts';
+import { mam } from './mam/index.ts';
 import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
 import { ping } from './ping.ts';
@@ -15,4 +16,4 @@ import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, carbons, csi, blocking];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking];

@@ -27,6 +27,7 @@ export const NS = {
   MUC_ROOMINFO: 'http://jabber.org/protocol/muc#roominfo', // XEP-0045 §15.5.4
   MUC_REQUEST: 'http://jabber.org/protocol/muc#request', // XEP-0045 §8.6
   MUC_STABLE_ID: 'http://jabber.org/protocol/muc#stable_id', // XEP-0045 §7.4
+  MAM: 'urn:xmpp:mam:2', // XEP-0313
   MUC_SELF_PING: 'http://jabber.org/protocol/muc#self-ping-optimization', // XEP-0410 §3.3
   OCCUPANT_ID: 'urn:xmpp:occupant-id:0', // XEP-0421
   CONFERENCE: 'jabber:x:conference', // XEP-0249

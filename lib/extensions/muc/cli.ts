@@ -9,7 +9,7 @@ import { configureRoom, createRoom, listRooms, mucContext, removeRoom, setAffili
 import { type Ctx, mucOf } from './service.ts';
 
 const SETTINGS_HELP =
-  'settings: name, description, lang, persistent, public, password, passwordProtected, membersOnly, moderated, maxUsers, whois (moderators|anyone), changeSubject, allowInvites, allowPm (anyone|participants|moderators|none), logging, historyFetch';
+  'settings: name, description, lang, persistent, public, password, passwordProtected, membersOnly, moderated, maxUsers, whois (moderators|anyone), changeSubject, allowInvites, allowPm (anyone|participants|moderators|none), logging, archiving, historyFetch';
 
 /** key=value settings, as strings the room configuration checks. */
 function settings(pairs: string[]): Record<string, string> {

@@ -6,7 +6,7 @@ import { StanzaError } from '../../xmpp/errors.ts';
 import { JIDError, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, xml } from '../../xmpp/xml.ts';
-import type { AllowPm, RoomConfig, Whois } from './store.ts';
+import { type AllowPm, type RoomConfig, type Whois, roomArchives } from './store.ts';
 
 export interface ConfigLimits {
   /** The service's most occupants per room (muc#roomconfig_maxusers "none" means this). */
@@ -36,7 +36,7 @@ export function parseBoolean(value: string | undefined, field: string): boolean 
 
 const bool = (v: boolean) => [v ? '1' : '0'];
 
-function booleanField(name: string, label: string, key: { [K in keyof RoomConfig]: RoomConfig[K] extends boolean ? K : never }[keyof RoomConfig]): FieldDef {
+function booleanField(name: string, label: string, key: { [K in keyof RoomConfig]-?: RoomConfig[K] extends boolean ? K : never }[keyof RoomConfig]): FieldDef {
   return {
     var: name,
     type: 'boolean',
@@ -81,6 +81,16 @@ export const CONFIG_FIELDS: FieldDef[] = [
   textField('muc#roomconfig_roomdesc', 'Short Description of Room', 'description'),
   textField('muc#roomconfig_lang', 'Natural Language for Room Discussions', 'lang'),
   booleanField('muc#roomconfig_enablelogging', 'Enable Public Logging?', 'logging'),
+  // XEP-0313 room archives; shown as in effect (persistent rooms archive unless switched off).
+  {
+    var: 'muc#roomconfig_enablearchiving',
+    type: 'boolean',
+    label: 'Enable Message Archiving?',
+    show: (c) => bool(roomArchives(c)),
+    read: (c, v) => {
+      c.archiving = parseBoolean(v[0], 'muc#roomconfig_enablearchiving');
+    },
+  },
   booleanField('muc#roomconfig_changesubject', 'Allow Occupants to Change Subject?', 'changeSubject'),
   booleanField('muc#roomconfig_allowinvites', 'Allow Members to Invite Others?', 'allowInvites'),
   listField<AllowPm>(
@@ -206,6 +216,7 @@ export const CONFIG_KEYS: Record<keyof RoomConfig, string> = {
   description: 'muc#roomconfig_roomdesc',
   lang: 'muc#roomconfig_lang',
   logging: 'muc#roomconfig_enablelogging',
+  archiving: 'muc#roomconfig_enablearchiving',
   changeSubject: 'muc#roomconfig_changesubject',
   allowInvites: 'muc#roomconfig_allowinvites',
   allowPm: 'muc#roomconfig_allowpm',

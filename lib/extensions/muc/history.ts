@@ -62,11 +62,11 @@ export function historyStanzas(entries: HistoryEntry[], req: HistoryRequest, roo
 /** §7.2.14: only messages with a body are history (chat states and the subject are not). */
 export const isHistoric = (stanza: Element): boolean => !!stanza.getChild('body');
 
-/** Keeps a reflected groupchat message (from the occupant JID, `to` removed). */
-export async function storeHistory(ctx: Ctx, roomId: string, reflected: Element): Promise<void> {
+/** Keeps a reflected groupchat message (from the occupant JID, `to` removed) under its archive id. */
+export async function storeHistory(ctx: Ctx, roomId: string, reflected: Element, archiveId: string): Promise<void> {
   const kept = parseFrame(reflected.toString());
   delete kept.attrs.to;
-  await ctx.muc.rooms.addHistory(ctx.tenant, roomId, kept.toString(), ctx.opts.historyRetentionMs, ctx.server.clock.now());
+  await ctx.muc.rooms.addHistory(ctx.tenant, roomId, kept.toString(), ctx.opts.historyRetentionMs, ctx.server.clock.now(), archiveId);
 }
 
 /** The history a new occupant gets: one Query (none when it asks for none). */

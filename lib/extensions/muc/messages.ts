@@ -4,8 +4,9 @@
 import type { StanzaEvent } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
+import { newArchiveId, setStanzaId, stripStanzaIds } from '../../xmpp/stanza-id.ts';
 import { type Element, clone, xml } from '../../xmpp/xml.ts';
-import type { Occupant, RoomRecord } from './store.ts';
+import { type Occupant, type RoomRecord, roomArchives } from './store.ts';
 import { stripOccupantIds, withOccupantId } from './occupant-id.ts';
 import { fanOut } from './delivery.ts';
 import { isHistoric, storeHistory } from './history.ts';
@@ -13,7 +14,7 @@ import { declineInvitation, sendInvitations } from './invitations.ts';
 import { leave, newId } from './occupants.ts';
 import { mayChangeSubject, maySendGroupchat, maySendPrivate } from './permissions.ts';
 import { findSession, isSubjectChange, primarySession, targetsOf } from './room-model.ts';
-import { type Ctx, occupantJid } from './service.ts';
+import { type Ctx, occupantJid, roomJid } from './service.ts';
 import { onVoiceForm } from './voice-requests.ts';
 
 /** §17.4.2: errors that say a stanza the room sent could not be delivered: the occupant is a ghost. */
@@ -78,8 +79,14 @@ export async function onRoomMessage(ctx: Ctx, event: StanzaEvent): Promise<void>
   }
   // §7.4: visitors in a moderated room have no voice.
   if (!maySendGroupchat(occupant.role)) throw new StanzaError('forbidden', 'you have no voice in this room');
+  // XEP-0359 §3: only the room gives stanza ids by its address; a kept message carries its archive
+  // id (XEP-0313 §3.5) in every reflection, and history (the room archive) keeps it under that id.
+  const address = roomJid(ctx, room.id);
+  stripStanzaIds(stanza, address);
+  const archiveId = isHistoric(stanza) ? newArchiveId(ctx.server.clock.now()) : undefined;
+  if (archiveId && roomArchives(room.config)) setStanzaId(stanza, address, archiveId);
   const reflected = await reflect(ctx, room, occupant, stanza);
-  if (isHistoric(stanza)) await storeHistory(ctx, room.id, reflected);
+  if (archiveId) await storeHistory(ctx, room.id, reflected, archiveId);
 }
 
 /** §7.5: a private message to room@service/nick goes to every session of that occupant. */

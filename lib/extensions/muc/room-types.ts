@@ -3,7 +3,7 @@
 // Order of the checks: banned, members-only, password, nickname, occupant limit.
 import { StanzaError } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
-import type { RoomRecord } from './store.ts';
+import { type RoomRecord, roomArchives } from './store.ts';
 import { affiliationRank, entryError } from './permissions.ts';
 import { reservedByOther } from './room-model.ts';
 import type { MucService, PreJoinEvent } from './service.ts';
@@ -58,6 +58,8 @@ export function roomFeatures(room: RoomRecord): string[] {
     NS.MUC_STABLE_ID,
     NS.MUC_SELF_PING,
     NS.OCCUPANT_ID, // XEP-0421 §3
+    // XEP-0313 §3.3.2: the room's history is its archive, queried at the room JID.
+    ...(roomArchives(c) ? [NS.MAM] : []),
     c.public ? 'muc_public' : 'muc_hidden',
     c.persistent ? 'muc_persistent' : 'muc_temporary',
     c.membersOnly ? 'muc_membersonly' : 'muc_open',

@@ -6,16 +6,16 @@
 //
 //   pk                        sk                what
 //   room#<tenant>#<room>      room              RoomRecord: config, affiliations, subject, occupants
-//   room#<tenant>#<room>      h#<ms>#<rand>     one message of discussion history (expires: ttl)
+//   room#<tenant>#<room>      h#<archive id>    one message of discussion history and the room archive (expires: ttl)
 //   rooms#<tenant>            <room>            RoomSummary: the tenant's rooms, for disco#items and the admin API
 //   mucowned#<bare JID>       <tenant>#<room>   a room the user created (limits.roomsPerUser)
 //
 // The tenant is in every key. UpdateItem returns the item before or after the change at no extra
 // capacity, so a leave or a presence change needs no read before its broadcast.
-import { randomBytes } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TTL_ATTRIBUTE, isConditionFailure, partitionItems, ttlFrom } from '../../store/dynamo.ts';
 import { deletePartition } from '../../store/partition.ts';
+import { firstIdAt, newArchiveId } from '../../xmpp/stanza-id.ts';
 
 export type Affiliation = 'owner' | 'admin' | 'member' | 'none' | 'outcast';
 export type Role = 'moderator' | 'participant' | 'visitor' | 'none';
@@ -56,7 +56,15 @@ export interface RoomConfig {
   logging: boolean;
   /** muc#maxhistoryfetch: the most history messages a new occupant gets. */
   historyFetch: number;
+  /**
+   * muc#roomconfig_enablearchiving: the room's history is its message archive (XEP-0313), and its
+   * messages carry the room's stanza-id. Unset: on for persistent rooms (roomArchives).
+   */
+  archiving?: boolean;
 }
+
+/** Whether a room keeps a message archive: as configured, else when it is persistent. */
+export const roomArchives = (config: Pick<RoomConfig, 'archiving' | 'persistent'>): boolean => config.archiving ?? config.persistent;
 
 export interface AffiliationEntry {
   affiliation: Exclude<Affiliation, 'none'>;
@@ -390,15 +398,35 @@ export class RoomStore {
 
   // ---- discussion history -------------------------------------------------------------------------
 
-  /** One PutItem per message; items expire after `retentionMs` (TTL in AWS; reads skip them). */
-  async addHistory(domain: string, id: string, xml: string, retentionMs: number, now = Date.now()): Promise<void> {
+  /**
+   * One PutItem per message; items expire after `retentionMs` (TTL in AWS; reads skip them). The sort
+   * key holds the message's archive id (time-ordered, lib/xmpp/stanza-id.ts): history is the room's
+   * archive too (XEP-0313), and the id is the stanza-id the room put on the message.
+   */
+  async addHistory(domain: string, id: string, xml: string, retentionMs: number, now = Date.now(), archiveId = newArchiveId(now)): Promise<void> {
     const expiresAt = now + retentionMs;
     await this.db.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: roomPk(domain, id), sk: `h#${String(now).padStart(15, '0')}#${randomBytes(3).toString('hex')}`, at: now, xml, expiresAt, [TTL_ATTRIBUTE]: ttlFrom(expiresAt) },
+        Item: { pk: roomPk(domain, id), sk: `h#${archiveId}`, at: now, xml, expiresAt, [TTL_ATTRIBUTE]: ttlFrom(expiresAt) },
       }),
     );
+  }
+
+  /** History items with archive ids in [from, to], in one direction: one Query (the room archive's pages). */
+  async historyRange(domain: string, id: string, from: string, to: string, forward: boolean, limit: number, start?: Record<string, unknown>) {
+    const res = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: { ':pk': roomPk(domain, id), ':from': `h#${from}`, ':to': `h#${to}` },
+        ScanIndexForward: forward,
+        Limit: limit,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    const items = (res.Items ?? []).map((i) => ({ id: (i.sk as string).slice(2), at: i.at as number, xml: i.xml as string, expiresAt: i.expiresAt as number }));
+    return { items, next: res.LastEvaluatedKey };
   }
 
   /** The newest `limit` messages (since `since` ms, if given), oldest first: one Query. */
@@ -408,7 +436,7 @@ export class RoomStore {
       new QueryCommand({
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: { ':pk': roomPk(domain, id), ':from': `h#${String(since).padStart(15, '0')}`, ':to': 'h#~' },
+        ExpressionAttributeValues: { ':pk': roomPk(domain, id), ':from': `h#${firstIdAt(since)}`, ':to': 'h#~' },
         ScanIndexForward: false,
         Limit: limit,
       }),
