@@ -200,7 +200,8 @@ function install(ctx: ModuleContext): BlockListStore {
     return undefined;
   });
 
-  // §3.5 with nobody online: the message is not stored offline (ahead of offline storage).
+  // §3.5 with nobody online: the message is neither archived (XEP-0313, priority 100) nor stored
+  // offline (priority 0): this runs ahead of both.
   ctx.hook(
     'message/undeliverable',
     async ({ origin, stanza, to }) => {
@@ -208,7 +209,7 @@ function install(ctx: ModuleContext): BlockListStore {
       if (answerless(stanza)) return true;
       throw new StanzaError('service-unavailable');
     },
-    10,
+    200,
   );
 
   // Everything else on its way to a connection, presence above all (broadcasts, probe answers,
