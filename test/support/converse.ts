@@ -200,7 +200,7 @@ export class ConversePage {
     const kind = opts.kind ?? 'chat';
     let last: Rendered[] = [];
     try {
-      return (await until(
+      const ms = (await until(
         `${what} in ${jid}`,
         async () => {
           if (kind === 'chat' && !(await this.chat(jid).count()) && (await this.hasChat(jid))) await this.openChat(jid);
@@ -210,11 +210,11 @@ export class ConversePage {
         () => last,
         opts.timeoutMs ?? WAIT_MS,
       )) as Rendered[];
+      await this.screenshot(what);
+      return ms;
     } catch (e) {
       await this.screenshot(`FAILED ${what}`);
       throw new Error(`${this.name}: ${(e as Error).message}`);
-    } finally {
-      await this.screenshot(what);
     }
   }
 
@@ -225,10 +225,10 @@ export class ConversePage {
 
   /** Whether any chat or room rendered a message with `text`, or Converse's model holds one. */
   anyMessageWith(text: string): Promise<boolean> {
-    return this.page.evaluate((t) => {
+    return this.page.evaluate(async (t) => {
       const api = (window as unknown as Probe).xeProbe.api;
       const inDom = [...document.querySelectorAll('converse-chat-message .chat-msg__text')].some((e) => e.textContent?.includes(t));
-      const inModels = (api.chatboxes.get() as any[]).some((box) => box.messages?.models?.some((m: any) => String(m.get('body') ?? '').includes(t)));
+      const inModels = ((await api.chatboxes.get()) as any[]).some((box) => box.messages?.models?.some((m: any) => String(m.get('body') ?? '').includes(t)));
       return inDom || inModels;
     }, text);
   }
