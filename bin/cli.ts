@@ -227,6 +227,9 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           dynamoPort: opts.dynamoPort,
           table: opts.table,
           seedDomains: domains,
+          // What web and mobile clients expect of a server they try out (Converse.js waits for the block
+          // list before it shows a message from a stranger): README "Quick start".
+          seedFeatures: ['blocking', 'carbons'],
           limits: {
             ...(opts.maxStanzaSize !== undefined ? { maxStanzaBytes: opts.maxStanzaSize } : {}),
             // Sessions must not outlive the connection the gateway will cut.

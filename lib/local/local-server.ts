@@ -42,6 +42,8 @@ export interface LocalServerOptions {
   claimsTable?: string;
   /** Tenants to create at start if missing. */
   seedDomains?: string[];
+  /** The optional modules (`features`) the tenants created at start have; none by default. */
+  seedFeatures?: string[];
   limits?: Partial<Limits>;
   gatewayLimits?: LocalGatewayOptions['limits'];
   dropDisconnect?: boolean;
@@ -107,7 +109,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const modules = [...defaultModules, ...(opts.extraModules ?? [])];
   const tenants = new TenantStore(db, table, { blocks: settingBlocksOf(modules), log });
   for (const domain of opts.seedDomains ?? ['localhost']) {
-    if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now() });
+    if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now(), ...(opts.seedFeatures?.length ? { features: opts.seedFeatures } : {}) });
   }
 
   const server = new XmppServer({

@@ -64,7 +64,8 @@ async function befriend(a: TestClient, b: TestClient): Promise<void> {
 
 describe('Converse.js in Chromium against a local server', { skip: browserMissing() }, () => {
   before(async () => {
-    s = await startTestServer();
+    // The tenant as `npm start` seeds it: clients expect blocking and carbons (README "Quick start").
+    s = await startTestServer({ seedFeatures: ['blocking', 'carbons'] });
     await s.addUser(USER, PASSWORD);
     // The user's contacts, made with the subscription handshake before Converse logs in, so that the
     // steps needing a contact do not also depend on how Converse treats strangers (see the non-contact step).
@@ -215,7 +216,7 @@ describe('Converse.js in Chromium against a local server', { skip: browserMissin
     assert.equal(await desk.anyMessageWith('words after the block'), false, 'the blocked contact\'s message is neither shown nor held');
     // XEP-0191 §3.5: the server SHOULD answer a blocked message with <service-unavailable/>.
     const bounce = pest.received.find((el) => el.name === 'message' && el.attrs.type === 'error' && el.attrs.id === 'b2');
-    if (bounce) assert.ok(bounce.getChild('error')?.getChild('service-unavailable'), bounce.toString());
+    assert.ok(bounce?.getChild('error')?.getChild('service-unavailable'), `the blocked message bounced: ${bounce?.toString()}`);
   });
 
   it('loaded nothing from outside the loopback', async () => {
