@@ -146,7 +146,8 @@ describe('Converse.js in Chromium against a local server', { skip: browserMissin
     await friend.waitFor(chatFrom(USER, 'archived from me'));
 
     await desk.reload({ clearCache: true });
-    assert.equal(await desk.serverSupports('urn:xmpp:mam:2'), true, 'the server advertises urn:xmpp:mam:2 on the account');
+    // XEP-0313 §6.1: the archive is advertised on the account's bare JID, where Converse asks.
+    assert.equal(await desk.serverSupports('urn:xmpp:mam:2', USER), true, 'the server advertises urn:xmpp:mam:2 on the account');
     await desk.openChat(bare(friend.jid));
     const ms = await desk.waitForMessages(bare(friend.jid), (ms) => inOrder(ms, ['archived from them', 'archived from me']), 'history after the reload');
     assert.deepEqual(
@@ -159,7 +160,8 @@ describe('Converse.js in Chromium against a local server', { skip: browserMissin
   async function roomWithHistory(): Promise<{ room: string; host: TestClient }> {
     const host = await partner('capulet');
     const room = `ball${n}@conference.localhost`;
-    await createInstant(host, `${room}/host`);
+    // Persistent: a persistent room keeps its archive by default (README "Message archive").
+    await createInstant(host, `${room}/host`, { 'muc#roomconfig_persistentroom': '1' });
     for (const body of ['room one', 'room two']) {
       await host.send(xml('message', { to: room, type: 'groupchat' }, xml('body', {}, body)));
       await host.waitFor((el) => el.name === 'message' && el.attrs.from === `${room}/host` && el.getChildText('body') === body);

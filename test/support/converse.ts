@@ -258,11 +258,12 @@ export class ConversePage {
   }
 
   /** Whether the user's server advertises `feature` in disco#info (XEP-0030), as Converse sees it. */
-  serverSupports(feature: string): Promise<boolean> {
-    return this.page.evaluate(async (f) => {
+  /** Whether `entity` (default: the server's domain) advertises `feature`, asked through Converse's disco cache. */
+  serverSupports(feature: string, entity?: string): Promise<boolean> {
+    return this.page.evaluate(async ([f, e]) => {
       const { api, session } = (window as unknown as Probe).xeProbe;
-      return !!(await api.disco.supports(f, session.get('domain')));
-    }, feature);
+      return !!(await api.disco.supports(f, e ?? session.get('domain')));
+    }, [feature, entity] as const);
   }
 
   /**
