@@ -2,7 +2,6 @@
 // forward, §2.5 backward) as pure functions, plus the archive's time-ordered ids.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StanzaError } from '../../lib/xmpp/errors.ts';
 import { parseFrame } from '../../lib/xmpp/xml.ts';
 import {
   type ArchivedRef,
@@ -18,16 +17,8 @@ import {
   takePage,
 } from '../../lib/extensions/mam/query.ts';
 import { archives, parsePrefs, stripStanzaIds } from '../../lib/extensions/mam/index.ts';
+import { refusal } from '../support/stanza-errors.ts';
 
-const refusal = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof StanzaError) return err.condition;
-    throw err;
-  }
-  return 'accepted';
-};
 
 const form = (fields: Record<string, string | string[]>, formType = 'urn:xmpp:mam:2') =>
   parseFrame(

@@ -2,24 +2,15 @@
 // selection (§7.2.15), as pure functions.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StanzaError } from '../../lib/xmpp/errors.ts';
 import { parseFrame } from '../../lib/xmpp/xml.ts';
 import { applyConfigForm, configChangeCodes, configForm, formValues, roomInfoForm, valuesFromJson } from '../../lib/extensions/muc/config-form.ts';
 import { historyQuery, historyStanzas, parseHistoryRequest } from '../../lib/extensions/muc/history.ts';
 import { MAX_PRESENCE_CHARS, presencePayload } from '../../lib/extensions/muc/room-model.ts';
 import { defaultRoomConfig, mucOptions } from '../../lib/extensions/muc/service.ts';
+import { refusal } from '../support/stanza-errors.ts';
 
 const limits = { maxOccupants: 200, historyLength: 50 };
 const defaults = defaultRoomConfig(mucOptions({ domain: 'x', enabled: true })!);
-const refusal = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof StanzaError) return err.condition;
-    throw err;
-  }
-  return undefined;
-};
 
 describe('muc#roomconfig', () => {
   it('shows every registered field with the current values (a form of type form with FORM_TYPE)', () => {
