@@ -18,7 +18,7 @@ import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
 import { newTenantConflict } from '../lib/core/tenant-domains.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
-import { OperatorError, settingBlocksOf } from '../lib/core/modules.ts';
+import { OperatorError, accountPartitionsOf, settingBlocksOf } from '../lib/core/modules.ts';
 import { UserExistsError, UserStore } from '../lib/store/users.ts';
 import { parseJID } from '../lib/xmpp/jid.ts';
 import { ManagementApi } from '../lib/core/management-api.ts';
@@ -453,7 +453,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .action(
       withTarget(async (t, jidArg: string) => {
         const { jid } = accountAddress(jidArg);
-        if (!(await removeUser(t.users, jid))) throw new CliError(`no such user: ${jid} (${t.where})`);
+        const data = { db: t.db, table: t.table, prefixes: accountPartitionsOf(defaultModules) };
+        if (!(await removeUser(t.users, jid, data))) throw new CliError(`no such user: ${jid} (${t.where})`);
         io.stdout.write(`removed ${jid}\n`);
       }),
     );

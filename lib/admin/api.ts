@@ -11,7 +11,7 @@ import { StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID, parseJID } from '../xmpp/jid.ts';
 import { FrameError, parseFrame } from '../xmpp/xml.ts';
 import { revokeTokens } from '../auth/access-tokens.ts';
-import { InvalidPasswordError, addUser, removeUser, setPassword } from '../core/accounts.ts';
+import { InvalidPasswordError, accountDataOf, addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { OperatorError } from '../core/modules.ts';
 import { newTenantConflict, servicesOnTenants } from '../core/tenant-domains.ts';
 import { openApiDocumentFor } from './openapi.ts';
@@ -211,7 +211,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   });
   route('DELETE', '/tenants/{domain}/users/{username}', async (_r, p) => {
     const jid = accountJid(p.domain, p.username);
-    if (!(await removeUser(server.users, jid))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
+    if (!(await removeUser(server.users, jid, accountDataOf(server)))) throw new ApiError(404, 'user-not-found', `no user ${jid}`);
     await kick(server, jid, 'account removed');
     return { status: 204 };
   });

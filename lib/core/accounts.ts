@@ -1,9 +1,12 @@
 // Accounts, shared by the admin API, the CLI and in-band registration (XEP-0077): passwords are
 // checked (length, SASLprep) and become SCRAM salted keys for both hashes here and nowhere else.
 import saslprep from '@mongodb-js/saslprep';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { deriveScramCredentials } from '../auth/scram.ts';
 import { parseJID } from '../xmpp/jid.ts';
+import { deletePartition } from '../store/partition.ts';
 import type { UserStore } from '../store/users.ts';
+import type { XmppServer } from './server.ts';
 
 /** The longest password, in characters (Unicode code points), before SASLprep (README "Admin API"). */
 export const MAX_PASSWORD_CHARS = 1024;
@@ -82,7 +85,32 @@ export async function setPassword(users: UserStore, jid: string, password: strin
   return users.setCredentials(domain, local, credentialsFor(usablePassword(password)));
 }
 
-export async function removeUser(users: UserStore, jid: string): Promise<boolean> {
+/**
+ * What an account keeps besides its user item: the partitions `<prefix>#<bare JID>` its tenant's
+ * modules declare (roster, offline messages, archive, vCard, private data, …; docs/modules.md
+ * "Storage"). The session entries are not among them: they end with the sessions.
+ */
+export interface AccountData {
+  db: DynamoDBDocumentClient;
+  table: string;
+  prefixes: readonly string[];
+}
+
+/** The account data of a server's modules. */
+export function accountDataOf(server: Pick<XmppServer, 'db' | 'table' | 'registry'>): AccountData {
+  return { db: server.db, table: server.table, prefixes: server.registry.accountPartitions() };
+}
+
+/**
+ * Deletes an account, then everything it kept (`data`), so that a new account of the same name
+ * starts empty. False if there was no such account (its data is deleted all the same: a removal that
+ * failed half-way is finished by trying again).
+ */
+export async function removeUser(users: UserStore, jid: string, data?: AccountData): Promise<boolean> {
   const { local, domain } = accountJid(jid);
-  return users.remove(domain, local);
+  const removed = await users.remove(domain, local);
+  for (const prefix of data?.prefixes ?? []) {
+    if (prefix !== 'sessions') await deletePartition(data!.db, data!.table, `${prefix}#${local}@${domain}`);
+  }
+  return removed;
 }

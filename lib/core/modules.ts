@@ -173,9 +173,7 @@ export class Registry {
 
   /** Per-account partition prefixes of every module (the core's own 'sessions' included). */
   accountPartitions(): string[] {
-    const out = ['sessions'];
-    for (const m of this.modules.values()) out.push(...(m.storage?.accountPartitions ?? []));
-    return out;
+    return accountPartitionsOf(this.modules.values());
   }
 
   /** Modules that keep data in session entries: each gets an empty map at bind, so updates need no read. */
@@ -436,4 +434,11 @@ export function installModules(server: XmppServer, registry: Registry, modules: 
     state.set(m.name, 'done');
   };
   for (const m of modules) install(m, []);
+}
+
+/** The partition prefixes of per-account data that `modules` keep (with the core's `sessions`). */
+export function accountPartitionsOf(modules: Iterable<XmppModule>): string[] {
+  const out = ['sessions'];
+  for (const m of modules) out.push(...(m.storage?.accountPartitions ?? []));
+  return out;
 }

@@ -4,7 +4,7 @@
 import { StanzaError, StreamError } from '../xmpp/errors.ts';
 import { JIDError, makeJID } from '../xmpp/jid.ts';
 import { type Element, xml } from '../xmpp/xml.ts';
-import { InvalidPasswordError, addUser, removeUser, setPassword } from '../core/accounts.ts';
+import { InvalidPasswordError, accountDataOf, addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { UserExistsError } from '../store/users.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import type { IqEvent } from '../core/events.ts';
@@ -60,7 +60,7 @@ async function accountSet({ server, origin, child }: IqEvent): Promise<true> {
   const bare = origin.jid.bare().toString();
   if (child.getChild('remove')) {
     // §3.2: the account goes, and with it every session of it.
-    await removeUser(server.users, bare);
+    await removeUser(server.users, bare, accountDataOf(server));
     server.log.info({ jid: bare }, 'account cancelled in-band');
     const sessions = await server.sessions.list(bare);
     const others = sessions.filter((s) => s.connectionId !== origin.connectionId);
