@@ -12,6 +12,7 @@ import { STANZAS, createInstant, enter } from '../support/muc.ts';
 
 const D = 'vcard.test';
 const LIMITED = 'small-vcards.test';
+const PLAIN = 'plain-vcards.test';
 const ROOMS = `conference.${D}`;
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 
@@ -188,6 +189,26 @@ describe('XEP-0054 vcard-temp, XEP-0153 avatars', () => {
     const plain = await alice.waitFor((el) => el.name === 'presence' && el.attrs.from === dave.jid && el.getChildText('status') === 'plain', WAIT_MS, "dave's presence");
     assert.equal(plain.getChild('x', NS_VCARD_UPDATE), undefined);
     assert.equal((await setVCard(alice, vcardOf('Alice Liddell', IMAGE))).attrs.type, 'result');
+  });
+
+  it('XEP-0153 §4.1: the presence that enters a room carries the avatar hash; the join costs one read more than on a tenant without vcard-avatars', async () => {
+    await s.server.tenants.put({ domain: PLAIN, enabled: true });
+    for (const u of ['owner', 'guest']) await s.addUser(`${u}@${PLAIN}`);
+    const owner = await login('owner', 'r', PLAIN);
+    const guest = await login('guest', 'r', PLAIN);
+    const dave = await login('dave', 'muc');
+    await createInstant(alice, `study@${ROOMS}/Queen`);
+    await createInstant(owner, `study@conference.${PLAIN}/Owner`);
+
+    const withAvatars = await costOf(() => enter(dave, `study@${ROOMS}/Dave`));
+    const without = await costOf(() => enter(guest, `study@conference.${PLAIN}/Guest`));
+    assert.deepEqual(only(withAvatars), { ...only(without), reads: only(without).reads + 1 }, `${withAvatars.calls} vs ${without.calls}`);
+
+    // Dave has never stored a vCard: nothing added. Alice has: her occupant presence carries the hash.
+    const daveSeen = await alice.waitFor((el) => el.name === 'presence' && el.attrs.from === `study@${ROOMS}/Dave`, WAIT_MS, "dave's room presence");
+    assert.equal(daveSeen.getChild('x', NS_VCARD_UPDATE), undefined);
+    const queen = await dave.waitFor((el) => el.name === 'presence' && el.attrs.from === `study@${ROOMS}/Queen`, WAIT_MS, "alice's room presence");
+    assert.equal(photoOf(queen)?.text(), IMAGE_HASH, queen.toString());
   });
 
   it('XEP-0045: a room answers for itself (its name as FN) and for an occupant (the real user\'s vCard, from the occupant JID)', async () => {
