@@ -123,6 +123,7 @@ describe('XEP-0049 Private XML Storage', () => {
     let res = await ask(lee, { type: 'set' }, xml('big', { xmlns: 'urn:example:big' }, 'x'.repeat(300)));
     assert.equal(conditionOf(res), 'not-acceptable', res.toString());
     assert.match(errorText(res), /privateStorage\.maxItemBytes.*200/);
+    assert.equal(res.getChild('query', NS_PRIVATE)?.children.length ?? 0, 0, 'the oversized data is not echoed');
     assert.equal((await ask(lee, { type: 'set' }, xml('a', { xmlns: 'urn:example:a' }))).attrs.type, 'result');
     assert.equal((await ask(lee, { type: 'set' }, xml('b', { xmlns: 'urn:example:b' }))).attrs.type, 'result');
     // Replacing a namespace already used is fine; a third one is not.

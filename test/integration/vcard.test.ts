@@ -7,12 +7,14 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { NS_VCARD, NS_VCARD_UPDATE } from '../../lib/extensions/vcard/index.ts';
 import { rosterOf as rosterStoreOf } from '../../lib/extensions/roster/index.ts';
-import { type Element, type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, xml } from '../support/harness.ts';
+import { randomBytes } from 'node:crypto';
+import { type Element, RawClient, type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, xml } from '../support/harness.ts';
 import { STANZAS, createInstant, enter } from '../support/muc.ts';
 
 const D = 'vcard.test';
 const LIMITED = 'small-vcards.test';
 const PLAIN = 'plain-vcards.test';
+const BIG = 'big-avatars.test';
 const ROOMS = `conference.${D}`;
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 
@@ -140,6 +142,38 @@ describe('XEP-0054 vcard-temp, XEP-0153 avatars', () => {
     assert.match(errorText(res!), /vcard\.maxBytes.*300/);
     assert.deepEqual(only(cost), { reads: 0, writes: 0, posts: 1 }, cost.calls);
     assert.equal((await getVCard(lee)).getChild('vCard', NS_VCARD)!.getChildText('FN'), 'Lee');
+  });
+
+  it('an avatar of 75 KB (about 100 KB of base64) is stored and fetched whole, where the tenant allows stanzas that large; past vcard.maxBytes, not-acceptable', async () => {
+    // The stream's own limit (limits.maxStanzaBytes, 65536 by default) comes first: raise it.
+    await s.server.tenants.put({ domain: BIG, enabled: true, limits: { maxStanzaBytes: 200_000 } });
+    for (const u of ['ann', 'ben']) await s.addUser(`${u}@${BIG}`);
+    const image = randomBytes(75_000);
+    const raw = await RawClient.connect(s.url);
+    await raw.login('ann', 'secret', 'raw', BIG);
+    // API Gateway takes at most 32 KB per WebSocket frame: the message goes in fragments.
+    const sendFragmented = (text: string) => {
+      const parts = text.match(/[\s\S]{1,30000}/g)!;
+      parts.forEach((part, i) => raw.ws.send(part, { fin: i === parts.length - 1 }));
+    };
+    const big = xml('iq', { xmlns: 'jabber:client', type: 'set', id: 'big' }, vcardOf('Ann', image)).toString();
+    assert.ok(big.length > 100_000, String(big.length));
+    sendFragmented(big);
+    const stored = await raw.next((el) => el.name === 'iq' && el.attrs.id === 'big');
+    assert.equal(stored.attrs.type, 'result', stored.toString());
+
+    const ben = await login('ben', 'r', BIG);
+    const got = (await getVCard(ben, `ann@${BIG}`)).getChild('vCard', NS_VCARD)!;
+    assert.ok(Buffer.from(got.getChild('PHOTO')!.getChildText('BINVAL')!, 'base64').equals(image));
+
+    const tooBig = xml('iq', { xmlns: 'jabber:client', type: 'set', id: 'too-big' }, vcardOf('Ann', randomBytes(91_000))).toString();
+    sendFragmented(tooBig);
+    const refused = await raw.next((el) => el.name === 'iq' && el.attrs.id === 'too-big');
+    assert.equal(conditionOf(refused), 'not-acceptable', refused.toString().slice(0, 500));
+    assert.match(errorText(refused), /vcard\.maxBytes.*120000/);
+    // The error does not echo the oversized vCard (it might not fit in one API Gateway message).
+    assert.equal(refused.getChild('vCard', NS_VCARD)?.children.length ?? 0, 0);
+    raw.ws.close();
   });
 
   it('XEP-0153 §4.1: the server adds the avatar hash to available presence; a subscribed contact sees it; one read more per presence', async () => {

@@ -72,7 +72,12 @@ function install(ctx: ModuleContext): PrivateStore {
     const items = [...byNamespace].map(([ns, els]) => ({ ns, text: xml('query', { xmlns: NS_PRIVATE }, ...els.map(clone)).toString() }));
     for (const { ns, text } of items) {
       const bytes = Buffer.byteLength(text);
-      if (bytes > maxItemBytes) throw new StanzaError('not-acceptable', `the data of ${ns} is ${bytes} bytes; this server's limit (privateStorage.maxItemBytes) is ${maxItemBytes}`);
+      if (bytes > maxItemBytes) {
+        // The error reply echoes the request (RFC 6120 §8.3.1): not the oversized data (API Gateway
+        // posts at most 128 KiB per message).
+        child.children = [];
+        throw new StanzaError('not-acceptable', `the data of ${ns} is ${bytes} bytes; this server's limit (privateStorage.maxItemBytes) is ${maxItemBytes}`);
+      }
     }
     const bare = origin.jid.bare().toString();
     for (const { ns, text } of items) {

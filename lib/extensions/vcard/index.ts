@@ -52,7 +52,12 @@ function installVCard(ctx: ModuleContext): VCardApi {
     const max = ctx.settingsOf<VCardSettings>(tenant)?.maxBytes ?? DEFAULT_VCARD_BYTES;
     const text = child.toString();
     const bytes = Buffer.byteLength(text);
-    if (bytes > max) throw new StanzaError('not-acceptable', `the vCard is ${bytes} bytes; this server's limit (vcard.maxBytes) is ${max}`);
+    if (bytes > max) {
+      // The error reply echoes the request (RFC 6120 §8.3.1); an echo of an oversized vCard could pass
+      // API Gateway's 128 KiB per message, so it goes back empty.
+      child.children = [];
+      throw new StanzaError('not-acceptable', `the vCard is ${bytes} bytes; this server's limit (vcard.maxBytes) is ${max}`);
+    }
     await store.put(origin.jid.bare().toString(), text, photoHash(child), server.clock.now());
     return true;
   });
