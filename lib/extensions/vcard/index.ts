@@ -122,8 +122,9 @@ export const vcardAvatars: XmppModule = {
   install(ctx) {
     const { store } = ctx.depends<VCardApi>('vcard');
     // Before the presence module (priority 0) broadcasts it and keeps it for probes: the user's own
-    // broadcast presence, and the presence that enters a room (§4.1 rule 1: "directed presence sent
-    // when joining XEP-0045 rooms"), before the MUC service (priority 0) stores and relays it.
+    // broadcast presence; and presence to a room, entering it or changing status there (§4.1 rule 1:
+    // "directed presence sent when joining XEP-0045 rooms"), before the MUC service (priority 0)
+    // stores and relays it.
     ctx.hook('presence/self', (e) => (e.stanza.attrs.to ? undefined : stampAvatar(store, e)), 10);
     ctx.hook('presence/component/muc', (e) => (e.to.local && e.to.resource ? stampAvatar(store, e) : undefined), 10);
   },
@@ -134,7 +135,7 @@ type MucApi = typeof muc extends XmppModule<infer A> ? A : never;
 /**
  * vCard requests to rooms, answered by the service, ahead of the MUC's own IQ handling (which would
  * forward a request to an occupant's client, or refuse one to the room with service-unavailable):
- * - to the room: the room's vCard, its name as FN (XEP-0054 §3.3 of a room; none: an empty vCard);
+ * - to the room: a vCard for the room with its name as FN (an empty vCard for a room without one);
  * - to an occupant (room@service/nick): the occupant's real user's vCard, read at their bare JID, as
  *   Prosody's MUC does by sending the request there (XEP-0153 §3.2: avatars are fetched at the bare
  *   JID, and a client in a room knows only the occupant JID). Only occupants may ask, as for any IQ
