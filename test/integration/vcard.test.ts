@@ -73,10 +73,12 @@ describe('XEP-0054 vcard-temp, XEP-0153 avatars', () => {
     await s.stop();
   });
 
-  it('§4: the server advertises vcard-temp in its disco#info', async () => {
-    const info = await alice.iq(xml('iq', { type: 'get', to: D }, xml('query', { xmlns: DISCO_INFO })));
-    const features = info.getChild('query')!.getChildren('feature').map((f: Element) => f.attrs.var);
-    assert.ok(features.includes(NS_VCARD), features.join(' '));
+  it('§4: the server advertises vcard-temp in its disco#info, and so does an account at its bare JID', async () => {
+    for (const to of [D, `alice@${D}`]) {
+      const info = await alice.iq(xml('iq', { type: 'get', to }, xml('query', { xmlns: DISCO_INFO })));
+      const features = info.getChild('query')!.getChildren('feature').map((f: Element) => f.attrs.var);
+      assert.ok(features.includes(NS_VCARD), `${to}: ${features.join(' ')}`);
+    }
   });
 
   it('§3.1: an account without a vCard gets an empty one, not an error; one read, one post', async () => {

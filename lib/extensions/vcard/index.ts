@@ -40,8 +40,9 @@ function installVCard(ctx: ModuleContext): VCardApi {
     return stored ? parseFrame(stored) : empty();
   };
 
-  // §4: the server says it stores vCards.
+  // §4: the server says it stores vCards; so does each account's bare JID, where they are fetched (§3.3).
   ctx.addFeature(NS_VCARD);
+  ctx.addAccountFeature(NS_VCARD);
 
   // §3.1: one's own vCard; none stored yet: an empty one, as Prosody answers (not an error).
   ctx.hook(`iq-get/self/${NS_VCARD}:vCard`, ({ origin }) => vcardOf(origin.jid.bare().toString()));
