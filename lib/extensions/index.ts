@@ -11,9 +11,11 @@ import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
 import { ping } from './ping.ts';
 import { presence, roster } from './roster/index.ts';
+import { privateStorage } from './private/index.ts';
 import { register } from './register.ts';
 import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
+import { vcard, vcardAvatars, vcardMuc } from './vcard/index.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage];
