@@ -279,7 +279,7 @@ function install(ctx: ModuleContext): void {
       if (!n) {
         // §7.1.5 / XEP-0163 §3: auto-create, with the publish options as its configuration.
         if ((await store.count(owner)) >= lim.maxNodes) throw new StanzaError('policy-violation', `an account has at most ${lim.maxNodes} PEP nodes (pep.maxNodes)`);
-        const config = applyConfig(DEFAULTS, options, lim.maxItemsPerNode, () => new PubsubError('conflict', 'precondition-not-met', 'publish options not supported'));
+        const config = applyConfig(DEFAULTS, options, lim.maxItemsPerNode, (text) => new PubsubError('conflict', 'precondition-not-met', text));
         n = { owner, node, config, items: [], v: 0 };
       } else if (options.size && !meetsPreconditions(n.config, options, lim.maxItemsPerNode)) {
         // XEP-0223 §4 / XEP-0060 §7.1.5: the node's configuration does not match.
