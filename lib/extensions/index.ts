@@ -2,7 +2,7 @@
 import { streamNegotiation } from '../core/negotiation.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { authLimits } from './auth-limits/index.ts';
-import { caps } from './caps.ts';
+import { caps } from './caps/index.ts';
 import { carbons } from './carbons.ts';
 import { csi } from './csi.ts';
 import { blocking } from './blocking/index.ts';

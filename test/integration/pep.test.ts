@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { rosterOf } from '../../lib/extensions/roster/index.ts';
-import { capsHash } from '../../lib/extensions/caps.ts';
-import type { CapsApi } from '../../lib/extensions/caps.ts';
-import { type TestClient, type TestServer, connectClient, startTestServer, until, xml, type Element } from '../support/harness.ts';
+import { capsHash } from '../../lib/extensions/caps/hash.ts';
+import type { CapsApi } from '../../lib/extensions/caps/index.ts';
+import { type TestClient, type TestServer, connectClient, startTestServer, xml, type Element } from '../support/harness.ts';
 
 const PUBSUB = 'http://jabber.org/protocol/pubsub';
 const OWNER = `${PUBSUB}#owner`;
@@ -49,17 +49,32 @@ function discoInfo(notify: string[], node?: string): Element {
  */
 async function online(name: string, resource: string, notify: string[]): Promise<TestClient> {
   const c = await connectClient(s.url, { username: name, resource });
-  const ver = capsHash(discoInfo(notify))!;
-  (c.xmpp as unknown as { iqCallee: { get(ns: string, name: string, fn: (ctx: { element: Element }) => Element): void } }).iqCallee.get(DISCO_INFO, 'query', (ctx) =>
-    discoInfo(notify, ctx.element.attrs.node as string),
-  );
-  await c.send(xml('presence', {}, xml('c', { xmlns: CAPS, hash: 'sha-1', node: 'https://xmpp-edge.test', ver })));
-  await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid);
-  const caps = s.server.registry.apis.get('caps') as CapsApi;
-  const presence = `<presence xmlns="jabber:client"><c xmlns="${CAPS}" hash="sha-1" node="x" ver="${ver}"/></presence>`;
-  await until('caps known', async () => (await caps.featuresOf('localhost', presence)).length > 0);
+  const answers = new Map<string, string[]>();
+  (c as TestClient & { answers?: typeof answers }).answers = answers;
+  (c.xmpp as unknown as { iqCallee: { get(ns: string, name: string, fn: (ctx: { element: Element }) => Element): void } }).iqCallee.get(DISCO_INFO, 'query', (ctx) => {
+    const node = ctx.element.attrs.node as string;
+    const ver = node.slice(node.lastIndexOf('#') + 1);
+    asked.add(ver);
+    return discoInfo(answers.get(ver) ?? [], node);
+  });
+  await sendCaps(c, notify);
   return c;
 }
+
+/** Sends available presence with the caps of `notify` and waits until the server knows the hash. */
+async function sendCaps(c: TestClient, notify: string[], show?: string): Promise<void> {
+  const ver = capsHash(discoInfo(notify))!;
+  (c as TestClient & { answers: Map<string, string[]> }).answers.set(ver, notify);
+  await c.send(xml('presence', {}, ...(show ? [xml('show', {}, show)] : []), xml('c', { xmlns: CAPS, hash: 'sha-1', node: 'https://xmpp-edge.test', ver })));
+  await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid && (show === undefined || el.getChildText('show') === show));
+  // A hash new to the server is asked for before the presence is reflected; the answer goes out
+  // before the ping, and one stream is processed in order, so the pong means the answer was handled.
+  if (asked.has(ver)) await c.roundTrip();
+}
+/** The vers the server asked a test client about. */
+const asked = new Set<string>();
+const capsApi = () => s.server.registry.apis.get('caps') as CapsApi;
+const capsPresence = (ver: string) => `<presence xmlns="jabber:client"><c xmlns="${CAPS}" hash="sha-1" node="x" ver="${ver}"/></presence>`;
 
 const pubsubIq = (type: 'get' | 'set', ns: string, to: string | undefined, ...children: Element[]) => xml('iq', { type, ...(to ? { to } : {}) }, xml('pubsub', { xmlns: ns }, ...children));
 const publishIq = (node: string, id: string, payload: Element, options?: Record<string, string>) =>
@@ -179,6 +194,30 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
     const b1 = await online(b, 'one', [NICK, `urn:example:${n}`]);
     await b1.waitFor(notification(a, NICK, 'n1'));
     for (const x of [a1, b1]) await x.stop();
+  });
+
+  it('XEP-0115: a hash new to the tenant costs one GetItem, one IQ round trip and one PutItem; a known one nothing', async () => {
+    const a = await user('caps');
+    const a1 = await online(a, 'one', [NICK]);
+    const fresh = [`urn:example:fresh${n}`];
+    const learn = await s.cost(() => sendCaps(a1, fresh, 'away'));
+    // A presence update (roster Query, sessions BatchGetItem, the entry's write, the reflection) plus
+    // the hash's GetItem (unknown), the disco#info query's post and the PutItem of its answer; as the
+    // hash has a +notify, the last items it now wants (roster Query, one BatchGetItem of the nodes:
+    // none here); and the test's ping.
+    assert.deepEqual({ reads: learn.reads, writes: learn.writes, posts: learn.posts }, { reads: 5, writes: 2, posts: 3 }, JSON.stringify(learn.calls));
+    const known = await s.cost(() => sendCaps(a1, fresh, 'dnd'));
+    // The same hash again: the presence update alone (and the test's ping).
+    assert.deepEqual({ reads: known.reads, writes: known.writes, posts: known.posts }, { reads: 2, writes: 1, posts: 2 }, JSON.stringify(known.calls));
+    // A forged answer (features that do not hash to the ver) is not kept (§5.4).
+    const ver = capsHash(discoInfo([`urn:example:forged${n}`]))!;
+    (a1 as TestClient & { answers: Map<string, string[]> }).answers.set(ver, ['urn:example:other']);
+    await a1.send(xml('presence', {}, xml('c', { xmlns: CAPS, hash: 'sha-1', node: 'https://xmpp-edge.test', ver })));
+    await a1.roundTrip();
+    await a1.roundTrip();
+    await s.gateway.idle();
+    assert.deepEqual(await capsApi().featuresOf('localhost', capsPresence(ver)), []);
+    await a1.stop();
   });
 
   it('items: all, by id, max_items; item-not-found for a node that does not exist (§6.5)', async () => {

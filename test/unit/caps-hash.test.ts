@@ -2,7 +2,7 @@
 // complex with an extended form) and §5.4's reasons to reject an answer.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { capsHash, capsOf, verificationString } from '../../lib/extensions/caps.ts';
+import { capsHash, capsOf, verificationString } from '../../lib/extensions/caps/hash.ts';
 import { parseFrame } from '../../lib/xmpp/xml.ts';
 
 const query = (inner: string) => parseFrame(`<query xmlns="http://jabber.org/protocol/disco#info">${inner}</query>`);

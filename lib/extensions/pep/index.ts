@@ -18,7 +18,7 @@ import type { SessionEntry } from '../../store/sessions.ts';
 import { StanzaError, type StanzaErrorType } from '../../xmpp/errors.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
-import type { CapsApi, CapsLearnedEvent } from '../caps.ts';
+import type { CapsApi, CapsLearnedEvent } from '../caps/index.ts';
 import type { RosterApi } from '../roster/index.ts';
 import { type AccessModel, type NodeConfig, NODE_BYTES, PEP_PREFIX, type PepNode, PepStore } from './store.ts';
 
