@@ -4,6 +4,9 @@
 // access models, XEP-0223 publish-options, the tenant's limits, and what each step costs.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
+import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { rosterOf } from '../../lib/extensions/roster/index.ts';
 import { capsHash } from '../../lib/extensions/caps/hash.ts';
 import type { CapsApi } from '../../lib/extensions/caps/index.ts';
@@ -346,6 +349,40 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
       delete t.pep;
       await s.server.tenants.put(t as never);
       s.clock.advance(61_000);
+    }
+  });
+
+  it("a tenant purge takes its accounts' nodes and its caps hashes (declared prefixes, docs/modules.md \"Storage\")", async () => {
+    const domain = 'peppurge.example';
+    await s.server.tenants.put({ domain, enabled: true } as never);
+    s.clock.advance(61_000);
+    await s.addUser(`ann@${domain}`);
+    const c = await connectClient(s.url, { username: 'ann', domain });
+    const notify = [`urn:example:purge${n}`];
+    const ver = capsHash(discoInfo(notify))!;
+    let answered = false;
+    (c.xmpp as unknown as { iqCallee: { get(ns: string, name: string, fn: (ctx: { element: Element }) => Element): void } }).iqCallee.get(DISCO_INFO, 'query', (ctx) => {
+      answered = true;
+      return discoInfo(notify, ctx.element.attrs.node as string);
+    });
+    await c.iq(publishIq('urn:example:purge', '1', xml('x', { xmlns: 'urn:example' })));
+    await c.send(xml('presence', {}, xml('c', { xmlns: CAPS, hash: 'sha-1', node: 'https://xmpp-edge.test', ver })));
+    await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid);
+    await c.roundTrip();
+    assert.ok(answered);
+    await c.stop();
+
+    const db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
+    try {
+      const mentions = async () => ((await db.send(new ScanCommand({ TableName: s.table, ProjectionExpression: 'pk, sk' }))).Items ?? []).map((i) => String(i.pk)).filter((k) => k.includes(domain) && (k.startsWith('pep#') || k.startsWith('caps#')));
+      assert.deepEqual((await mentions()).sort(), [`caps#${domain}`, `pep#ann@${domain}`]);
+      const purger = new TenantPurger(db, s.table, purgePlanOf(s.server));
+      await s.server.tenants.remove(domain);
+      await purger.request(domain);
+      await purger.runPending();
+      assert.deepEqual(await mentions(), []);
+    } finally {
+      db.destroy();
     }
   });
 });
