@@ -247,7 +247,13 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
     const b1 = await online(b, 'one', [TUNE]);
     await a1.iq(publishIq(TUNE, 'r1', tune('Yes'), { 'pubsub#max_items': '10' }));
     await a1.iq(publishIq(TUNE, 'r2', tune('ELP')));
-    await a1.iq(pubsubIq('set', PUBSUB, undefined, xml('retract', { node: TUNE, notify: 'true' }, xml('item', { id: 'r1' }))));
+    const retract = await s.cost(async () => {
+      await a1.iq(pubsubIq('set', PUBSUB, undefined, xml('retract', { node: TUNE, notify: 'true' }, xml('item', { id: 'r1' }))));
+      await b1.waitFor((el) => el.getChild('event', EVENT)?.getChild('items')?.getChild('retract')?.attrs.id === 'r1', undefined, 'retract').then((el) => b1.received.push(el));
+      await a1.waitFor((el) => el.getChild('event', EVENT)?.getChild('items')?.getChild('retract')?.attrs.id === 'r1');
+    });
+    // As a publish: the node's read and write, roster Query, sessions; the result and two notifications.
+    assert.deepEqual({ reads: retract.reads, writes: retract.writes, posts: retract.posts }, { reads: 3, writes: 1, posts: 3 }, JSON.stringify(retract.calls));
     const retracted = await b1.waitFor((el) => el.getChild('event', EVENT)?.getChild('items')?.getChild('retract')?.attrs.id === 'r1');
     assert.equal(retracted.attrs.from, jid(a));
     assert.deepEqual(await refusal(a1, pubsubIq('set', PUBSUB, undefined, xml('retract', { node: TUNE }, xml('item', { id: 'r1' })))), { condition: 'item-not-found', specific: undefined, text: 'no item r1' });
@@ -276,7 +282,11 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
     await a1.iq(publishIq('urn:example:roster', '1', xml('x', { xmlns: 'urn:example' }), { 'pubsub#access_model': 'roster' }));
     const read = (c: TestClient, node: string) => c.iq(pubsubIq('get', PUBSUB, jid(a), xml('items', { node })));
 
-    await read(f1, 'urn:example:presence');
+    const own = await s.cost(() => read(a1, 'urn:example:presence'));
+    assert.deepEqual({ reads: own.reads, writes: own.writes, posts: own.posts }, { reads: 1, writes: 0, posts: 1 }, JSON.stringify(own.calls));
+    // A contact's read: the node and the owner's roster item for the contact.
+    const contact = await s.cost(() => read(f1, 'urn:example:presence'));
+    assert.deepEqual({ reads: contact.reads, writes: contact.writes, posts: contact.posts }, { reads: 2, writes: 0, posts: 1 }, JSON.stringify(contact.calls));
     assert.deepEqual(await refusal(x1, pubsubIq('get', PUBSUB, jid(a), xml('items', { node: 'urn:example:presence' }))), { condition: 'not-authorized', specific: 'presence-subscription-required', text: undefined });
     await read(x1, 'urn:example:open');
     await read(f1, 'urn:example:roster');
@@ -295,6 +305,12 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
     const b1 = await online(b, 'one', ['urn:example:private']);
     await a1.iq(publishIq('urn:example:private', 'p1', xml('x', { xmlns: 'urn:example' }), { 'pubsub#access_model': 'whitelist' }));
     await a1.waitFor(notification(a, 'urn:example:private', 'p1'));
+    const again = await s.cost(async () => {
+      await a1.iq(publishIq('urn:example:private', 'p2', xml('x', { xmlns: 'urn:example' }), { 'pubsub#access_model': 'whitelist' }));
+      await a1.waitFor(notification(a, 'urn:example:private', 'p2'));
+    });
+    // The node, and the owner's session item only (no roster read); the result and one notification.
+    assert.deepEqual({ reads: again.reads, writes: again.writes, posts: again.posts }, { reads: 2, writes: 1, posts: 2 }, JSON.stringify(again.calls));
     await b1.expectNothing(s, notification(a, 'urn:example:private'), a1);
     for (const x of [a1, b1]) await x.stop();
   });
