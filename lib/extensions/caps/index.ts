@@ -12,7 +12,7 @@
 // new to this process: one GetItem. A hash new to the tenant: one IQ round trip with the client
 // (one post each way) and one PutItem.
 import { randomBytes } from 'node:crypto';
-import { GetCommand, PutCommand, QueryCommand, BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { ModuleContext, XmppModule } from '../../core/modules.ts';
 import type { Session, StanzaEvent } from '../../core/events.ts';
 import type { XmppServer } from '../../core/server.ts';
@@ -37,6 +37,11 @@ export interface CapsLearnedEvent {
 export interface CapsApi {
   /** The features behind a session entry's last presence (its <c/>); [] when unknown. Memory, else one GetItem per hash. */
   featuresOf(tenant: string, presence: string | Element | undefined): Promise<string[]>;
+  /**
+   * The same for many session entries (a fan-out's audience): the hashes this process does not know
+   * are read together, one BatchGetItem per 100 of them.
+   */
+  featuresOfMany(tenant: string, presences: (string | undefined)[]): Promise<string[][]>;
   /** Calls `fn` when a session's hash became known through the server's own query (§6.2). */
   onLearned(fn: (event: CapsLearnedEvent) => Promise<void>): void;
 }
@@ -69,6 +74,25 @@ function install(ctx: ModuleContext): CapsApi {
   const listeners: ((event: CapsLearnedEvent) => Promise<void>)[] = [];
   const api: CapsApi = {
     onLearned: (fn) => void listeners.push(fn),
+    async featuresOfMany(tenant, presences) {
+      const parsed = presences.map((p) => parse(p));
+      const missing = new Map<string, Record<string, string>>();
+      for (const c of parsed) {
+        if (!c) continue;
+        const key = keyOf(tenant, c);
+        if (!known.has(`${tenant} ${key.sk}`)) missing.set(key.sk, key);
+      }
+      const keys = [...missing.values()];
+      for (let i = 0; i < keys.length; i += 100) {
+        let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = { [store.table]: { Keys: keys.slice(i, i + 100) } };
+        while (request && Object.keys(request).length) {
+          const res = await store.db.send(new BatchGetCommand({ RequestItems: request }));
+          for (const item of res.Responses?.[store.table] ?? []) remember(`${tenant} ${item.sk as string}`, item.features as string[]);
+          request = res.UnprocessedKeys as typeof request;
+        }
+      }
+      return parsed.map((c) => (c ? (known.get(`${tenant} ${keyOf(tenant, c).sk}`) ?? []) : []));
+    },
     async featuresOf(tenant, presence) {
       const c = parse(presence);
       return c ? ((await lookup(tenant, c)) ?? []) : [];
@@ -104,6 +128,8 @@ function install(ctx: ModuleContext): CapsApi {
     }
     const features = query.getChildren('feature').map((f: Element) => String(f.attrs.var));
     const key = keyOf(origin.jid.domain, { hash, ver });
+    // Answers to a question asked twice (two resources with one new hash) are written once per process.
+    if (known.has(`${origin.jid.domain} ${key.sk}`)) return;
     await store.db.send(new PutCommand({ TableName: store.table, Item: { ...key, features } }));
     remember(`${origin.jid.domain} ${key.sk}`, features);
     for (const fn of listeners) await fn({ server, origin, features });

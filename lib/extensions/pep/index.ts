@@ -212,14 +212,9 @@ function install(ctx: ModuleContext): void {
       accounts = [owner, ...allowed.map((i) => i.jid)];
     }
     const sessions = accounts.length === 1 ? new Map([[owner, await server.sessions.list(owner)]]) : await server.sessions.listMany(accounts);
-    const targets: (SessionEntry & { to: string })[] = [];
-    const domain = owner.split('@').pop()!;
-    for (const [bare, list] of sessions) {
-      for (const s of list) {
-        if (!s.available) continue;
-        if ((await caps.featuresOf(domain, s.presence)).includes(`${n.node}+notify`)) targets.push({ ...s, to: `${bare}/${s.resource}` });
-      }
-    }
+    const available = [...sessions].flatMap(([bare, list]) => list.filter((s) => s.available).map((s) => ({ ...s, to: `${bare}/${s.resource}` })));
+    const features = await caps.featuresOfMany(owner.split('@').pop()!, available.map((s) => s.presence));
+    const targets: (SessionEntry & { to: string })[] = available.filter((_, i) => features[i].includes(`${n.node}+notify`));
     await server.sendMany(targets, (t) => notification(owner, t.to, event));
   }
 
@@ -318,18 +313,20 @@ function install(ctx: ModuleContext): void {
     const retractEl = child.getChild('retract');
     if (retractEl) return retract(origin, retractEl);
     // §6.1 subscriptions and the rest of the subscriber use cases: PEP subscribes by presence and caps.
-    throw new PubsubError('feature-not-implemented', 'unsupported', undefined, `${NS_PUBSUB}#subscribe`);
+    throw new PubsubError('feature-not-implemented', 'unsupported', undefined, 'subscribe');
   });
   // Another account's PEP service takes no publishing (XEP-0163 §2.2: one publisher per node).
-  ctx.hook(`iq-set/bare/${NS_PUBSUB}:pubsub`, () => {
-    throw new PubsubError('forbidden');
+  ctx.hook(`iq-set/bare/${NS_PUBSUB}:pubsub`, ({ child }: IqEvent) => {
+    if (child.getChild('publish') || child.getChild('retract')) throw new PubsubError('forbidden');
+    // XEP-0163 §4.1: a contact is subscribed by its presence subscription and caps, not by request.
+    throw new PubsubError('feature-not-implemented', 'unsupported', undefined, 'subscribe');
   });
 
   // ---- XEP-0060 §6.5 retrieve items, on the own account or a contact's ------------------------------
 
   const items = async ({ origin, child, to, kind }: IqEvent): Promise<Element> => {
     const el = child.getChild('items');
-    if (!el) throw new PubsubError('feature-not-implemented', 'unsupported', undefined, `${NS_PUBSUB}#retrieve-subscriptions`);
+    if (!el) throw new PubsubError('feature-not-implemented', 'unsupported', undefined, 'retrieve-subscriptions');
     const owner = kind === 'self' ? origin.jid.bare().toString() : to.bare().toString();
     const node = nodeOf(el);
     const n = await mustExist(owner, node);
@@ -352,7 +349,7 @@ function install(ctx: ModuleContext): void {
     const configure = child.getChild('configure');
     // §8.3: the default configuration.
     if (child.getChild('default')) return xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('default', {}, configForm(DEFAULTS)));
-    if (!configure) throw new PubsubError('feature-not-implemented', 'unsupported', undefined, `${NS_PUBSUB}#manage-affiliations`);
+    if (!configure) throw new PubsubError('feature-not-implemented', 'unsupported', undefined, 'modify-affiliations');
     const node = nodeOf(configure);
     const n = await mustExist(owner, node);
     return xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('configure', { node }, configForm(n.config)));
@@ -362,7 +359,7 @@ function install(ctx: ModuleContext): void {
     const owner = origin.jid.bare().toString();
     const lim = await limits(origin.jid.domain);
     const el = child.getChild('configure') ?? child.getChild('delete') ?? child.getChild('purge');
-    if (!el) throw new PubsubError('feature-not-implemented', 'unsupported', undefined, `${NS_PUBSUB}#manage-affiliations`);
+    if (!el) throw new PubsubError('feature-not-implemented', 'unsupported', undefined, 'modify-affiliations');
     const node = nodeOf(el);
     if (el.name === 'delete') {
       // §8.4: the node and its items go; subscribers hear of it (§8.4.2).
