@@ -194,8 +194,18 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
     await friends(a, b);
     const a1 = await online(a, 'one', [NICK]);
     await a1.iq(publishIq(NICK, 'n1', xml('nick', { xmlns: NICK }, 'Alice')));
-    const b1 = await online(b, 'one', [NICK, `urn:example:${n}`]);
-    await b1.waitFor(notification(a, NICK, 'n1'));
+    const b1 = await online(b, 'one', []);
+    await b1.send(xml('presence', { type: 'unavailable' }));
+    await b1.roundTrip();
+    const login = await s.cost(async () => {
+      await sendCaps(b1, [NICK, `urn:example:${n}`]);
+      await b1.waitFor(notification(a, NICK, 'n1'));
+    });
+    // The initial presence (roster Query, sessions BatchGetItem, offline Query, the entry's write;
+    // reflection, a1's copy, the probe answer), the hash's GetItem and the disco#info query; its
+    // answer: one PutItem, then the last items (roster Query, one BatchGetItem of the nodes, one post);
+    // and the test's ping.
+    assert.deepEqual({ reads: login.reads, writes: login.writes, posts: login.posts }, { reads: 6, writes: 2, posts: 6 }, JSON.stringify(login.calls));
     for (const x of [a1, b1]) await x.stop();
   });
 

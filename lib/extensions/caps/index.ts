@@ -59,10 +59,17 @@ function install(ctx: ModuleContext): CapsApi {
   };
   const keyOf = (tenant: string, c: { hash: string; ver: string }) => ({ pk: store.pk(CAPS_PREFIX, tenant), sk: `${c.hash}#${c.ver}` });
 
+  // Hashes this process asked a client about, and when: until the answer (or ASK_MS), they are
+  // unknown without another read (the initial presence that asked wants them at once, XEP-0163 §4.3.4).
+  const asking = new Map<string, number>();
+  const ASK_MS = 30_000;
+
   async function lookup(tenant: string, c: { hash: string; ver: string }): Promise<string[] | undefined> {
     const key = keyOf(tenant, c);
     const hit = known.get(`${tenant} ${key.sk}`);
     if (hit) return hit;
+    const askedAt = asking.get(`${tenant} ${key.sk}`);
+    if (askedAt !== undefined && server.clock.now() - askedAt < ASK_MS) return undefined;
     const res = await store.db.send(new GetCommand({ TableName: store.table, Key: key }));
     const features = res.Item?.features as string[] | undefined;
     if (features) remember(`${tenant} ${key.sk}`, features);
@@ -107,6 +114,8 @@ function install(ctx: ModuleContext): CapsApi {
       if (stanza.attrs.type !== undefined || stanza.attrs.to) return undefined;
       const c = capsOf(stanza);
       if (!c || (await lookup(origin.jid.domain, c))) return undefined;
+      if (asking.size >= MAX_CACHED) asking.clear();
+      asking.set(`${origin.jid.domain} ${keyOf(origin.jid.domain, c).sk}`, server.clock.now());
       const id = `${ID_PREFIX}${c.hash}:${randomBytes(6).toString('hex')}`;
       await server.send(origin, xml('iq', { xmlns: NS.CLIENT, type: 'get', id, from: origin.jid.bare().toString(), to: origin.jid.toString() }, xml('query', { xmlns: NS.DISCO_INFO, node: `${c.node}#${c.ver}` })));
       return undefined;
@@ -129,9 +138,11 @@ function install(ctx: ModuleContext): CapsApi {
     const features = query.getChildren('feature').map((f: Element) => String(f.attrs.var));
     const key = keyOf(origin.jid.domain, { hash, ver });
     // Answers to a question asked twice (two resources with one new hash) are written once per process.
-    if (known.has(`${origin.jid.domain} ${key.sk}`)) return;
-    await store.db.send(new PutCommand({ TableName: store.table, Item: { ...key, features } }));
-    remember(`${origin.jid.domain} ${key.sk}`, features);
+    if (!known.has(`${origin.jid.domain} ${key.sk}`)) {
+      await store.db.send(new PutCommand({ TableName: store.table, Item: { ...key, features } }));
+      remember(`${origin.jid.domain} ${key.sk}`, features);
+      asking.delete(`${origin.jid.domain} ${key.sk}`);
+    }
     for (const fn of listeners) await fn({ server, origin, features });
   });
 
