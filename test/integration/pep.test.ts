@@ -243,6 +243,7 @@ describe('XEP-0163 Personal Eventing Protocol', () => {
     assert.deepEqual(await ids(xml('items', { node: 'urn:example:list' }, xml('item', { id: 'i1' }))), ['i1']);
     // Converse reads urn:xmpp:reactions:popular:0 on itself.
     assert.deepEqual(await refusal(a1, pubsubIq('get', PUBSUB, undefined, xml('items', { node: 'urn:xmpp:reactions:popular:0' }))), { condition: 'item-not-found', specific: undefined, text: 'no node urn:xmpp:reactions:popular:0' });
+    assert.equal((await refusal(a1, publishIq('x'.repeat(600), '1', xml('x', { xmlns: 'urn:example' })))).condition, 'not-acceptable');
     // The default max_items is 1 (XEP-0163 §5).
     await a1.iq(publishIq('urn:example:one', 'o1', xml('x', { xmlns: 'urn:example' })));
     await a1.iq(publishIq('urn:example:one', 'o2', xml('x', { xmlns: 'urn:example' })));

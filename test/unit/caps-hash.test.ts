@@ -64,5 +64,6 @@ describe('XEP-0115 §5 entity capabilities hash', () => {
     const p = parseFrame(`<presence xmlns="jabber:client"><c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="https://conversations.im" ver="QgayPKawpkPSDYmwT/WM94uAlu0="/></presence>`);
     assert.deepEqual(capsOf(p), { hash: 'sha-1', node: 'https://conversations.im', ver: 'QgayPKawpkPSDYmwT/WM94uAlu0=' });
     assert.equal(capsOf(parseFrame(`<presence xmlns="jabber:client"><c xmlns="http://jabber.org/protocol/caps" node="n" ver="1.0" ext="a"/></presence>`)), undefined);
+    assert.equal(capsOf(parseFrame(`<presence xmlns="jabber:client"><c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="n" ver="${'A'.repeat(2000)}"/></presence>`)), undefined);
   });
 });

@@ -12,7 +12,8 @@ const HASHES: Record<string, string> = { 'sha-1': 'sha1', 'sha-256': 'sha256', '
 export function capsOf(presence: Element): { hash: string; node: string; ver: string } | undefined {
   const c = presence.getChild('c', NS_CAPS);
   const { hash, node, ver } = (c?.attrs ?? {}) as Record<string, string | undefined>;
-  if (!hash || !node || !ver || !HASHES[hash]) return undefined;
+  // A ver is a base64 hash (88 characters for sha-512); a longer one is no hash, and would not fit a sort key.
+  if (!hash || !node || !ver || !HASHES[hash] || ver.length > 128) return undefined;
   return { hash, node, ver };
 }
 

@@ -62,6 +62,8 @@ export class PubsubError extends StanzaError {
   }
 }
 
+const MAX_NODE_NAME_BYTES = 512;
+
 const DEFAULTS: NodeConfig = { accessModel: 'presence', maxItems: 1, persistItems: true, rosterGroups: [], sendLastPublishedItem: 'on_sub_and_presence', notifyRetract: true };
 
 /** A data form's fields (XEP-0004), FORM_TYPE aside. */
@@ -163,6 +165,8 @@ function install(ctx: ModuleContext): void {
     const node = el.attrs.node as string | undefined;
     // XEP-0060 §7.1.3.3 / §6.5.9.x: PEP has no instant nodes; a request names its node.
     if (!node) throw new PubsubError('bad-request', 'nodeid-required');
+    // The node name is part of a sort key (at most 1024 bytes in DynamoDB).
+    if (Buffer.byteLength(node) > MAX_NODE_NAME_BYTES) throw new StanzaError('not-acceptable', `a node name has at most ${MAX_NODE_NAME_BYTES} bytes`);
     return node;
   };
 
