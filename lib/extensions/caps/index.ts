@@ -154,7 +154,13 @@ function install(ctx: ModuleContext): CapsApi {
       const page = await db.send(new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': pk }, ProjectionExpression: 'pk, sk', ExclusiveStartKey: start }));
       const keys = page.Items ?? [];
       for (let i = 0; i < keys.length; i += 25) {
-        await db.send(new BatchWriteCommand({ RequestItems: { [table]: keys.slice(i, i + 25).map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } })) } }));
+        let requests = keys.slice(i, i + 25).map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } }));
+        // What DynamoDB leaves unprocessed is sent again; a purge that cannot finish throws and is resumed.
+        for (let attempt = 0; requests.length; attempt++) {
+          if (attempt === 6) throw new Error(`caps purge of ${domain}: ${requests.length} items left`);
+          const out = await db.send(new BatchWriteCommand({ RequestItems: { [table]: requests } }));
+          requests = (out.UnprocessedItems?.[table] ?? []) as typeof requests;
+        }
       }
       start = page.LastEvaluatedKey;
     } while (start);
