@@ -68,6 +68,10 @@ export interface InitialPresenceEvent {
   server: XmppServer;
   origin: Session;
   priority: number;
+  /** The initial presence as broadcast (its XEP-0115 <c/> says what the client wants). */
+  stanza: Element;
+  /** The contacts whose presence the user receives (RFC 6121 to/both), from the roster read for the broadcast. */
+  publishers: string[];
 }
 
 /** "stanza/in": every stanza a bound session sends, before it is routed (XEP-0198 counts these). */

@@ -163,6 +163,8 @@ export class Registry {
   readonly discoForms: { module: string; form: (domain: string) => Element }[] = [];
   /** Features an account's bare JID offers (XEP-0030 §3.1 for an account: MAM, PEP …), per tenant domain. */
   readonly accountFeatures: { module: string; source: (domain: string) => string[] | Promise<string[]> }[] = [];
+  /** Identities an account's bare JID has besides account/registered (XEP-0163 §6.1: pubsub/pep). */
+  readonly accountIdentities: { module: string; identity: DiscoIdentity }[] = [];
   readonly streamFeatures: { module: string; feature: StreamFeature }[] = [];
   readonly saslMechanisms = new Map<string, { module: string; mechanism: SaslMechanism }>();
   readonly components: Component[] = [];
@@ -292,6 +294,11 @@ export class ModuleContext {
     this.addAccountFeatures(() => namespaces);
   }
 
+  /** An identity of every account's bare JID (XEP-0030 §3.1 for an account), for tenants this module is on for. */
+  addAccountIdentity(identity: DiscoIdentity): void {
+    this.registry.accountIdentities.push({ module: this.name, identity });
+  }
+
   addIdentity(identity: DiscoIdentity): void {
     this.registry.identities.push(identity);
   }
@@ -356,6 +363,12 @@ export class ModuleContext {
     const out: string[] = [];
     for (const { module, source } of this.registry.accountFeatures) if (this.registry.isEnabled(module, tenant)) out.push(...(await source(domain)));
     return out.sort();
+  }
+
+  /** Identities of an account's disco#info for a tenant, besides account/registered: its enabled modules' only. */
+  async accountIdentities(domain: string): Promise<DiscoIdentity[]> {
+    const tenant = await this.server.tenants.get(domain);
+    return this.registry.accountIdentities.filter(({ module }) => this.registry.isEnabled(module, tenant)).map(({ identity }) => identity);
   }
 
   /** Items of the server's disco#items for a tenant. */

@@ -32,6 +32,7 @@ async function serverItems(ctx: ModuleContext, { child, to }: IqEvent) {
 async function accountInfo(ctx: ModuleContext, roster: RosterApi, { origin, to, kind }: IqEvent) {
   if (kind === 'bare' && !(await roster.sharesPresenceWith(to.toString(), origin.jid.bare().toString()))) throw new StanzaError('service-unavailable');
   const query = xml('query', { xmlns: NS.DISCO_INFO }, xml('identity', { category: 'account', type: 'registered' }), xml('feature', { var: NS.DISCO_INFO }));
+  for (const id of await ctx.accountIdentities(to.domain)) query.cnode(xml('identity', { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) }));
   // What modules do for the account at its bare JID (XEP-0313 §6.1: the archive is advertised there).
   for (const f of await ctx.accountFeatures(to.domain)) query.cnode(xml('feature', { var: f }));
   return query;

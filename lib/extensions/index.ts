@@ -2,6 +2,7 @@
 import { streamNegotiation } from '../core/negotiation.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { authLimits } from './auth-limits/index.ts';
+import { caps } from './caps/index.ts';
 import { carbons } from './carbons.ts';
 import { csi } from './csi.ts';
 import { blocking } from './blocking/index.ts';
@@ -9,6 +10,7 @@ import { disco } from './disco.ts';
 import { mam } from './mam/index.ts';
 import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
+import { pep } from './pep/index.ts';
 import { ping } from './ping.ts';
 import { presence, roster } from './roster/index.ts';
 import { privateStorage } from './private/index.ts';
@@ -18,4 +20,4 @@ import { tokenAuth } from './token-auth.ts';
 import { vcard, vcardAvatars, vcardMuc } from './vcard/index.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep];

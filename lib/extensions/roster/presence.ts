@@ -93,7 +93,7 @@ async function onAvailable(ctx: ModuleContext, server: XmppServer, origin: Sessi
     if (item.pendingIn && item.pendingInStanza) await server.send(origin, item.pendingInStanza);
   }
   // What waited for this session (XEP-0160 offline messages) comes last.
-  await ctx.fireAll('presence/initial', { server, origin, priority });
+  await ctx.fireAll('presence/initial', { server, origin, priority, stanza, publishers: [...audience.publishers.keys()] });
   return true;
 }
 
