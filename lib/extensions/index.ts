@@ -6,6 +6,7 @@ import { caps } from './caps/index.ts';
 import { carbons } from './carbons.ts';
 import { csi } from './csi.ts';
 import { blocking } from './blocking/index.ts';
+import { bookmarks } from './bookmarks.ts';
 import { disco } from './disco.ts';
 import { mam } from './mam/index.ts';
 import { muc } from './muc/index.ts';
@@ -20,4 +21,4 @@ import { tokenAuth } from './token-auth.ts';
 import { vcard, vcardAvatars, vcardMuc } from './vcard/index.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks];

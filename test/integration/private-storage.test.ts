@@ -14,7 +14,8 @@ import { STANZAS } from '../support/muc.ts';
 const D = 'private.test';
 const LIMITED = 'small-private.test';
 const PURGED = 'purged-profiles.test';
-const BOOKMARKS = 'storage:bookmarks';
+// Opaque data in a namespace of its own: storage:bookmarks is answered from PEP (bookmarks.test.ts).
+const BOOKMARKS = 'urn:example:bookmarks';
 
 const conditionOf = (el: Element) => el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === STANZAS && c.name !== 'text')?.name;
 const errorText = (el: Element) => el.getChild('error')?.getChildText('text', STANZAS) ?? '';

@@ -20,7 +20,7 @@ import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
 import type { CapsApi, CapsLearnedEvent } from '../caps/index.ts';
 import type { RosterApi } from '../roster/index.ts';
-import { type AccessModel, type NodeConfig, NODE_BYTES, PEP_PREFIX, type PepNode, PepStore } from './store.ts';
+import { type AccessModel, type NodeConfig, NODE_BYTES, PEP_PREFIX, type PepItem, type PepNode, PepStore } from './store.ts';
 
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = `${NS_PUBSUB}#owner`;
@@ -147,7 +147,23 @@ function configForm(c: NodeConfig): Element {
   );
 }
 
-function install(ctx: ModuleContext): void {
+/**
+ * What the PEP module offers modules that depend on it (XEP-0402 bookmarks compatibility): a node read
+ * and an owner's edit of a node's items, with the notifications a publish and a retract send.
+ */
+export interface PepApi {
+  /** The owner's node, or undefined: one GetItem. */
+  node(owner: string, node: string): Promise<PepNode | undefined>;
+  /**
+   * Publishes and retracts on the owner's node as the owner would (XEP-0060 §7.1, §7.2), in one
+   * conditional write: `fn` gets the current items (oldest first) and returns the `<item/>`s to
+   * publish and the ids to retract. A missing node is created with `options` (publish-options fields,
+   * XEP-0223). The published items go out in one notification, the retractions in another.
+   */
+  edit(owner: string, node: string, options: Record<string, string>, fn: (items: PepItem[]) => { publish: Element[]; retract: string[] }): Promise<void>;
+}
+
+function install(ctx: ModuleContext): PepApi {
   const { server } = ctx;
   const store = new PepStore(ctx.openStore());
   const roster = ctx.depends<RosterApi>('roster');
@@ -207,7 +223,7 @@ function install(ctx: ModuleContext): void {
    * §4.2) of the owner and, unless the node is whitelist-only, of the contacts subscribed to the
    * owner's presence (roster model: in the allowed groups).
    */
-  async function notify(owner: string, n: PepNode, event: Element): Promise<void> {
+  async function notify(owner: string, n: PepNode, ...events: Element[]): Promise<void> {
     let accounts = [owner];
     if (n.config.accessModel !== 'whitelist') {
       const items = await roster.store.list(owner);
@@ -219,7 +235,7 @@ function install(ctx: ModuleContext): void {
     const available = [...sessions].flatMap(([bare, list]) => list.filter((s) => s.available).map((s) => ({ ...s, to: `${bare}/${s.resource}` })));
     const features = await caps.featuresOfMany(owner.split('@').pop()!, available.map((s) => s.presence));
     const targets: (SessionEntry & { to: string })[] = available.filter((_, i) => features[i].includes(`${n.node}+notify`));
-    await server.sendMany(targets, (t) => notification(owner, t.to, event));
+    for (const event of events) await server.sendMany(targets, (t) => notification(owner, t.to, event));
   }
 
   const notification = (owner: string, to: string, event: Element) => xml('message', { xmlns: NS.CLIENT, from: owner, to, type: 'headline', id: randomBytes(8).toString('hex') }, xml('event', { xmlns: NS_PUBSUB_EVENT }, clone(event)));
@@ -395,9 +411,39 @@ function install(ctx: ModuleContext): void {
     });
     return true;
   });
+
+  return {
+    node: (owner, node) => store.get(owner, node),
+    async edit(owner, node, options, fn) {
+      const lim = await limits(owner.split('@').pop()!);
+      let published: Element[] = [];
+      let retracted: string[] = [];
+      const n = await change(owner, node, async (current) => {
+        let n = current;
+        if (!n) {
+          if ((await store.count(owner)) >= lim.maxNodes) throw new StanzaError('policy-violation', `an account has at most ${lim.maxNodes} PEP nodes (pep.maxNodes)`);
+          n = { owner, node, config: applyConfig(DEFAULTS, new Map(Object.entries(options).map(([k, v]) => [k, [v]])), lim.maxItemsPerNode, (text) => new StanzaError('not-acceptable', text)), items: [], v: 0 };
+        }
+        ({ publish: published, retract: retracted } = fn(n.items));
+        for (const item of published) {
+          const size = Buffer.byteLength(item.toString());
+          // XEP-0060 §7.1.3.4, as for a publish.
+          if (size > lim.maxItemBytes) throw new PubsubError('not-acceptable', 'payload-too-big', `an item holds at most ${lim.maxItemBytes} bytes (pep.maxItemBytes); this one has ${size}`, undefined, 'modify');
+        }
+        const max = !n.config.persistItems ? 1 : n.config.maxItems === 'max' ? lim.maxItemsPerNode : Math.min(n.config.maxItems, lim.maxItemsPerNode);
+        const changed = new Set([...retracted, ...published.map((i) => String(i.attrs.id))]);
+        const kept = [...n.items.filter((i) => !changed.has(i.id)), ...published.map((i) => ({ id: String(i.attrs.id), xml: i.toString() }))].slice(-max);
+        if (kept.reduce((sum, i) => sum + Buffer.byteLength(i.xml), 0) > NODE_BYTES) throw new StanzaError('policy-violation', `a node's items add up to at most ${NODE_BYTES} bytes`);
+        return { ...n, items: kept };
+      });
+      // One read of the audience for both (XEP-0060 §7.1.2.1, §7.2.2.1).
+      const events = [...(published.length ? [itemsEvent(node, ...published.map(clone))] : []), ...(retracted.length && n.config.notifyRetract ? [itemsEvent(node, ...retracted.map((id) => xml('retract', { id })))] : [])];
+      if (events.length) await notify(owner, n, ...events);
+    },
+  };
 }
 
-export const pep: XmppModule = {
+export const pep: XmppModule<PepApi> = {
   name: 'pep',
   depends: ['roster', 'caps'],
   settings: { key: 'pep', schema: PepSettingsSchema },

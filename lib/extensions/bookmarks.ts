@@ -1,0 +1,121 @@
+// XEP-0402 PEP Native Bookmarks (version 1.2.0), compatibility with XEP-0048 Bookmark Storage kept in
+// XEP-0049 Private XML Storage (the `#compat` account feature; the conversion XEP-0411 describes).
+//
+// The `urn:xmpp:bookmarks:1` PEP node is the one copy: a private-storage get of `storage:bookmarks`
+// is answered from it and a set is turned into publishes and retractions on it, so nothing needs
+// keeping in step and a PEP publish or retract is seen by legacy clients at once. Costs (README
+// "Cost per operation"): a get reads the node (1); a set reads and writes it (1 + 1, and the count of
+// the account's nodes when it creates it), reads the owner's sessions (1) and notifies the owner's
+// resources that want the node (the node is whitelist-only, XEP-0402 §3).
+import type { IqEvent } from '../core/events.ts';
+import type { XmppModule } from '../core/modules.ts';
+import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
+import type { PepApi } from './pep/index.ts';
+
+export const NS_BOOKMARKS2 = 'urn:xmpp:bookmarks:1';
+export const NS_LEGACY_BOOKMARKS = 'storage:bookmarks';
+const NS_PRIVATE = 'jabber:iq:private';
+
+/** XEP-0402 §3 (Example 3): the node's configuration, as publish-options. */
+export const BOOKMARKS_NODE_OPTIONS = {
+  'pubsub#persist_items': 'true',
+  'pubsub#max_items': 'max',
+  'pubsub#send_last_published_item': 'never',
+  'pubsub#access_model': 'whitelist',
+};
+
+const elementsOf = (el: Element) => el.children.filter((c): c is Element => typeof c !== 'string');
+const truthy = (v: unknown) => v === 'true' || v === '1';
+
+/**
+ * A XEP-0048 `<conference/>` as a XEP-0402 `<item/>` (id: the room JID, XEP-0402 §2); the extensions
+ * of the item it replaces are kept (XEP-0402 §2.1: clients keep what they do not understand). Pure.
+ */
+export function itemOfLegacy(conference: Element, previous?: Element): Element | undefined {
+  const jid = conference.attrs.jid as string | undefined;
+  if (!jid) return undefined;
+  const nick = conference.getChildText('nick');
+  const password = conference.getChildText('password');
+  const extensions = previous?.getChild('conference', NS_BOOKMARKS2)?.getChild('extensions');
+  return xml(
+    'item',
+    { id: jid },
+    xml(
+      'conference',
+      { xmlns: NS_BOOKMARKS2, ...(conference.attrs.name ? { name: String(conference.attrs.name) } : {}), ...(truthy(conference.attrs.autojoin) ? { autojoin: 'true' } : {}) },
+      ...(nick ? [xml('nick', {}, nick)] : []),
+      ...(password ? [xml('password', {}, password)] : []),
+      ...(extensions ? [clone(extensions)] : []),
+    ),
+  );
+}
+
+/** A XEP-0402 `<item/>` as a XEP-0048 `<conference/>` (XEP-0048 §3.2); extensions have no place there. Pure. */
+export function legacyOfItem(item: Element): Element | undefined {
+  const c = item.getChild('conference', NS_BOOKMARKS2);
+  if (!c || !item.attrs.id) return undefined;
+  const nick = c.getChildText('nick');
+  const password = c.getChildText('password');
+  return xml(
+    'conference',
+    { jid: String(item.attrs.id), ...(c.attrs.name ? { name: String(c.attrs.name) } : {}), autojoin: truthy(c.attrs.autojoin) ? 'true' : 'false' },
+    ...(nick ? [xml('nick', {}, nick)] : []),
+    ...(password ? [xml('password', {}, password)] : []),
+  );
+}
+
+/** The same bookmark, extensions aside? */
+const sameBookmark = (a: Element, b: Element) => legacyOfItem(a)?.toString() === legacyOfItem(b)?.toString();
+
+export const bookmarks: XmppModule = {
+  name: 'bookmarks',
+  depends: ['private', 'pep'],
+  install(ctx) {
+    const pep = ctx.depends<PepApi>('pep');
+
+    // XEP-0402 §3.3: the account's bare JID says that private-storage bookmarks are the PEP ones.
+    ctx.addAccountFeature(`${NS_BOOKMARKS2}#compat`);
+
+    // Ahead of the private storage module (priority 0): storage:bookmarks is answered here.
+    ctx.hook(
+      `iq-get/self/${NS_PRIVATE}:query`,
+      async ({ origin, child }: IqEvent) => {
+        const asked = elementsOf(child);
+        if (asked.length !== 1 || asked[0].name !== 'storage' || asked[0].attrs.xmlns !== NS_LEGACY_BOOKMARKS) return undefined;
+        const node = await pep.node(origin.jid.bare().toString(), NS_BOOKMARKS2);
+        const conferences = (node?.items ?? []).map((i) => legacyOfItem(parseFrame(i.xml))).filter((c): c is Element => !!c);
+        return xml('query', { xmlns: NS_PRIVATE }, xml('storage', { xmlns: NS_LEGACY_BOOKMARKS }, ...conferences));
+      },
+      10,
+    );
+
+    ctx.hook(
+      `iq-set/self/${NS_PRIVATE}:query`,
+      async ({ origin, child }: IqEvent) => {
+        const all = elementsOf(child);
+        const storage = all.filter((el) => el.name === 'storage' && el.attrs.xmlns === NS_LEGACY_BOOKMARKS);
+        if (!storage.length) return undefined;
+        // The whole list replaces the bookmarks (XEP-0049 §2.3): new or changed rooms are published,
+        // rooms no longer listed are retracted, unchanged ones are left alone. URL bookmarks (XEP-0048
+        // §3.3) have no place in XEP-0402 (§1) and are not kept.
+        const wanted = new Map<string, Element>();
+        for (const c of storage.flatMap((s) => s.getChildren('conference'))) if (c.attrs.jid) wanted.set(String(c.attrs.jid), c);
+        await pep.edit(origin.jid.bare().toString(), NS_BOOKMARKS2, BOOKMARKS_NODE_OPTIONS, (items) => {
+          const current = new Map(items.map((i) => [i.id, parseFrame(i.xml)]));
+          const publish: Element[] = [];
+          for (const [jid, c] of wanted) {
+            const item = itemOfLegacy(c, current.get(jid))!;
+            const before = current.get(jid);
+            if (!before || !sameBookmark(before, item)) publish.push(item);
+          }
+          return { publish, retract: [...current.keys()].filter((id) => !wanted.has(id)) };
+        });
+        // Other namespaces in the same set go on to private storage.
+        if (storage.length === all.length) return true;
+        child.children = child.children.filter((c) => !storage.includes(c as Element));
+        return undefined;
+      },
+      10,
+    );
+  },
+};

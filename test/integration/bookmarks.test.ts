@@ -1,0 +1,162 @@
+// XEP-0402 PEP Native Bookmarks with XEP-0048 compatibility (the `#compat` feature, §3.3) with real
+// clients: a bookmark published to `urn:xmpp:bookmarks:1` is seen through XEP-0049 private storage as
+// `storage:bookmarks`, a private-storage set becomes the PEP items (one per room), the user's other
+// resource is notified either way, and what each step costs.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { capsHash } from '../../lib/extensions/caps/hash.ts';
+import { type Element, type TestClient, type TestServer, connectClient, startTestServer, xml } from '../support/harness.ts';
+
+const PUBSUB = 'http://jabber.org/protocol/pubsub';
+const EVENT = `${PUBSUB}#event`;
+const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+const CAPS = 'http://jabber.org/protocol/caps';
+const PRIVATE = 'jabber:iq:private';
+const LEGACY = 'storage:bookmarks';
+const BOOKMARKS = 'urn:xmpp:bookmarks:1';
+/** XEP-0402 §3 Example 3's publish-options. */
+const OPTIONS = { 'pubsub#persist_items': 'true', 'pubsub#max_items': 'max', 'pubsub#send_last_published_item': 'never', 'pubsub#access_model': 'whitelist' };
+
+let s: TestServer;
+let n = 0;
+const clients: TestClient[] = [];
+async function user(): Promise<string> {
+  const name = `bm${++n}`;
+  await s.addUser(`${name}@localhost`);
+  return name;
+}
+
+/** A client's disco#info with `<node>+notify` (XEP-0115 §6.2). */
+const discoInfo = (notify: string[], node?: string) =>
+  xml('query', { xmlns: DISCO_INFO, ...(node ? { node } : {}) }, xml('identity', { category: 'client', type: 'web', name: 'bookmarks test' }), ...[DISCO_INFO, CAPS, ...notify.map((x) => `${x}+notify`)].map((v) => xml('feature', { var: v })));
+
+/** Logs in, answers the server's caps query, sends presence with caps and waits until the server knows them. */
+async function online(name: string, resource: string, notify: string[]): Promise<TestClient> {
+  const c = await connectClient(s.url, { username: name, resource });
+  clients.push(c);
+  let asked = false;
+  (c.xmpp as unknown as { iqCallee: { get(ns: string, name: string, fn: (ctx: { element: Element }) => Element): void } }).iqCallee.get(DISCO_INFO, 'query', (ctx) => {
+    asked = true;
+    return discoInfo(notify, ctx.element.attrs.node as string);
+  });
+  await c.send(xml('presence', {}, xml('c', { xmlns: CAPS, hash: 'sha-1', node: 'https://xmpp-edge.test', ver: capsHash(discoInfo(notify))! })));
+  await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid);
+  // The answer to the server's query went out before this ping; one stream is handled in order.
+  if (asked) await c.roundTrip();
+  return c;
+}
+
+const publish = (id: string, conference: Element) =>
+  xml(
+    'iq',
+    { type: 'set' },
+    xml(
+      'pubsub',
+      { xmlns: PUBSUB },
+      xml('publish', { node: BOOKMARKS }, xml('item', { id }, conference)),
+      xml('publish-options', {}, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, `${PUBSUB}#publish-options`)), ...Object.entries(OPTIONS).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))))),
+    ),
+  );
+const conference = (attrs: Record<string, string>, ...children: Element[]) => xml('conference', { xmlns: BOOKMARKS, ...attrs }, ...children);
+const privateGet = () => xml('iq', { type: 'get' }, xml('query', { xmlns: PRIVATE }, xml('storage', { xmlns: LEGACY })));
+const privateSet = (...payload: Element[]) => xml('iq', { type: 'set' }, xml('query', { xmlns: PRIVATE }, ...payload));
+const legacy = (...conferences: Element[]) => xml('storage', { xmlns: LEGACY }, ...conferences);
+const pepItems = async (c: TestClient) => (await c.iq(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: PUBSUB }, xml('items', { node: BOOKMARKS }))))).getChild('pubsub')!.getChild('items')!.getChildren('item');
+const legacyOf = async (c: TestClient) => (await c.iq(privateGet())).getChild('query', PRIVATE)!.getChild('storage', LEGACY)!.getChildren('conference');
+/** A bookmarks notification (XEP-0402 §4) whose <items/> satisfies `pred`. */
+const bookmarksEvent = (owner: string, pred: (items: Element) => boolean) => (el: Element) => {
+  const items = el.name === 'message' && el.attrs.from === `${owner}@localhost` ? el.getChild('event', EVENT)?.getChild('items') : undefined;
+  return items?.attrs.node === BOOKMARKS && pred(items);
+};
+const counts = (c: { reads: number; writes: number; posts: number }) => ({ reads: c.reads, writes: c.writes, posts: c.posts });
+
+before(async () => {
+  s = await startTestServer({ tenantWatchMs: 3_600_000 });
+});
+after(async () => {
+  for (const c of clients) await c.stop();
+  await s.stop();
+});
+
+describe('XEP-0402 PEP Native Bookmarks, compatible with XEP-0048 in private storage', () => {
+  it('the account advertises urn:xmpp:bookmarks:1#compat (XEP-0402 §3.3)', async () => {
+    const a = await user();
+    const c = await connectClient(s.url, { username: a });
+    clients.push(c);
+    const info = (await c.iq(xml('iq', { type: 'get', to: `${a}@localhost` }, xml('query', { xmlns: DISCO_INFO })))).getChild('query')!;
+    assert.ok(info.getChildren('feature').some((f: Element) => f.attrs.var === `${BOOKMARKS}#compat`), info.toString());
+  });
+
+  it('a bookmark published with autojoin reaches the other resource and reads back through private storage as storage:bookmarks', async () => {
+    const a = await user();
+    const one = await online(a, 'one', [BOOKMARKS]);
+    const two = await online(a, 'two', [BOOKMARKS]);
+    await one.iq(publish('theplay@conference.localhost', conference({ name: "The Play's the Thing", autojoin: 'true' }, xml('nick', {}, 'JC'))));
+    const event = await two.waitFor(bookmarksEvent(a, (items) => items.getChild('item')?.attrs.id === 'theplay@conference.localhost'));
+    assert.equal(event.getChild('event', EVENT)!.getChild('items')!.getChild('item')!.getChild('conference', BOOKMARKS)!.attrs.autojoin, 'true');
+
+    let got: Element[] = [];
+    const cost = await s.cost(async () => (got = await legacyOf(two)));
+    // The PEP node's GetItem; the result.
+    assert.deepEqual(counts(cost), { reads: 1, writes: 0, posts: 1 }, JSON.stringify(cost.calls));
+    assert.deepEqual(
+      got.map((c) => c.toString()),
+      [xml('conference', { jid: 'theplay@conference.localhost', name: "The Play's the Thing", autojoin: 'true' }, xml('nick', {}, 'JC')).toString()],
+    );
+    // A retraction (XEP-0402 §3.4) is gone from the legacy view too.
+    await one.iq(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: PUBSUB }, xml('retract', { node: BOOKMARKS, notify: 'true' }, xml('item', { id: 'theplay@conference.localhost' })))));
+    await two.waitFor(bookmarksEvent(a, (items) => items.getChild('retract')?.attrs.id === 'theplay@conference.localhost'));
+    assert.deepEqual(await legacyOf(two), []);
+  });
+
+  it('a private-storage set becomes one PEP item per room, notified to the other resource; only what changed is published', async () => {
+    const a = await user();
+    const one = await online(a, 'one', [BOOKMARKS]);
+    const two = await online(a, 'two', [BOOKMARKS]);
+    // Nothing yet: an empty list (XEP-0049 §2.3).
+    assert.deepEqual(await legacyOf(one), []);
+
+    const first = await s.cost(async () => {
+      await one.iq(privateSet(legacy(xml('conference', { jid: 'lounge@conference.localhost', name: 'Lounge', autojoin: 'true' }, xml('nick', {}, 'ann')), xml('conference', { jid: 'kitchen@conference.localhost', name: 'Kitchen', autojoin: '0' }))));
+      await two.waitFor(bookmarksEvent(a, (items) => items.getChildren('item').length === 2));
+      await one.waitFor(bookmarksEvent(a, (items) => items.getChildren('item').length === 2));
+    });
+    // The node's GetItem, the count of the account's nodes (it is created), its PutItem and the
+    // owner's sessions (whitelist: no roster read); the result and one notification per resource.
+    assert.deepEqual(counts(first), { reads: 3, writes: 1, posts: 3 }, JSON.stringify(first.calls));
+    const items = await pepItems(two);
+    assert.deepEqual(items.map((i: Element) => i.attrs.id).sort(), ['kitchen@conference.localhost', 'lounge@conference.localhost']);
+    const lounge = items.find((i: Element) => i.attrs.id === 'lounge@conference.localhost')!.getChild('conference', BOOKMARKS)!;
+    assert.deepEqual([lounge.attrs.name, lounge.attrs.autojoin, lounge.getChildText('nick')], ['Lounge', 'true', 'ann']);
+    assert.equal(items.find((i: Element) => i.attrs.id === 'kitchen@conference.localhost')!.getChild('conference', BOOKMARKS)!.attrs.autojoin, undefined);
+    // The node is configured as XEP-0402 §3 asks.
+    const form = (await one.iq(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: `${PUBSUB}#owner` }, xml('configure', { node: BOOKMARKS }))))).getChild('pubsub')!.getChild('configure')!.getChild('x')!;
+    assert.equal(form.getChildren('field').find((f: Element) => f.attrs.var === 'pubsub#access_model')!.getChildText('value'), 'whitelist');
+
+    // Lounge unchanged, Kitchen gone, Attic new: Attic is published and Kitchen retracted, in one write.
+    const next = await s.cost(async () => {
+      await one.iq(privateSet(legacy(xml('conference', { jid: 'lounge@conference.localhost', name: 'Lounge', autojoin: 'true' }, xml('nick', {}, 'ann')), xml('conference', { jid: 'attic@conference.localhost', autojoin: 'true' }))));
+      for (const c of [one, two]) {
+        const published = await c.waitFor(bookmarksEvent(a, (i) => i.getChild('item')?.attrs.id === 'attic@conference.localhost'));
+        assert.equal(published.getChild('event', EVENT)!.getChild('items')!.getChildren('item').length, 1);
+        await c.waitFor(bookmarksEvent(a, (i) => i.getChild('retract')?.attrs.id === 'kitchen@conference.localhost'));
+      }
+    });
+    // The node's read and write, the sessions; the result and two notifications per resource.
+    assert.deepEqual(counts(next), { reads: 2, writes: 1, posts: 5 }, JSON.stringify(next.calls));
+    assert.deepEqual((await pepItems(one)).map((i: Element) => i.attrs.id).sort(), ['attic@conference.localhost', 'lounge@conference.localhost']);
+    assert.deepEqual((await legacyOf(two)).map((c) => [c.attrs.jid, c.attrs.autojoin]).sort(), [['attic@conference.localhost', 'true'], ['lounge@conference.localhost', 'true']]);
+  });
+
+  it('a legacy set keeps the XEP-0402 extensions of a room it rewrites, and other namespaces of the same set go to private storage', async () => {
+    const a = await user();
+    const c = await online(a, 'one', []);
+    await c.iq(publish('den@conference.localhost', conference({ name: 'Den' }, xml('extensions', {}, xml('pinned', { xmlns: 'urn:xmpp:bookmarks-pinning:0' })))));
+    await c.iq(privateSet(legacy(xml('conference', { jid: 'den@conference.localhost', name: 'The Den', autojoin: 'true' })), xml('notes', { xmlns: 'urn:example:notes' }, 'kept')));
+    const den = (await pepItems(c))[0].getChild('conference', BOOKMARKS)!;
+    assert.deepEqual([den.attrs.name, den.attrs.autojoin], ['The Den', 'true']);
+    assert.ok(den.getChild('extensions')?.getChild('pinned', 'urn:xmpp:bookmarks-pinning:0'), den.toString());
+    const notes = await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: PRIVATE }, xml('notes', { xmlns: 'urn:example:notes' }))));
+    assert.equal(notes.getChild('query', PRIVATE)!.getChildText('notes'), 'kept');
+  });
+});
