@@ -4,13 +4,9 @@
 // resource is notified either way, and what each step costs.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { capsHash } from '../../lib/extensions/caps/hash.ts';
 import { type Element, type TestClient, type TestServer, connectClient, startTestServer, xml } from '../support/harness.ts';
+import { DISCO_INFO, PUBSUB, PUBSUB_EVENT as EVENT, itemsIq, onlineWithCaps, pepEvent, publishIq } from '../support/pep.ts';
 
-const PUBSUB = 'http://jabber.org/protocol/pubsub';
-const EVENT = `${PUBSUB}#event`;
-const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
-const CAPS = 'http://jabber.org/protocol/caps';
 const PRIVATE = 'jabber:iq:private';
 const LEGACY = 'storage:bookmarks';
 const BOOKMARKS = 'urn:xmpp:bookmarks:1';
@@ -25,49 +21,20 @@ async function user(): Promise<string> {
   await s.addUser(`${name}@localhost`);
   return name;
 }
-
-/** A client's disco#info with `<node>+notify` (XEP-0115 §6.2). */
-const discoInfo = (notify: string[], node?: string) =>
-  xml('query', { xmlns: DISCO_INFO, ...(node ? { node } : {}) }, xml('identity', { category: 'client', type: 'web', name: 'bookmarks test' }), ...[DISCO_INFO, CAPS, ...notify.map((x) => `${x}+notify`)].map((v) => xml('feature', { var: v })));
-
-/** Logs in, answers the server's caps query, sends presence with caps and waits until the server knows them. */
 async function online(name: string, resource: string, notify: string[]): Promise<TestClient> {
-  const c = await connectClient(s.url, { username: name, resource });
+  const c = await onlineWithCaps(s, name, resource, notify);
   clients.push(c);
-  let asked = false;
-  (c.xmpp as unknown as { iqCallee: { get(ns: string, name: string, fn: (ctx: { element: Element }) => Element): void } }).iqCallee.get(DISCO_INFO, 'query', (ctx) => {
-    asked = true;
-    return discoInfo(notify, ctx.element.attrs.node as string);
-  });
-  await c.send(xml('presence', {}, xml('c', { xmlns: CAPS, hash: 'sha-1', node: 'https://xmpp-edge.test', ver: capsHash(discoInfo(notify))! })));
-  await c.waitFor((el) => el.name === 'presence' && el.attrs.from === c.jid);
-  // The answer to the server's query went out before this ping; one stream is handled in order.
-  if (asked) await c.roundTrip();
   return c;
 }
-
-const publish = (id: string, conference: Element) =>
-  xml(
-    'iq',
-    { type: 'set' },
-    xml(
-      'pubsub',
-      { xmlns: PUBSUB },
-      xml('publish', { node: BOOKMARKS }, xml('item', { id }, conference)),
-      xml('publish-options', {}, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, `${PUBSUB}#publish-options`)), ...Object.entries(OPTIONS).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))))),
-    ),
-  );
+const publish = (id: string, conference: Element) => publishIq(BOOKMARKS, id, conference, OPTIONS);
 const conference = (attrs: Record<string, string>, ...children: Element[]) => xml('conference', { xmlns: BOOKMARKS, ...attrs }, ...children);
 const privateGet = () => xml('iq', { type: 'get' }, xml('query', { xmlns: PRIVATE }, xml('storage', { xmlns: LEGACY })));
 const privateSet = (...payload: Element[]) => xml('iq', { type: 'set' }, xml('query', { xmlns: PRIVATE }, ...payload));
 const legacy = (...conferences: Element[]) => xml('storage', { xmlns: LEGACY }, ...conferences);
-const pepItems = async (c: TestClient) => (await c.iq(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: PUBSUB }, xml('items', { node: BOOKMARKS }))))).getChild('pubsub')!.getChild('items')!.getChildren('item');
+const pepItems = async (c: TestClient) => (await c.iq(itemsIq(BOOKMARKS))).getChild('pubsub')!.getChild('items')!.getChildren('item');
 const legacyOf = async (c: TestClient) => (await c.iq(privateGet())).getChild('query', PRIVATE)!.getChild('storage', LEGACY)!.getChildren('conference');
 /** A bookmarks notification (XEP-0402 §4) whose <items/> satisfies `pred`. */
-const bookmarksEvent = (owner: string, pred: (items: Element) => boolean) => (el: Element) => {
-  const items = el.name === 'message' && el.attrs.from === `${owner}@localhost` ? el.getChild('event', EVENT)?.getChild('items') : undefined;
-  return items?.attrs.node === BOOKMARKS && pred(items);
-};
+const bookmarksEvent = (owner: string, pred: (items: Element) => boolean) => pepEvent(`${owner}@localhost`, BOOKMARKS, pred);
 const counts = (c: { reads: number; writes: number; posts: number }) => ({ reads: c.reads, writes: c.writes, posts: c.posts });
 
 before(async () => {
