@@ -1,9 +1,11 @@
 // Converse.js (the full UI build, in headless Chromium) against a real local server: the path a
 // browser user takes through login, 1:1 chat with contacts and non-contacts, a second tab
 // (XEP-0280 carbons), a reload (XEP-0313 archive), blocking from the UI (XEP-0191) and a room
-// (XEP-0045 history). Each step uses its own partner accounts, so a failing step leaves the others
+// (XEP-0045 history), the profile dialog (XEP-0054 nickname and avatar, XEP-0153 hash) and a room
+// bookmarked with autojoin (XEP-0402) joined again after a reload. Each step uses its own partner accounts, so a failing step leaves the others
 // their meaning. xmpp.js clients play the other side. See README, Tests.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type Element, type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 import { ConverseBrowser, type Rendered, browserMissing } from '../support/converse.ts';
@@ -22,6 +24,9 @@ const inOrder = (ms: Rendered[], want: string[]) => {
 };
 const chatFrom = (from: string, body: string) => (el: Element) =>
   el.name === 'message' && bare(el.attrs.from ?? '') === from && el.getChildText('body') === body;
+
+/** A 1×1 PNG, as a user's avatar file. */
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
 
 let s: TestServer;
 let browser: ConverseBrowser;
@@ -72,7 +77,7 @@ describe('Converse.js in Chromium against a local server', { skip: browserMissin
     const self = await connectClient(s.url, { username: 'romeo', password: PASSWORD, resource: 'setup' });
     clients.push(self);
     await self.send(xml('presence'));
-    for (const name of ['juliet', 'mercutio', 'benvolio', 'tybalt', 'lorenzo']) {
+    for (const name of ['juliet', 'mercutio', 'benvolio', 'tybalt', 'lorenzo', 'nurse']) {
       contacts[name] = await partner(name);
       await befriend(self, contacts[name]);
     }
@@ -219,6 +224,51 @@ describe('Converse.js in Chromium against a local server', { skip: browserMissin
     // XEP-0191 §3.5: the server SHOULD answer a blocked message with <service-unavailable/>.
     const bounce = pest.received.find((el) => el.name === 'message' && el.attrs.type === 'error' && el.attrs.id === 'b2');
     assert.ok(bounce?.getChild('error')?.getChild('service-unavailable'), `the blocked message bounced: ${bounce?.toString()}`);
+  });
+
+  // Converse 14's profile dialog sets the vCard (XEP-0054: NICKNAME, PHOTO) and then sends presence with
+  // the photo's hash itself (XEP-0153 §3.2); it publishes neither XEP-0172 nick nor XEP-0084 avatar to PEP.
+  it('sets a nickname and an avatar in the profile dialog; a contact gets the hash in presence and both from the vCard', STEP, async () => {
+    const contact = contacts.nurse;
+    const png = Buffer.from(PNG_1X1, 'base64');
+    const hash = createHash('sha1').update(png).digest('hex');
+    await desk.setProfile({ nickname: 'Romeo M.', avatar: { name: 'romeo.png', mimeType: 'image/png', buffer: png } });
+    await contact.waitFor(
+      // COMPAT: Converse 14 sends that presence with two <x xmlns='vcard-temp:x:update'/>, an empty one
+      // first; a contact reading only the first sees no avatar.
+      (el) => el.name === 'presence' && bare(el.attrs.from ?? '') === USER && el.getChildren('x', 'vcard-temp:x:update').some((x) => x.getChildText('photo') === hash),
+      WAIT_MS,
+      'presence with the avatar hash',
+    );
+    const vcard = (await contact.iq(xml('iq', { type: 'get', to: USER }, xml('vCard', { xmlns: 'vcard-temp' })))).getChild('vCard', 'vcard-temp')!;
+    assert.equal(vcard.getChildText('NICKNAME'), 'Romeo M.');
+    assert.equal(vcard.getChild('PHOTO')?.getChildText('TYPE'), 'image/png');
+    assert.ok(Buffer.from(vcard.getChild('PHOTO')!.getChildText('BINVAL')!, 'base64').equals(png), vcard.toString());
+  });
+
+  // Converse 14 has no bookmark toggle in the room heading: entering a room bookmarks it with autojoin
+  // (leaving clears autojoin). With urn:xmpp:bookmarks:1#compat on the account it uses XEP-0402, and
+  // asks for max_items "max" only where pubsub#config-node-max is advertised.
+  it('a room entered is bookmarked with autojoin (XEP-0402); after a reload with an empty cache Converse joins it again', STEP, async () => {
+    const { room } = await roomWithHistory();
+    await desk.joinRoom(room, 'romeo');
+    await until(`Converse's bookmark of ${room} with autojoin`, async () => (await desk.bookmark(room))?.autojoin === true);
+    // What the server keeps: the XEP-0402 item, and the same through private storage (XEP-0048 compat).
+    const self = await connectClient(s.url, { username: 'romeo', password: PASSWORD, resource: 'check' });
+    clients.push(self);
+    const item = await until(`the server's bookmark of ${room}`, async () => {
+      const res = await self.iq(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: 'urn:xmpp:bookmarks:1' }, xml('item', { id: room })))));
+      return res.getChild('pubsub')?.getChild('items')?.getChild('item');
+    });
+    assert.equal(item!.getChild('conference', 'urn:xmpp:bookmarks:1')?.attrs.autojoin, 'true', item!.toString());
+    const legacy = await self.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:private' }, xml('storage', { xmlns: 'storage:bookmarks' }))));
+    const conference = legacy.getChild('query')!.getChild('storage', 'storage:bookmarks')!.getChildren('conference').find((c) => c.attrs.jid === room);
+    assert.equal(conference?.attrs.autojoin, 'true', legacy.toString());
+    await self.stop();
+
+    await desk.reload({ clearCache: true });
+    await desk.waitEntered(room);
+    assert.equal((await desk.bookmark(room))?.autojoin, true);
   });
 
   it('loaded nothing from outside the loopback', async () => {

@@ -307,6 +307,43 @@ export class ConversePage {
   }
 
   /**
+   * Sets the nickname and, if given, an avatar in the profile dialog (the control box's profile link),
+   * as a user does, and waits until the dialog closes: Converse 14 closes it once the server has
+   * answered its vCard set (XEP-0054), after which it sends presence with the photo's hash (XEP-0153).
+   */
+  async setProfile(opts: { nickname: string; avatar?: { name: string; mimeType: string; buffer: Buffer } }): Promise<void> {
+    await this.page.locator('converse-controlbox a.show-profile').click();
+    const modal = this.page.locator('converse-profile-modal');
+    const nick = modal.locator('input[name=nickname]');
+    await nick.waitFor({ state: 'visible', timeout: WAIT_MS });
+    await nick.fill(opts.nickname);
+    if (opts.avatar) await modal.locator('input[name=avatar_image]').setInputFiles(opts.avatar);
+    await this.screenshot('profile form');
+    await modal.locator('button.save-form').click();
+    await nick.waitFor({ state: 'hidden', timeout: WAIT_MS }).catch((e) => this.fail('profile saved', e));
+    await this.screenshot('profile saved');
+  }
+
+  /** Converse's bookmark of `roomJid` (XEP-0402, or XEP-0048 without #compat), as its model holds it. */
+  bookmark(roomJid: string): Promise<{ autojoin: boolean; nick?: string } | undefined> {
+    return this.page.evaluate(async (r) => {
+      const b = await (window as unknown as Probe).xeProbe.api.bookmarks.get(r);
+      return b ? { autojoin: !!b.get('autojoin'), nick: b.get('nick') } : undefined;
+    }, roomJid);
+  }
+
+  /**
+   * Waits until Converse has entered the room `roomJid` (its MUC model's status ENTERED, 5 in
+   * Converse 14), however it was opened: a room joined from a bookmark may stay in the background.
+   */
+  async waitEntered(roomJid: string): Promise<void> {
+    await this.page
+      .waitForFunction(async (r) => (await (window as unknown as Probe).xeProbe.api.rooms.get(r))?.session?.get('connection_status') === 5, roomJid, { timeout: WAIT_MS, polling: 100 })
+      .catch((e) => this.fail(`entered ${roomJid}`, e));
+    await this.screenshot(`entered ${roomJid}`);
+  }
+
+  /**
    * Reloads the page; Converse logs in again from its settings. With `clearCache`, the origin's
    * storage (IndexedDB, local and session storage) is wiped first, so what the page shows after
    * comes from the server, not the browser's cache.

@@ -40,8 +40,12 @@ export const PepSettingsSchema = Type.Object(
 );
 export type PepSettings = Static<typeof PepSettingsSchema>;
 
-/** XEP-0060 §7.1.5 / §16.4.4 the features an account's bare JID advertises (XEP-0163 §6.1). */
-const FEATURES = ['access-presence', 'access-open', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe', 'config-node', 'delete-items', 'delete-nodes', 'filtered-notifications', 'last-published', 'persistent-items', 'publish', 'publish-options', 'purge-nodes', 'retract-items', 'retrieve-items'].map((f) => `${NS_PUBSUB}#${f}`);
+/**
+ * XEP-0060 §7.1.5 / §16.4.4 the features an account's bare JID advertises (XEP-0163 §6.1).
+ * config-node-max: pubsub#max_items takes "max"; a client that does not see it (Converse 14) asks
+ * for a number (9999) above the tenant's limit, and its bookmarks publish fails its precondition.
+ */
+const FEATURES = ['access-presence', 'access-open', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe', 'config-node', 'config-node-max', 'delete-items', 'delete-nodes', 'filtered-notifications', 'last-published', 'persistent-items', 'publish', 'publish-options', 'purge-nodes', 'retract-items', 'retrieve-items'].map((f) => `${NS_PUBSUB}#${f}`);
 
 /** An error with XEP-0060's application-specific condition (§7 and §6 tables; RFC 6120 §8.3.2: it comes last). */
 export class PubsubError extends StanzaError {
