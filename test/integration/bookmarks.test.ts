@@ -46,12 +46,12 @@ after(async () => {
 });
 
 describe('XEP-0402 PEP Native Bookmarks, compatible with XEP-0048 in private storage', () => {
-  it('the account advertises urn:xmpp:bookmarks:1#compat (XEP-0402 §3.3)', async () => {
+  it('the account advertises urn:xmpp:bookmarks:1#compat (XEP-0402 §3.3) and pubsub#config-node-max (Converse asks max_items 9999 without it)', async () => {
     const a = await user();
     const c = await connectClient(s.url, { username: a });
     clients.push(c);
     const info = (await c.iq(xml('iq', { type: 'get', to: `${a}@localhost` }, xml('query', { xmlns: DISCO_INFO })))).getChild('query')!;
-    assert.ok(info.getChildren('feature').some((f: Element) => f.attrs.var === `${BOOKMARKS}#compat`), info.toString());
+    for (const feature of [`${BOOKMARKS}#compat`, `${PUBSUB}#config-node-max`]) assert.ok(info.getChildren('feature').some((f: Element) => f.attrs.var === feature), feature);
   });
 
   it('a bookmark published with autojoin reaches the other resource and reads back through private storage as storage:bookmarks', async () => {
