@@ -6,7 +6,8 @@
 // keeping in step and a PEP publish or retract is seen by legacy clients at once. Costs (README
 // "Cost per operation"): a get reads the node (1); a set reads and writes it (1 + 1, and the count of
 // the account's nodes when it creates it), reads the owner's sessions (1) and notifies the owner's
-// resources that want the node (the node is whitelist-only, XEP-0402 §3).
+// resources that want the node (the node is whitelist-only, XEP-0402 §3). An account without the node
+// has its XEP-0048 bookmarks from private storage (kept before this module) converted at its first get.
 import type { IqEvent } from '../core/events.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
@@ -72,9 +73,26 @@ export const bookmarks: XmppModule = {
   depends: ['private', 'pep'],
   install(ctx) {
     const pep = ctx.depends<PepApi>('pep');
+    const privateStore = ctx.depends<{ get(bare: string, namespace: string): Promise<string | undefined> }>('private');
 
     // XEP-0402 §3.3: the account's bare JID says that private-storage bookmarks are the PEP ones.
     ctx.addAccountFeature(`${NS_BOOKMARKS2}#compat`);
+
+    /** Publishes the rooms of a XEP-0048 list: new or changed ones published, the others retracted. */
+    const replaceWith = (owner: string, conferences: Element[]) => {
+      const wanted = new Map<string, Element>();
+      for (const c of conferences) if (c.attrs.jid) wanted.set(String(c.attrs.jid), c);
+      return pep.edit(owner, NS_BOOKMARKS2, BOOKMARKS_NODE_OPTIONS, (items) => {
+        const current = new Map(items.map((i) => [i.id, parseFrame(i.xml)]));
+        const publish: Element[] = [];
+        for (const [jid, c] of wanted) {
+          const before = current.get(jid);
+          const item = itemOfLegacy(c, before)!;
+          if (!before || !sameBookmark(before, item)) publish.push(item);
+        }
+        return { publish, retract: [...current.keys()].filter((id) => !wanted.has(id)) };
+      });
+    };
 
     // Ahead of the private storage module (priority 0): storage:bookmarks is answered here.
     ctx.hook(
@@ -82,7 +100,15 @@ export const bookmarks: XmppModule = {
       async ({ origin, child }: IqEvent) => {
         const asked = elementsOf(child);
         if (asked.length !== 1 || asked[0].name !== 'storage' || asked[0].attrs.xmlns !== NS_LEGACY_BOOKMARKS) return undefined;
-        const node = await pep.node(origin.jid.bare().toString(), NS_BOOKMARKS2);
+        const owner = origin.jid.bare().toString();
+        let node = await pep.node(owner, NS_BOOKMARKS2);
+        if (!node) {
+          // Bookmarks kept in private storage before this module (or with it off) become the PEP
+          // items once, at the first get; afterwards the private copy is never read again.
+          const kept = await privateStore.get(owner, NS_LEGACY_BOOKMARKS);
+          const conferences = kept ? elementsOf(parseFrame(kept)).flatMap((s) => (s.attrs.xmlns === NS_LEGACY_BOOKMARKS ? s.getChildren('conference') : [])) : [];
+          if (conferences.length) node = await replaceWith(owner, conferences);
+        }
         const conferences = (node?.items ?? []).map((i) => legacyOfItem(parseFrame(i.xml))).filter((c): c is Element => !!c);
         return xml('query', { xmlns: NS_PRIVATE }, xml('storage', { xmlns: NS_LEGACY_BOOKMARKS }, ...conferences));
       },
@@ -98,18 +124,7 @@ export const bookmarks: XmppModule = {
         // The whole list replaces the bookmarks (XEP-0049 §2.3): new or changed rooms are published,
         // rooms no longer listed are retracted, unchanged ones are left alone. URL bookmarks (XEP-0048
         // §3.3) have no place in XEP-0402 (§1) and are not kept.
-        const wanted = new Map<string, Element>();
-        for (const c of storage.flatMap((s) => s.getChildren('conference'))) if (c.attrs.jid) wanted.set(String(c.attrs.jid), c);
-        await pep.edit(origin.jid.bare().toString(), NS_BOOKMARKS2, BOOKMARKS_NODE_OPTIONS, (items) => {
-          const current = new Map(items.map((i) => [i.id, parseFrame(i.xml)]));
-          const publish: Element[] = [];
-          for (const [jid, c] of wanted) {
-            const item = itemOfLegacy(c, current.get(jid))!;
-            const before = current.get(jid);
-            if (!before || !sameBookmark(before, item)) publish.push(item);
-          }
-          return { publish, retract: [...current.keys()].filter((id) => !wanted.has(id)) };
-        });
+        await replaceWith(origin.jid.bare().toString(), storage.flatMap((s) => s.getChildren('conference')));
         // Other namespaces in the same set go on to private storage.
         if (storage.length === all.length) return true;
         child.children = child.children.filter((c) => !storage.includes(c as Element));

@@ -80,8 +80,9 @@ describe('XEP-0402 PEP Native Bookmarks, compatible with XEP-0048 in private sto
     const a = await user();
     const one = await online(a, 'one', [BOOKMARKS]);
     const two = await online(a, 'two', [BOOKMARKS]);
-    // Nothing yet: an empty list (XEP-0049 §2.3).
-    assert.deepEqual(await legacyOf(one), []);
+    // Nothing yet: an empty list (XEP-0049 §2.3); the node and the private item, neither there.
+    const empty = await s.cost(async () => assert.deepEqual(await legacyOf(one), []));
+    assert.deepEqual(counts(empty), { reads: 2, writes: 0, posts: 1 }, JSON.stringify(empty.calls));
 
     const first = await s.cost(async () => {
       await one.iq(privateSet(legacy(xml('conference', { jid: 'lounge@conference.localhost', name: 'Lounge', autojoin: 'true' }, xml('nick', {}, 'ann')), xml('conference', { jid: 'kitchen@conference.localhost', name: 'Kitchen', autojoin: '0' }))));
@@ -113,6 +114,28 @@ describe('XEP-0402 PEP Native Bookmarks, compatible with XEP-0048 in private sto
     assert.deepEqual(counts(next), { reads: 2, writes: 1, posts: 5 }, JSON.stringify(next.calls));
     assert.deepEqual((await pepItems(one)).map((i: Element) => i.attrs.id).sort(), ['attic@conference.localhost', 'lounge@conference.localhost']);
     assert.deepEqual((await legacyOf(two)).map((c) => [c.attrs.jid, c.attrs.autojoin]).sort(), [['attic@conference.localhost', 'true'], ['lounge@conference.localhost', 'true']]);
+  });
+
+  it('bookmarks kept in private storage before the module become the PEP items at the first get, once', async () => {
+    const a = await user();
+    const c = await online(a, 'one', [BOOKMARKS]);
+    // As the private storage module stored them (lib/extensions/private/store.ts), without this module.
+    const kept = xml('query', { xmlns: PRIVATE }, legacy(xml('conference', { jid: 'old@conference.localhost', name: 'Old', autojoin: 'true' }, xml('nick', {}, 'o'))));
+    const store = s.server.registry.apis.get('private') as { put(bare: string, ns: string, xml: string, max: number, now: number): Promise<void> };
+    await store.put(`${a}@localhost`, LEGACY, kept.toString(), 100, Date.now());
+
+    let got: Element[] = [];
+    const first = await s.cost(async () => {
+      got = await legacyOf(c);
+      await c.waitFor(bookmarksEvent(a, (items) => items.getChild('item')?.attrs.id === 'old@conference.localhost'));
+    });
+    // No node: the private item, then a creation (node GetItem, COUNT, PutItem, sessions); the result
+    // and the notification.
+    assert.deepEqual(counts(first), { reads: 5, writes: 1, posts: 2 }, JSON.stringify(first.calls));
+    assert.deepEqual(got.map((x) => [x.attrs.jid, x.attrs.autojoin, x.getChildText('nick')]), [['old@conference.localhost', 'true', 'o']]);
+    assert.deepEqual((await pepItems(c)).map((i: Element) => i.attrs.id), ['old@conference.localhost']);
+    const next = await s.cost(() => legacyOf(c));
+    assert.deepEqual(counts(next), { reads: 1, writes: 0, posts: 1 }, JSON.stringify(next.calls));
   });
 
   it('a legacy set keeps the XEP-0402 extensions of a room it rewrites, and other namespaces of the same set go to private storage', async () => {

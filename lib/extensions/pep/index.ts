@@ -162,9 +162,10 @@ export interface PepApi {
    * Publishes and retracts on the owner's node as the owner would (XEP-0060 §7.1, §7.2), in one
    * conditional write: `fn` gets the current items (oldest first) and returns the `<item/>`s to
    * publish and the ids to retract. A missing node is created with `options` (publish-options fields,
-   * XEP-0223). The published items go out in one notification, the retractions in another.
+   * XEP-0223). The published items go out in one notification, the retractions in another. Resolves
+   * with the node as written.
    */
-  edit(owner: string, node: string, options: Record<string, string>, fn: (items: PepItem[]) => { publish: Element[]; retract: string[] }): Promise<void>;
+  edit(owner: string, node: string, options: Record<string, string>, fn: (items: PepItem[]) => { publish: Element[]; retract: string[] }): Promise<PepNode>;
 }
 
 function install(ctx: ModuleContext): PepApi {
@@ -443,6 +444,7 @@ function install(ctx: ModuleContext): PepApi {
       // One read of the audience for both (XEP-0060 §7.1.2.1, §7.2.2.1).
       const events = [...(published.length ? [itemsEvent(node, ...published.map(clone))] : []), ...(retracted.length && n.config.notifyRetract ? [itemsEvent(node, ...retracted.map((id) => xml('retract', { id })))] : [])];
       if (events.length) await notify(owner, n, ...events);
+      return n;
     },
   };
 }
