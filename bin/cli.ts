@@ -228,8 +228,9 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           table: opts.table,
           seedDomains: domains,
           // What web and mobile clients expect of a server they try out (Converse.js waits for the block
-          // list before it shows a message from a stranger): README "Quick start".
-          seedFeatures: ['blocking', 'carbons'],
+          // list before it shows a message from a stranger, and announces its avatar in presence only
+          // right after setting it): README "Quick start".
+          seedFeatures: ['blocking', 'carbons', 'vcard-avatars'],
           limits: {
             ...(opts.maxStanzaSize !== undefined ? { maxStanzaBytes: opts.maxStanzaSize } : {}),
             // Sessions must not outlive the connection the gateway will cut.
