@@ -12,6 +12,11 @@ import type { XmppServer } from './server.ts';
 export interface Session extends ConnectionTarget {
   jid: JID;
   expiresAt: number;
+  /**
+   * Modules' per-stream state, kept in the connection item (server.setStreamData) and loaded with
+   * the bound session, so a module knows it on every frame without a read (stream management).
+   */
+  streamData?: Record<string, unknown>;
 }
 
 export type TargetKind = 'host' | 'self' | 'bare' | 'full' | 'component';
@@ -146,10 +151,32 @@ export interface AuthRefusal {
 /** "auth/failed": credentials were wrong (<not-authorized/>, RFC 6120 §6.5.10). */
 export type AuthFailedEvent = AuthAttemptEvent;
 
+/**
+ * "session-detach": a bound session's socket is gone without a </close> (410, $disconnect, the
+ * sweeper). A handler that returns true keeps the session (its entry stays, nobody is told it
+ * ended: XEP-0198 resumption); otherwise it ends as usual.
+ */
+export interface SessionDetachEvent {
+  server: XmppServer;
+  session: Session;
+}
+
+/**
+ * "session-resumed": a session moved to a new connection (XEP-0198 resumption); modules that keep
+ * connection ids of their own (MUC occupants) update them here.
+ */
+export interface SessionResumedEvent {
+  server: XmppServer;
+  session: Session;
+  previous: ConnectionTarget;
+}
+
 /** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
 export interface CoreEvents {
   'session-bound': SessionEvent;
   'session-ended': SessionEndedEvent;
+  'session-detach': SessionDetachEvent;
+  'session-resumed': SessionResumedEvent;
   unavailable: UnavailableEvent;
   'presence/initial': InitialPresenceEvent;
   'stanza/in': InboundEvent;

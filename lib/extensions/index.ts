@@ -12,8 +12,9 @@ import { offline } from './offline/index.ts';
 import { ping } from './ping.ts';
 import { presence, roster } from './roster/index.ts';
 import { register } from './register.ts';
+import { streamManagement } from './stream-management/index.ts';
 import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, streamManagement];
