@@ -129,4 +129,194 @@ describe('XEP-0198 stream management', () => {
     await a.c.closed;
     b.ws.close();
   });
+
+  it('counts wrap at 2^32 both ways (§4)', async () => {
+    const [alice, bob] = [await user('wrap'), await user('wrapb')];
+    const a = await managed(alice);
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    // Near the end of the counters' range: 2^32 - 1 handled, 2^32 - 1 sent and acknowledged.
+    await s.server.db.send(
+      new UpdateCommand({
+        TableName: s.server.table,
+        Key: { pk: `sm#${alice}@localhost`, sk: a.id },
+        UpdateExpression: 'SET #in = :max, #out = :max, acked = :max',
+        ExpressionAttributeNames: { '#in': 'in', '#out': 'out' },
+        ExpressionAttributeValues: { ':max': 2 ** 32 - 1 },
+      }),
+    );
+    assert.equal(await serverH(a.c), 4294967295);
+    a.c.send(chat(bob, 'w1'));
+    assert.equal(await serverH(a.c), 0, 'one more stanza handled: h wraps to 0');
+    b.send(chat(`${alice}/phone`, 'w2'));
+    b.send(chat(`${alice}/phone`, 'w3'));
+    await a.c.next(isMsg('w3'));
+    a.c.send(`<a xmlns="${SM}" h="0"/>`);
+    await roundTrip(a.c);
+    const item = (await smItem(alice, a.id))!;
+    assert.deepEqual({ acked: item.acked, q: idsOf(item.q) }, { acked: 2 ** 32, q: ['w3', `rt${pings}`] }, 'h=0 acknowledges stanza number 2^32');
+    a.c.ws.close();
+    b.ws.close();
+  });
+
+  it('a dropped connection leaves the session detached; <resume/> on a new WebSocket gets <resumed h/> and every unacknowledged stanza, in order, once; the old socket\'s kept stanzas are not in offline storage (§5)', async () => {
+    const [alice, bob] = [await user('res'), await user('resb')];
+    const a = await managed(alice);
+    a.c.send(`<presence xmlns="jabber:client"/>`);
+    await a.c.next((el) => el.name === 'presence');
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    for (let i = 1; i <= 5; i++) b.send(chat(`${alice}/phone`, `m${i}`));
+    await a.c.next(isMsg('m5'));
+    a.c.send(chat(`${bob}/raw`, 'from-a1'));
+    a.c.send(`<a xmlns="${SM}" h="3"/>`);
+    await roundTrip(a.c);
+    // The network goes: no </close>.
+    a.c.ws.terminate();
+    await until('the session to be detached', async () => (await smItem(alice, a.id))?.detachedUntil);
+    const entry = (await s.server.sessions.list(`${alice}@localhost`)).find((e) => e.resource === 'phone');
+    assert.ok(entry, 'the session entry stays');
+    // Stanzas for the detached session are kept: not posted, not stored offline, not bounced.
+    for (let i = 6; i <= 8; i++) b.send(chat(`${alice}/phone`, `m${i}`));
+    b.send(chat(alice, 'm9'));
+    await roundTrip(b);
+    assert.equal(b.frames.filter((f) => f.includes('type="error"')).length, 0, b.frames.join('\n'));
+    assert.deepEqual(await offlineOf(s.server).list(`${alice}@localhost`), []);
+
+    const c = await RawClient.connect(s.url);
+    await authenticate(c, alice);
+    let resumed!: Element;
+    const resume = await s.cost(async () => {
+      c.send(`<resume xmlns="${SM}" previd="${a.id}" h="3"/>`);
+      resumed = await c.next(isSm('resumed'));
+      await c.next(isMsg('m9'));
+    });
+    assert.equal(resumed.attrs.previd, a.id);
+    assert.equal(resumed.attrs.h, '3', 'the presence, the message and the ping from the old connection');
+    const got = c.frames.map((f) => /<message[^>]* id="([^"]+)"/.exec(f)?.[1]).filter(Boolean);
+    assert.deepEqual(got, ['m3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']);
+    // The resumed session is the same session: bound, same resource, and it sends and receives.
+    c.send(chat(`${bob}/raw`, 'from-a2'));
+    assert.equal((await b.next(isMsg('from-a2'))).attrs.from, `${alice}@localhost/phone`);
+    assert.deepEqual(b.frames.map((f) => /<message[^>]* id="(from-a\d)"/.exec(f)?.[1]).filter(Boolean), ['from-a1', 'from-a2']);
+    // Resume: the new connection item (as for any frame), the stream item, the session item and the
+    // old connection item are read; the stream item, the session entry and the connection item are
+    // written (h=3 was acknowledged before the drop, so no trim); <resumed/>, then seven messages
+    // and the ping's result.
+    assert.deepEqual(
+      { reads: resume.reads, writes: resume.writes, posts: resume.posts },
+      { reads: 4, writes: 3, posts: 1 + 8 },
+      JSON.stringify(resume.calls),
+    );
+    const item = (await smItem(alice, a.id))!;
+    assert.equal(item.detachedUntil, undefined);
+    assert.equal(item.connectionId, (await s.server.sessions.list(`${alice}@localhost`)).find((e) => e.resource === 'phone')!.connectionId);
+    c.ws.close();
+    b.ws.close();
+  });
+
+  it('a resume with an unknown id, or with another account\'s id, gets <failed><item-not-found/> and the stream can still bind (§5)', async () => {
+    const [alice, mallory] = [await user('own'), await user('mal')];
+    const a = await managed(alice);
+    a.c.ws.terminate();
+    await until('the session to be detached', async () => (await smItem(alice, a.id))?.detachedUntil);
+    for (const [name, previd] of [
+      [alice, 'no-such-id'],
+      [mallory, a.id],
+    ]) {
+      const c = await RawClient.connect(s.url);
+      await authenticate(c, name);
+      c.send(`<resume xmlns="${SM}" previd="${previd}" h="0"/>`);
+      const failed = await c.next(isSm('failed'));
+      assert.ok(failed.getChild('item-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'), failed.toString());
+      c.send(`<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>other</resource></bind></iq>`);
+      assert.equal((await c.next((el) => el.attrs.id === 'bind')).attrs.type, 'result');
+      c.ws.close();
+    }
+    // Alice's session is still detached and hers.
+    assert.ok((await smItem(alice, a.id))?.detachedUntil);
+  });
+
+  it('when the resumption time runs out, the sweeper ends the session: unavailable to contacts, kept messages to offline storage, and a late resume fails', async () => {
+    const [alice, bob] = [await user('exp'), await user('expb')];
+    const a = await managed(alice);
+    a.c.send(`<presence xmlns="jabber:client"/>`);
+    await roundTrip(a.c);
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    b.send(chat(`${alice}/phone`, 'e1'));
+    await a.c.next(isMsg('e1'));
+    a.c.ws.terminate();
+    await until('the session to be detached', async () => (await smItem(alice, a.id))?.detachedUntil);
+    b.send(chat(`${alice}/phone`, 'e2'));
+    b.send(chat(alice, 'e3'));
+    await roundTrip(b);
+    assert.deepEqual(await offlineOf(s.server).list(`${alice}@localhost`), []);
+    s.clock.advance(299_000);
+    await s.server.sweep();
+    assert.ok((await s.server.sessions.list(`${alice}@localhost`, s.clock.now())).length, 'still kept before the time is over');
+    s.clock.advance(2_000);
+    await s.server.sweep();
+    assert.deepEqual(await s.server.sessions.list(`${alice}@localhost`, s.clock.now()), []);
+    const stored = (await offlineOf(s.server).list(`${alice}@localhost`)).map((m) => /id="([^"]+)"/.exec(m.xml)?.[1]);
+    assert.deepEqual(stored, ['e1', 'e2', 'e3'], 'never acknowledged: e1 too');
+    const c = await RawClient.connect(s.url);
+    await authenticate(c, alice);
+    c.send(`<resume xmlns="${SM}" previd="${a.id}" h="1"/>`);
+    assert.ok((await c.next(isSm('failed'))).getChild('item-not-found'));
+    c.ws.close();
+    b.ws.close();
+  });
+
+  it('costs (README "Stream management"): a stanza to a managed session one UpdateItem more, one from it one more; <r/> one read and a post; <a/> one read and one write; the server\'s <r/> once per 10 stanzas', async () => {
+    const [alice, plain, bob] = [await user('cost'), await user('costp'), await user('costb')];
+    const a = await managed(alice);
+    const p = await RawClient.connect(s.url);
+    await p.login(plain, 'secret', 'phone');
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    const deliver = async (to: RawClient, name: string, id: string) =>
+      s.cost(async () => {
+        b.send(chat(`${name}/phone`, id));
+        await to.next(isMsg(id));
+      });
+    await deliver(a.c, alice, 'warm-a');
+    await deliver(p, plain, 'warm-p');
+    const toPlain = await deliver(p, plain, 'c1');
+    const toManaged = await deliver(a.c, alice, 'c2');
+    assert.deepEqual(
+      { reads: toManaged.reads - toPlain.reads, writes: toManaged.writes - toPlain.writes, posts: toManaged.posts - toPlain.posts },
+      { reads: 0, writes: 1, posts: 0 },
+      `${JSON.stringify(toPlain.calls)} vs ${JSON.stringify(toManaged.calls)}`,
+    );
+    const send = async (from: RawClient, id: string) =>
+      s.cost(async () => {
+        from.send(chat(`${bob}/raw`, id));
+        await b.next(isMsg(id));
+      });
+    const fromPlain = await send(p, 'c3');
+    const fromManaged = await send(a.c, 'c4');
+    assert.deepEqual({ reads: fromManaged.reads - fromPlain.reads, writes: fromManaged.writes - fromPlain.writes }, { reads: 0, writes: 1 });
+
+    const r = await s.cost(() => serverH(a.c));
+    assert.deepEqual(r.calls, { 'dynamodb:GetItemCommand': 1, 'management:PostToConnectionCommand': 1 });
+    const out = (await smItem(alice, a.id))!.out;
+    const ack = await s.cost(async () => {
+      a.c.send(`<a xmlns="${SM}" h="${out}"/>`);
+      await roundTrip(a.c);
+    });
+    // The ack: one read and one write. The ping after it: counted in (one write), its result counted
+    // and kept (one write) and posted.
+    assert.deepEqual(ack.calls, { 'dynamodb:GetItemCommand': 1, 'dynamodb:UpdateItemCommand': 1 + 2, 'management:PostToConnectionCommand': 1 });
+    assert.equal((await smItem(alice, a.id))!.acked, out);
+
+    // The server asks for an ack with every 10th unacknowledged stanza: 2 requests for 25 stanzas.
+    const requestsBefore = a.c.frames.filter((f) => f.startsWith('<r ')).length;
+    for (let i = 1; i <= 25; i++) b.send(chat(`${alice}/phone`, `burst${i}`));
+    await a.c.next(isMsg('burst25'));
+    assert.equal(a.c.frames.filter((f) => f.startsWith('<r ')).length - requestsBefore, 2);
+    a.c.ws.close();
+    p.ws.close();
+    b.ws.close();
+  });
 });
