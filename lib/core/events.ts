@@ -171,12 +171,23 @@ export interface SessionResumedEvent {
   previous: ConnectionTarget;
 }
 
+/**
+ * "connection-check": the sweeper found a bound connection alive and sent it the server's ping
+ * (docs/architecture.md "Connections die silently"); every connectionCheckMs, so also within that
+ * time before API Gateway's 2-hour cut (XEP-0198 asks for an ack here).
+ */
+export interface ConnectionCheckEvent {
+  server: XmppServer;
+  session: Session;
+}
+
 /** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
 export interface CoreEvents {
   'session-bound': SessionEvent;
   'session-ended': SessionEndedEvent;
   'session-detach': SessionDetachEvent;
   'session-resumed': SessionResumedEvent;
+  'connection-check': ConnectionCheckEvent;
   unavailable: UnavailableEvent;
   'presence/initial': InitialPresenceEvent;
   'stanza/in': InboundEvent;

@@ -338,6 +338,7 @@ export class XmppServer {
     if (!(await this.connections.update(rec.id, { checkAt, pingSentAt: now }))) return;
     const ping = xml('iq', { xmlns: NS.CLIENT, type: 'get', id: serverPingId(now), from: session.jid.domain, to: session.jid.toString() }, xml('ping', { xmlns: NS.PING }));
     await this.send(session, ping);
+    await this.registry.events.fireAll('connection-check', { server: this, session });
   }
 
   /**

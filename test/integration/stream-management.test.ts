@@ -199,13 +199,14 @@ describe('XEP-0198 stream management', () => {
     c.send(chat(`${bob}/raw`, 'from-a2'));
     assert.equal((await b.next(isMsg('from-a2'))).attrs.from, `${alice}@localhost/phone`);
     assert.deepEqual(b.frames.map((f) => /<message[^>]* id="(from-a\d)"/.exec(f)?.[1]).filter(Boolean), ['from-a1', 'from-a2']);
-    // Resume: the new connection item (as for any frame), the stream item, the session item and the
-    // old connection item are read; the stream item, the session entry and the connection item are
-    // written (h=3 was acknowledged before the drop, so no trim); <resumed/>, then seven messages
+    // Resume: reads the new connection item (as any frame does), the stream item, the session item,
+    // the old connection item and, once that is fenced off, the stream item again; writes the stream
+    // item, the session entry, the connection item, deletes the old tombstone and releases the held
+    // stanzas (h=3 was acknowledged before the drop, so no trim); posts <resumed/>, seven messages
     // and the ping's result.
     assert.deepEqual(
       { reads: resume.reads, writes: resume.writes, posts: resume.posts },
-      { reads: 4, writes: 3, posts: 1 + 8 },
+      { reads: 5, writes: 5, posts: 1 + 8 },
       JSON.stringify(resume.calls),
     );
     const item = (await smItem(alice, a.id))!;

@@ -43,8 +43,8 @@ export interface SmStream {
   resume: boolean;
   max: number;
 }
-/** The session entry's copy: the id, and while detached, until when. */
-type SmEntryData = { id: string; detached?: number };
+/** The session entry's copy: the id. */
+type SmEntryData = { id: string };
 
 const stores = new WeakMap<XmppServer, SmStore>();
 /** The stream management store of a server (tests read the counts and the queue). */
@@ -140,11 +140,18 @@ export const streamManagement: XmppModule<SmStore> = {
       return undefined;
     });
 
+    // §4 and API Gateway's cuts: with each liveness check (every 10 minutes, so also within 10
+    // minutes before the 2-hour cut and before the idle timeout) the server asks for an ack, so the
+    // client knows what arrived before it has to resume (README "Stream management").
+    ctx.hook('connection-check', async ({ server, session }) => {
+      if (streamOf(session)) await server.send(session, sm('r'));
+      return undefined;
+    });
+
     // Every stanza on its way to a stream-managed session is counted and kept until acknowledged;
     // a detached session's are only kept. Lowest priority: what another filter drops is not counted.
     ctx.filterOutbound(async (stanza, target) => {
-      const entry = target.data ? (target.data.sm as SmEntryData | undefined) : undefined;
-      const id = target.data ? entry?.id : streamOf(ctx.server.cachedSession(target.connectionId))?.id;
+      const id = target.data ? (target.data.sm as SmEntryData | undefined)?.id : streamOf(ctx.server.cachedSession(target.connectionId))?.id;
       if (!id) return stanza;
       const cached = ctx.server.cachedSession(target.connectionId);
       const account = cached?.jid ?? tryParseJID(stanza.attrs.to);
@@ -152,7 +159,7 @@ export const streamManagement: XmppModule<SmStore> = {
       const bare = account.bare().toString();
       const counted = await store.enqueue(bare, id, stanza.toString());
       if (!counted) return stanza;
-      if (entry?.detached !== undefined) return null;
+      if (counted.held) return null;
       const every = (await settings(account.domain)).ackEvery ?? DEFAULT_ACK_EVERY;
       // §4: the server's own request, batched: with every N-th unacknowledged stanza.
       if (ackRequestDue(counted.out, counted.acked, every)) await ctx.server.send(target, sm('r'));
@@ -166,10 +173,9 @@ export const streamManagement: XmppModule<SmStore> = {
       const until = server.clock.now() + stream.max * 1000;
       const bare = session.jid.bare().toString();
       if (!(await store.detach(bare, stream.id, session.connectionId, until, server.connections.region))) return undefined;
-      // The entry stays, available: contacts see no change. It lives until the deadline, and
-      // stanzas for it are kept, not posted.
+      // The entry stays, available: contacts see no change. It lives until the deadline; stanzas
+      // for it are kept, not posted (the item's `held`).
       await server.sessions.update(bare, session.jid.resource, session.connectionId, { expiresAt: until });
-      await data.set(session, 'detached', until);
       return true;
     });
 
@@ -254,11 +260,22 @@ async function resumeSession(server: XmppServer, store: SmStore, rec: Connection
   await server.connections.update(rec.id, { stage: 'bound', resource: item.resource, sasl: undefined, streamData: { sm: stream } });
   const session = server.remember({ ...target, jid: makeJID(rec.username!, rec.domain!, item.resource), expiresAt: rec.expiresAt, streamData: { sm: stream } });
   server.log.info({ connectionId: rec.id, previous: item.connectionId, jid: session.jid.toString() }, 'session resumed');
-  // The old connection, if it is still open (the client noticed the drop first), is closed.
+  // The old connection is fenced off: if still open (the client noticed the drop first) it is
+  // closed; its tombstone is deleted, so frames of it still queued are dropped, not counted after
+  // the count below is read: the client resends what the count leaves out (docs/architecture.md
+  // "Stream management").
   const old = await server.connections.get(item.connectionId);
-  if (old && old.stage !== 'gone') await server.endConnection(old.id, 'resumed elsewhere', { closeStream: true, endpoint: old.endpoint });
-  await server.send(target, sm('resumed', { previd, h: wire(item.in) }));
-  await store.ack(bare, previd, item.acked, abs);
-  for (const text of unackedAfter(item.q, item.acked, abs)) if (!(await server.send(session, text, { unfiltered: true }))) break;
+  if (old?.stage === 'gone') await server.connections.remove(old.id);
+  else if (old) await server.endConnection(old.id, 'resumed elsewhere', { closeStream: true, endpoint: old.endpoint });
+  const current = (await store.get(bare, previd, server.clock.now())) ?? item;
+  await server.send(target, sm('resumed', { previd, h: wire(current.in) }));
+  const acked = unwrapAck(h, current.acked, current.out);
+  const upTo = acked === 'too-high' ? current.acked : acked;
+  await store.ack(bare, previd, current.acked, upTo);
+  for (const text of unackedAfter(current.q, current.acked, upTo)) if (!(await server.send(session, text, { unfiltered: true }))) return;
+  // Senders kept what they sent meanwhile; from the release on they post themselves, and what came
+  // between the read above and the release is posted here, after the rest, in order.
+  const released = await store.release(bare, previd);
+  if (released) for (const text of released.q.slice(current.out - released.acked)) if (!(await server.send(session, text, { unfiltered: true }))) return;
   await server.registry.events.fireAll('session-resumed', { server, session, previous: { connectionId: item.connectionId, endpoint: item.endpoint } });
 }

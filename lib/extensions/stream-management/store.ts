@@ -33,6 +33,11 @@ export interface SmItem {
   expiresAt: number;
   /** Set while no connection holds the session: when its resumption time ends. */
   detachedUntil?: number;
+  /**
+   * Stanzas for the session are kept, not posted: from its detachment until a resume has resent
+   * the queue. The append that counts a stanza returns it, so every sender knows without a read.
+   */
+  held?: boolean;
 }
 
 export class SmStore {
@@ -65,23 +70,26 @@ export class SmStore {
   }
 
   /**
-   * Appends a stanza to the queue and counts it, in one UpdateItem; returns the new `out` and the
-   * current `acked` (for the ack request every N stanzas), or undefined if the item is gone.
+   * Appends a stanza to the queue and counts it, in one UpdateItem; returns the new `out`, the
+   * current `acked` (for the ack request every N stanzas) and whether stanzas are held, or
+   * undefined if the item is gone.
    */
-  async enqueue(bare: string, id: string, xml: string): Promise<{ out: number; acked: number } | undefined> {
+  async enqueue(bare: string, id: string, xml: string): Promise<{ out: number; acked: number; held: boolean } | undefined> {
     try {
       const res = await this.store.db.send(
         new UpdateCommand({
           TableName: this.store.table,
           Key: this.key(bare, id),
-          UpdateExpression: 'SET #q = list_append(#q, :x), #acked = #acked ADD #out :one',
+          UpdateExpression: 'SET #q = list_append(#q, :x) ADD #out :one',
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#q': 'q', '#out': 'out', '#acked': 'acked' },
+          ExpressionAttributeNames: { '#q': 'q', '#out': 'out' },
           ExpressionAttributeValues: { ':x': [xml], ':one': 1 },
-          ReturnValues: 'UPDATED_NEW',
+          // The whole item comes back (the queue too: bounded by the acks, and free of read units).
+          ReturnValues: 'ALL_NEW',
         }),
       );
-      return { out: res.Attributes?.out as number, acked: res.Attributes?.acked as number };
+      const item = res.Attributes ?? {};
+      return { out: item.out as number, acked: item.acked as number, held: item.held === true };
     } catch (err) {
       if (isConditionFailure(err)) return undefined;
       throw err;
@@ -107,23 +115,49 @@ export class SmStore {
     return this.update(
       bare,
       id,
-      'SET #until = :until, #exp = :until, #ttl = :ttl, #sweep = :sweep, #checkAt = :until',
-      { '#until': 'detachedUntil', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#sweep': 'sweep', '#checkAt': 'checkAt', '#cid': 'connectionId' },
-      { ':until': until, ':ttl': ttlFrom(until), ':sweep': `${SM_PREFIX}#${region}`, ':cid': connectionId },
+      'SET #until = :until, #exp = :until, #ttl = :ttl, #sweep = :sweep, #checkAt = :until, #held = :true',
+      { '#held': 'held', '#until': 'detachedUntil', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#sweep': 'sweep', '#checkAt': 'checkAt', '#cid': 'connectionId' },
+      { ':until': until, ':ttl': ttlFrom(until), ':sweep': `${SM_PREFIX}#${region}`, ':cid': connectionId, ':true': true },
       '#cid = :cid',
     );
   }
 
-  /** Moves the session to a new connection (XEP-0198 §5 resumption), if `previous` still holds it. */
+  /**
+   * Moves the session to a new connection (XEP-0198 §5 resumption), if `previous` still holds it.
+   * Stanzas stay held (kept, not posted) until release(): the resume resends the queue first.
+   */
   attach(bare: string, id: string, previous: string, to: { connectionId: string; endpoint: string; expiresAt: number }): Promise<boolean> {
     return this.update(
       bare,
       id,
-      'SET #cid = :cid, #ep = :ep, #exp = :exp, #ttl = :ttl REMOVE #until, #sweep, #checkAt',
-      { '#cid': 'connectionId', '#ep': 'endpoint', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#until': 'detachedUntil', '#sweep': 'sweep', '#checkAt': 'checkAt' },
-      { ':cid': to.connectionId, ':ep': to.endpoint, ':exp': to.expiresAt, ':ttl': ttlFrom(to.expiresAt), ':prev': previous },
+      'SET #cid = :cid, #ep = :ep, #exp = :exp, #ttl = :ttl, #held = :true REMOVE #until, #sweep, #checkAt',
+      { '#held': 'held', '#cid': 'connectionId', '#ep': 'endpoint', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#until': 'detachedUntil', '#sweep': 'sweep', '#checkAt': 'checkAt' },
+      { ':cid': to.connectionId, ':ep': to.endpoint, ':exp': to.expiresAt, ':ttl': ttlFrom(to.expiresAt), ':prev': previous, ':true': true },
       '#cid = :prev',
     );
+  }
+
+  /**
+   * Stanzas are posted again from now on; returns the item as this write left it, so the caller
+   * posts what was kept since it last read the queue (later senders post their own).
+   */
+  async release(bare: string, id: string): Promise<SmItem | undefined> {
+    try {
+      const res = await this.store.db.send(
+        new UpdateCommand({
+          TableName: this.store.table,
+          Key: this.key(bare, id),
+          UpdateExpression: 'REMOVE #held',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#held': 'held' },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { ...(res.Attributes as Omit<SmItem, 'bare' | 'id'>), bare, id };
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Deletes the item; returns what it held (undefined if another caller deleted it first). */
