@@ -65,7 +65,7 @@ const smItem = (name: string, id: string) => smStoreOf(s.server).get(`${name}@lo
 before(async () => {
   s = await startTestServer({ tenantWatchMs: 3_600_000 });
   const tenant = (await s.server.tenants.get('localhost', 0))!;
-  await s.server.tenants.put({ ...tenant, features: [...(tenant.features ?? []), 'sm'] });
+  await s.server.tenants.put({ ...tenant, features: [...(tenant.features ?? []), 'sm', 'carbons'] });
 });
 after(() => s.stop());
 
@@ -318,6 +318,40 @@ describe('XEP-0198 stream management', () => {
     assert.equal(a.c.frames.filter((f) => f.startsWith('<r ')).length - requestsBefore, 2);
     a.c.ws.close();
     p.ws.close();
+    b.ws.close();
+  });
+
+  it('a resumed session keeps its client state (XEP-0352) and carbons (XEP-0280)', async () => {
+    const [alice, bob] = [await user('state'), await user('stateb')];
+    const a = await managed(alice);
+    a.c.send(`<presence xmlns="jabber:client"/>`);
+    await a.c.next((el) => el.name === 'presence');
+    a.c.send(`<iq xmlns="jabber:client" type="set" id="carbons"><enable xmlns="urn:xmpp:carbons:2"/></iq>`);
+    await a.c.next((el) => el.attrs.id === 'carbons');
+    a.c.send(`<inactive xmlns="urn:xmpp:csi:0"/>`);
+    await roundTrip(a.c);
+    a.c.ws.terminate();
+    await until('the session to be detached', async () => (await smItem(alice, a.id))?.detachedUntil);
+
+    const c = await RawClient.connect(s.url);
+    await authenticate(c, alice);
+    c.send(`<resume xmlns="${SM}" previd="${a.id}" h="0"/>`);
+    await c.next(isSm('resumed'));
+    // The account's other resource comes online and changes its presence: withheld from the inactive one.
+    const desk = await RawClient.connect(s.url);
+    await desk.login(alice, 'secret', 'desk');
+    desk.send(`<presence xmlns="jabber:client"><show>away</show></presence>`);
+    await desk.next((el) => el.name === 'presence');
+    // A message to the other resource: the resumed one gets its carbon copy.
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    b.send(chat(`${alice}/desk`, 'cc1'));
+    await desk.next(isMsg('cc1'));
+    const carbon = await c.next((el) => el.name === 'message' && !!el.getChild('received', 'urn:xmpp:carbons:2'));
+    assert.equal(carbon.getChild('received')!.getChild('forwarded')!.getChild('message')!.attrs.id, 'cc1');
+    assert.equal(c.frames.filter((f) => f.startsWith('<presence') && f.includes(`${alice}@localhost/desk`)).length, 0, c.frames.join('\n'));
+    c.ws.close();
+    desk.ws.close();
     b.ws.close();
   });
 });
