@@ -169,6 +169,21 @@ export interface SessionResumedEvent {
   server: XmppServer;
   session: Session;
   previous: ConnectionTarget;
+  /** The session entry as it was before the move (its modules' data: the rooms it is in). */
+  entry: SessionEntry;
+}
+
+/**
+ * "outbound/gone": a stanza for a connection whose socket is gone, that no outbound filter took
+ * (the sender knew the connection only by id: a room's fan-out). A handler that keeps it returns
+ * true, and the send counts as delivered (XEP-0198: a detached session's stanzas are kept).
+ */
+export interface OutboundGoneEvent {
+  server: XmppServer;
+  target: ConnectionTarget;
+  stanza: Element;
+  /** The stanza's addressee, when it names one. */
+  to?: JID;
 }
 
 /**
@@ -188,6 +203,7 @@ export interface CoreEvents {
   'session-detach': SessionDetachEvent;
   'session-resumed': SessionResumedEvent;
   'connection-check': ConnectionCheckEvent;
+  'outbound/gone': OutboundGoneEvent;
   unavailable: UnavailableEvent;
   'presence/initial': InitialPresenceEvent;
   'stanza/in': InboundEvent;

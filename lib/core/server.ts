@@ -6,7 +6,7 @@ import { type Clock, systemClock } from '../store/clock.ts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from 'pino';
 import { StreamError } from '../xmpp/errors.ts';
-import { type JID, makeJID } from '../xmpp/jid.ts';
+import { type JID, makeJID, tryParseJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, parseFrame, xml } from '../xmpp/xml.ts';
 import { ConnectionStore, type ConnectionRecord, TOMBSTONE_MS } from '../store/connections.ts';
@@ -380,7 +380,7 @@ export class XmppServer {
     // A tombstone's trailing frames are still processed; what they answer has no one to go to.
     if (gone) {
       this.log.debug({ connectionId: target.connectionId }, 'not sent: the socket is gone');
-      return false;
+      return this.keptWhenGone(target, text);
     }
     const sink = this.sinks.get(target.connectionId);
     if (sink) {
@@ -390,7 +390,16 @@ export class XmppServer {
     if (await this.management.post(target, text)) return true;
     this.log.info({ connectionId: target.connectionId }, 'gone on post');
     // A session kept for resumption already holds the stanza (its filter queued it): not lost.
-    return (await this.endConnection(target.connectionId, 'gone', { socketClosed: true })) === 'detached' && isStanza(text);
+    if ((await this.endConnection(target.connectionId, 'gone', { socketClosed: true })) === 'detached' && isStanza(text)) return true;
+    return this.keptWhenGone(target, text);
+  }
+
+  /** Whether a module keeps a stanza whose connection is gone (the outbound/gone event). */
+  private async keptWhenGone(target: ConnectionTarget, text: string): Promise<boolean> {
+    if (!isStanza(text) || !this.registry.events.has('outbound/gone')) return false;
+    const stanza = parseFrame(text);
+    const to = typeof stanza.attrs.to === 'string' ? tryParseJID(stanza.attrs.to) ?? undefined : undefined;
+    return (await this.registry.events.fire('outbound/gone', { server: this, target, stanza, to })) === true;
   }
 
   /** Sends to many connections at once with bounded concurrency; returns those that were gone. */

@@ -354,4 +354,53 @@ describe('XEP-0198 stream management', () => {
     desk.ws.close();
     b.ws.close();
   });
+
+  it('a resumed session keeps its room (XEP-0045): room messages while detached are kept and resent, and the room reaches the new connection', async () => {
+    const [alice, bob] = [await user('room'), await user('roomb')];
+    const room = `sm${n}@conference.localhost`;
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    const join = async (c: RawClient, nick: string) => {
+      c.send(`<presence xmlns="jabber:client" to="${room}/${nick}"><x xmlns="http://jabber.org/protocol/muc"/></presence>`);
+      await c.next((el) => el.name === 'presence' && el.attrs.from === `${room}/${nick}` && c.frames.some((f) => f.includes('code="110"')));
+    };
+    await join(b, 'bob');
+    // An instant room (XEP-0045 §10.1.2), so others may enter.
+    b.send(`<iq xmlns="jabber:client" type="set" id="instant" to="${room}"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"/></query></iq>`);
+    await b.next((el) => el.attrs.id === 'instant');
+    const a = await managed(alice);
+    await join(a.c, 'alice');
+    const groupchat = (c: RawClient, id: string) => c.send(`<message xmlns="jabber:client" to="${room}" type="groupchat" id="${id}"><body>${id}</body></message>`);
+    const fromRoom = (id: string) => (el: Element) => el.name === 'message' && el.attrs.type === 'groupchat' && el.attrs.id === id;
+    groupchat(b, 'g1');
+    await a.c.next(fromRoom('g1'));
+    a.c.ws.terminate();
+    await until('the session to be detached', async () => (await smItem(alice, a.id))?.detachedUntil);
+    // A room message with one occupant detached: the room item and its history as always (1 read,
+    // 1 write, a post to bob), and on the gone path alice's session item and the append (+1, +1).
+    const kept = await s.cost(async () => {
+      groupchat(b, 'g2');
+      await b.next(fromRoom('g2'));
+    });
+    assert.deepEqual({ reads: kept.reads, writes: kept.writes, posts: kept.posts }, { reads: 2, writes: 2, posts: 1 }, JSON.stringify(kept.calls));
+    groupchat(b, 'g3');
+    await b.next(fromRoom('g3'));
+
+    const c = await RawClient.connect(s.url);
+    await authenticate(c, alice);
+    c.send(`<resume xmlns="${SM}" previd="${a.id}" h="0"/>`);
+    await c.next(isSm('resumed'));
+    await c.next(fromRoom('g3'));
+    groupchat(b, 'g4');
+    await c.next(fromRoom('g4'));
+    groupchat(c, 'g5');
+    await b.next(fromRoom('g5'));
+    await c.next(fromRoom('g5'));
+    const got = c.frames.map((f) => /<message[^>]* type="groupchat"[^>]* id="(g\d)"|<message[^>]* id="(g\d)"[^>]* type="groupchat"/.exec(f)).filter(Boolean).map((m) => m![1] ?? m![2]);
+    assert.deepEqual(got, ['g1', 'g2', 'g3', 'g4', 'g5'], 'g1 resent (h=0 acknowledged nothing), then the rest once, in order');
+    // Bob never saw alice leave.
+    assert.equal(b.frames.filter((f) => f.includes('type="unavailable"') && f.includes(`${room}/alice`)).length, 0, b.frames.join('\n'));
+    c.ws.close();
+    b.ws.close();
+  });
 });

@@ -166,6 +166,23 @@ export const streamManagement: XmppModule<SmStore> = {
       return stanza;
     }, -1000);
 
+    // A stanza for a gone connection that the filter above could not place (the sender knew the
+    // connection only by id: a room's fan-out): if it is a managed session's, detached or resumed
+    // elsewhere, it is counted and kept, or posted to the new connection. One read, on this path only.
+    ctx.hook('outbound/gone', async ({ server, target, stanza, to }) => {
+      if (!to?.local || !to.resource) return undefined;
+      const bare = to.bare().toString();
+      const entry = (await server.sessions.list(bare, server.clock.now())).find((e) => e.resource === to.resource);
+      const id = entry && data.of(entry).id;
+      if (!entry || !id) return undefined;
+      const counted = await store.enqueue(bare, id, stanza.toString());
+      if (!counted) return undefined;
+      // Held (detached, or a resume is resending), or still on that connection (about to end: its
+      // queue then goes where an offline user's messages go): kept.
+      if (counted.held || entry.connectionId === target.connectionId) return true;
+      return server.send({ connectionId: entry.connectionId, endpoint: entry.endpoint }, stanza, { unfiltered: true });
+    });
+
     // The socket went without a </close>: a session that asked for resumption is kept (§5).
     ctx.hook('session-detach', async ({ server, session }) => {
       const stream = streamOf(session);
@@ -277,5 +294,5 @@ async function resumeSession(server: XmppServer, store: SmStore, rec: Connection
   // between the read above and the release is posted here, after the rest, in order.
   const released = await store.release(bare, previd);
   if (released) for (const text of released.q.slice(current.out - released.acked)) if (!(await server.send(session, text, { unfiltered: true }))) return;
-  await server.registry.events.fireAll('session-resumed', { server, session, previous: { connectionId: item.connectionId, endpoint: item.endpoint } });
+  await server.registry.events.fireAll('session-resumed', { server, session, previous: { connectionId: item.connectionId, endpoint: item.endpoint }, entry });
 }
