@@ -403,4 +403,41 @@ describe('XEP-0198 stream management', () => {
     c.ws.close();
     b.ws.close();
   });
+
+  it('a resume while the old connection is still open takes the session over and closes the old one (§5)', async () => {
+    const [alice, bob] = [await user('twice'), await user('twiceb')];
+    const a = await managed(alice);
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    b.send(chat(`${alice}/phone`, 't1'));
+    await a.c.next(isMsg('t1'));
+    const c = await RawClient.connect(s.url);
+    await authenticate(c, alice);
+    c.send(`<resume xmlns="${SM}" previd="${a.id}" h="1"/>`);
+    await c.next(isSm('resumed'));
+    await a.c.closed;
+    b.send(chat(`${alice}/phone`, 't2'));
+    await c.next(isMsg('t2'));
+    assert.equal(c.frames.filter((f) => f.includes('id="t1"')).length, 0, 'acknowledged by the resume: not resent');
+    c.ws.close();
+    b.ws.close();
+  });
+
+  it('without resumption, a dropped session ends at once and what it never acknowledged goes to offline storage', async () => {
+    const [alice, bob] = [await user('nores'), await user('noresb')];
+    const a = await managed(alice, 'phone', false);
+    const b = await RawClient.connect(s.url);
+    await b.login(bob);
+    b.send(chat(`${alice}/phone`, 'n1'));
+    b.send(chat(`${alice}/phone`, 'n2'));
+    await a.c.next(isMsg('n2'));
+    a.c.send(`<a xmlns="${SM}" h="1"/>`);
+    await roundTrip(a.c);
+    a.c.ws.terminate();
+    await until('the session to end', async () => !(await s.server.sessions.list(`${alice}@localhost`)).length);
+    await s.gateway.idle(); // its $disconnect, which ends the session and then stores what was kept
+    const stored = (await offlineOf(s.server).list(`${alice}@localhost`)).map((m) => /id="([^"]+)"/.exec(m.xml)?.[1]);
+    assert.deepEqual(stored, ['n2'], 'n1 was acknowledged');
+    b.ws.close();
+  });
 });
