@@ -21,6 +21,11 @@ describe('XEP-0198 counters', () => {
     assert.equal(unwrapAck(7, 2 * H_MODULUS - 1, 2 * H_MODULUS + 10), 2 * H_MODULUS + 7);
   });
 
+  it('an old ack (behind what was acknowledged) acknowledges nothing new, across the wrap too', () => {
+    assert.equal(unwrapAck(3, 5, 8), 5);
+    assert.equal(unwrapAck(4294967294, H_MODULUS + 1, H_MODULUS + 4), H_MODULUS + 1);
+  });
+
   it('an ack of stanzas never sent is handled-count-too-high (§4)', () => {
     assert.equal(unwrapAck(6, 0, 5), 'too-high');
     assert.equal(unwrapAck(3, H_MODULUS - 3, H_MODULUS + 2), 'too-high', 'one past what was sent, after the wrap');

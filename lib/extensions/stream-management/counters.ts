@@ -13,12 +13,16 @@ export function wire(count: number): number {
 /**
  * The absolute count an `h` from the client stands for, given what was acknowledged before and how
  * many were sent: the one value in [acked, sent] congruent to h modulo 2^32 (the window is always
- * narrower than 2^32). 'too-high' when h names stanzas never sent (XEP-0198 §4 handled-count-too-high).
+ * narrower than 2^32). An h a little behind what was acknowledged (less than 2^31 back: an old ack)
+ * acknowledges nothing new and maps to `acked`. 'too-high' when h names stanzas never sent (XEP-0198
+ * §4 handled-count-too-high).
  */
 export function unwrapAck(h: number, acked: number, sent: number): number | 'too-high' {
   if (!Number.isInteger(h) || h < 0 || h >= H_MODULUS) return 'too-high';
   const forward = (h - wire(acked) + H_MODULUS) % H_MODULUS;
-  return forward <= sent - acked ? acked + forward : 'too-high';
+  if (forward <= sent - acked) return acked + forward;
+  const back = H_MODULUS - forward;
+  return back < H_MODULUS / 2 && back <= acked ? acked : 'too-high';
 }
 
 /** Parses an `h` attribute: a non-negative integer below 2^32, else undefined. */
