@@ -12,6 +12,11 @@ import type { XmppServer } from './server.ts';
 export interface Session extends ConnectionTarget {
   jid: JID;
   expiresAt: number;
+  /**
+   * Modules' per-stream state, kept in the connection item (server.setStreamData) and loaded with
+   * the bound session, so a module knows it on every frame without a read (stream management).
+   */
+  streamData?: Record<string, unknown>;
 }
 
 export type TargetKind = 'host' | 'self' | 'bare' | 'full' | 'component';
@@ -150,10 +155,59 @@ export interface AuthRefusal {
 /** "auth/failed": credentials were wrong (<not-authorized/>, RFC 6120 §6.5.10). */
 export type AuthFailedEvent = AuthAttemptEvent;
 
+/**
+ * "session-detach": a bound session's socket is gone without a </close> (410, $disconnect, the
+ * sweeper). A handler that returns true keeps the session (its entry stays, nobody is told it
+ * ended: XEP-0198 resumption); otherwise it ends as usual.
+ */
+export interface SessionDetachEvent {
+  server: XmppServer;
+  session: Session;
+}
+
+/**
+ * "session-resumed": a session moved to a new connection (XEP-0198 resumption); modules that keep
+ * connection ids of their own (MUC occupants) update them here.
+ */
+export interface SessionResumedEvent {
+  server: XmppServer;
+  session: Session;
+  previous: ConnectionTarget;
+  /** The session entry as it was before the move (its modules' data: the rooms it is in). */
+  entry: SessionEntry;
+}
+
+/**
+ * "outbound/gone": a stanza for a connection whose socket is gone, that no outbound filter took
+ * (the sender knew the connection only by id: a room's fan-out). A handler that keeps it returns
+ * true, and the send counts as delivered (XEP-0198: a detached session's stanzas are kept).
+ */
+export interface OutboundGoneEvent {
+  server: XmppServer;
+  target: ConnectionTarget;
+  stanza: Element;
+  /** The stanza's addressee, when it names one. */
+  to?: JID;
+}
+
+/**
+ * "connection-check": the sweeper found a bound connection alive and sent it the server's ping
+ * (docs/architecture.md "Connections die silently"); every connectionCheckMs, so also within that
+ * time before API Gateway's 2-hour cut (XEP-0198 asks for an ack here).
+ */
+export interface ConnectionCheckEvent {
+  server: XmppServer;
+  session: Session;
+}
+
 /** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
 export interface CoreEvents {
   'session-bound': SessionEvent;
   'session-ended': SessionEndedEvent;
+  'session-detach': SessionDetachEvent;
+  'session-resumed': SessionResumedEvent;
+  'connection-check': ConnectionCheckEvent;
+  'outbound/gone': OutboundGoneEvent;
   unavailable: UnavailableEvent;
   'presence/initial': InitialPresenceEvent;
   'stanza/in': InboundEvent;

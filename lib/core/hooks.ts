@@ -14,6 +14,11 @@ export class Hooks<E> {
     this.handlers.set(name, list);
   }
 
+  /** Whether anything hooks `name` (so a caller can skip building an event nobody reads). */
+  has(name: string): boolean {
+    return !!this.handlers.get(name)?.length;
+  }
+
   /** Runs handlers by priority until one returns something other than undefined; returns that. */
   async fire(name: string, event: E): Promise<unknown> {
     for (const { fn } of this.handlers.get(name) ?? []) {

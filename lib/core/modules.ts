@@ -50,6 +50,15 @@ export interface DiscoItem {
   name?: string;
 }
 
+/**
+ * A top-level element (not a stanza) answered on an authenticated stream before resource binding:
+ * XEP-0198 <resume/> takes the place of binding. It answers the client itself (server.send).
+ */
+export type UnboundElementHandler = (server: XmppServer, rec: ConnectionRecord, el: Element) => Promise<void>;
+
+/** Work of the sweeper besides checking connections (detached XEP-0198 sessions past their time). */
+export type SweepStep = (server: XmppServer, now: number) => Promise<void>;
+
 /** An IQ answered before authentication (XEP-0077 registration): returns its result payload or true. */
 export type PreAuthIqHandler = (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>;
 
@@ -169,6 +178,9 @@ export class Registry {
   readonly saslMechanisms = new Map<string, { module: string; mechanism: SaslMechanism }>();
   readonly components: Component[] = [];
   readonly preAuthIq = new Map<string, { module: string; handler: PreAuthIqHandler }>();
+  /** By `<namespace>:<element>`. */
+  readonly unboundElements = new Map<string, { module: string; handler: UnboundElementHandler }>();
+  readonly sweepSteps: SweepStep[] = [];
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
   readonly purgeSteps: PurgeStep[] = [];
@@ -334,6 +346,16 @@ export class ModuleContext {
   /** An IQ answered before authentication, by `<type>/<namespace>:<element>`. */
   addPreAuthIq(key: string, handler: PreAuthIqHandler): void {
     this.registry.preAuthIq.set(key, { module: this.name, handler });
+  }
+
+  /** A nonza answered on an authenticated stream before binding, by `<namespace>:<element>`. */
+  addUnboundElement(key: string, handler: UnboundElementHandler): void {
+    this.registry.unboundElements.set(key, { module: this.name, handler });
+  }
+
+  /** Work for each run of the sweeper (every minute in AWS, the local server's timer locally). */
+  addSweepStep(step: SweepStep): void {
+    this.registry.sweepSteps.push(step);
   }
 
   addAdminRoute(route: AdminRoute): void {

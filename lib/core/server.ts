@@ -6,7 +6,7 @@ import { type Clock, systemClock } from '../store/clock.ts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from 'pino';
 import { StreamError } from '../xmpp/errors.ts';
-import { type JID, makeJID } from '../xmpp/jid.ts';
+import { type JID, makeJID, tryParseJID } from '../xmpp/jid.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { type Element, parseFrame, xml } from '../xmpp/xml.ts';
 import { ConnectionStore, type ConnectionRecord, TOMBSTONE_MS } from '../store/connections.ts';
@@ -166,7 +166,7 @@ export class XmppServer {
   goneSession(rec: ConnectionRecord): Session | undefined {
     if (rec.stage !== 'gone' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
     this.markSocketGone(rec.id);
-    return { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt };
+    return { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt, ...streamDataOf(rec) };
   }
 
   /** Is this connection's socket known to be gone? Then replies to it are dropped, not posted. */
@@ -185,7 +185,22 @@ export class XmppServer {
     if (hit) return hit;
     rec ??= await this.connections.get(connectionId);
     if (!rec || rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
-    return this.remember({ connectionId, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt });
+    return this.remember({ connectionId, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt, ...streamDataOf(rec) });
+  }
+
+  /**
+   * Sets a module's per-stream state (Session.streamData) in the connection item, one write, and in
+   * this process's cached session. Other processes load it with the session; one that cached the
+   * session before the change keeps the old state (docs/architecture.md "Stream management").
+   */
+  async setStreamData(session: Session, module: string, value: unknown): Promise<boolean> {
+    const streamData = { ...session.streamData, [module]: value };
+    if (value === undefined) delete streamData[module];
+    if (!(await this.connections.update(session.connectionId, { streamData }))) return false;
+    session.streamData = streamData;
+    const cached = this.bound.get(session.connectionId);
+    if (cached && cached !== session) cached.streamData = streamData;
+    return true;
   }
 
   /**
@@ -226,7 +241,7 @@ export class XmppServer {
     connectionId: string,
     reason: string,
     opts: { socketClosed?: boolean; streamError?: StreamError; closeStream?: boolean; endpoint?: string } = {},
-  ): Promise<void> {
+  ): Promise<'ended' | 'detached' | undefined> {
     this.bound.delete(connectionId);
     this.streamDomains.delete(connectionId);
     this.recentlyEnded.add(connectionId);
@@ -236,7 +251,9 @@ export class XmppServer {
     const rec = await this.connections.remove(connectionId, opts.socketClosed ? { tombstoneUntil: this.clock.now() + TOMBSTONE_MS } : {});
     // The session ends before the last frames go out, so nothing (a room message, a presence) is
     // routed to this connection after its <close/> (RFC 7395 §3.6: nothing follows the close).
-    if (rec) await this.endSession(rec, reason);
+    let outcome: 'ended' | 'detached' | undefined = rec ? 'ended' : undefined;
+    if (rec && opts.socketClosed && (await this.detach(rec))) outcome = 'detached';
+    else if (rec) await this.endSession(rec, reason);
     const endpoint = rec?.endpoint ?? opts.endpoint;
     if (!opts.socketClosed && endpoint && !this.isSocketGone(connectionId)) {
       const target = { connectionId, endpoint };
@@ -244,6 +261,32 @@ export class XmppServer {
       if (opts.streamError || opts.closeStream) await this.send(target, xml('close', { xmlns: NS.FRAMING }));
       await this.management.close(target);
     }
+    return outcome;
+  }
+
+  /**
+   * A bound session whose socket went without a </close>: a module may keep it (XEP-0198 §5: it
+   * stays for resumption; docs/architecture.md "Stream management"). True if one did.
+   */
+  private async detach(rec: ConnectionRecord): Promise<boolean> {
+    if (rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return false;
+    const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt, ...streamDataOf(rec) };
+    const kept = (await this.registry.events.fire('session-detach', { server: this, session })) === true;
+    if (kept) this.log.info({ connectionId: rec.id, jid: session.jid.toString() }, 'session detached');
+    return kept;
+  }
+
+  /**
+   * Ends a session that has no connection any more (a detached one whose resumption time ran out):
+   * removes its entry if it still belongs to `connectionId` and fires session-ended.
+   */
+  async endDetachedSession(jid: JID, connectionId: string, reason: string): Promise<boolean> {
+    const entry = await this.sessions.remove(jid.bare().toString(), jid.resource, connectionId);
+    if (!entry) return false;
+    this.log.info({ connectionId, jid: jid.toString(), reason }, 'detached session ended');
+    const session: Session = { connectionId, endpoint: entry.endpoint, jid, expiresAt: entry.expiresAt };
+    await this.registry.events.fireAll('session-ended', { server: this, session, entry, reason });
+    return true;
   }
 
   private async endSession(rec: ConnectionRecord, reason: string): Promise<void> {
@@ -277,6 +320,7 @@ export class XmppServer {
         ended++;
       } else await this.checkLater(rec, now);
     }
+    for (const step of this.registry.sweepSteps) await step(this, now);
     return { checked: due.length, ended };
   }
 
@@ -294,6 +338,7 @@ export class XmppServer {
     if (!(await this.connections.update(rec.id, { checkAt, pingSentAt: now }))) return;
     const ping = xml('iq', { xmlns: NS.CLIENT, type: 'get', id: serverPingId(now), from: session.jid.domain, to: session.jid.toString() }, xml('ping', { xmlns: NS.PING }));
     await this.send(session, ping);
+    await this.registry.events.fireAll('connection-check', { server: this, session });
   }
 
   /**
@@ -319,14 +364,11 @@ export class XmppServer {
    * Sends one frame. Returns false if the connection is gone; that connection's session is ended
    * here (docs/architecture.md "Connections die silently"), so callers only decide what happens to the stanza.
    */
-  async send(target: ConnectionTarget, data: Element | string): Promise<boolean> {
-    // A tombstone's trailing frames are still processed; what they answer has no one to go to.
-    if (this.isSocketGone(target.connectionId)) {
-      this.log.debug({ connectionId: target.connectionId }, 'not sent: the socket is gone');
-      return false;
-    }
+  async send(target: ConnectionTarget, data: Element | string, opts: { unfiltered?: boolean } = {}): Promise<boolean> {
+    const gone = this.isSocketGone(target.connectionId);
     let text: string;
-    if (this.registry.outboundFilters.length && isStanza(data)) {
+    // Filters run even for a gone socket: stream management keeps stanzas for a detached session.
+    if (this.registry.outboundFilters.length && !opts.unfiltered && isStanza(data)) {
       // Modules see every stanza on its way out (stream management counts, carbons copy, …).
       let stanza: Element | null = typeof data === 'string' ? parseFrame(data) : data;
       for (const { filter } of this.registry.outboundFilters) {
@@ -335,6 +377,11 @@ export class XmppServer {
       }
       text = stanza.toString();
     } else text = typeof data === 'string' ? data : data.toString();
+    // A tombstone's trailing frames are still processed; what they answer has no one to go to.
+    if (gone) {
+      this.log.debug({ connectionId: target.connectionId }, 'not sent: the socket is gone');
+      return this.keptWhenGone(target, text);
+    }
     const sink = this.sinks.get(target.connectionId);
     if (sink) {
       sink(text);
@@ -342,8 +389,17 @@ export class XmppServer {
     }
     if (await this.management.post(target, text)) return true;
     this.log.info({ connectionId: target.connectionId }, 'gone on post');
-    await this.endConnection(target.connectionId, 'gone', { socketClosed: true });
-    return false;
+    // A session kept for resumption already holds the stanza (its filter queued it): not lost.
+    if ((await this.endConnection(target.connectionId, 'gone', { socketClosed: true })) === 'detached' && isStanza(text)) return true;
+    return this.keptWhenGone(target, text);
+  }
+
+  /** Whether a module keeps a stanza whose connection is gone (the outbound/gone event). */
+  private async keptWhenGone(target: ConnectionTarget, text: string): Promise<boolean> {
+    if (!isStanza(text) || !this.registry.events.has('outbound/gone')) return false;
+    const stanza = parseFrame(text);
+    const to = typeof stanza.attrs.to === 'string' ? tryParseJID(stanza.attrs.to) ?? undefined : undefined;
+    return (await this.registry.events.fire('outbound/gone', { server: this, target, stanza, to })) === true;
   }
 
   /** Sends to many connections at once with bounded concurrency; returns those that were gone. */
@@ -396,6 +452,11 @@ export class XmppServer {
     const own = domain ? (await this.tenants.get(domain))?.limits?.maxStanzaBytes : undefined;
     return own ?? this.limits.maxStanzaBytes;
   }
+}
+
+/** A record's module stream state, as Session fields. */
+function streamDataOf(rec: ConnectionRecord): Pick<Session, 'streamData'> {
+  return rec.streamData ? { streamData: rec.streamData } : {};
 }
 
 /** The server's own pings are known by their id's prefix, so an answer needs no read to be matched. */

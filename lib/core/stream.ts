@@ -42,11 +42,18 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
     if (el.name === 'open' || el.name === 'stream:stream') return fail(new StreamError('invalid-namespace', `<${el.name}/> must be qualified by ${NS.FRAMING}`));
     if (ns === NS.FRAMING && el.name === 'close') {
       // RFC 7395 §3.6: answer <close/>, then the server closes the WebSocket.
-      return await server.endConnection(connectionId, 'closed by client', { closeStream: true, endpoint: target.endpoint });
+      await server.endConnection(connectionId, 'closed by client', { closeStream: true, endpoint: target.endpoint });
+      return;
     }
     if (session) return await onBoundElement(server, session, el);
     if (!rec || rec.stage === 'connected') return fail(new StreamError('not-authorized', 'open the stream first'));
     if (ns === NS.SASL) return await handleSasl(server, rec, el);
+    if (rec.stage === 'bound' && !STANZAS.has(el.name)) {
+      // A nonza (CSI, XEP-0198) reaching a container that has not cached the session yet.
+      const bound = await server.boundSession(connectionId, rec);
+      if (bound) return await onBoundElement(server, bound, el);
+    }
+    if (rec.stage === 'authenticated' && !STANZAS.has(el.name) && (await unboundElement(server, rec, el))) return;
     if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
       if (rec.stage === 'authenticated' && el.name === 'iq') return await bindResource(server, rec, el);
       if (rec.stage === 'opened' && el.name === 'iq' && (await preAuthIq(server, rec, el))) return;
@@ -131,7 +138,10 @@ async function handleTrailingFrame(server: XmppServer, rec: ConnectionRecord, bo
   if (el instanceof StreamError) return fail(el);
   const ns = el.attrs.xmlns as string | undefined;
   try {
-    if (ns === NS.FRAMING && el.name === 'close') return await server.endConnection(rec.id, 'closed by client', { closeStream: true });
+    if (ns === NS.FRAMING && el.name === 'close') {
+      await server.endConnection(rec.id, 'closed by client', { closeStream: true });
+      return;
+    }
     if (ns === NS.FRAMING || (el.name === 'presence' && !SUBSCRIPTION_TYPES.has(el.attrs.type as string))) {
       server.log.info({ connectionId: rec.id, jid: session.jid.toString(), element: el.name, type: el.attrs.type }, 'after the socket went: not processed');
       return;
@@ -220,6 +230,18 @@ async function preAuthIq(server: XmppServer, rec: ConnectionRecord, iq: Element)
     if (!(err instanceof StanzaError)) throw err;
     await server.send(target, errorReply(iq, err));
   }
+  return true;
+}
+
+/**
+ * A nonza a module answers between authentication and binding (XEP-0198 <resume/>, docs/modules.md
+ * "What else a module can add"). False when no enabled module takes it.
+ */
+async function unboundElement(server: XmppServer, rec: ConnectionRecord, el: Element): Promise<boolean> {
+  const entry = server.registry.unboundElements.get(`${el.attrs.xmlns}:${el.name}`);
+  if (!entry || !rec.domain) return false;
+  if (!server.registry.isEnabled(entry.module, await server.tenants.get(rec.domain))) return false;
+  await entry.handler(server, rec, el);
   return true;
 }
 

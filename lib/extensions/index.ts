@@ -16,9 +16,10 @@ import { ping } from './ping.ts';
 import { presence, roster } from './roster/index.ts';
 import { privateStorage } from './private/index.ts';
 import { register } from './register.ts';
+import { streamManagement } from './stream-management/index.ts';
 import { time } from './time.ts';
 import { tokenAuth } from './token-auth.ts';
 import { vcard, vcardAvatars, vcardMuc } from './vcard/index.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks, streamManagement];

@@ -26,14 +26,18 @@ export const STREAM_ACCESS: TableAccess = {
 /**
  * Ending sessions someone else decided to end (a disabled or deleted tenant): find the tenant's
  * connections in this region through the tenant index, then what ending a connection does (delete
- * the connection and the session entry, tell contacts, read their sessions). No Scan, no new items.
+ * the connection and the session entry, tell contacts, read their sessions). No Scan. The one kind
+ * of new item: a stream-managed session's unacknowledged messages go to offline storage (PutItem).
  */
 export const SESSION_END_ACCESS: TableAccess = {
-  actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+  actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
   indexes: [TENANT_INDEX],
 };
 
-/** The sweeper ends connections whose $disconnect never came, found through this region's sweep partitions. */
+/**
+ * The sweeper ends connections whose $disconnect never came, and detached stream-managed sessions
+ * past their resumption time, found through this region's sweep partitions.
+ */
 export const SWEEPER_ACCESS: TableAccess = { actions: SESSION_END_ACCESS.actions, indexes: [SWEEP_INDEX] };
 
 /**

@@ -48,6 +48,8 @@ export interface ConnectionRecord {
   authFailures?: number;
   /** When the server's unanswered XEP-0199 ping went out (server.sweep); cleared by any answer. */
   pingSentAt?: number;
+  /** Modules' per-stream state once bound (Session.streamData); a tombstone keeps it. */
+  streamData?: Record<string, unknown>;
 }
 
 /**
@@ -67,7 +69,7 @@ export class ConnectionStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
     /** The region this process serves (AWS_REGION; 'local' on a laptop). */
-    private readonly region = 'local',
+    readonly region = 'local',
   ) {}
 
   async create(rec: ConnectionRecord): Promise<void> {

@@ -346,9 +346,10 @@ describe('IAM grants cover what the handlers do', () => {
     });
     for (const p of ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query']) assert.ok(used('sweeper').includes(p), `sweeper: ${p}`);
     assertGranted(t, ['sweeper', 'admin']);
-    // A region that is not the table's home does not purge, and is not allowed the purge's writes.
+    // A region that is not the table's home does not purge, and is not allowed the purge's batch
+    // writes (PutItem it has: a stream-managed session it ends may leave messages for offline storage).
     const other = grantsFromTemplate('us-east-1').sweeper;
-    assert.ok(!other.has('dynamodb:BatchWriteItem') && !other.has('dynamodb:PutItem'), [...other].join(' '));
+    assert.ok(!other.has('dynamodb:BatchWriteItem'), [...other].join(' '));
   });
 
   const used = (r: Role) => [...new Set(counter.calls.filter((c) => c.role === r).map((c) => c.permission))].sort();

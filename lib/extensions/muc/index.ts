@@ -154,6 +154,14 @@ export const muc: XmppModule<MucService> = {
       const rooms = roomsOfEntry(service.sessionData, entry);
       if (rooms.length) await leaveAll((d) => service.contextOfService(d), origin, rooms, { status: stanza, notifySelf: true, unmark: true });
     });
+    // XEP-0198: a resumed session keeps its rooms; their occupant records move to its new connection.
+    ctx.hook('session-resumed', async ({ session, previous, entry }) => {
+      for (const occupant of roomsOfEntry(service.sessionData, entry)) {
+        const c = await service.contextOfService(occupant.domain);
+        const to = { connectionId: session.connectionId, endpoint: session.endpoint, expiresAt: session.expiresAt };
+        if (c) await c.muc.rooms.moveSession(c.tenant, occupant.local, occupant.resource, session.jid.toString(), previous.connectionId, to);
+      }
+    });
     // A post found the connection gone (410) and nothing else ended its session (e.g. it was replaced).
     service.gone.on('muc-occupant-gone', async ({ ctx: c, roomId, nick, jid, connectionId }) => {
       await leave(c, roomId, nick, { jid, connectionId }, { codes: [333], notifySelf: false });

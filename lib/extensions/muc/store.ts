@@ -297,6 +297,20 @@ export class RoomStore {
     return room && liveRoom(room);
   }
 
+  /**
+   * Moves one session of an occupant to another connection (XEP-0198 resumption: same full JID, new
+   * connection), if it is still on `from`.
+   */
+  async moveSession(domain: string, id: string, nick: string, jid: string, from: string, to: { connectionId: string; endpoint: string; expiresAt: number }): Promise<boolean> {
+    const room = await this.update(domain, id, {
+      update: 'SET #o.#n.#s.#j.#c = :to, #o.#n.#s.#j.#e = :ep, #o.#n.#s.#j.#x = :exp',
+      condition: '#o.#n.#s.#j.#c = :from',
+      names: { '#o': 'occupants', '#n': nick, '#s': 'sessions', '#j': jid, '#c': 'connectionId', '#e': 'endpoint', '#x': 'expiresAt' },
+      values: { ':to': to.connectionId, ':ep': to.endpoint, ':exp': to.expiresAt, ':from': from },
+    });
+    return !!room;
+  }
+
   /** Stores a session's new presence, if that session is still in the room under `nick`. */
   async setPresence(domain: string, id: string, nick: string, jid: string, connectionId: string, presence: string): Promise<RoomRecord | undefined> {
     const room = await this.update(domain, id, {

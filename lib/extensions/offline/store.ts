@@ -30,9 +30,16 @@ export class OfflineStore {
     this.pk = (bare) => store.pk(OFFLINE_PREFIX, bare);
   }
 
+  /** Messages this process stored in the same millisecond, so that they keep their order. */
+  private lastAt = 0;
+  private sameMs = 0;
+
   async store(bare: string, xml: string, now = Date.now()): Promise<void> {
-    // Sort key: time first so a Query returns messages in arrival order.
-    const id = `${now.toString().padStart(15, '0')}#${randomBytes(4).toString('hex')}`;
+    // Sort key: time first so a Query returns messages in arrival order; then a counter, so that
+    // messages stored in one millisecond (a stream-managed session's kept queue) keep theirs too.
+    this.sameMs = now === this.lastAt ? this.sameMs + 1 : 0;
+    this.lastAt = now;
+    const id = `${now.toString().padStart(15, '0')}#${this.sameMs.toString(36).padStart(4, '0')}${randomBytes(3).toString('hex')}`;
     const expiresAt = now + this.retentionMs;
     await this.db.send(
       new PutCommand({
