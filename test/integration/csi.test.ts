@@ -3,8 +3,8 @@
 // current presence of every contact on <active/>, and what each step costs.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { rosterOf } from '../../lib/extensions/roster/index.ts';
 import { RawClient, type TestClient, type TestServer, byName, connectClient, startTestServer, xml, type Element } from '../support/harness.ts';
+import { mutualSubscription } from '../support/roster.ts';
 
 const CSI = 'urn:xmpp:csi:0';
 
@@ -17,11 +17,7 @@ async function user(prefix: string): Promise<string> {
   return name;
 }
 /** A mutual subscription, written straight into both rosters. */
-async function friends(a: string, b: string): Promise<void> {
-  const item = (contact: string) => ({ jid: jid(contact), groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true });
-  await rosterOf(s.server).put(jid(a), item(b));
-  await rosterOf(s.server).put(jid(b), item(a));
-}
+const friends = (a: string, b: string) => mutualSubscription(s, jid(a), jid(b));
 const presenceFrom = (full: string, type?: string) => (el: Element) => el.name === 'presence' && el.attrs.from === full && el.attrs.type === type;
 /** Logs in, sends initial presence and waits for its reflection. */
 async function online(name: string, resource: string, show?: string): Promise<TestClient> {

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
-import { rosterOf } from '../../lib/extensions/roster/index.ts';
 import { RawClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
+import { mutualSubscription } from '../support/roster.ts';
 
 const KiB = 1024;
 
@@ -23,12 +23,6 @@ async function rawLogin(s: TestServer, username: string): Promise<{ client: RawC
   return { client, connectionId };
 }
 
-/** Both accounts subscribed to each other (RFC 6121 §3), straight into the store. */
-async function subscribeBoth(s: TestServer, a: string, b: string): Promise<void> {
-  const item = (jid: string) => ({ jid, groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true });
-  await rosterOf(s.server).put(a, item(b));
-  await rosterOf(s.server).put(b, item(a));
-}
 
 /** The connection is closed, its session gone, and its item deleted or a tombstone (docs/architecture.md "Connections die silently"). */
 const ended = async (s: TestServer, bare: string, connectionId: string) =>
@@ -76,7 +70,7 @@ test('a connection that misses the gateway’s pong deadline is dropped and its 
   await s.addUser('frozen@localhost');
   await s.addUser('healthy@localhost');
   await s.addUser('watcher@localhost');
-  await subscribeBoth(s, 'frozen@localhost', 'watcher@localhost');
+  await mutualSubscription(s, 'frozen@localhost', 'watcher@localhost');
   const watcher = await connectClient(s.url, { username: 'watcher' });
   t.after(() => watcher.stop());
   await watcher.send(xml('presence'));
@@ -117,7 +111,7 @@ test('a server restarted after a crash ends the sessions of its previous run: co
   stops.push(() => crashed.stop());
   await crashed.addUser('alice@localhost');
   await crashed.addUser('bob@localhost');
-  await subscribeBoth(crashed, 'alice@localhost', 'bob@localhost');
+  await mutualSubscription(crashed, 'alice@localhost', 'bob@localhost');
   const bob = await connectClient(other.url, { username: 'bob', resource: 'phone' });
   stops.push(() => bob.stop());
   await bob.send(xml('presence'));

@@ -7,10 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
-import { rosterOf } from '../../lib/extensions/roster/index.ts';
 import { capsHash } from '../../lib/extensions/caps/hash.ts';
 import type { CapsApi } from '../../lib/extensions/caps/index.ts';
 import { type TestClient, type TestServer, connectClient, startTestServer, xml, type Element } from '../support/harness.ts';
+import { mutualSubscription } from '../support/roster.ts';
 
 const PUBSUB = 'http://jabber.org/protocol/pubsub';
 const OWNER = `${PUBSUB}#owner`;
@@ -30,11 +30,7 @@ async function user(prefix: string): Promise<string> {
   return name;
 }
 /** A mutual subscription, written straight into both rosters. */
-async function friends(a: string, b: string): Promise<void> {
-  const item = (contact: string) => ({ jid: jid(contact), groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true });
-  await rosterOf(s.server).put(jid(a), item(b));
-  await rosterOf(s.server).put(jid(b), item(a));
-}
+const friends = (a: string, b: string) => mutualSubscription(s, jid(a), jid(b));
 
 /** The client's disco#info (XEP-0115 §6.2), with `<node>+notify` for each node it wants. */
 function discoInfo(notify: string[], node?: string): Element {

@@ -4,8 +4,8 @@
 // the connection with connection-timeout (RFC 6120 §4.9.3.4), and its contacts see it unavailable.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { rosterOf } from '../../lib/extensions/roster/index.ts';
 import { RawClient, type TestClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
+import { mutualSubscription } from '../support/roster.ts';
 
 const isServerPing = (el: { name: string; attrs: Record<string, string>; getChild(n: string, ns?: string): unknown }) =>
   el.name === 'iq' && el.attrs.type === 'get' && el.attrs.from === 'localhost' && !!el.getChild('ping', 'urn:xmpp:ping');
@@ -18,9 +18,7 @@ describe('server-to-client pings (XEP-0199 §4.2) at the sweeper\'s checks', () 
     // The sweeper's timer stays out of the way: the test drives server.sweep with the test clock.
     s = await startTestServer({ tenantWatchMs: 3_600_000, sweepIntervalMs: 3_600_000 });
     for (const u of ['friend', 'mute']) await s.addUser(`${u}@localhost`);
-    const both = { groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true };
-    await rosterOf(s.server).put('friend@localhost', { ...both, jid: 'mute@localhost' });
-    await rosterOf(s.server).put('mute@localhost', { ...both, jid: 'friend@localhost' });
+    await mutualSubscription(s, 'friend@localhost', 'mute@localhost');
     friend = await connectClient(s.url, { username: 'friend', resource: 'f1' });
     await friend.send(xml('presence'));
     await friend.waitFor(byName('presence', { from: friend.jid }), undefined, 'own presence');

@@ -1,7 +1,6 @@
 // Helpers for the PEP tests (XEP-0163): a client that answers the server's XEP-0115 caps query with
 // `<node>+notify` features, mutual subscriptions written into the rosters, publish requests.
 import { capsHash } from '../../lib/extensions/caps/hash.ts';
-import { rosterOf } from '../../lib/extensions/roster/index.ts';
 import { type Element, type TestClient, type TestServer, connectClient, xml } from './harness.ts';
 
 export const PUBSUB = 'http://jabber.org/protocol/pubsub';
@@ -28,12 +27,7 @@ export async function onlineWithCaps(s: TestServer, username: string, resource: 
   return c;
 }
 
-/** A mutual presence subscription between two bare JIDs, written straight into both rosters. */
-export async function mutualSubscription(s: TestServer, a: string, b: string): Promise<void> {
-  const item = (jid: string) => ({ jid, groups: [], subscription: 'both' as const, pendingOut: false, pendingIn: false, approved: false, inRoster: true });
-  await rosterOf(s.server).put(a, item(b));
-  await rosterOf(s.server).put(b, item(a));
-}
+export { mutualSubscription } from './roster.ts';
 
 /** A publish of one item (XEP-0060 §7.1), with XEP-0223 publish-options if given. */
 export const publishIq = (node: string, id: string, payload: Element, options?: Record<string, string>) =>
