@@ -18,12 +18,12 @@ import type { IqEvent } from '../core/events.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { type Element, clone, parseFrame, xml } from '../xmpp/xml.ts';
 import { StanzaError } from '../xmpp/errors.ts';
-import { NS_PUBSUB, type PepApi } from './pep/index.ts';
-import type { PepNode } from './pep/store.ts';
+import type { PepApi, PepNode } from './pep/index.ts';
 
 export const NS_BOOKMARKS2 = 'urn:xmpp:bookmarks:1';
 export const NS_LEGACY_BOOKMARKS = 'storage:bookmarks';
 const NS_PRIVATE = 'jabber:iq:private';
+const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 /** XEP-0048 §3.1 / XEP-0223: the legacy PEP node's single item. */
 const LEGACY_ITEM = 'current';
 

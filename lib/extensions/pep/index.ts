@@ -22,6 +22,8 @@ import type { CapsApi, CapsLearnedEvent } from '../caps/index.ts';
 import type { RosterApi } from '../roster/index.ts';
 import { type AccessModel, type NodeConfig, NODE_BYTES, PEP_PREFIX, type PepItem, type PepNode, PepStore } from './store.ts';
 
+export type { PepNode } from './store.ts';
+
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = `${NS_PUBSUB}#owner`;
 export const NS_PUBSUB_EVENT = `${NS_PUBSUB}#event`;
