@@ -1,7 +1,7 @@
 // XEP-0048 <conference/> ⇄ XEP-0402 <item/> conversion (lib/extensions/bookmarks.ts), without a server.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NS_BOOKMARKS2, itemOfLegacy, legacyOfItem } from '../../lib/extensions/bookmarks.ts';
+import { NS_BOOKMARKS2, itemOfLegacy, legacyOfItem, legacyStorageOf } from '../../lib/extensions/bookmarks.ts';
 import { parseFrame, xml } from '../../lib/xmpp/xml.ts';
 
 describe('bookmarks conversion (XEP-0048 ⇄ XEP-0402)', () => {
@@ -21,5 +21,14 @@ describe('bookmarks conversion (XEP-0048 ⇄ XEP-0402)', () => {
     const rewritten = itemOfLegacy(xml('conference', { jid: 'den@muc.example', name: 'The Den', autojoin: 'true' }), item)!;
     assert.ok(rewritten.getChild('conference', NS_BOOKMARKS2)!.getChild('extensions')!.getChild('pinned', 'urn:xmpp:bookmarks-pinning:0'));
     assert.equal(legacyOfItem(xml('item', { id: 'x@y' }, xml('other', { xmlns: 'urn:example' }))), undefined);
+  });
+
+  it('the legacy list of a node (#compat-pep item, private storage answer): one conference per bookmark, others left out; no node, an empty list', () => {
+    const items = [
+      { id: 'a@muc.example', xml: `<item id="a@muc.example"><conference xmlns="${NS_BOOKMARKS2}" autojoin="true"/></item>` },
+      { id: 'x', xml: '<item id="x"><other xmlns="urn:example"/></item>' },
+    ];
+    assert.equal(legacyStorageOf({ items }).toString(), xml('storage', { xmlns: 'storage:bookmarks' }, xml('conference', { jid: 'a@muc.example', autojoin: 'true' })).toString());
+    assert.equal(legacyStorageOf(undefined).toString(), xml('storage', { xmlns: 'storage:bookmarks' }).toString());
   });
 });

@@ -22,6 +22,8 @@ import type { CapsApi, CapsLearnedEvent } from '../caps/index.ts';
 import type { RosterApi } from '../roster/index.ts';
 import { type AccessModel, type NodeConfig, NODE_BYTES, PEP_PREFIX, type PepItem, type PepNode, PepStore } from './store.ts';
 
+export type { PepNode } from './store.ts';
+
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = `${NS_PUBSUB}#owner`;
 export const NS_PUBSUB_EVENT = `${NS_PUBSUB}#event`;
@@ -166,6 +168,14 @@ export interface PepApi {
    * with the node as written.
    */
   edit(owner: string, node: string, options: Record<string, string>, fn: (items: PepItem[]) => { publish: Element[]; retract: string[] }): Promise<PepNode>;
+  /**
+   * A node that is a view of another (XEP-0402 §3.3 `#compat-pep`: the XEP-0048 `storage:bookmarks`
+   * node shows the `urn:xmpp:bookmarks:1` items): whenever `source` is notified (publish, retract,
+   * purge, delete; an edit once), each resource of the same audience that wants `view` (caps
+   * `<view>+notify`) gets the `<items/>` that `render` makes of the source as written (no items once
+   * deleted). No extra reads: the audience and its caps are those read for the source's notification.
+   */
+  addView(source: string, view: string, render: (n: PepNode) => Element): void;
 }
 
 function install(ctx: ModuleContext): PepApi {
@@ -241,7 +251,12 @@ function install(ctx: ModuleContext): PepApi {
     const features = await caps.featuresOfMany(owner.split('@').pop()!, available.map((s) => s.presence));
     const targets: (SessionEntry & { to: string })[] = available.filter((_, i) => features[i].includes(`${n.node}+notify`));
     for (const event of events) await server.sendMany(targets, (t) => notification(owner, t.to, event));
+    for (const { view, render } of views.get(n.node) ?? []) {
+      const viewers = available.filter((_, i) => features[i].includes(`${view}+notify`));
+      if (viewers.length) await server.sendMany(viewers, (t) => notification(owner, t.to, render(n)));
+    }
   }
+  const views = new Map<string, { view: string; render: (n: PepNode) => Element }[]>();
 
   const notification = (owner: string, to: string, event: Element) => xml('message', { xmlns: NS.CLIENT, from: owner, to, type: 'headline', id: randomBytes(8).toString('hex') }, xml('event', { xmlns: NS_PUBSUB_EVENT }, clone(event)));
   const itemsEvent = (node: string, ...children: Element[]) => xml('items', { node }, ...children);
@@ -390,7 +405,7 @@ function install(ctx: ModuleContext): PepApi {
       // §8.4: the node and its items go; subscribers hear of it (§8.4.2).
       const n = await mustExist(owner, node);
       await store.delete(owner, node);
-      await notify(owner, n, xml('delete', { node }));
+      await notify(owner, { ...n, items: [] }, xml('delete', { node }));
       return true;
     }
     if (el.name === 'purge') {
@@ -419,6 +434,9 @@ function install(ctx: ModuleContext): PepApi {
 
   return {
     node: (owner, node) => store.get(owner, node),
+    addView(source, view, render) {
+      views.set(source, [...(views.get(source) ?? []), { view, render }]);
+    },
     async edit(owner, node, options, fn) {
       const lim = await limits(owner.split('@').pop()!);
       let published: Element[] = [];
