@@ -42,6 +42,13 @@ async function editTenant(domain: string, update: string, values?: Record<string
   s.clock.advance(s.server.tenants.cacheMs);
 }
 
+/** The admin API, as an operator's tooling calls it. */
+async function admin(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${s.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${s.adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
 let n = 0;
 async function ask(c: TestClient, payload: Element, to?: string): Promise<Element> {
   const id = `x${++n}`;
@@ -52,7 +59,7 @@ const features = async (c: TestClient, domain: string) =>
   (await ask(c, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), domain)).getChild('query')!.getChildren('feature').map((f) => f.attrs.var as string);
 
 before(async () => {
-  s = await startTestServer({ seedDomains: [], tenantCacheMs: 3000 });
+  s = await startTestServer({ seedDomains: [], tenantCacheMs: 3000, adminToken: 'extdisco-admin-token' });
   db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
   await db.send(new PutCommand({ TableName: s.table, Item: { ...tenantKey(CALLS), domain: CALLS, enabled: true, turn: TURN } }));
   await db.send(new PutCommand({ TableName: s.table, Item: { ...tenantKey(PLAIN), domain: PLAIN, enabled: true } }));
@@ -182,6 +189,33 @@ describe('an admin changes the block live', () => {
   it('a block an admin breaks by hand (no secret) is dropped: nothing is advertised rather than services without credentials', async () => {
     await editTenant(PLAIN, 'SET turn = :t', { ':t': { services: [{ type: 'turn', host: 'turn.plain.example' }] } });
     assert.ok(!(await features(plain, PLAIN)).includes(NS));
+    assert.equal(conditionOf(await ask(plain, xml('services', { xmlns: NS }), PLAIN)), 'service-unavailable');
+  });
+
+  it('through the admin API: a bad block is refused naming each field, the secret reads "(set)" and is kept when written back', async () => {
+    const bad = await admin('PATCH', `/tenants/${PLAIN}`, { turn: { secret: 'short', services: [{ type: 'turn-tls', host: 'turn.plain.example' }] } });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body.error.fields.map((f: { path: string }) => f.path).sort(), ['turn.secret', 'turn.services.0.type']);
+
+    const turn = { secret: 'plain-example-admin-secret', services: [{ type: 'turn', host: 'turn.plain.example' }] };
+    const ok = await admin('PATCH', `/tenants/${PLAIN}`, { turn });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.turn.secret, '(set)');
+    s.clock.advance(s.server.tenants.cacheMs);
+    const [first] = services(await ask(plain, xml('services', { xmlns: NS }), PLAIN));
+    assert.equal(first.password, createHmac('sha1', turn.secret).update(first.username).digest('base64'));
+
+    // Read, change the TTL, write back what was read: the secret stays.
+    const read = (await admin('GET', `/tenants/${PLAIN}`)).body;
+    assert.equal((await admin('PATCH', `/tenants/${PLAIN}`, { turn: { ...read.turn, ttlSeconds: 300 } })).status, 200);
+    s.clock.advance(s.server.tenants.cacheMs);
+    const now = s.clock.now();
+    const [second] = services(await ask(plain, xml('services', { xmlns: NS }), PLAIN));
+    assert.ok(Math.abs(Number(second.username.split(':')[0]) - (Math.floor(now / 1000) + 300)) <= 1);
+    assert.equal(second.password, createHmac('sha1', turn.secret).update(second.username).digest('base64'));
+
+    assert.equal((await admin('PATCH', `/tenants/${PLAIN}`, { turn: null })).status, 200);
+    s.clock.advance(s.server.tenants.cacheMs);
     assert.equal(conditionOf(await ask(plain, xml('services', { xmlns: NS }), PLAIN)), 'service-unavailable');
   });
 });
