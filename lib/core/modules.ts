@@ -168,6 +168,8 @@ export class Registry {
   readonly identities: DiscoIdentity[] = [];
   /** Disco feature → the module that offers it. */
   readonly features = new Map<string, string>();
+  /** Features of the server's disco#info that depend on the tenant item (a settings block is set), per tenant domain. */
+  readonly featureSources: { module: string; source: (domain: string) => string[] | Promise<string[]> }[] = [];
   readonly discoItems: { module: string; source: (domain: string) => DiscoItem[] | Promise<DiscoItem[]> }[] = [];
   readonly discoForms: { module: string; form: (domain: string) => Element }[] = [];
   /** Features an account's bare JID offers (XEP-0030 §3.1 for an account: MAM, PEP …), per tenant domain. */
@@ -301,6 +303,14 @@ export class ModuleContext {
     for (const ns of namespaces) this.registry.features.set(ns, this.name);
   }
 
+  /**
+   * Features of the server's disco#info that depend on the tenant (`fn(domain)` returns them): a
+   * module on for every tenant advertises a feature only where its settings block is set (XEP-0215).
+   */
+  addFeatures(source: (domain: string) => string[] | Promise<string[]>): void {
+    this.registry.featureSources.push({ module: this.name, source });
+  }
+
   /** Features an account's bare JID advertises in its disco#info (the server answers for it). */
   addAccountFeature(...namespaces: string[]): void {
     this.addAccountFeatures(() => namespaces);
@@ -372,9 +382,11 @@ export class ModuleContext {
   async discoInfo(domain: string): Promise<{ identities: DiscoIdentity[]; features: string[]; forms: Element[] }> {
     const tenant = await this.server.tenants.get(domain);
     const on = (module: string) => this.registry.isEnabled(module, tenant);
+    const features = [...this.registry.features].filter(([, m]) => on(m)).map(([f]) => f);
+    for (const { module, source } of this.registry.featureSources) if (on(module)) features.push(...(await source(domain)));
     return {
       identities: [...this.registry.identities],
-      features: [...this.registry.features].filter(([, m]) => on(m)).map(([f]) => f).sort(),
+      features: [...new Set(features)].sort(),
       forms: this.registry.discoForms.filter((f) => on(f.module)).map((f) => f.form(domain)),
     };
   }
