@@ -17,6 +17,7 @@ const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'call-
 const PASSWORD = 'pw-call';
 const ALICE = 'alice@localhost';
 const BOB = 'bob@localhost';
+const [CAROL, DAVE, ERIN, FRANK] = ['carol@localhost', 'dave@localhost', 'erin@localhost', 'frank@localhost'];
 
 /** Loopback only: the page must load nothing from anywhere else. */
 const isLocal = (url: string) => {
@@ -137,6 +138,10 @@ class CallPage {
     return hit!.text;
   }
 
+  async close(): Promise<void> {
+    await this.context.close().catch(() => {});
+  }
+
   async wait(what: string, check: () => Promise<unknown>): Promise<void> {
     try {
       await until(`${this.name}: ${what}`, check, () => this.page.locator('main').innerText().catch(() => ''));
@@ -170,12 +175,20 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
     return cp;
   }
 
+  /** `a` adds `b` as a contact through the form; the demo accepts and asks back, so both see each other online. */
+  async function befriend(a: CallPage, aJid: string, b: CallPage, bJid: string): Promise<void> {
+    await a.page.getByLabel('Add a contact').fill(bJid);
+    await a.page.getByRole('button', { name: 'Add', exact: true }).click();
+    await a.wait(`${bJid} online`, async () => (await a.contact(bJid))?.includes('online'));
+    await b.wait(`${aJid} online`, async () => (await b.contact(aJid))?.includes('online'));
+  }
+
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     turn = await startCoturn();
     s = await startTestServer({ seedFeatures: ['carbons'] });
     await s.addUser(ALICE, PASSWORD);
-    await s.addUser(BOB, PASSWORD);
+    for (const jid of [BOB, CAROL, DAVE, ERIN, FRANK]) await s.addUser(jid, PASSWORD);
     // The tenant's TURN block, set live through the admin API as an operator does (README "Calls").
     const res = await fetch(`${s.adminUrl}/tenants/localhost`, {
       method: 'PATCH',
@@ -210,10 +223,7 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
     await bob.logIn(BOB, PASSWORD);
 
     // Presence: alice adds bob; the demo accepts and asks back, so each sees the other online.
-    await alice.page.getByLabel('Add a contact').fill(BOB);
-    await alice.page.getByRole('button', { name: 'Add', exact: true }).click();
-    await alice.wait('bob online', async () => (await alice.contact(BOB))?.includes('online'));
-    await bob.wait('alice online', async () => (await bob.contact(ALICE))?.includes('online'));
+    await befriend(alice, ALICE, bob, BOB);
     await alice.screenshot('bob online');
 
     // XEP-0353: propose to bob's bare JID; bob's page rings and says so; alice's page shows it.
@@ -264,5 +274,75 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
       assert.match(fin, new RegExp(`from=["']${other}/`));
     }
     assert.deepEqual(remote, [], 'nothing loaded from outside the loopback');
+    await Promise.all([alice.close(), bob.close()]);
+  });
+
+  it('a declined call ends on both sides with reject <busy/>; a call cancelled before an answer shows as missed (retract)', { timeout: 240_000 }, async () => {
+    const [carol, dave] = [await open('carol'), await open('dave')];
+    await carol.logIn(CAROL, PASSWORD);
+    await dave.logIn(DAVE, PASSWORD);
+    await befriend(carol, CAROL, dave, DAVE);
+
+    await carol.page.getByRole('button', { name: `Call ${DAVE}` }).click();
+    await dave.waitCallState('incoming');
+    await dave.page.getByRole('button', { name: 'Decline' }).click();
+    await dave.waitCallState('ended');
+    const reject = await carol.waitForFrame('in', [/<reject xmlns=["']urn:xmpp:jingle-message:0["']/], 'reject');
+    assert.match(reject, /<busy\/>/);
+    await carol.waitCallState('ended');
+    assert.equal(await carol.page.locator('#call-status').textContent(), `${DAVE} declined the call.`);
+    assert.equal(await carol.peerConnection(), undefined, 'no Jingle session was started');
+
+    await carol.page.getByRole('button', { name: `Call ${DAVE}` }).click();
+    await dave.waitCallState('incoming');
+    await carol.waitCallState('ringing');
+    await carol.page.getByRole('button', { name: 'Hang up' }).click();
+    await carol.waitCallState('ended');
+    assert.equal(await carol.page.locator('#call-status').textContent(), 'Call cancelled.');
+    const retract = await dave.waitForFrame('in', [/<retract xmlns=["']urn:xmpp:jingle-message:0["']/], 'retract');
+    assert.match(retract, /<cancel\/>/);
+    await dave.waitCallState('ended');
+    assert.equal(await dave.page.locator('#call-status').textContent(), `Missed call from ${CAROL}.`);
+    await Promise.all([carol.close(), dave.close()]);
+  });
+
+  it("a call rings on every device of the callee; answering on one stops the other's ringing (carbons of proceed)", { timeout: 240_000 }, async () => {
+    const erin = await open('erin');
+    const [laptop, phone] = [await open('frank-laptop'), await open('frank-phone')];
+    await erin.logIn(ERIN, PASSWORD);
+    await laptop.logIn(FRANK, PASSWORD);
+    await befriend(erin, ERIN, laptop, FRANK);
+    await phone.logIn(FRANK, PASSWORD);
+    await phone.wait(`${ERIN} online`, async () => (await phone.contact(ERIN))?.includes('online'));
+
+    await erin.page.getByRole('button', { name: `Call ${FRANK}` }).click();
+    await laptop.waitCallState('incoming');
+    await phone.waitCallState('incoming');
+    await phone.page.getByRole('button', { name: 'Answer' }).click();
+    await laptop.waitCallState('ended');
+    assert.equal(await laptop.page.locator('#call-status').textContent(), 'Answered on another device.');
+    // The Jingle session goes to the device that proceeded, and only there.
+    await phone.waitForFrame('in', [/action=["']session-initiate["']/], 'session-initiate');
+    await erin.waitCallState('active');
+    await phone.waitCallState('active');
+    assert.ok(!laptop.frames.some((f) => f.dir === 'in' && /action=["']session-initiate["']/.test(f.text)), 'the laptop got no session-initiate');
+    await phone.page.getByRole('button', { name: 'Hang up' }).click();
+    await erin.waitCallState('ended');
+    await phone.waitCallState('ended');
+    await Promise.all([erin.close(), laptop.close(), phone.close()]);
+  });
+
+  it('registers an account from the login form on a tenant with open registration (XEP-0077)', { timeout: 240_000 }, async () => {
+    const res = await fetch(`${s.adminUrl}/tenants/localhost`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${s.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ registration: 'open' }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const gina = await open('gina');
+    await gina.page.getByLabel('Create this account first').check();
+    await gina.logIn('gina@localhost', 'pw-gina');
+    assert.ok(await s.server.users.get('localhost', 'gina'), 'the account exists');
+    await gina.close();
   });
 });
