@@ -221,14 +221,25 @@ function finish(c: Call, condition: string): void {
   sendJmi(c.peer, { action: 'finish', id: c.sid, reason: { condition, text: condition === 'success' ? 'Success' : condition } });
 }
 
-function onJmi(from: string, jmi: Jmi, ownDevice: boolean): void {
+/** How old a propose kept while offline may be and still ring. */
+const STALE_PROPOSE_MS = 60_000;
+
+function onJmi(from: string, jmi: Jmi, ownDevice: boolean, delayedSince?: Date): void {
   const c = call;
   const sender = bare(from);
+  const when = delayedSince ? ` at ${delayedSince.toLocaleTimeString()}` : '';
   if (ownDevice) {
     // Carbons (XEP-0280) of what this user's other devices sent: the call was taken or declined there.
     if (c?.role === 'responder' && c.sid === jmi.id && !c.stream && (jmi.action === 'proceed' || jmi.action === 'reject')) {
       endCall(jmi.action === 'proceed' ? 'Answered on another device.' : 'Declined on another device.');
     }
+    return;
+  }
+  if (jmi.action === 'propose' && delayedSince && Date.now() - delayedSince.getTime() > STALE_PROPOSE_MS) {
+    // Kept for this user while offline (XEP-0353 §3.1 store hint, XEP-0160/0313) long enough that the
+    // caller has stopped waiting: shown as a missed call instead of ringing. A fresher one rings (§3.3:
+    // a propose without retract or finish may still be answered).
+    say(`Missed call from ${sender}${when}.`);
     return;
   }
   if (jmi.action === 'propose') {
@@ -242,7 +253,11 @@ function onJmi(from: string, jmi: Jmi, ownDevice: boolean): void {
     sendJmi(sender, { action: 'ringing', id: jmi.id }); // §3.2
     return;
   }
-  if (!c || c.sid !== jmi.id || c.peer !== sender) return;
+  if (!c || c.sid !== jmi.id || c.peer !== sender) {
+    // §3.3: a retract for a call this page never rang for (it came in while this user was offline).
+    if (jmi.action === 'retract') say(`Missed call from ${sender}${when}.`);
+    return;
+  }
   switch (jmi.action) {
     case 'ringing':
       if (ui.call.dataset.state === 'calling') setCallState('ringing', `${c.peer} is ringing…`);
@@ -354,7 +369,8 @@ async function logIn(jid: string, password: string, register: boolean): Promise<
     renderRoster();
   });
   c.on('message', (msg) => {
-    if (msg.jmi) onJmi(msg.from, msg.jmi, bare(msg.from) === bare(c.jid));
+    // A delay (XEP-0203) marks a message kept while this user was offline (StanzaJS also stamps carbons with one: now).
+    if (msg.jmi) onJmi(msg.from, msg.jmi, bare(msg.from) === bare(c.jid), msg.delay?.timestamp);
   });
   c.on('carbon:sent', (msg) => {
     const sent = msg.carbon?.forward.message;
