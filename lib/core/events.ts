@@ -129,6 +129,20 @@ export interface UndeliverableEvent {
 }
 
 /**
+ * "message/every-resource": a message of type normal to a bare JID with available resources, before
+ * its recipients are chosen. RFC 6121 §8.5.2.1.1 lets a server deliver it to the highest-priority
+ * resource(s) (what the router does) or to every available resource of non-negative priority (what it
+ * does for chat); a handler that returns anything but undefined chooses the latter for this message
+ * (XEP-0353 call invitations ring every device). Fired with no I/O done; handlers should do none.
+ */
+export interface EveryResourceEvent {
+  server: XmppServer;
+  origin?: Session;
+  stanza: Element;
+  to: JID;
+}
+
+/**
  * A SASL authentication attempt (RFC 6120 §6) as the throttling of logins sees it: who tries, from
  * where. `account` is the localpart the client names, whether or not such an account exists.
  */
@@ -214,6 +228,7 @@ export interface CoreEvents {
   'stanza/deliver': DeliverEvent;
   'message/delivered': DeliveredEvent;
   'message/undeliverable': UndeliverableEvent;
+  'message/every-resource': EveryResourceEvent;
   'auth/check': AuthAttemptEvent;
   'auth/failed': AuthFailedEvent;
 }

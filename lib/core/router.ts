@@ -147,7 +147,10 @@ export async function deliverMessage(server: XmppServer, origin: Session | undef
     if (type === 'groupchat') throw new StanzaError('service-unavailable');
     if (type === 'error') return;
   }
-  const recipients = await deliverToAvailable(server, sessions, stanza, type);
+  // RFC 6121 §8.5.2.1.1 lets a normal message reach every non-negative resource, as chat does; a
+  // module asks for it per message (XEP-0353: every device rings). In memory, no I/O.
+  const everyResource = type === 'normal' && sessions.length > 0 && (await server.registry.events.fire('message/every-resource', { server, origin, stanza, to })) !== undefined;
+  const recipients = await deliverToAvailable(server, sessions, stanza, everyResource ? 'chat' : type);
   if (recipients.length) return delivered(recipients);
   if (type === 'error') return;
   // §8.5.2.2 / §8.5.1: nobody online. Check the account exists (only now, so online delivery stays at one read).

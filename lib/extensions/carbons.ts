@@ -13,6 +13,7 @@
 import type { XmppModule } from '../core/modules.ts';
 import type { StanzaEvent } from '../core/events.ts';
 import type { SessionEntry } from '../store/sessions.ts';
+import { jingleMessageAction } from '../xmpp/hints.ts';
 import { type Element, clone, xml } from '../xmpp/xml.ts';
 
 export const NS_CARBONS = 'urn:xmpp:carbons:2';
@@ -26,7 +27,8 @@ const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 type CarbonsData = { enabled: boolean };
 
 /**
- * XEP-0280 §6 "Messages Eligible for Carbons Delivery": type chat; type normal with a <body/>; not an
+ * XEP-0280 §6 "Messages Eligible for Carbons Delivery": type chat; type normal with a <body/> or a
+ * XEP-0353 call action (§6 lets a server add rules; XEP-0353 needs them copied); not an
  * error (copying errors needs correlation with the message they answer, which §6 calls unlikely to be
  * appropriate); not a message sent by a MUC room or service (XEP-0045 <x xmlns='…muc#user'/>), PMs
  * included. §9: never one with <private/>; XEP-0334 §4.3: never one with <no-copy/>. Pure.
@@ -39,7 +41,9 @@ export function eligibleForCarbons(stanza: Element): boolean {
   if (stanza.getChild('sent', NS_CARBONS) || stanza.getChild('received', NS_CARBONS)) return false;
   const type = stanza.attrs.type ?? 'normal';
   if (type === 'chat') return true;
-  return type === 'normal' && !!stanza.getChild('body');
+  // XEP-0353 §5 ("Participants MUST use XEP-0280"): a call answered on one device stops the others
+  // ringing, whatever type an older client gave the message.
+  return type === 'normal' && (!!stanza.getChild('body') || !!jingleMessageAction(stanza));
 }
 
 type Target = Pick<SessionEntry, 'connectionId' | 'data'>;

@@ -31,4 +31,7 @@ export const NS = {
   MUC_SELF_PING: 'http://jabber.org/protocol/muc#self-ping-optimization', // XEP-0410 §3.3
   OCCUPANT_ID: 'urn:xmpp:occupant-id:0', // XEP-0421
   CONFERENCE: 'jabber:x:conference', // XEP-0249
+  HINTS: 'urn:xmpp:hints', // XEP-0334
+  JINGLE_MESSAGE: 'urn:xmpp:jingle-message:0', // XEP-0353 (0.6 and later; also 0.1 to 0.3)
+  JINGLE_MESSAGE_1: 'urn:xmpp:jingle-message:1', // XEP-0353 0.4 and 0.5 (Design Considerations)
 } as const;

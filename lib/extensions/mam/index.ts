@@ -14,6 +14,7 @@ import type { DeliveredEvent, IqEvent, Session, StanzaEvent, UndeliverableEvent 
 import type { XmppModule } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
+import { hasNoPermanentStore, hasStore } from '../../xmpp/hints.ts';
 import { type JID, tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { setStanzaId, stripStanzaIds } from '../../xmpp/stanza-id.ts';
@@ -63,9 +64,15 @@ export function archiveOf(server: XmppServer): ArchiveStore {
   return store;
 }
 
-/** §6.1.1: chat and normal messages with a body are archived; chat states, receipts, errors, groupchat and headlines are not. */
+/**
+ * §6.1.1: chat and normal messages with a body are archived; chat states, receipts, errors, groupchat
+ * and headlines are not. XEP-0334 hints decide first: <no-permanent-store/> and <no-store/> keep a
+ * message out (§4.2); <store/> puts one in (§4.4), as XEP-0353 call events (propose … finish) ask.
+ */
 export function isArchivable(stanza: Element): boolean {
   const type = stanza.attrs.type ?? 'normal';
+  if (type === 'error' || type === 'groupchat' || hasNoPermanentStore(stanza)) return false;
+  if (hasStore(stanza)) return true;
   return (type === 'chat' || type === 'normal') && !!stanza.getChild('body');
 }
 

@@ -4,6 +4,7 @@
 // that resource, in order, and are deleted.
 import type { XmppModule } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
+import { hasNoStore, hasStore } from '../../xmpp/hints.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
 import { OFFLINE_PREFIX, OfflineStore } from './store.ts';
@@ -17,10 +18,14 @@ export function offlineOf(server: XmppServer): OfflineStore {
   return store;
 }
 
-/** What is kept: the message with a delay stamp; chat-state-only messages are not kept (XEP-0085 §5.4). */
+/**
+ * What is kept: the message with a delay stamp; chat-state-only messages are not kept (XEP-0085 §5.4),
+ * unless they ask to be with a XEP-0334 <store/> hint (§4.4); none with <no-store/> (§4.2).
+ */
 export function offlineCopy(stanza: Element, domain: string, now = Date.now()): Element | undefined {
+  if (hasNoStore(stanza)) return undefined;
   const payload = stanza.children.filter((c): c is Element => typeof c !== 'string');
-  if (payload.every((c) => c.attrs.xmlns === NS.CHATSTATES)) return undefined;
+  if (!hasStore(stanza) && payload.every((c) => c.attrs.xmlns === NS.CHATSTATES)) return undefined;
   const stored = clone(stanza);
   stored.cnode(xml('delay', { xmlns: NS.DELAY, from: domain, stamp: new Date(now).toISOString() }, 'Offline storage'));
   return stored;
