@@ -78,7 +78,7 @@ class CallPage {
     await this.page.getByLabel('Password').fill(password);
     await this.page.getByRole('button', { name: 'Log in' }).click();
     await this.page.getByRole('heading', { name: 'Contacts' }).waitFor({ timeout: WAIT_MS });
-    await this.waitStatus(`Connected as ${jid}.`);
+    await this.wait(`logged in as ${jid}`, async () => (await this.page.locator('#me').textContent()) === jid);
   }
 
   async waitStatus(text: string): Promise<void> {
@@ -221,6 +221,7 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
     const bob = await open('bob');
     await alice.logIn(ALICE, PASSWORD);
     await bob.logIn(BOB, PASSWORD);
+    await alice.waitStatus(`Connected as ${ALICE}.`);
 
     // Presence: alice adds bob; the demo accepts and asks back, so each sees the other online.
     await befriend(alice, ALICE, bob, BOB);
@@ -277,7 +278,7 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  it('a declined call ends on both sides with reject <busy/>; a call cancelled before an answer shows as missed (retract)', { timeout: 240_000 }, async () => {
+  it('a declined call ends on both sides with reject <busy/>; a call cancelled before an answer shows as missed (retract), also after logging in again', { timeout: 240_000 }, async () => {
     const [carol, dave] = [await open('carol'), await open('dave')];
     await carol.logIn(CAROL, PASSWORD);
     await dave.logIn(DAVE, PASSWORD);
@@ -303,6 +304,19 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
     assert.match(retract, /<cancel\/>/);
     await dave.waitCallState('ended');
     assert.equal(await dave.page.locator('#call-status').textContent(), `Missed call from ${CAROL}.`);
+
+    // Dave logs out while it rings; carol gives up. The retract is kept for him (XEP-0353 store hint) and,
+    // when he logs in again, his page tells him he missed a call.
+    await carol.page.getByRole('button', { name: `Call ${DAVE}` }).click();
+    await dave.waitCallState('incoming');
+    await dave.page.getByRole('button', { name: 'Log out' }).click();
+    await dave.waitStatus('Disconnected.');
+    await carol.wait(`${DAVE} offline`, async () => (await carol.contact(DAVE))?.includes('offline'));
+    await carol.page.getByRole('button', { name: 'Hang up' }).click();
+    await carol.waitCallState('ended');
+    await dave.logIn(DAVE, PASSWORD);
+    await dave.wait('the missed call shown', async () => /^Missed call from carol@localhost at /.test((await dave.page.locator('#status').textContent()) ?? ''));
+    await dave.screenshot('missed call');
     await Promise.all([carol.close(), dave.close()]);
   });
 
