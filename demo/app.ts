@@ -31,6 +31,7 @@ const ui = {
   logout: $<HTMLButtonElement>('logout'),
   call: $<HTMLElement>('call'),
   callStatus: $<HTMLParagraphElement>('call-status'),
+  videos: $<HTMLDivElement>('videos'),
   remoteVideo: $<HTMLVideoElement>('remote-video'),
   localVideo: $<HTMLVideoElement>('local-video'),
   answer: $<HTMLButtonElement>('answer'),
@@ -139,6 +140,7 @@ function setCallState(state: CallState, text: string): void {
   ui.answer.hidden = state !== 'incoming';
   ui.decline.hidden = state !== 'incoming';
   ui.hangup.hidden = !['calling', 'ringing', 'connecting', 'active'].includes(state);
+  ui.videos.hidden = ui.hangup.hidden;
   renderRoster();
   if (state === 'incoming') ui.answer.focus();
 }
@@ -327,6 +329,7 @@ async function logIn(jid: string, password: string, register: boolean): Promise<
     if (client !== c) return;
     client = undefined;
     if (call) endCall('Call ended: disconnected.');
+    ui.call.hidden = true;
     contacts.clear();
     ui.contacts.hidden = true;
     ui.login.hidden = false;

@@ -234,6 +234,7 @@ describe('the call demo: two browsers call each other through TURN', { skip: bro
     const propose = await bob.waitForFrame('in', [/<propose xmlns=["']urn:xmpp:jingle-message:0["']/], 'the propose');
     const sid = /<propose[^>]*\sid=["']([^"']+)["']/.exec(propose)![1];
     assert.match(propose, /media=["']video["']/);
+    assert.match(propose, /<store xmlns=["']urn:xmpp:hints["']\/>/, 'XEP-0353 §3.1: kept for offline devices');
     await alice.waitForFrame('in', [/<ringing xmlns=["']urn:xmpp:jingle-message:0["']/, new RegExp(`id=["']${sid}["']`)], 'ringing');
     await alice.waitCallState('ringing');
 
