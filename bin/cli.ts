@@ -272,6 +272,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           `  WebSocket  ${local.url}`,
           `  DynamoDB   ${local.dynamoEndpoint} (table ${local.table})`,
           `  Admin API  ${local.adminUrl}  (Authorization: Bearer ${tokenShown})`,
+          `  Call demo  ${local.demoUrl}`,
           `  Data       ${dataDir ?? 'in memory (lost on exit)'}`,
           `  Tenants    ${domains.join(', ')}`,
           '',

@@ -16,6 +16,7 @@ import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { settingBlocksOf } from '../core/modules.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
+import { DEMO_PATH, demoHttpRoute } from './demo-app.ts';
 import { createIngestHandler, type SqsBatchResponse, type SqsEvent } from '../gateway/ingest.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -74,6 +75,8 @@ export interface LocalServer {
   adminUrl: string;
   /** http://host:port/.well-known/host-meta (XEP-0156) */
   hostMetaUrl: string;
+  /** http://host:port/demo/, the call demo (README "Call demo") */
+  demoUrl: string;
   /** The gateway's @connections endpoint, which this server's sessions record. */
   managementEndpoint: string;
   adminToken: string;
@@ -138,6 +141,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // XEP-0156 discovery next to the admin API, as on the deployed HTTP API; the URL is known once listening.
   let url = '';
   const hostMetaRoutes = hostMetaHttpRoute(() => ({ websocket: url }));
+  const demoRoutes = demoHttpRoute(log);
   const gateway = new LocalGateway({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 5280,
@@ -145,7 +149,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     ingest,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
-    httpRoutes: async (req, res) => hostMetaRoutes(req, res) || adminRoutes(req, res),
+    httpRoutes: async (req, res) => hostMetaRoutes(req, res) || (await demoRoutes(req, res)) || adminRoutes(req, res),
     logger: log,
   });
   const startedAt = Date.now();
@@ -172,6 +176,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     url,
     adminUrl: `http://${gateway.domainName}/api`,
     hostMetaUrl: `http://${gateway.domainName}${HOST_META_PATH}`,
+    demoUrl: `http://${gateway.domainName}${DEMO_PATH}`,
     managementEndpoint: address.managementEndpoint,
     adminToken,
     dynamoEndpoint,

@@ -353,6 +353,13 @@ describe('xmpp-edge start', () => {
     assert.match(stdout, /Admin API\s+http:\/\/127\.0\.0\.1:\d+\/api\s+\(Authorization: Bearer \S+\)/);
     assert.match(stdout, /in memory/);
     assert.match(stdout, /Tenants\s+localhost, example\.com/);
+    // The call demo (README "Call demo") is served by `xmpp-edge start`, its script bundled on request.
+    const demo = stdout.match(/Call demo\s+(http:\/\/127\.0\.0\.1:\d+\/demo\/)/)?.[1];
+    assert.equal(demo, `http://127.0.0.1:${url[1]}/demo/`, stdout);
+    assert.equal((await fetch(demo!)).status, 200);
+    const script = await fetch(`${demo}app.js`);
+    assert.equal(script.status, 200);
+    assert.ok((await script.text()).includes('urn:xmpp:jingle-message:0'));
     assert.match(stdout, new RegExp(`npx xmpp-edge user add alice@localhost <password> --endpoint ${endpoint}`));
 
     const added = await cli(['user', 'add', 'zoe@example.com', 'pw', '--endpoint', endpoint!]);
