@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type TestClient, type TestServer, connectClient, startTestServer, xml } from '../support/harness.ts';
-import { type Coturn, coturnMissing, startCoturn } from '../support/coturn-loopback.ts';
+import { type Coturn, coturnMissing, startCoturn } from '../support/coturn.ts';
 
 const NS = 'urn:xmpp:extdisco:2';
 const SECRET = 'coturn-loopback-test-secret';
@@ -16,7 +16,7 @@ describe('XEP-0215 credentials at a real coturn', { skip: coturnMissing() }, () 
   let mallory: TestClient;
 
   before(async () => {
-    coturn = await startCoturn(SECRET);
+    coturn = await startCoturn({ secret: SECRET });
     s = await startTestServer({ seedDomains: [] });
     const services = [{ type: 'turn', host: '127.0.0.1', port: coturn.port }];
     await s.server.tenants.put({ domain: 'calls.example', enabled: true, turn: { secret: SECRET, ttlSeconds: TTL, services } });

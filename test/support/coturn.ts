@@ -3,7 +3,7 @@
 // out), no TLS/DTLS, no CLI, relays on loopback only, and every file it writes (pid file, user
 // database, log) in a fresh temporary folder: nothing under /etc or /var. Ready means it answered a
 // STUN Binding request (RFC 8489 §6), not that some time has passed. See README, Tests.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,13 +13,18 @@ import { join } from 'node:path';
 import { until } from './harness.ts';
 
 export const TURNSERVER = process.env.TURNSERVER_PATH ?? '/usr/bin/turnserver';
+export const TURN_CLIENT = process.env.TURNUTILS_UCLIENT_PATH ?? '/usr/bin/turnutils_uclient';
 
-/** Why coturn cannot run here, or undefined when it can; REQUIRE_BROWSER=1 (CI) turns a skip into a failure. */
+/**
+ * Why coturn tests cannot run here, or undefined when they can. REQUIRE_COTURN=1 (set by CI, with
+ * REQUIRE_BROWSER) turns the skip into a failure.
+ */
 export function coturnMissing(): string | undefined {
-  if (existsSync(TURNSERVER)) return undefined;
-  const why = `no coturn at ${TURNSERVER} (apt-get install coturn, or set TURNSERVER_PATH)`;
-  if (process.env.REQUIRE_BROWSER === '1') throw new Error(`REQUIRE_BROWSER=1 but ${why}`);
-  return `call test skipped: ${why}`;
+  const missing = [TURNSERVER, TURN_CLIENT].filter((p) => !existsSync(p));
+  if (!missing.length) return undefined;
+  const why = `no ${missing.join(' or ')} (apt-get install coturn, or set TURNSERVER_PATH and TURNUTILS_UCLIENT_PATH)`;
+  if (process.env.REQUIRE_COTURN === '1') throw new Error(`REQUIRE_COTURN=1 but ${why}`);
+  return `coturn test skipped: ${why}`;
 }
 
 export interface Coturn {
@@ -32,6 +37,11 @@ export interface Coturn {
   log(): string;
   /** Writes the log to `file` (test artifacts). */
   saveLog(file: string): void;
+  /**
+   * Allocates a relay with these credentials and sends a message through it with coturn's own client
+   * (`turnutils_uclient`): true if coturn let it.
+   */
+  allocates(username: string, password: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -68,10 +78,10 @@ function stunBinding(host: string, port: number, timeoutMs = 500): Promise<boole
   });
 }
 
-export async function startCoturn(opts: { realm?: string; attempts?: number } = {}): Promise<Coturn> {
+export async function startCoturn(opts: { secret?: string; realm?: string; attempts?: number } = {}): Promise<Coturn> {
   const host = '127.0.0.1';
   const realm = opts.realm ?? 'xmpp-edge.test';
-  const secret = randomBytes(24).toString('base64url');
+  const secret = opts.secret ?? randomBytes(24).toString('base64url');
   let lastError: unknown;
   for (let attempt = 0; attempt < (opts.attempts ?? 3); attempt++) {
     const dir = mkdtempSync(join(tmpdir(), 'xmpp-edge-coturn-'));
@@ -131,6 +141,12 @@ export async function startCoturn(opts: { realm?: string; attempts?: number } = 
       realm,
       log: () => output,
       saveLog: (file) => writeFileSync(file, output),
+      allocates: (username, password) =>
+        new Promise((resolve) => {
+          // -y: client to client through two relays; -n 1 -m 1: one message, one client pair; -e: the peer.
+          const args = ['-p', String(port), '-u', username, '-w', password, '-e', host, '-y', '-n', '1', '-m', '1', host];
+          execFile(TURN_CLIENT, args, { timeout: 30_000 }, (err) => resolve(!err));
+        }),
       stop,
     };
   }
