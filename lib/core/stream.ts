@@ -301,7 +301,7 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     await server.send(target, errorReply(iq, new StanzaError('bad-request', 'invalid resource')));
     return;
   }
-  const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
+  const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt, boundAt: server.clock.now() };
   const maxSessions = (await server.tenants.get(jid.domain))?.limits?.sessionsPerUser;
   let replaced;
   try {
@@ -316,8 +316,8 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     await server.send(target, errorReply(iq, new StanzaError('resource-constraint', `at most ${maxSessions} sessions per account`, 'wait')));
     return;
   }
-  await server.connections.update(rec.id, { stage: 'bound', resource: jid.resource, sasl: undefined });
-  server.remember(session);
+  await server.connections.update(rec.id, { stage: 'bound', resource: jid.resource, sasl: undefined, boundAt: session.boundAt });
+  await server.cacheIfSettled(session);
   server.log.info({ connectionId: rec.id, jid: jid.toString() }, 'bound');
   await server.send(
     target,

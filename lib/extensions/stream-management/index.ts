@@ -36,6 +36,12 @@ export type SmSettings = Static<typeof SmSettingsSchema>;
 
 export const DEFAULT_RESUMPTION_SECONDS = 300;
 export const DEFAULT_ACK_EVERY = 10;
+/**
+ * <enable/> is accepted within this time of binding (clients enable right after it), and a session that has not enabled by twice this time is settled as unmanaged: only then
+ * may processes cache it (docs/architecture.md "Stream management", "Who counts").
+ */
+export const ENABLE_WINDOW_MS = 60_000;
+export const SETTLED_UNMANAGED_MS = 2 * ENABLE_WINDOW_MS;
 
 /** The stream state, in Session.streamData.sm. */
 export interface SmStream {
@@ -80,9 +86,18 @@ export const streamManagement: XmppModule<SmStore> = {
     // §3: offered after authentication (binding comes next, or a resume instead of it).
     ctx.addStreamFeature({ stage: 'post-auth', element: () => sm('sm') });
 
+    // Whether a session is managed is read with it, so no process may cache one whose <enable/> may
+    // still come: until it enabled, or its window closed, every frame reads the connection item.
+    ctx.addSessionCacheCheck(
+      async (session, now) =>
+        !!streamOf(session) || now - (session.boundAt ?? 0) >= SETTLED_UNMANAGED_MS || !(await ctx.enabledFor(session.jid.domain)),
+    );
+
     // §3: enabling, once bound.
     ctx.hook(`stream-element/${NS_SM}:enable`, async ({ server, origin, stanza }) => {
-      if (streamOf(origin)) {
+      // Enabled already, or too late: a process may have cached the session as unmanaged (the
+      // window is half the time after which they may; see ENABLE_WINDOW_MS).
+      if (streamOf(origin) || origin.boundAt === undefined || server.clock.now() - origin.boundAt > ENABLE_WINDOW_MS) {
         await server.send(origin, failed('unexpected-request'));
         return true;
       }
@@ -96,8 +111,10 @@ export const streamManagement: XmppModule<SmStore> = {
       await store.create({ bare, id, resource: origin.jid.resource, connectionId: origin.connectionId, endpoint: origin.endpoint, resume, max, expiresAt: origin.expiresAt + max * 1000 });
       await server.setStreamData(origin, 'sm', { id, resume, max } satisfies SmStream);
       await server.send(origin, sm('enabled', resume ? { id, resume: 'true', max } : { id }));
-      // From here stanzas that other sessions send to this one are counted and kept too.
-      await data.set(origin, 'id', id);
+      // From here stanzas that other sessions send to this one are counted and kept too, and rooms
+      // it is in already copy the id to their occupant records.
+      const entry = await data.put(origin, 'id', id);
+      if (entry) await server.registry.events.fireAll('stream-data', { server, session: origin, entry });
       return true;
     });
 
@@ -150,8 +167,13 @@ export const streamManagement: XmppModule<SmStore> = {
 
     // Every stanza on its way to a stream-managed session is counted and kept until acknowledged;
     // a detached session's are only kept. Lowest priority: what another filter drops is not counted.
+    // Which copy says whether the target is managed: the session entry the sender read, else the
+    // stream data the sender kept with the connection (a room's occupant record), else the session
+    // cached here (a reply to the client's own request: cached only once settled).
     ctx.filterOutbound(async (stanza, target) => {
-      const id = target.data ? (target.data.sm as SmEntryData | undefined)?.id : streamOf(ctx.server.cachedSession(target.connectionId))?.id;
+      const id = target.data
+        ? (target.data.sm as SmEntryData | undefined)?.id
+        : streamOf(target.streamData ? target : ctx.server.cachedSession(target.connectionId))?.id;
       if (!id) return stanza;
       const cached = ctx.server.cachedSession(target.connectionId);
       const account = cached?.jid ?? tryParseJID(stanza.attrs.to);
