@@ -72,6 +72,46 @@ after(async () => {
 });
 
 describe('XEP-0198 counts whichever process handles or sends (docs/architecture.md "Stream management")', () => {
+  // First, while this region has no other connection: the sweeper checks exactly these two.
+  it('costs (README "Stream management"): a liveness check asks a managed session for an ack (the ping counted and kept: one UpdateItem, and one post more); a detach is two UpdateItems instead of the session\'s end', async () => {
+    const [m, p] = [await user('live'), await user('plain')];
+    const a = await RawClient.connect(one.url);
+    await a.login(m, 'secret', 'phone');
+    a.send(`<enable xmlns="${SM}" resume="true"/>`);
+    const id = (await a.next(isSm('enabled'))).attrs.id;
+    const b = await RawClient.connect(one.url);
+    await b.login(p, 'secret', 'phone');
+    const later = Date.now() + one.server.limits.connectionCheckMs + 60_000;
+    const check = await one.cost(() => one.server.sweep(later));
+    await a.next((el) => el.name === 'iq' && el.attrs.id?.startsWith('xe-ping-'));
+    await a.next(isSm('r'));
+    await b.next((el) => el.name === 'iq' && el.attrs.id?.startsWith('xe-ping-'));
+    assert.equal(b.frames.filter((f) => f.startsWith('<r ')).length, 0);
+    // Both: the due connections (one Query per sweep shard, 8) and the detached sessions (one Query),
+    // the gateway asked about each (GetConnection), the next check and the ping in one UpdateItem,
+    // the ping posted. The managed one: its ping counted and kept (UpdateItem), and the <r/> posted.
+    assert.deepEqual(check.calls, {
+      'dynamodb:QueryCommand': 8 + 1,
+      'management:GetConnectionCommand': 2,
+      'dynamodb:UpdateItemCommand': 2 + 1,
+      'management:PostToConnectionCommand': 2 + 1,
+    });
+    assert.equal((await smStoreOf(one.server).get(`${m}@localhost`, id, one.clock.now()))!.q.length, 1, 'the ping is kept until acknowledged');
+
+    // A socket that goes: the tombstone either way (one UpdateItem); then the plain session ends (its
+    // entry removed: one UpdateItem; never available, so no broadcast), the managed one is detached:
+    // its item marked (one UpdateItem) and its entry's expiry pushed to the deadline (one UpdateItem).
+    // $disconnect is called directly, as API Gateway calls it when a socket goes.
+    const [plainConn, managedConn] = [await connectionOf(p), await connectionOf(m)];
+    const plainEnd = await one.cost(() => one.server.disconnect(plainConn.connectionId));
+    const detach = await one.cost(() => one.server.disconnect(managedConn.connectionId));
+    assert.ok((await smStoreOf(one.server).get(`${m}@localhost`, id, one.clock.now()))!.detachedUntil);
+    assert.deepEqual(detach.calls, { 'dynamodb:UpdateItemCommand': 1 + 2 }, `plain end: ${JSON.stringify(plainEnd.calls)}`);
+    assert.deepEqual(plainEnd.calls, { 'dynamodb:UpdateItemCommand': 2 }, 'the tombstone, the entry removed');
+    a.ws.terminate();
+    b.ws.terminate();
+  });
+
   it('an <enable/> handled by another process: the process that bound the session counts its stanzas and the replies to them (§4)', async () => {
     const alice = await user('alice');
     const c = await RawClient.connect(one.url);
