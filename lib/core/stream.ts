@@ -157,8 +157,10 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
   const ns = el.attrs.xmlns as string | undefined;
   if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
     if (!(await withinRate(server, session, el))) return;
-    // XEP-0198 counts what the client sent; nothing else is read or written for it here.
-    await server.registry.events.fireAll('stanza/in', { server, origin: session, stanza: el });
+    // XEP-0198 counts what the client sent; nothing else is read or written for it here. A handler
+    // that returns true takes the stanza out of routing (stream management: a stanza of a connection
+    // its session has left, which the client sends again).
+    if ((await server.registry.events.fire('stanza/in', { server, origin: session, stanza: el })) === true) return;
     return routeStanza(server, session, el);
   }
   const fail = (err: StreamError) => streamError(server, session.connectionId, session.endpoint, err);

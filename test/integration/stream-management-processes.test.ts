@@ -37,6 +37,16 @@ function receivedSinceEnabled(c: RawClient): number {
   assert.ok(at >= 0, 'enabled');
   return c.frames.slice(at + 1).filter((f) => STANZAS.has(/^<([a-z]+)/.exec(f)![1])).length;
 }
+const OPEN = '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>';
+/** Opens, authenticates (PLAIN) and restarts the stream: ready for <resume/>. */
+async function authenticate(c: RawClient, name: string): Promise<void> {
+  c.send(OPEN);
+  await c.next((el) => el.name === 'stream:features');
+  c.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${Buffer.from(`\0${name}\0secret`).toString('base64')}</auth>`);
+  await c.next((el) => el.name === 'success');
+  c.send(OPEN);
+  await c.next((el) => el.name === 'stream:features');
+}
 let pings = 0;
 async function roundTrip(c: RawClient): Promise<void> {
   const id = `rt${++pings}`;
@@ -178,4 +188,78 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
     assert.ok(!item.q.some((x) => x.includes('id="g1"')));
     for (const x of [o, a, c]) x.ws.close();
   });
+
+  it('a stanza of the old connection handled by another process after a resume read the count is not counted nor routed: the client resends it, and it arrives once (§5)', async () => {
+    const [alice, bob] = [await user('race'), await user('raceb')];
+    const a = await RawClient.connect(one.url);
+    await a.login(alice, 'secret', 'phone');
+    a.send(`<enable xmlns="${SM}" resume="true"/>`);
+    const id = (await a.next(isSm('enabled'))).attrs.id;
+    const b = await RawClient.connect(one.url);
+    await b.login(bob);
+    const old = await connectionOf(alice);
+    // The second process handles a frame of the old connection, and so caches its session.
+    await two.server.frame(old.connectionId, old.endpoint, `<iq xmlns="jabber:client" type="get" id="p2" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`);
+    await a.next((el) => el.attrs.id === 'p2');
+    // The client resumes on a new connection while the old one is still open (§5).
+    const c = await RawClient.connect(one.url);
+    await authenticate(c, alice);
+    c.send(`<resume xmlns="${SM}" previd="${id}" h="${receivedSinceEnabled(a)}"/>`);
+    const resumed = await c.next(isSm('resumed'));
+    assert.equal(resumed.attrs.h, '1', 'the ping');
+    await a.closed;
+    // A frame of the old connection that was already on its way, handled after the resume: not
+    // counted, not routed; the client sends it again on the new connection, as §5 asks.
+    await two.server.frame(old.connectionId, old.endpoint, `<message xmlns="jabber:client" to="${bob}@localhost/raw" type="chat" id="late"><body>late</body></message>`);
+    c.send(`<message xmlns="jabber:client" to="${bob}@localhost/raw" type="chat" id="late"><body>late</body></message>`);
+    await b.next((el) => el.attrs.id === 'late');
+    await roundTrip(b);
+    assert.equal(b.frames.filter((f) => f.includes('id="late"')).length, 1, 'once');
+    assert.equal(await serverH(c), 2, 'the ping, then the message once');
+    c.ws.close();
+    b.ws.close();
+  });
+
+  it('a resume releases the kept stanzas only once it posted every one: a sender after the release cannot overtake one kept meanwhile (§5)', async () => {
+    const [alice, bob] = [await user('order'), await user('orderb')];
+    const a = await RawClient.connect(one.url);
+    await a.login(alice, 'secret', 'phone');
+    a.send(`<enable xmlns="${SM}" resume="true"/>`);
+    const id = (await a.next(isSm('enabled'))).attrs.id;
+    const b = await RawClient.connect(one.url);
+    await b.login(bob);
+    const toAlice = (mid: string) => `<message xmlns="jabber:client" to="${alice}@localhost/phone" type="chat" id="${mid}"><body>${mid}</body></message>`;
+    b.send(toAlice('o1'));
+    await a.next((el) => el.attrs.id === 'o1');
+    await one.server.disconnect((await connectionOf(alice)).connectionId);
+    a.ws.terminate();
+    b.send(toAlice('o2'));
+    await roundTrip(b);
+    // Two senders race the resume (another process each, by the second server): one while the
+    // resume resends, before its first try to release; one right after that try.
+    const store = smStoreOf(one.server);
+    const release = store.release.bind(store);
+    let tries = 0;
+    store.release = async (...args: Parameters<typeof release>) => {
+      const first = ++tries === 1;
+      if (first) await viaTwo(bob, toAlice('o3'));
+      const result = await release(...args);
+      if (first) await viaTwo(bob, toAlice('o4'));
+      return result;
+    };
+    try {
+      const c = await RawClient.connect(one.url);
+      await authenticate(c, alice);
+      c.send(`<resume xmlns="${SM}" previd="${id}" h="1"/>`);
+      await c.next(isSm('resumed'));
+      await c.next((el) => el.attrs.id === 'o4');
+      const got = c.frames.map((f) => /<message[^>]* id="(o\d)"/.exec(f)?.[1]).filter(Boolean);
+      assert.deepEqual(got, ['o2', 'o3', 'o4'], 'in order, once');
+      c.ws.close();
+    } finally {
+      store.release = release;
+      b.ws.close();
+    }
+  });
 });
+

@@ -42,6 +42,8 @@ export const DEFAULT_ACK_EVERY = 10;
  */
 export const ENABLE_WINDOW_MS = 60_000;
 export const SETTLED_UNMANAGED_MS = 2 * ENABLE_WINDOW_MS;
+/** Rounds of "post what came, then release if nothing more did" a resume tries before it releases anyway. */
+const RELEASE_ROUNDS = 5;
 
 /** The stream state, in Session.streamData.sm. */
 export interface SmStream {
@@ -150,11 +152,17 @@ export const streamManagement: XmppModule<SmStore> = {
       return true;
     });
 
-    // §4: every stanza the client sends is counted (one UpdateItem; README "Stream management").
+    // §4: every stanza the client sends is counted (one UpdateItem; README "Stream management"). A
+    // stanza of a connection the session has left by a resume (a frame already on its way when the
+    // resume read the count) is not counted and not routed: <resumed h/> left it out, so the client
+    // sends it again (§5), and it is handled once.
     ctx.hook('stanza/in', async ({ origin }) => {
       const stream = streamOf(origin);
-      if (stream) await store.countInbound(origin.jid.bare().toString(), stream.id);
-      return undefined;
+      if (!stream) return undefined;
+      const counted = await store.countInbound(origin.jid.bare().toString(), stream.id, origin.connectionId);
+      if (counted !== 'moved') return undefined;
+      ctx.log.info({ connectionId: origin.connectionId, jid: origin.jid.toString() }, 'stanza of a connection resumed elsewhere: dropped, the client resends it');
+      return true;
     });
 
     // §4 and API Gateway's cuts: with each liveness check (every 10 minutes, so also within 10
@@ -312,9 +320,19 @@ async function resumeSession(server: XmppServer, store: SmStore, rec: Connection
   const upTo = acked === 'too-high' ? current.acked : acked;
   await store.ack(bare, previd, current.acked, upTo);
   for (const text of unackedAfter(current.q, current.acked, upTo)) if (!(await server.send(session, text, { unfiltered: true }))) return;
-  // Senders kept what they sent meanwhile; from the release on they post themselves, and what came
-  // between the read above and the release is posted here, after the rest, in order.
-  const released = await store.release(bare, previd);
-  if (released) for (const text of released.q.slice(current.out - released.acked)) if (!(await server.send(session, text, { unfiltered: true }))) return;
+  // Senders kept what they sent meanwhile; from the release on they post themselves. The release
+  // waits until everything counted before it is posted here (it is conditional on the count), so a
+  // sender's post cannot overtake a kept stanza; under a burst that outlasts a few rounds, the last
+  // round releases whatever came and posts it (docs/architecture.md "Stream management", "Resume").
+  let posted = current.out;
+  for (let round = 1; ; round++) {
+    const released = await store.release(bare, previd, round < RELEASE_ROUNDS ? posted : undefined);
+    if (released === undefined) return;
+    const now = released === 'more' ? await store.get(bare, previd, server.clock.now()) : released;
+    if (!now) return;
+    for (const text of now.q.slice(posted - now.acked)) if (!(await server.send(session, text, { unfiltered: true }))) return;
+    posted = now.out;
+    if (released !== 'more') break;
+  }
   await server.registry.events.fireAll('session-resumed', { server, session, previous: { connectionId: item.connectionId, endpoint: item.endpoint }, entry });
 }
