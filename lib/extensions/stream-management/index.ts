@@ -4,9 +4,10 @@
 // and how the pieces fit is in docs/architecture.md "Stream management"; the counts and the queue
 // are in store.ts, the arithmetic in counters.ts.
 //
-// The stream state (id, resume, max) is kept twice, each where it is read for free: in the
-// connection item (Session.streamData, loaded with the bound session: counting the client's
-// stanzas and replies to it) and in the session entry (entry data: stanzas other sessions send to it).
+// The stream state (id, resume, max) is kept where each sender reads it for free: in the connection
+// item (Session.streamData, loaded with the bound session: counting the client's stanzas and replies
+// to it), in the session entry (entry data: stanzas other sessions send to it), and, copied by MUC,
+// in the occupant records of its rooms (OutboundTarget.streamData: a room's posts).
 import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Session } from '../../core/events.ts';
@@ -37,8 +38,9 @@ export type SmSettings = Static<typeof SmSettingsSchema>;
 export const DEFAULT_RESUMPTION_SECONDS = 300;
 export const DEFAULT_ACK_EVERY = 10;
 /**
- * <enable/> is accepted within this time of binding (clients enable right after it), and a session that has not enabled by twice this time is settled as unmanaged: only then
- * may processes cache it (docs/architecture.md "Stream management", "Who counts").
+ * <enable/> is accepted within this time of binding (clients enable right after it), and a session
+ * that has not enabled by twice this time is settled as unmanaged: only then may processes cache it
+ * (docs/architecture.md "Stream management", "Who counts").
  */
 export const ENABLE_WINDOW_MS = 60_000;
 export const SETTLED_UNMANAGED_MS = 2 * ENABLE_WINDOW_MS;
