@@ -12,6 +12,8 @@ import type { XmppServer } from './server.ts';
 export interface Session extends ConnectionTarget {
   jid: JID;
   expiresAt: number;
+  /** When it bound, by the server's clock (from the connection item; absent where a session is built without it). */
+  boundAt?: number;
   /**
    * Modules' per-stream state, kept in the connection item (server.setStreamData) and loaded with
    * the bound session, so a module knows it on every frame without a read (stream management).
@@ -192,6 +194,17 @@ export interface SessionResumedEvent {
 }
 
 /**
+ * "stream-data": a module changed a session's stream data (XEP-0198 <enable/>), with the session
+ * entry as the module's own write of it left it; modules that keep a copy with connections of their
+ * own (MUC occupants: OutboundTarget.streamData) update it here.
+ */
+export interface StreamDataEvent {
+  server: XmppServer;
+  session: Session;
+  entry: SessionEntry;
+}
+
+/**
  * "outbound/gone": a stanza for a connection whose socket is gone, that no outbound filter took
  * (the sender knew the connection only by id: a room's fan-out). A handler that keeps it returns
  * true, and the send counts as delivered (XEP-0198: a detached session's stanzas are kept).
@@ -220,6 +233,7 @@ export interface CoreEvents {
   'session-ended': SessionEndedEvent;
   'session-detach': SessionDetachEvent;
   'session-resumed': SessionResumedEvent;
+  'stream-data': StreamDataEvent;
   'connection-check': ConnectionCheckEvent;
   'outbound/gone': OutboundGoneEvent;
   unavailable: UnavailableEvent;

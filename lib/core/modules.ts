@@ -10,7 +10,7 @@ import type { Element } from '../xmpp/xml.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import type { SessionEntry } from '../store/sessions.ts';
 import type { TenantRecord } from '../store/tenants.ts';
-import { type CoreEvents, type IqEvent, type StanzaEvent, tenantOfEvent } from './events.ts';
+import { type CoreEvents, type IqEvent, type Session, type StanzaEvent, tenantOfEvent } from './events.ts';
 import type { SettingBlock } from '../store/tenant-schema.ts';
 import { type Hook, Hooks } from './hooks.ts';
 import type { ConnectionTarget } from './management-api.ts';
@@ -59,6 +59,13 @@ export type UnboundElementHandler = (server: XmppServer, rec: ConnectionRecord, 
 /** Work of the sweeper besides checking connections (detached XEP-0198 sessions past their time). */
 export type SweepStep = (server: XmppServer, now: number) => Promise<void>;
 
+/**
+ * Whether a bound session read from its connection item may be kept in a process's memory
+ * (docs/architecture.md "State"): false while a module's per-stream state (Session.streamData) may
+ * still change, so that every process reads the item, and the state with it, on each frame until then.
+ */
+export type SessionCacheCheck = (session: Session, now: number) => boolean | Promise<boolean>;
+
 /** An IQ answered before authentication (XEP-0077 registration): returns its result payload or true. */
 export type PreAuthIqHandler = (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>;
 
@@ -66,9 +73,11 @@ export type PreAuthIqHandler = (server: XmppServer, rec: ConnectionRecord, iq: E
  * Where an outbound stanza goes: the connection and, when the sender had it at hand (message
  * delivery, presence fan-out: they post to the session entries they read), the recipient's session
  * entry, so a filter reads modules' session data at no cost. A stanza sent to a session the core
- * knows only by its connection (a reply to the client's own request) has no entry fields.
+ * knows only by its connection (a reply to the client's own request) has no entry fields. A sender
+ * that keeps connections of its own (a room's occupants) may carry the recipient's Session.streamData
+ * as it kept it with the connection, so a filter knows a managed stream without a read.
  */
-export type OutboundTarget = ConnectionTarget & Partial<Pick<SessionEntry, 'resource' | 'data'>>;
+export type OutboundTarget = ConnectionTarget & Partial<Pick<SessionEntry, 'resource' | 'data'>> & Partial<Pick<Session, 'streamData'>>;
 
 /**
  * Sees every stanza on its way to one connection (Prosody's "stanzas/out" filter). Returns the stanza
@@ -183,6 +192,7 @@ export class Registry {
   /** By `<namespace>:<element>`. */
   readonly unboundElements = new Map<string, { module: string; handler: UnboundElementHandler }>();
   readonly sweepSteps: SweepStep[] = [];
+  readonly sessionCacheChecks: SessionCacheCheck[] = [];
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
   readonly purgeSteps: PurgeStep[] = [];
@@ -228,7 +238,12 @@ export class SessionData<T extends Record<string, unknown>> {
   }
 
   /** Sets (or, with undefined, removes) one field, if the session still belongs to that connection. */
-  set<K extends keyof T & string>(session: { jid: { bare(): { toString(): string }; resource: string }; connectionId: string }, field: K, value: T[K] | undefined): Promise<boolean> {
+  async set<K extends keyof T & string>(session: { jid: { bare(): { toString(): string }; resource: string }; connectionId: string }, field: K, value: T[K] | undefined): Promise<boolean> {
+    return !!(await this.put(session, field, value));
+  }
+
+  /** Like set(); returns the whole entry as the write left it (no read: the update returns it). */
+  put<K extends keyof T & string>(session: { jid: { bare(): { toString(): string }; resource: string }; connectionId: string }, field: K, value: T[K] | undefined): Promise<SessionEntry | undefined> {
     return this.server.sessions.updateData(session.jid.bare().toString(), session.jid.resource, session.connectionId, this.module, field, value);
   }
 }
@@ -366,6 +381,11 @@ export class ModuleContext {
   /** Work for each run of the sweeper (every minute in AWS, the local server's timer locally). */
   addSweepStep(step: SweepStep): void {
     this.registry.sweepSteps.push(step);
+  }
+
+  /** A bound session is cached in memory only once every such check agrees (SessionCacheCheck). */
+  addSessionCacheCheck(check: SessionCacheCheck): void {
+    this.registry.sessionCacheChecks.push(check);
   }
 
   addAdminRoute(route: AdminRoute): void {

@@ -166,7 +166,7 @@ export class XmppServer {
   goneSession(rec: ConnectionRecord): Session | undefined {
     if (rec.stage !== 'gone' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
     this.markSocketGone(rec.id);
-    return { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt, ...streamDataOf(rec) };
+    return sessionOf(rec, rec.resource);
   }
 
   /** Is this connection's socket known to be gone? Then replies to it are dropped, not posted. */
@@ -185,13 +185,23 @@ export class XmppServer {
     if (hit) return hit;
     rec ??= await this.connections.get(connectionId);
     if (!rec || rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return undefined;
-    return this.remember({ connectionId, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt, ...streamDataOf(rec) });
+    return this.cacheIfSettled(sessionOf(rec, rec.resource));
+  }
+
+  /**
+   * Keeps a bound session in memory, unless a module's per-stream state may still change
+   * (SessionCacheCheck: then every frame reads the connection item until it is settled).
+   */
+  async cacheIfSettled(session: Session): Promise<Session> {
+    const now = this.clock.now();
+    for (const check of this.registry.sessionCacheChecks) if (!(await check(session, now))) return session;
+    return this.remember(session);
   }
 
   /**
    * Sets a module's per-stream state (Session.streamData) in the connection item, one write, and in
-   * this process's cached session. Other processes load it with the session; one that cached the
-   * session before the change keeps the old state (docs/architecture.md "Stream management").
+   * this process's cached session. Other processes load it with the session: a module whose state
+   * may change after binding keeps sessions out of the caches until it is settled (SessionCacheCheck).
    */
   async setStreamData(session: Session, module: string, value: unknown): Promise<boolean> {
     const streamData = { ...session.streamData, [module]: value };
@@ -200,6 +210,7 @@ export class XmppServer {
     session.streamData = streamData;
     const cached = this.bound.get(session.connectionId);
     if (cached && cached !== session) cached.streamData = streamData;
+    else if (!cached) await this.cacheIfSettled(session);
     return true;
   }
 
@@ -270,7 +281,7 @@ export class XmppServer {
    */
   private async detach(rec: ConnectionRecord): Promise<boolean> {
     if (rec.stage !== 'bound' || !rec.username || !rec.domain || rec.resource === undefined) return false;
-    const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username, rec.domain, rec.resource), expiresAt: rec.expiresAt, ...streamDataOf(rec) };
+    const session = sessionOf(rec, rec.resource);
     const kept = (await this.registry.events.fire('session-detach', { server: this, session })) === true;
     if (kept) this.log.info({ connectionId: rec.id, jid: session.jid.toString() }, 'session detached');
     return kept;
@@ -454,9 +465,11 @@ export class XmppServer {
   }
 }
 
-/** A record's module stream state, as Session fields. */
-function streamDataOf(rec: ConnectionRecord): Pick<Session, 'streamData'> {
-  return rec.streamData ? { streamData: rec.streamData } : {};
+/** The session of a bound connection item (or a tombstone) with the given resource. */
+function sessionOf(rec: ConnectionRecord, resource: string): Session {
+  const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid: makeJID(rec.username!, rec.domain!, resource), expiresAt: rec.expiresAt, boundAt: rec.boundAt };
+  if (rec.streamData) session.streamData = rec.streamData;
+  return session;
 }
 
 /** The server's own pings are known by their id's prefix, so an answer needs no read to be matched. */

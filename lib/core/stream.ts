@@ -157,8 +157,10 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
   const ns = el.attrs.xmlns as string | undefined;
   if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
     if (!(await withinRate(server, session, el))) return;
-    // XEP-0198 counts what the client sent; nothing else is read or written for it here.
-    await server.registry.events.fireAll('stanza/in', { server, origin: session, stanza: el });
+    // XEP-0198 counts what the client sent; nothing else is read or written for it here. A handler
+    // that returns true takes the stanza out of routing (stream management: a stanza of a connection
+    // its session has left, which the client sends again).
+    if ((await server.registry.events.fire('stanza/in', { server, origin: session, stanza: el })) === true) return;
     return routeStanza(server, session, el);
   }
   const fail = (err: StreamError) => streamError(server, session.connectionId, session.endpoint, err);
@@ -301,7 +303,7 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     await server.send(target, errorReply(iq, new StanzaError('bad-request', 'invalid resource')));
     return;
   }
-  const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt };
+  const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt, boundAt: server.clock.now() };
   const maxSessions = (await server.tenants.get(jid.domain))?.limits?.sessionsPerUser;
   let replaced;
   try {
@@ -316,8 +318,8 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     await server.send(target, errorReply(iq, new StanzaError('resource-constraint', `at most ${maxSessions} sessions per account`, 'wait')));
     return;
   }
-  await server.connections.update(rec.id, { stage: 'bound', resource: jid.resource, sasl: undefined });
-  server.remember(session);
+  await server.connections.update(rec.id, { stage: 'bound', resource: jid.resource, sasl: undefined, boundAt: session.boundAt });
+  await server.cacheIfSettled(session);
   server.log.info({ connectionId: rec.id, jid: jid.toString() }, 'bound');
   await server.send(
     target,

@@ -48,6 +48,8 @@ export interface ConnectionRecord {
   authFailures?: number;
   /** When the server's unanswered XEP-0199 ping went out (server.sweep); cleared by any answer. */
   pingSentAt?: number;
+  /** When the stream bound a resource (the server's clock). */
+  boundAt?: number;
   /** Modules' per-stream state once bound (Session.streamData); a tombstone keeps it. */
   streamData?: Record<string, unknown>;
 }

@@ -163,13 +163,14 @@ export class SessionStore {
 
   /**
    * Sets (value) or removes (undefined) `data.<module>.<field>` of a session that still belongs to
-   * `connectionId`. An entry bound before the module existed lacks the map: it is created then.
+   * `connectionId`, and returns the entry as written (undefined if the session is not that
+   * connection's). An entry bound before the module existed lacks the map: it is created then.
    */
-  async updateData(bare: string, resource: string, connectionId: string, module: string, field: string, value: unknown): Promise<boolean> {
+  async updateData(bare: string, resource: string, connectionId: string, module: string, field: string, value: unknown): Promise<SessionEntry | undefined> {
     const names = { '#m': MAP, '#r': resource, '#cid': 'connectionId', '#d': 'data', '#mod': module, '#f': field };
     const path = '#m.#r.#d.#mod.#f';
     try {
-      await this.db.send(
+      const res = await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: key(bare),
@@ -177,19 +178,22 @@ export class SessionStore {
           ConditionExpression: '#m.#r.#cid = :cid',
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: { ':cid': connectionId, ...(value === undefined ? {} : { ':v': value }) },
+          // The entry as written comes back with the write, at no read cost.
+          ReturnValues: 'ALL_NEW',
         }),
       );
-      return true;
+      return (res.Attributes?.[MAP] as Record<string, SessionEntry> | undefined)?.[resource];
     } catch (err) {
-      if (isConditionFailure(err)) return false;
+      if (isConditionFailure(err)) return undefined;
       // "The document path provided in the update expression is invalid": no map for this module yet.
       if ((err as { name?: string }).name !== 'ValidationException' || value === undefined) throw err;
     }
     const entry = (await this.list(bare)).find((s) => s.resource === resource && s.connectionId === connectionId);
-    if (!entry) return false;
+    if (!entry) return undefined;
     const data = { ...entry.data, [module]: { ...entry.data?.[module], [field]: value } };
-    return this.update(bare, resource, connectionId, { data });
+    return (await this.update(bare, resource, connectionId, { data })) ? { ...entry, data } : undefined;
   }
+
 
   /** Removes the session if it still belongs to `connectionId`; returns it, or undefined if already gone. */
   async remove(bare: string, resource: string, connectionId: string): Promise<SessionEntry | undefined> {

@@ -55,8 +55,11 @@ describe('XEP-0198 with xmpp.js', () => {
     await sendAll(alice, 'bob@localhost/desk', 100);
     await bobSending;
     await resume(alice);
-    await until('alice to have all of bob\'s', () => bodies(alice, 'bob@').length >= N, () => bodies(alice, 'bob@').length);
-    await until('bob to have all of alice\'s', () => bodies(bob, 'alice@').length >= N, () => bodies(bob, 'alice@').length);
+    // 400 messages take about 30 s on a shared laptop (each is a frame, a claim, a count and a post):
+    // the wait allows for a loaded machine.
+    const BURST_MS = 180_000;
+    await until('alice to have all of bob\'s', () => bodies(alice, 'bob@').length >= N, () => bodies(alice, 'bob@').length, BURST_MS);
+    await until('bob to have all of alice\'s', () => bodies(bob, 'alice@').length >= N, () => bodies(bob, 'alice@').length, BURST_MS);
     // Nothing more is on its way: round trips on both settle the streams.
     await alice.roundTrip();
     await bob.roundTrip();

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { smStoreOf } from '../../lib/extensions/stream-management/index.ts';
+import { SETTLED_UNMANAGED_MS, smStoreOf } from '../../lib/extensions/stream-management/index.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
 import { RawClient, type TestServer, byName, startTestServer, until, type Element } from '../support/harness.ts';
 
@@ -295,7 +295,13 @@ describe('XEP-0198 stream management', () => {
         from.send(chat(`${bob}/raw`, id));
         await b.next(isMsg(id));
       });
+    // A session that has not enabled yet is read with each frame until its window for <enable/> is
+    // over (no process may cache it as unmanaged before): one GetItem more, then none.
+    const fromYoung = await send(p, 'c3y');
+    s.clock.advance(SETTLED_UNMANAGED_MS);
+    await send(p, 'c3w');
     const fromPlain = await send(p, 'c3');
+    assert.deepEqual({ reads: fromYoung.reads - fromPlain.reads, writes: fromYoung.writes - fromPlain.writes }, { reads: 1, writes: 0 }, JSON.stringify(fromYoung.calls));
     const fromManaged = await send(a.c, 'c4');
     assert.deepEqual({ reads: fromManaged.reads - fromPlain.reads, writes: fromManaged.writes - fromPlain.writes }, { reads: 0, writes: 1 });
 
@@ -377,12 +383,15 @@ describe('XEP-0198 stream management', () => {
     a.c.ws.terminate();
     await until('the session to be detached', async () => (await smItem(alice, a.id))?.detachedUntil);
     // A room message with one occupant detached: the room item and its history as always (1 read,
-    // 1 write, a post to bob), and on the gone path alice's session item and the append (+1, +1).
+    // 1 write, a post to bob), bob's connection item (he never enabled and is within his window for
+    // <enable/>: read with each frame), and alice's append, known from the room's occupant record
+    // (no read of her session entry).
     const kept = await s.cost(async () => {
       groupchat(b, 'g2');
       await b.next(fromRoom('g2'));
     });
     assert.deepEqual({ reads: kept.reads, writes: kept.writes, posts: kept.posts }, { reads: 2, writes: 2, posts: 1 }, JSON.stringify(kept.calls));
+    assert.deepEqual(kept.calls, { 'dynamodb:GetItemCommand': 2, 'dynamodb:PutItemCommand': 1, 'dynamodb:UpdateItemCommand': 1, 'management:PostToConnectionCommand': 1 });
     groupchat(b, 'g3');
     await b.next(fromRoom('g3'));
 

@@ -158,8 +158,16 @@ export const muc: XmppModule<MucService> = {
     ctx.hook('session-resumed', async ({ session, previous, entry }) => {
       for (const occupant of roomsOfEntry(service.sessionData, entry)) {
         const c = await service.contextOfService(occupant.domain);
-        const to = { connectionId: session.connectionId, endpoint: session.endpoint, expiresAt: session.expiresAt };
+        const to = { connectionId: session.connectionId, endpoint: session.endpoint, expiresAt: session.expiresAt, streamData: session.streamData };
         if (c) await c.muc.rooms.moveSession(c.tenant, occupant.local, occupant.resource, session.jid.toString(), previous.connectionId, to);
+      }
+    });
+    // XEP-0198 enabled after joining: the occupant records copy the stream id (one write per room,
+    // none for a session in no room), so the room's posts are counted wherever they are sent.
+    ctx.hook('stream-data', async ({ session, entry }) => {
+      for (const occupant of roomsOfEntry(service.sessionData, entry)) {
+        const c = await service.contextOfService(occupant.domain);
+        if (c) await c.muc.rooms.setStreamData(c.tenant, occupant.local, occupant.resource, session.jid.toString(), session.connectionId, session.streamData ?? {});
       }
     });
     // A post found the connection gone (410) and nothing else ended its session (e.g. it was replaced).

@@ -110,7 +110,7 @@ async function enter(ctx: Ctx, origin: Session, stanza: Element, id: string, req
     if (rewritten) nick = reserved!;
     await ctx.muc.preJoin.fireAll(PRE_JOIN, { ctx, room, origin, bare, nick, affiliation, mucX, created });
 
-    const session: OccupantSession = { jid, connectionId: origin.connectionId, endpoint: origin.endpoint, expiresAt: origin.expiresAt, joinedAt: now, presence: presencePayload(stanza) };
+    const session: OccupantSession = { jid, connectionId: origin.connectionId, endpoint: origin.endpoint, expiresAt: origin.expiresAt, joinedAt: now, presence: presencePayload(stanza), streamData: origin.streamData };
     let after: RoomRecord | undefined;
     if (created) {
       const record: RoomRecord = { ...room, occupants: { [nick]: { nick, bare, role: 'moderator', sessions: { [jid]: session } } } };

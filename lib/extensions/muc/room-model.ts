@@ -41,12 +41,14 @@ export interface Target {
   endpoint: string;
   jid: string;
   occupant: Occupant;
+  /** The session's stream data as the room kept it (OutboundTarget.streamData). */
+  streamData?: Record<string, unknown>;
 }
 
 export function targetsOf(room: RoomRecord, keep: (o: Occupant, s: OccupantSession) => boolean = () => true): Target[] {
   const out: Target[] = [];
   for (const occupant of Object.values(room.occupants)) {
-    for (const s of Object.values(occupant.sessions)) if (keep(occupant, s)) out.push({ connectionId: s.connectionId, endpoint: s.endpoint, jid: s.jid, occupant });
+    for (const s of Object.values(occupant.sessions)) if (keep(occupant, s)) out.push({ connectionId: s.connectionId, endpoint: s.endpoint, jid: s.jid, occupant, streamData: s.streamData });
   }
   return out;
 }

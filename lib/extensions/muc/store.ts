@@ -84,6 +84,12 @@ export interface OccupantSession {
   joinedAt: number;
   /** The occupant's presence as last sent from this session, without MUC extensions, as XML. */
   presence: string;
+  /**
+   * The session's stream data (Session.streamData: XEP-0198's stream id), kept with its connection so
+   * the room's posts to it carry it (OutboundTarget.streamData): stream management counts them in
+   * whichever process sends them (docs/architecture.md "Stream management").
+   */
+  streamData?: Record<string, unknown>;
 }
 
 export interface Occupant {
@@ -301,12 +307,30 @@ export class RoomStore {
    * Moves one session of an occupant to another connection (XEP-0198 resumption: same full JID, new
    * connection), if it is still on `from`.
    */
-  async moveSession(domain: string, id: string, nick: string, jid: string, from: string, to: { connectionId: string; endpoint: string; expiresAt: number }): Promise<boolean> {
+  async moveSession(
+    domain: string,
+    id: string,
+    nick: string,
+    jid: string,
+    from: string,
+    to: { connectionId: string; endpoint: string; expiresAt: number; streamData?: Record<string, unknown> },
+  ): Promise<boolean> {
     const room = await this.update(domain, id, {
-      update: 'SET #o.#n.#s.#j.#c = :to, #o.#n.#s.#j.#e = :ep, #o.#n.#s.#j.#x = :exp',
+      update: 'SET #o.#n.#s.#j.#c = :to, #o.#n.#s.#j.#e = :ep, #o.#n.#s.#j.#x = :exp, #o.#n.#s.#j.#d = :sd',
       condition: '#o.#n.#s.#j.#c = :from',
-      names: { '#o': 'occupants', '#n': nick, '#s': 'sessions', '#j': jid, '#c': 'connectionId', '#e': 'endpoint', '#x': 'expiresAt' },
-      values: { ':to': to.connectionId, ':ep': to.endpoint, ':exp': to.expiresAt, ':from': from },
+      names: { '#o': 'occupants', '#n': nick, '#s': 'sessions', '#j': jid, '#c': 'connectionId', '#e': 'endpoint', '#x': 'expiresAt', '#d': 'streamData' },
+      values: { ':to': to.connectionId, ':ep': to.endpoint, ':exp': to.expiresAt, ':from': from, ':sd': to.streamData ?? {} },
+    });
+    return !!room;
+  }
+
+  /** Stores a session's new stream data (XEP-0198 <enable/> after joining), if that connection is still in the room under `nick`. */
+  async setStreamData(domain: string, id: string, nick: string, jid: string, connectionId: string, streamData: Record<string, unknown>): Promise<boolean> {
+    const room = await this.update(domain, id, {
+      update: 'SET #o.#n.#s.#j.#d = :sd',
+      condition: '#o.#n.#s.#j.#c = :c',
+      names: { '#o': 'occupants', '#n': nick, '#s': 'sessions', '#j': jid, '#c': 'connectionId', '#d': 'streamData' },
+      values: { ':sd': streamData, ':c': connectionId },
     });
     return !!room;
   }

@@ -4,9 +4,10 @@
 // and how the pieces fit is in docs/architecture.md "Stream management"; the counts and the queue
 // are in store.ts, the arithmetic in counters.ts.
 //
-// The stream state (id, resume, max) is kept twice, each where it is read for free: in the
-// connection item (Session.streamData, loaded with the bound session: counting the client's
-// stanzas and replies to it) and in the session entry (entry data: stanzas other sessions send to it).
+// The stream state (id, resume, max) is kept where each sender reads it for free: in the connection
+// item (Session.streamData, loaded with the bound session: counting the client's stanzas and replies
+// to it), in the session entry (entry data: stanzas other sessions send to it), and, copied by MUC,
+// in the occupant records of its rooms (OutboundTarget.streamData: a room's posts).
 import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Session } from '../../core/events.ts';
@@ -36,6 +37,15 @@ export type SmSettings = Static<typeof SmSettingsSchema>;
 
 export const DEFAULT_RESUMPTION_SECONDS = 300;
 export const DEFAULT_ACK_EVERY = 10;
+/**
+ * <enable/> is accepted within this time of binding (clients enable right after it), and a session
+ * that has not enabled by twice this time is settled as unmanaged: only then may processes cache it
+ * (docs/architecture.md "Stream management", "Who counts").
+ */
+export const ENABLE_WINDOW_MS = 60_000;
+export const SETTLED_UNMANAGED_MS = 2 * ENABLE_WINDOW_MS;
+/** Rounds of "post what came, then release if nothing more did" a resume tries before it releases anyway. */
+const RELEASE_ROUNDS = 5;
 
 /** The stream state, in Session.streamData.sm. */
 export interface SmStream {
@@ -80,9 +90,18 @@ export const streamManagement: XmppModule<SmStore> = {
     // §3: offered after authentication (binding comes next, or a resume instead of it).
     ctx.addStreamFeature({ stage: 'post-auth', element: () => sm('sm') });
 
+    // Whether a session is managed is read with it, so no process may cache one whose <enable/> may
+    // still come: until it enabled, or its window closed, every frame reads the connection item.
+    ctx.addSessionCacheCheck(
+      async (session, now) =>
+        !!streamOf(session) || now - (session.boundAt ?? 0) >= SETTLED_UNMANAGED_MS || !(await ctx.enabledFor(session.jid.domain)),
+    );
+
     // §3: enabling, once bound.
     ctx.hook(`stream-element/${NS_SM}:enable`, async ({ server, origin, stanza }) => {
-      if (streamOf(origin)) {
+      // Enabled already, or too late: a process may have cached the session as unmanaged (the
+      // window is half the time after which they may; see ENABLE_WINDOW_MS).
+      if (streamOf(origin) || origin.boundAt === undefined || server.clock.now() - origin.boundAt > ENABLE_WINDOW_MS) {
         await server.send(origin, failed('unexpected-request'));
         return true;
       }
@@ -96,8 +115,10 @@ export const streamManagement: XmppModule<SmStore> = {
       await store.create({ bare, id, resource: origin.jid.resource, connectionId: origin.connectionId, endpoint: origin.endpoint, resume, max, expiresAt: origin.expiresAt + max * 1000 });
       await server.setStreamData(origin, 'sm', { id, resume, max } satisfies SmStream);
       await server.send(origin, sm('enabled', resume ? { id, resume: 'true', max } : { id }));
-      // From here stanzas that other sessions send to this one are counted and kept too.
-      await data.set(origin, 'id', id);
+      // From here stanzas that other sessions send to this one are counted and kept too, and rooms
+      // it is in already copy the id to their occupant records.
+      const entry = await data.put(origin, 'id', id);
+      if (entry) await server.registry.events.fireAll('stream-data', { server, session: origin, entry });
       return true;
     });
 
@@ -133,11 +154,17 @@ export const streamManagement: XmppModule<SmStore> = {
       return true;
     });
 
-    // §4: every stanza the client sends is counted (one UpdateItem; README "Stream management").
+    // §4: every stanza the client sends is counted (one UpdateItem; README "Stream management"). A
+    // stanza of a connection the session has left by a resume (a frame already on its way when the
+    // resume read the count) is not counted and not routed: <resumed h/> left it out, so the client
+    // sends it again (§5), and it is handled once.
     ctx.hook('stanza/in', async ({ origin }) => {
       const stream = streamOf(origin);
-      if (stream) await store.countInbound(origin.jid.bare().toString(), stream.id);
-      return undefined;
+      if (!stream) return undefined;
+      const counted = await store.countInbound(origin.jid.bare().toString(), stream.id, origin.connectionId);
+      if (counted !== 'moved') return undefined;
+      ctx.log.info({ connectionId: origin.connectionId, jid: origin.jid.toString() }, 'stanza of a connection resumed elsewhere: dropped, the client resends it');
+      return true;
     });
 
     // §4 and API Gateway's cuts: with each liveness check (every 10 minutes, so also within 10
@@ -150,8 +177,13 @@ export const streamManagement: XmppModule<SmStore> = {
 
     // Every stanza on its way to a stream-managed session is counted and kept until acknowledged;
     // a detached session's are only kept. Lowest priority: what another filter drops is not counted.
+    // Which copy says whether the target is managed: the session entry the sender read, else the
+    // stream data the sender kept with the connection (a room's occupant record), else the session
+    // cached here (a reply to the client's own request: cached only once settled).
     ctx.filterOutbound(async (stanza, target) => {
-      const id = target.data ? (target.data.sm as SmEntryData | undefined)?.id : streamOf(ctx.server.cachedSession(target.connectionId))?.id;
+      const id = target.data
+        ? (target.data.sm as SmEntryData | undefined)?.id
+        : streamOf(target.streamData ? target : ctx.server.cachedSession(target.connectionId))?.id;
       if (!id) return stanza;
       const cached = ctx.server.cachedSession(target.connectionId);
       const account = cached?.jid ?? tryParseJID(stanza.attrs.to);
@@ -290,9 +322,19 @@ async function resumeSession(server: XmppServer, store: SmStore, rec: Connection
   const upTo = acked === 'too-high' ? current.acked : acked;
   await store.ack(bare, previd, current.acked, upTo);
   for (const text of unackedAfter(current.q, current.acked, upTo)) if (!(await server.send(session, text, { unfiltered: true }))) return;
-  // Senders kept what they sent meanwhile; from the release on they post themselves, and what came
-  // between the read above and the release is posted here, after the rest, in order.
-  const released = await store.release(bare, previd);
-  if (released) for (const text of released.q.slice(current.out - released.acked)) if (!(await server.send(session, text, { unfiltered: true }))) return;
+  // Senders kept what they sent meanwhile; from the release on they post themselves. The release
+  // waits until everything counted before it is posted here (it is conditional on the count), so a
+  // sender's post cannot overtake a kept stanza; under a burst that outlasts a few rounds, the last
+  // round releases whatever came and posts it (docs/architecture.md "Stream management", "Resume").
+  let posted = current.out;
+  for (let round = 1; ; round++) {
+    const released = await store.release(bare, previd, round < RELEASE_ROUNDS ? posted : undefined);
+    if (released === undefined) return;
+    const now = released === 'more' ? await store.get(bare, previd, server.clock.now()) : released;
+    if (!now) return;
+    for (const text of now.q.slice(posted - now.acked)) if (!(await server.send(session, text, { unfiltered: true }))) return;
+    posted = now.out;
+    if (released !== 'more') break;
+  }
   await server.registry.events.fireAll('session-resumed', { server, session, previous: { connectionId: item.connectionId, endpoint: item.endpoint }, entry });
 }

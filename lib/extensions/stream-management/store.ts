@@ -64,9 +64,16 @@ export class SmStore {
     return { ...(item as Omit<SmItem, 'bare' | 'id'>), bare, id };
   }
 
-  /** One more stanza handled from the client (XEP-0198 §4). */
-  async countInbound(bare: string, id: string): Promise<void> {
-    await this.update(bare, id, 'ADD #in :one', { '#in': 'in' }, { ':one': 1 });
+  /**
+   * One more stanza handled from the client (XEP-0198 §4), from `connectionId`, which must still hold
+   * the session: 'moved' when a resume took it to another connection (the stanza is not counted:
+   * the client resends it, docs/architecture.md "Stream management", "Resume"), 'gone' when the
+   * session ended. Only those two cost a read more.
+   */
+  async countInbound(bare: string, id: string, connectionId: string): Promise<'counted' | 'moved' | 'gone'> {
+    if (await this.update(bare, id, 'ADD #in :one', { '#in': 'in', '#cid': 'connectionId' }, { ':one': 1, ':cid': connectionId }, '#cid = :cid')) return 'counted';
+    const res = await this.store.db.send(new GetCommand({ TableName: this.store.table, Key: this.key(bare, id), ConsistentRead: true, ProjectionExpression: 'pk' }));
+    return res.Item ? 'moved' : 'gone';
   }
 
   /**
@@ -138,25 +145,30 @@ export class SmStore {
   }
 
   /**
-   * Stanzas are posted again from now on; returns the item as this write left it, so the caller
-   * posts what was kept since it last read the queue (later senders post their own).
+   * Stanzas are posted again from now on, if no stanza was counted after the first `posted` (the
+   * caller posted those): then later senders post their own, after everything before. 'more' when
+   * some came meanwhile (the caller posts them and tries again). Without `posted`, released whatever
+   * came: returns the item as this write left it, and the caller posts what is new.
    */
-  async release(bare: string, id: string): Promise<SmItem | undefined> {
+  async release(bare: string, id: string, posted?: number): Promise<SmItem | 'more' | undefined> {
     try {
       const res = await this.store.db.send(
         new UpdateCommand({
           TableName: this.store.table,
           Key: this.key(bare, id),
           UpdateExpression: 'REMOVE #held',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#held': 'held' },
+          ConditionExpression: posted === undefined ? 'attribute_exists(pk)' : 'attribute_exists(pk) AND #out = :posted',
+          ExpressionAttributeNames: { '#held': 'held', ...(posted === undefined ? {} : { '#out': 'out' }) },
+          ...(posted === undefined ? {} : { ExpressionAttributeValues: { ':posted': posted } }),
           ReturnValues: 'ALL_NEW',
         }),
       );
       return { ...(res.Attributes as Omit<SmItem, 'bare' | 'id'>), bare, id };
     } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
+      if (!isConditionFailure(err)) throw err;
+      if (posted === undefined) return undefined;
+      const res = await this.store.db.send(new GetCommand({ TableName: this.store.table, Key: this.key(bare, id), ConsistentRead: true, ProjectionExpression: 'pk' }));
+      return res.Item ? 'more' : undefined;
     }
   }
 
