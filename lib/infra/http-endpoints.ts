@@ -8,7 +8,7 @@ import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, type WebSocketStage
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { HOST_META_JSON_PATH, HOST_META_PATH } from '../gateway/host-meta.ts';
 import { ADMIN_BASE_PATH } from '../runtime/http-api.ts';
@@ -34,6 +34,8 @@ export class HttpEndpoints extends Construct {
   readonly api: HttpApi;
   /** The $default stage (made here rather than by HttpApi, which takes no throttle or access logs for it). */
   readonly stage: HttpStage;
+  /** JSON access logs of the stage, one line per request. */
+  readonly accessLogs: LogGroup;
   readonly admin: XmppFunction;
   readonly hostMeta: XmppFunction;
 
@@ -45,13 +47,15 @@ export class HttpEndpoints extends Construct {
       defaultAuthorizer: new HttpIamAuthorizer(),
       createDefaultStage: false,
     });
+    const logs = accessLogs(this, 'AccessLogs', HTTP_ACCESS_LOG_FIELDS, props.logRetention);
+    this.accessLogs = logs.logGroup;
     // Same id and path as HttpApi's own default stage: the same logical id, no replacement.
     this.stage = new HttpStage(this.api, 'DefaultStage', {
       httpApi: this.api,
       stageName: '$default',
       autoDeploy: true,
       throttle: throttleSettings(props.throttling.http),
-      accessLogSettings: accessLogs(this, 'AccessLogs', HTTP_ACCESS_LOG_FIELDS, props.logRetention),
+      accessLogSettings: logs,
     });
 
     // Everything the admin API does: tenants, users, sessions of this region (byTenant), kicks and

@@ -8,6 +8,7 @@ import type { HttpApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Alarm, AlarmStatusWidget, ComparisonOperator, Dashboard, GraphWidget, MathExpression, Metric, TextWidget, TreatMissingData, type IMetric, type IWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
@@ -24,12 +25,20 @@ export interface OperatorAlarmsProps {
   stage: WebSocketStage;
   /** The admin and discovery HTTP API. */
   httpApi?: HttpApi;
+  /** The stages' access logs: requests refused by throttling (status 429) are counted from them. */
+  accessLogs?: { webSocket: ILogGroup; http?: ILogGroup };
   /** Tables whose throttling matters in this region (the global table's replica, the claims table). */
   tableNames: string[];
   alarmEmail?: string;
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
+
+/**
+ * Requests API Gateway refused by throttling, counted from the access logs (status 429): unlike ClientError
+ * they count nothing else. Free to extract; each is one custom metric.
+ */
+export const THROTTLED_METRICS = { namespace: 'XmppEdge', webSocket: 'WebSocketThrottled', http: 'HttpThrottled' } as const;
 
 export class OperatorAlarms extends Construct {
   readonly topic: Topic;
@@ -99,7 +108,26 @@ export class OperatorAlarms extends Construct {
     if (props.httpApi) {
       this.add('HttpApiServerErrors', props.httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }), 1, 'The admin or discovery HTTP API answered 5xx');
     }
+    const throttled: IMetric[] = [];
+    for (const [kind, logGroup, threshold] of [['webSocket', props.accessLogs?.webSocket, 100], ['http', props.accessLogs?.http, 20]] as const) {
+      if (!logGroup) continue;
+      const metricName = THROTTLED_METRICS[kind];
+      const filter = new MetricFilter(this, metricName, {
+        logGroup,
+        filterPattern: FilterPattern.stringValue('$.status', '=', '429'),
+        metricNamespace: THROTTLED_METRICS.namespace,
+        metricName,
+        metricValue: '1',
+      });
+      const metric = filter.metric({ period: FIVE_MINUTES, statistic: 'Sum' });
+      throttled.push(metric);
+      this.add(`Api${metricName}`, metric, threshold,
+        kind === 'webSocket'
+          ? 'API Gateway refused WebSocket messages or connections by throttling: a flood, or webSocketThrottle/connectThrottle is too low for the users online'
+          : 'API Gateway refused HTTP requests by throttling: a flood, or httpThrottle/hostMetaThrottle is too low');
+    }
     this.addSection('API Gateway', [
+      ...(throttled.length ? [this.graph('Refused by throttling (429)', throttled)] : []),
       this.graph('WebSocket', ['ConnectCount', 'MessageCount', 'ClientError', 'IntegrationError', 'ExecutionError'].map(stageMetric)),
       ...(props.httpApi
         ? [this.graph('HTTP API', [

@@ -175,6 +175,7 @@ export class RegionStack extends Stack {
       failureQueues: { SweeperFailures: this.sweeperFailures, TenantChangeFailures: this.tenantChanges.failures },
       stage: this.stage,
       httpApi: this.http.api,
+      accessLogs: { webSocket: this.accessLogs, http: this.http.accessLogs },
       tableNames: [config.tableName, this.ingest.claims.tableName],
       alarmEmail: config.alarmEmail,
     });

@@ -14,6 +14,7 @@ import { Runtime } from 'aws-cdk-lib/aws-lambda';
 import { buildApp, type XmppEdgeStacks } from '../../lib/infra/app.ts';
 import { DEFAULT_THROTTLING, parseThrottle, readConfig } from '../../lib/infra/config.ts';
 import { HTTP_ACCESS_LOG_FIELDS, routeThrottles, WEBSOCKET_ACCESS_LOG_FIELDS } from '../../lib/infra/api-stages.ts';
+import { THROTTLED_METRICS } from '../../lib/infra/operator-alarms.ts';
 import { MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-ingest.ts';
 import type { RegionStack } from '../../lib/infra/region-stack.ts';
 import { LAMBDA_RUNTIME, XmppFunction } from '../../lib/infra/xmpp-function.ts';
@@ -256,6 +257,22 @@ describe('production settings of a region stack (cdk.json context)', () => {
     });
   });
 
+  describe('throttling alarms', () => {
+    it('count the requests each stage refused by throttling from its access log, and alarm on them', () => {
+      const filters = Object.values(t.findResources('AWS::Logs::MetricFilter')).map((f) => f.Properties);
+      const stageLogs = (kind: 'ws' | 'http') => stage(kind).Properties.AccessLogSettings.DestinationArn['Fn::GetAtt'][0];
+      for (const [kind, name, threshold] of [['ws', THROTTLED_METRICS.webSocket, 100], ['http', THROTTLED_METRICS.http, 20]] as const) {
+        const filter = filters.find((f) => f.MetricTransformations[0].MetricName === name)!;
+        assert.equal(filter.LogGroupName.Ref, stageLogs(kind), name);
+        assert.equal(filter.FilterPattern, '{ $.status = "429" }');
+        assert.deepEqual(filter.MetricTransformations, [{ MetricNamespace: 'XmppEdge', MetricName: name, MetricValue: '1' }]);
+        const alarm = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties).find((a) => a.MetricName === name)!;
+        assert.equal(alarm.Threshold, threshold, name);
+        assert.equal(alarm.Namespace, 'XmppEdge');
+      }
+    });
+  });
+
   describe('dashboard', () => {
     it('one per region, with the ingest, functions, API Gateway, DynamoDB and every alarm\'s state', () => {
       for (const region of stacks.regions.values()) Template.fromStack(region).resourceCountIs('AWS::CloudWatch::Dashboard', 1);
@@ -263,7 +280,7 @@ describe('production settings of a region stack (cdk.json context)', () => {
       const body = JSON.stringify(dash.Properties.DashboardBody);
       for (const title of ['## Ordered ingest', '## Functions', '## API Gateway', '## DynamoDB', '## Alarms']) assert.ok(body.includes(title), title);
       for (const alarm of eu.alarms.alarms) assert.ok(body.includes(idOf(eu, alarm)), alarm.node.path);
-      for (const metric of ['Throttles', 'ClientError', 'ConsumedWriteCapacityUnits', 'FramesFailed']) assert.ok(body.includes(metric), metric);
+      for (const metric of ['Throttles', 'ClientError', 'ConsumedWriteCapacityUnits', 'FramesFailed', 'WebSocketThrottled', 'HttpThrottled']) assert.ok(body.includes(metric), metric);
       t.hasOutput('DashboardName', {});
     });
   });
