@@ -49,3 +49,13 @@ export function acknowledgeDeadLetterQueue(queue: IConstruct, of: string, option
   // AwsSolutions-SQS3 recognises a dead-letter queue only when another queue's redrive policy names it.
   if (!options.usedByQueue) acknowledge(queue, 'AwsSolutions-SQS3', reason);
 }
+
+/**
+ * An XMPP transport route without an API Gateway authorizer (cdk-nag AwsSolutions-APIG4): the WebSocket
+ * routes, and BOSH's when it lands. The client authenticates inside the XMPP stream.
+ */
+export function acknowledgeInBandAuth(route: IConstruct, transport: 'WebSocket' | 'BOSH'): void {
+  const upgrade = transport === 'WebSocket' ? 'browsers cannot add credentials to the WebSocket upgrade' : 'BOSH clients send no credentials until the stream asks for them';
+  acknowledge(route, 'AwsSolutions-APIG4',
+    `XMPP over ${transport} authenticates in-band (RFC 6120 §6 SASL, or a token through SASL) after the stream is open, per tenant, as every XMPP server does; an API Gateway authorizer runs before that, cannot see SASL, and ${upgrade}. Until SASL succeeds the server answers anything but stream negotiation with not-authorized (RFC 6120 §4.9.3.12), and the stage throttles bound what unauthenticated traffic costs.`);
+}

@@ -17,7 +17,7 @@ import type { DeploymentConfig } from './config.ts';
 import { CustomDomain, customDomainUrl } from './custom-domain.ts';
 import { HttpEndpoints } from './http-endpoints.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
-import { acknowledge, acknowledgeDeadLetterQueue } from './nag-acknowledgements.ts';
+import { acknowledge, acknowledgeDeadLetterQueue, acknowledgeInBandAuth } from './nag-acknowledgements.ts';
 import { OrderedIngest } from './ordered-ingest.ts';
 import { TenantChanges } from './tenant-changes.ts';
 import { CONNECT_ACCESS, STREAM_ACCESS, SWEEPER_ACCESS, SWEEPER_PURGING_ACCESS } from './table-access.ts';
@@ -29,10 +29,6 @@ export const SWEEPER_TIMEOUT = Duration.seconds(50);
 export interface RegionStackProps extends StackProps {
   config: DeploymentConfig;
 }
-
-/** Why the WebSocket routes have no API Gateway authorizer (cdk-nag AwsSolutions-APIG4). */
-export const IN_BAND_AUTH_REASON =
-  'XMPP authenticates in-band (RFC 6120 §6 SASL, or a token through SASL) after the stream is open, per tenant, as every XMPP server does; an API Gateway authorizer runs before that, cannot see SASL, and browsers cannot add credentials to the WebSocket upgrade. Until SASL succeeds a connection can only negotiate the stream (the server answers not-authorized to anything else), and the stage and $connect throttles bound what unauthenticated traffic costs.';
 
 export class RegionStack extends Stack {
   readonly api: WebSocketApi;
@@ -109,7 +105,7 @@ export class RegionStack extends Stack {
     const defaultRoute = this.api.addRoute('$default', { integration: this.ingest.integration });
     // New connections cost a Lambda call and a write each: their own, tighter bucket.
     throttleRoute(this.stage, connectRoute, config.throttling.connect);
-    for (const route of [connectRoute, disconnectRoute, defaultRoute] as WebSocketRoute[]) acknowledge(route, 'AwsSolutions-APIG4', IN_BAND_AUTH_REASON);
+    for (const route of [connectRoute, disconnectRoute, defaultRoute] as WebSocketRoute[]) acknowledgeInBandAuth(route, 'WebSocket');
 
     // The sweeper ends connections whose $disconnect never came: it asks the gateway (GET) whether
     // each due connection lives, and an ended session's presence goes out (POST). In the table's home
