@@ -33,7 +33,8 @@ export interface XmppFunctionProps extends Omit<NodejsFunctionProps, 'entry' | '
   /**
    * Who invokes the function synchronously (API Gateway, an event source mapping, CloudFormation):
    * such a function has no asynchronous event to dead-letter, and its caller sees the failure. A
-   * function without it must have a deadLetterQueue (cdk-nag Serverless-LambdaDLQ).
+   * function invoked asynchronously has an onFailure destination or a deadLetterQueue instead; one with
+   * none of the three fails the cdk-nag test (Serverless-LambdaDLQ).
    */
   invokedSynchronouslyBy?: string;
 }
