@@ -1,7 +1,10 @@
 // What a team chooses per deployment, read from CDK context (cdk.json, or `-c key=value` on the command
 // line). Everything has a default so `npx cdk synth` works offline on a fresh clone.
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
+import { schemaErrors } from '../store/tenant-schema.ts';
 
 export interface DeploymentConfig {
   /** Regions served. The first one holds the global table's stack; every one gets a region stack. */
@@ -17,7 +20,60 @@ export interface DeploymentConfig {
   alarmEmail?: string;
   /** If set, clients connect to wss://{domainName}/xmpp-websocket and Route 53 sends each to the nearest region. */
   customDomain?: CustomDomainConfig;
+  /** API Gateway throttling of each region's APIs (README "Deploy to AWS", "Throttling"). */
+  throttling: ThrottlingConfig;
+  /** Context tracing=true: X-Ray active tracing on every function. Off by default: traces are billed per trace. */
+  tracing: boolean;
+  /**
+   * Context apiGatewayLogsRole (default true): each region stack sets the account's API Gateway CloudWatch
+   * Logs role, which WebSocket access logs need. false when the account already has one.
+   */
+  apiGatewayLogsRole: boolean;
 }
+
+/**
+ * Steady-state requests per second and the bucket size on top of it, as API Gateway takes them (a token
+ * bucket per stage or route, across all clients of the region). Rate 0 or burst 0 closes the route.
+ */
+export const ThrottleSchema = Type.Object(
+  {
+    rate: Type.Number({ minimum: 0, description: 'steady-state requests (WebSocket: messages) per second' }),
+    burst: Type.Integer({ minimum: 0, description: 'requests allowed at once above the rate' }),
+  },
+  { additionalProperties: false },
+);
+export type Throttle = Static<typeof ThrottleSchema>;
+
+export interface ThrottlingConfig {
+  /** WebSocket stage default: every message of every connection in the region ($default frames, $disconnect). */
+  webSocket: Throttle;
+  /** The $connect route: new connections per second in the region (each costs a Lambda call and a write). */
+  connect: Throttle;
+  /** HTTP API stage default: the admin API, and BOSH when it is there. */
+  http: Throttle;
+  /** The public XEP-0156 host-meta routes. */
+  hostMeta: Throttle;
+}
+
+/** Context key of each throttle. */
+export const THROTTLE_KEYS: Record<keyof ThrottlingConfig, string> = {
+  webSocket: 'webSocketThrottle',
+  connect: 'connectThrottle',
+  http: 'httpThrottle',
+  hostMeta: 'hostMetaThrottle',
+};
+
+/**
+ * Defaults that bound what a flood costs while leaving room for real traffic: 500 frames/s is about
+ * 80,000 users online at the user-month of README "What it costs", and at most about $4 per million
+ * frames (README "Throttling").
+ */
+export const DEFAULT_THROTTLING: ThrottlingConfig = {
+  webSocket: { rate: 500, burst: 1000 },
+  connect: { rate: 100, burst: 500 },
+  http: { rate: 200, burst: 400 },
+  hostMeta: { rate: 20, burst: 50 },
+};
 
 /**
  * An optional custom domain for the WebSocket API (context keys domainName, hostedZoneId,
@@ -45,6 +101,9 @@ export const DEFAULT_CONFIG: DeploymentConfig = {
   stageName: 'xmpp',
   stackPrefix: 'XmppEdge',
   logRetention: RetentionDays.ONE_MONTH,
+  throttling: DEFAULT_THROTTLING,
+  tracing: false,
+  apiGatewayLogsRole: true,
 };
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
@@ -72,7 +131,52 @@ export function readConfig(node: Node): DeploymentConfig {
     logRetention: days as RetentionDays,
     alarmEmail: node.tryGetContext('alarmEmail') || undefined,
     customDomain: readCustomDomain(node, regions),
+    throttling: readThrottling(node),
+    tracing: flag(node, 'tracing', DEFAULT_CONFIG.tracing),
+    apiGatewayLogsRole: flag(node, 'apiGatewayLogsRole', DEFAULT_CONFIG.apiGatewayLogsRole),
   };
+}
+
+/** true/false in cdk.json, "true"/"false" on the command line; anything else is an error. */
+function flag(node: Node, key: string, fallback: boolean): boolean {
+  const value = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return fallback;
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new Error(`context "${key}": ${JSON.stringify(value)} is not true or false`);
+}
+
+/**
+ * Each throttle is {"rate": 500, "burst": 1000} in cdk.json, or the same JSON or "500/1000" on the
+ * command line; a throttle not given keeps its default.
+ */
+function readThrottling(node: Node): ThrottlingConfig {
+  const out = { ...DEFAULT_THROTTLING };
+  for (const [name, key] of Object.entries(THROTTLE_KEYS) as [keyof ThrottlingConfig, string][]) {
+    const value = node.tryGetContext(key);
+    if (value === undefined || value === null || value === '') continue;
+    out[name] = parseThrottle(key, value);
+  }
+  return out;
+}
+
+export function parseThrottle(key: string, value: unknown): Throttle {
+  let parsed = value;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    const pair = /^([^/]+)\/([^/]+)$/.exec(text);
+    if (text.startsWith('{')) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new Error(`context "${key}": ${text} is not JSON`);
+      }
+    } else if (pair) parsed = { rate: Number(pair[1]), burst: Number(pair[2]) };
+    else throw new Error(`context "${key}": "${text}" is not rate/burst (e.g. 500/1000) or {"rate": 500, "burst": 1000}`);
+  }
+  if (Value.Check(ThrottleSchema, parsed)) return parsed;
+  const why = schemaErrors(ThrottleSchema, parsed).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
+  throw new Error(`context "${key}": ${why} (expected {"rate": requests per second, "burst": requests})`);
 }
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;

@@ -1,16 +1,20 @@
 // The region's HTTP API (docs/architecture.md "Deploy: CDK"): the admin API under /api, IAM-authorised (the
 // caller signs with SigV4 and needs execute-api:Invoke on it), and XEP-0156 connection discovery at
 // /.well-known/host-meta(.json), public. BOSH joins it when it lands. IAM is the API's default
-// authorizer, so a route added later is closed unless it says otherwise.
+// authorizer, so a route added later is closed unless it says otherwise. Its $default stage has the
+// stage throttle and JSON access logs of lib/infra/api-stages.ts, which a route added later shares.
 import { Duration } from 'aws-cdk-lib';
-import { HttpApi, HttpMethod, HttpNoneAuthorizer, type WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, type WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { HOST_META_JSON_PATH, HOST_META_PATH } from '../gateway/host-meta.ts';
 import { ADMIN_BASE_PATH } from '../runtime/http-api.ts';
+import { accessLogs, HTTP_ACCESS_LOG_FIELDS, throttleRoute, throttleSettings } from './api-stages.ts';
+import type { ThrottlingConfig } from './config.ts';
+import { acknowledge } from './nag-acknowledgements.ts';
 import { ADMIN_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
 
@@ -22,10 +26,16 @@ export interface HttpEndpointsProps {
   logRetention: RetentionDays;
   /** What host-meta advertises: the region's wss:// URL, or the custom domain's. */
   webSocketUrl: string;
+  /** The stage default (http) and the host-meta routes' throttle. */
+  throttling: Pick<ThrottlingConfig, 'http' | 'hostMeta'>;
 }
 
 export class HttpEndpoints extends Construct {
   readonly api: HttpApi;
+  /** The $default stage (made here rather than by HttpApi, which takes no throttle or access logs for it). */
+  readonly stage: HttpStage;
+  /** JSON access logs of the stage, one line per request. */
+  readonly accessLogs: LogGroup;
   readonly admin: XmppFunction;
   readonly hostMeta: XmppFunction;
 
@@ -35,6 +45,17 @@ export class HttpEndpoints extends Construct {
       apiName: props.apiName,
       description: 'xmpp-edge admin API (IAM) and XEP-0156 connection discovery',
       defaultAuthorizer: new HttpIamAuthorizer(),
+      createDefaultStage: false,
+    });
+    const logs = accessLogs(this, 'AccessLogs', HTTP_ACCESS_LOG_FIELDS, props.logRetention);
+    this.accessLogs = logs.logGroup;
+    // Same id and path as HttpApi's own default stage: the same logical id, no replacement.
+    this.stage = new HttpStage(this.api, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: throttleSettings(props.throttling.http),
+      accessLogSettings: logs,
     });
 
     // Everything the admin API does: tenants, users, sessions of this region (byTenant), kicks and
@@ -45,6 +66,7 @@ export class HttpEndpoints extends Construct {
       // HTTP APIs wait at most 30 s for an integration.
       timeout: Duration.seconds(29),
       logRetention: props.logRetention,
+      invokedSynchronouslyBy: 'the HTTP API (the admin routes)',
     })
       .bindTable(props.table, ADMIN_ACCESS)
       .bindConnections(props.stage, ['POST', 'DELETE'], props.otherRegions);
@@ -61,11 +83,16 @@ export class HttpEndpoints extends Construct {
       timeout: Duration.seconds(3),
       logRetention: props.logRetention,
       environment: { WEBSOCKET_URL: props.webSocketUrl },
+      invokedSynchronouslyBy: 'the HTTP API (the host-meta routes)',
     });
     const discovery = new HttpLambdaIntegration('HostMetaIntegration', this.hostMeta);
     for (const path of [HOST_META_PATH, HOST_META_JSON_PATH]) {
       // XEP-0156: read by clients before they have any credentials.
-      this.api.addRoutes({ path, methods: [HttpMethod.GET], integration: discovery, authorizer: new HttpNoneAuthorizer() });
+      for (const route of this.api.addRoutes({ path, methods: [HttpMethod.GET], integration: discovery, authorizer: new HttpNoneAuthorizer() })) {
+        acknowledge(route, 'AwsSolutions-APIG4',
+          'XEP-0156 connection discovery: clients read host-meta before they have any credentials, to learn where to connect, so it must be public (as on any XMPP server\'s web host). It returns a fixed document naming this region\'s public WebSocket URL, reads no data, and has its own route throttle.');
+        throttleRoute(this.stage, route, props.throttling.hostMeta);
+      }
     }
   }
 

@@ -6,6 +6,7 @@ import { PassthroughBehavior, type WebSocketStage } from 'aws-cdk-lib/aws-apigat
 import { WebSocketAwsIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -14,6 +15,7 @@ import { TTL_ATTRIBUTE } from '../store/dynamo.ts';
 import { frameClaimsTableDefinition } from '../store/frame-dedup.ts';
 import { frameToSqsTemplate } from '../gateway/frame-envelope.ts';
 import { tableSchemaOf } from './table-schema.ts';
+import { acknowledge, acknowledgeDeadLetterQueue } from './nag-acknowledgements.ts';
 import { STREAM_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
 
@@ -63,6 +65,7 @@ export class OrderedIngest extends Construct {
       enforceSSL: true,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
     });
+    acknowledgeDeadLetterQueue(this.deadLetterQueue, 'the ingest\'s FIFO frame queue (after MAX_RECEIVE_COUNT deliveries)', { usedByQueue: true });
 
     // API Gateway's role for the integration: it may send to this queue and do nothing else.
     const role = new Role(this, 'SendFrameRole', {
@@ -95,6 +98,7 @@ export class OrderedIngest extends Construct {
       description: 'Processes the WebSocket frames of each connection in order, from the FIFO queue',
       timeout: INGEST_TIMEOUT,
       logRetention: props.logRetention,
+      invokedSynchronouslyBy: 'its SQS event source mapping (a failed frame returns to the FIFO queue, whose redrive policy moves it to the dead-letter queue)',
     })
       .bindTable(props.table, STREAM_ACCESS)
       .bindTable(this.claims, { actions: ['dynamodb:PutItem', 'dynamodb:DeleteItem'] }, 'FRAME_CLAIMS_TABLE')
@@ -107,5 +111,9 @@ export class OrderedIngest extends Construct {
         reportBatchItemFailures: true,
       }),
     );
+    for (const mapping of this.function.node.findAll().filter((c) => c instanceof EventSourceMapping)) {
+      acknowledge(mapping, 'Serverless-LambdaEventSourceMappingDestination',
+        'An SQS event source mapping takes no on-failure destination (Lambda supports them for streams and Kafka); for SQS the queue\'s redrive policy is the destination: a frame that fails MAX_RECEIVE_COUNT times goes to the FIFO dead-letter queue, whose depth raises the IngestDeadLetters alarm.');
+    }
   }
 }

@@ -1,15 +1,28 @@
 // One Lambda function of xmpp-edge with the project's defaults in one place (runtime, arm64, local
-// esbuild bundling to a small ESM file, log retention), and the two grants a function can need, each
-// in one call that also passes the name or endpoint it grants: bindTable() and bindConnections().
+// esbuild bundling to a small ESM file, log retention, explicit memory and timeout, an execution role
+// that may write to its own log group and nothing else until a grant says so), and the two grants a
+// function can need, each in one call that also passes the name or endpoint it grants: bindTable() and
+// bindConnections(). applyDeploymentSettings() sets what the deployment decides for every function of
+// a stack (X-Ray tracing), so a function added later gets it too.
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, type CfnFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { Construct } from 'constructs';
+import type { Construct, IConstruct } from 'constructs';
+import { acknowledge, acknowledgeWildcards } from './nag-acknowledgements.ts';
+
+/**
+ * The newest Node.js runtime Lambda and aws-cdk-lib offer (cdk-nag's AwsSolutions-L1 and
+ * Serverless-LambdaLatestVersion check for it). Named, not Runtime.NODEJS_LATEST, so a CDK upgrade
+ * does not move the functions to a runtime nobody tested; the cdk-nag test says when a newer one exists.
+ */
+export const LAMBDA_RUNTIME = Runtime.NODEJS_24_X;
+/** esbuild's target for that runtime. */
+export const BUNDLE_TARGET = 'node24';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -17,6 +30,13 @@ export interface XmppFunctionProps extends Omit<NodejsFunctionProps, 'entry' | '
   /** The file under functions/, without extension: "connect", "ingest", … */
   entryName: string;
   logRetention: RetentionDays;
+  /**
+   * Who invokes the function synchronously (API Gateway, an event source mapping, CloudFormation):
+   * such a function has no asynchronous event to dead-letter, and its caller sees the failure. A
+   * function invoked asynchronously has an onFailure destination or a deadLetterQueue instead; one with
+   * none of the three fails the cdk-nag test (Serverless-LambdaDLQ).
+   */
+  invokedSynchronouslyBy?: string;
 }
 
 /** Table access of one function: item actions on the table, Query on the named indexes. */
@@ -29,23 +49,35 @@ export interface TableAccess {
 export type ConnectionMethod = 'POST' | 'GET' | 'DELETE';
 
 export class XmppFunction extends NodejsFunction {
+  /** The execution role: its own, so grants are the function's alone. */
+  readonly executionRole: Role;
+
   constructor(scope: Construct, id: string, props: XmppFunctionProps) {
-    const { entryName, logRetention, environment, bundling, ...rest } = props;
+    const { entryName, logRetention, environment, bundling, invokedSynchronouslyBy, ...rest } = props;
+    const logGroup = new LogGroup(scope, `${id}Logs`, { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    // Instead of the AWS managed AWSLambdaBasicExecutionRole (logs:CreateLogGroup, CreateLogStream and
+    // PutLogEvents on every log group): write access to this function's own log group, which the stack makes.
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of the xmpp-edge ${entryName} function`,
+    });
+    logGroup.grantWrite(role);
     super(scope, id, {
       entry: `${ROOT}functions/${entryName}.ts`,
       projectRoot: ROOT,
       depsLockFilePath: `${ROOT}package-lock.json`,
-      runtime: Runtime.NODEJS_22_X,
+      runtime: LAMBDA_RUNTIME,
       architecture: Architecture.ARM_64,
       memorySize: 512,
       timeout: Duration.seconds(10),
-      logGroup: new LogGroup(scope, `${id}Logs`, { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY }),
+      role,
+      logGroup,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...environment },
       bundling: {
         // Bundled by the esbuild in node_modules; `cdk synth` needs neither Docker nor a network.
         forceDockerBundling: false,
         format: OutputFormat.ESM,
-        target: 'node22',
+        target: BUNDLE_TARGET,
         mainFields: ['module', 'main'],
         // CommonJS dependencies call require(); an ES module has none unless it makes one.
         banner: "import{createRequire as __xmppEdgeRequire}from'node:module';const require=__xmppEdgeRequire(import.meta.url);",
@@ -59,6 +91,36 @@ export class XmppFunction extends NodejsFunction {
       },
       ...rest,
     });
+    this.executionRole = role;
+    if (!props.deadLetterQueue && props.onFailure) {
+      acknowledge(this, 'Serverless-LambdaDLQ',
+        'Failed asynchronous invocations go to the function\'s on-failure destination (an SQS queue with an alarm on its depth), which records the error and the event; a dead-letter queue as well would receive the same events twice.');
+    } else if (!props.deadLetterQueue && invokedSynchronouslyBy) {
+      acknowledge(this, 'Serverless-LambdaDLQ',
+        `Invoked synchronously only, by ${invokedSynchronouslyBy}: no asynchronous event exists to dead-letter, and the caller sees and handles the failure.`);
+    }
+  }
+
+  /**
+   * Deployment-wide settings on every XmppFunction under `scope` (call it once the stack is built).
+   * Tracing: X-Ray active tracing, billed per trace recorded, so off unless the context asks for it.
+   */
+  static applyDeploymentSettings(scope: IConstruct, settings: { tracing: boolean }): XmppFunction[] {
+    const functions = scope.node.findAll().filter((c): c is XmppFunction => c instanceof XmppFunction);
+    for (const fn of functions) {
+      if (settings.tracing) {
+        (fn.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
+        // X-Ray's PutTraceSegments and PutTelemetryRecords take no resource: "*" is the only resource there is.
+        const xray = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
+        fn.executionRole.addToPrincipalPolicy(new PolicyStatement({ actions: xray, resources: ['*'] }));
+        acknowledgeWildcards(fn.executionRole, ['*'],
+          'X-Ray tracing (context tracing=true): xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so AWS requires "*" for them; no other action is granted on "*".');
+      } else {
+        acknowledge(fn, 'Serverless-LambdaTracing',
+          'X-Ray tracing is off by default because it is billed per trace recorded (README "What it costs"); a deployment turns it on with the context flag tracing=true. The ingest\'s metrics and JSON logs carry the connection id to follow a frame meanwhile.');
+      }
+    }
+    return functions;
   }
 
   /** Grants exactly `access` on the table (and its named indexes) and passes the table's name in `envName`. */
@@ -86,15 +148,15 @@ export class XmppFunction extends NodejsFunction {
     const stack = Stack.of(this);
     const arn = (region: string, apiId: string, method: string) =>
       `arn:${stack.partition}:execute-api:${region}:${stack.account}:${apiId}/${stage.stageName}/${method}/@connections/*`;
-    this.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['execute-api:ManageConnections'],
-        resources: [
-          ...methods.map((m) => arn(stack.region, stage.api.apiId, m)),
-          ...otherRegions.flatMap((region) => methods.map((m) => arn(region, '*', m))),
-        ],
-      }),
-    );
+    const resources = [
+      ...methods.map((m) => arn(stack.region, stage.api.apiId, m)),
+      ...otherRegions.flatMap((region) => methods.map((m) => arn(region, '*', m))),
+    ];
+    this.addToRolePolicy(new PolicyStatement({ actions: ['execute-api:ManageConnections'], resources }));
+    acknowledgeWildcards(this.executionRole, resources.filter((r) => !r.includes(':*/')),
+      'execute-api:ManageConnections names connections only as {api}/{stage}/{method}/@connections/{connectionId}, and connection ids are made by API Gateway at run time: "@connections/*" is the narrowest resource IAM can express. It is scoped to this region\'s own WebSocket API (its id), its one stage and the methods this function uses (POST sends a frame, DELETE closes, GET asks whether a connection lives).');
+    acknowledgeWildcards(this.executionRole, resources.filter((r) => r.includes(':*/')),
+      'Cross-region delivery (docs/architecture.md "Deploy: CDK"): a session records its own region\'s management endpoint, and a stanza for a user connected in another listed region is posted there. That region\'s API id is made by its own stack and is unknown to this one, so the API id is "*"; region, account, stage name, method and the @connections path stay fixed, so only a WebSocket API of this account in a listed region with the same stage name matches.');
     this.addEnvironment('MANAGEMENT_ENDPOINT', stage.callbackUrl);
     return this;
   }

@@ -16,6 +16,7 @@ import { frameToSqsTemplate } from '../../lib/gateway/frame-envelope.ts';
 import { INGEST_TIMEOUT, MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-ingest.ts';
 import { STREAM_READ_ACTIONS } from '../../lib/infra/tenant-changes.ts';
 import { SWEEPER_TIMEOUT } from '../../lib/infra/region-stack.ts';
+import { LAMBDA_RUNTIME } from '../../lib/infra/xmpp-function.ts';
 import { PURGE_MARGIN_MS, purgeDeadline } from '../../functions/sweeper.ts';
 import { TENANT_CHANGE_FILTERS } from '../../lib/runtime/tenant-stream.ts';
 import { tableDefinition } from '../../lib/store/dynamo.ts';
@@ -304,7 +305,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
   });
 
   describe('functions', () => {
-    it('run on nodejs22.x, arm64, with their own log group kept 30 days', () => {
+    it(`run on ${LAMBDA_RUNTIME.name}, arm64, with their own log group kept 30 days`, () => {
       const fns = ourFunctions();
       const groups = t.findResources('AWS::Logs::LogGroup');
       assert.deepEqual(Object.keys(eu.functions).sort(), ['admin', 'connect', 'disconnect', 'hostMeta', 'ingest', 'sweeper', 'tenantChanges']);
@@ -315,7 +316,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.equal(groups[others[0][1].Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 30, 'its logs are kept as long as ours');
       const hostMetaId = logicalId(eu, eu.functions.hostMeta);
       for (const [id, fn] of Object.entries(fns)) {
-        assert.equal(fn.Properties.Runtime, 'nodejs22.x', id);
+        assert.equal(fn.Properties.Runtime, LAMBDA_RUNTIME.name, id);
         assert.deepEqual(fn.Properties.Architectures, ['arm64'], id);
         assert.equal(fn.Properties.Handler, 'index.handler', id);
         const env = fn.Properties.Environment.Variables;
@@ -404,7 +405,10 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.deepEqual(actionsOn(statementsOf(eu.functions.ingest), 'dynamodb:'), [...stream, 'dynamodb:DeleteItem', 'dynamodb:PutItem'].sort());
       // The admin API does what streams do (it sends stanzas as users) and lists a tenant's sessions (byTenant).
       assert.deepEqual(actionsOn(statementsOf(eu.functions.admin), 'dynamodb:'), [...stream, 'dynamodb:Query'].sort());
-      assert.deepEqual(statementsOf(eu.functions.hostMeta), [], 'host-meta is allowed nothing');
+      const hostMetaLogs = eu.getLogicalId(eu.functions.hostMeta.logGroup.node.defaultChild as never);
+      assert.deepEqual(statementsOf(eu.functions.hostMeta), [
+        { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Effect: 'Allow', Resource: { 'Fn::GetAtt': [hostMetaLogs, 'Arn'] } },
+      ], 'host-meta is allowed nothing but writing its own logs');
       // Ending a session may put a stream-managed session's unacknowledged messages into offline storage.
       const sessionEnd = ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'];
       // eu-west-1 holds the table: its sweeper also purges deleted tenants (Put the job, BatchWrite the deletes).
@@ -471,7 +475,8 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       const names = metricNames();
       const count = (n: string) => names.filter((x) => x === n).length;
       assert.equal(count('XmppEdge/FramesFailed'), 1);
-      assert.equal(count('AWS/SQS/ApproximateNumberOfMessagesVisible'), 1);
+      // The ingest's dead-letter queue, the sweeper's and the tenant-changes mapping's failure queues.
+      assert.equal(count('AWS/SQS/ApproximateNumberOfMessagesVisible'), 3);
       assert.equal(count('AWS/SQS/ApproximateAgeOfOldestMessage'), 1);
       assert.equal(count('AWS/Lambda/Errors'), Object.keys(eu.functions).length);
       assert.equal(count('AWS/Lambda/Throttles'), Object.keys(eu.functions).length);
@@ -479,7 +484,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       assert.equal(count('AWS/ApiGateway/5xx'), 1, 'the HTTP API\'s server errors');
       assert.equal(count('AWS/DynamoDB/ReadThrottleEvents'), 2);
       assert.equal(count('AWS/DynamoDB/WriteThrottleEvents'), 2);
-      const dlq = alarms().find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')!;
+      const dlq = alarms().find((a) => a.AlarmDescription.includes('dead-letter queue'))!;
       assert.deepEqual(dlq.Dimensions, [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [eu.getLogicalId(eu.ingest.deadLetterQueue.node.defaultChild as never), 'QueueName'] } }]);
       assert.equal(dlq.Threshold, 1);
       assert.equal(dlq.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
