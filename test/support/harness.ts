@@ -46,6 +46,22 @@ export class TestClock implements Clock {
 }
 
 /**
+ * Polls `count` until it reaches `target`, failing only when it has not grown for `stallMs`: for bursts
+ * whose total time depends on how busy the machine is, while a stall (a lost stanza) still fails fast.
+ */
+export async function untilCount(what: string, count: () => number, target: number, stallMs = WAIT_MS): Promise<void> {
+  let last = -1;
+  let deadline = 0;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    const n = count();
+    if (n >= target) return;
+    if (n > last) [last, deadline] = [n, Date.now() + stallMs];
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${n} of ${target}, none more in ${stallMs} ms`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/**
  * Polls `check` until it returns a truthy value (for conditions that have no event to wait for); on
  * the deadline, fails with what `seen` (default: the last value of `check`) shows.
  */
