@@ -194,14 +194,15 @@ export class WebhookDelivery {
   }
 
   /**
-   * The sweeper's step: each due request of this region gets its next attempt, with the secret and URL
-   * `resolve` gives now; a request whose owner is gone (`resolve` returns nothing) is dropped with a log line.
+   * The sweeper's step for one channel (the source up to its colon: `events`, `component`): each due
+   * request of that channel and this region gets its next attempt, with the secret and URL `resolve`
+   * gives now; a request whose owner is gone (`resolve` returns nothing) is dropped with a log line.
    */
-  async retryDue(resolve: Resolve, now = this.deps.clock.now()): Promise<{ delivered: number; rescheduled: number; dead: number; dropped: number }> {
+  async retryDue(channel: string, resolve: Resolve, now = this.deps.clock.now()): Promise<{ delivered: number; rescheduled: number; dead: number; dropped: number }> {
     const counts = { delivered: 0, rescheduled: 0, dead: 0, dropped: 0 };
     const store = this.deps.store;
     if (!store) return counts;
-    for (const p of await store.due(now)) {
+    for (const p of await store.due(channel, now)) {
       if (!(await store.claim(p, now + this.policy.timeoutMs * 4))) continue;
       const target = await resolve(p.tenant, p.source);
       if (!target) {

@@ -2,7 +2,10 @@
 // later attempt, and a dead letter after the last one. Both are per tenant (the tenant is part of the
 // key, docs/architecture.md "Data") and carry the expiry attribute, so the table's TTL removes them.
 //
-//   pk webhook-retry#<tenant>  sk <delivery id>            sweep webhook-retry#<region>, checkAt = due time
+//   pk webhook-retry#<tenant>  sk <delivery id>            sweep webhook-retry#<channel>#<region>, checkAt = due time
+//
+// The channel is the source up to its first colon (`events`, `component`): each sender's sweep step
+// retries its own requests only.
 //   pk webhook-dead#<tenant>   sk <ISO time>#<delivery id> listed newest first by the admin API
 import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SWEEP_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from '../store/dynamo.ts';
@@ -37,6 +40,12 @@ export interface DeadLetter extends StoredRequest {
   deadAt: number;
 }
 
+/** `component:bot.example.com` → `component`; `events` → `events`. */
+export function channelOf(source: string): string {
+  const i = source.indexOf(':');
+  return i < 0 ? source : source.slice(0, i);
+}
+
 export class WebhookStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -53,7 +62,7 @@ export class WebhookStore {
         Item: {
           pk: `${RETRY_PREFIX}#${req.tenant}`,
           sk: req.id,
-          sweep: `${RETRY_PREFIX}#${this.region}`,
+          sweep: `${RETRY_PREFIX}#${channelOf(req.source)}#${this.region}`,
           checkAt: dueAt,
           ...fields(req),
           // Kept a day past its time in case no sweeper ran; then the TTL drops it.
@@ -63,15 +72,15 @@ export class WebhookStore {
     );
   }
 
-  /** Requests of this region due by `now`: one Query of the sweep index. */
-  async due(now: number, limit = 50): Promise<PendingRetry[]> {
+  /** Requests of one channel and this region due by `now`: one Query of the sweep index. */
+  async due(channel: string, now: number, limit = 50): Promise<PendingRetry[]> {
     const res = await this.db.send(
       new QueryCommand({
         TableName: this.table,
         IndexName: SWEEP_INDEX,
         KeyConditionExpression: '#s = :s AND #c <= :now',
         ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
-        ExpressionAttributeValues: { ':s': `${RETRY_PREFIX}#${this.region}`, ':now': now },
+        ExpressionAttributeValues: { ':s': `${RETRY_PREFIX}#${channel}#${this.region}`, ':now': now },
         Limit: limit,
       }),
     );

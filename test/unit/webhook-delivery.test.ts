@@ -90,21 +90,21 @@ test('a receiver that is down: inline attempts, then the sweeper step retries la
   const dueAt = out.status === 'scheduled' ? out.dueAt : 0;
   assert.equal(dueAt - time.t, 45_000); // 60 s, equal jitter at random 0.5
   // Not due yet: the sweeper leaves it.
-  assert.deepEqual(await d.retryDue(() => ({ url, secret: SECRET }), dueAt - 1), { delivered: 0, rescheduled: 0, dead: 0, dropped: 0 });
+  assert.deepEqual(await d.retryDue('events', () => ({ url, secret: SECRET }), dueAt - 1), { delivered: 0, rescheduled: 0, dead: 0, dropped: 0 });
   // Due, still down: rescheduled further out.
   time.t = dueAt;
-  assert.deepEqual(await d.retryDue(() => ({ url, secret: SECRET })), { delivered: 0, rescheduled: 1, dead: 0, dropped: 0 });
-  const [again] = await store.due(time.t + 3_600_000);
+  assert.deepEqual(await d.retryDue('events', () => ({ url, secret: SECRET })), { delivered: 0, rescheduled: 1, dead: 0, dropped: 0 });
+  const [again] = await store.due('events', time.t + 3_600_000);
   assert.equal(again.attempts, 4);
   assert.equal(again.dueAt - time.t, 90_000); // 120 s with jitter
   // Back up (a new server, a new port: the owner resolves the URL again).
   hook = await startWebhookServer(SECRET, { nowMs: () => time.t });
   time.t = again.dueAt;
-  assert.deepEqual(await d.retryDue(() => ({ url: hook.url, secret: SECRET })), { delivered: 1, rescheduled: 0, dead: 0, dropped: 0 });
+  assert.deepEqual(await d.retryDue('events', () => ({ url: hook.url, secret: SECRET })), { delivered: 1, rescheduled: 0, dead: 0, dropped: 0 });
   assert.equal(hook.accepted.length, 1);
   assert.equal(hook.accepted[0].headers[DELIVERY_HEADER.toLowerCase()], out.id);
   assert.equal(hook.accepted[0].headers[ATTEMPT_HEADER.toLowerCase()], '5');
-  assert.deepEqual(await store.due(time.t + 3_600_000), []);
+  assert.deepEqual(await store.due('events', time.t + 3_600_000), []);
 });
 
 test('after the last attempt: a dead letter the admin can list, and nothing left scheduled', async () => {
@@ -113,12 +113,12 @@ test('after the last attempt: a dead letter the admin can list, and nothing left
   const out = await d.deliver(req('e.example', '{"n":2}'));
   assert.equal(out.status, 'scheduled');
   for (let i = 0; i < 2; i++) {
-    const [p] = await store.due(time.t + 3_600_000);
+    const [p] = await store.due('events', time.t + 3_600_000);
     time.t = p.dueAt;
-    await d.retryDue(() => ({ url: hook.url, secret: SECRET }));
+    await d.retryDue('events', () => ({ url: hook.url, secret: SECRET }));
   }
   assert.equal(hook.received.length, 4);
-  assert.deepEqual(await store.due(time.t + 3_600_000), []);
+  assert.deepEqual(await store.due('events', time.t + 3_600_000), []);
   const { items } = await store.deadLetters('e.example', { now: time.t });
   assert.deepEqual(items.map((x) => [x.id, x.attempts, x.lastError]), [[out.id, 4, 'status 500']]);
   // Kept 14 days, then no longer listed.
@@ -141,8 +141,8 @@ test('the sweeper drops a retry whose owner has no webhook any more', async () =
   const d = new WebhookDelivery({ clock: time.clock, sleep: time.sleep, store: own, allowLoopbackHttp: true, policy: { maxInlineAttempts: 1 } });
   await d.deliver(req('g.example'));
   time.t += 3_600_000;
-  assert.deepEqual(await d.retryDue(() => undefined), { delivered: 0, rescheduled: 0, dead: 0, dropped: 1 });
-  assert.deepEqual(await own.due(time.t), []);
+  assert.deepEqual(await d.retryDue('events', () => undefined), { delivered: 0, rescheduled: 0, dead: 0, dropped: 1 });
+  assert.deepEqual(await own.due('events', time.t), []);
 });
 
 test('which failures are retried, which URLs are allowed', () => {
