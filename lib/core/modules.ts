@@ -58,6 +58,11 @@ export type UnboundElementHandler = (server: XmppServer, rec: ConnectionRecord, 
 
 /** Work of the sweeper besides checking connections (detached XEP-0198 sessions past their time). */
 export type SweepStep = (server: XmppServer, now: number) => Promise<void>;
+/**
+ * Work deferred to the end of an invocation (server.flush()): the ingest runs it after each batch, the
+ * other handlers before they return, so it never delays the stanzas but still ends inside the Lambda.
+ */
+export type FlushStep = (server: XmppServer) => Promise<void>;
 
 /** An IQ answered before authentication (XEP-0077 registration): returns its result payload or true. */
 export type PreAuthIqHandler = (server: XmppServer, rec: ConnectionRecord, iq: Element, child: Element) => Promise<Element | true>;
@@ -181,6 +186,7 @@ export class Registry {
   /** By `<namespace>:<element>`. */
   readonly unboundElements = new Map<string, { module: string; handler: UnboundElementHandler }>();
   readonly sweepSteps: SweepStep[] = [];
+  readonly flushSteps: FlushStep[] = [];
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
   readonly purgeSteps: PurgeStep[] = [];
@@ -356,6 +362,11 @@ export class ModuleContext {
   /** Work for each run of the sweeper (every minute in AWS, the local server's timer locally). */
   addSweepStep(step: SweepStep): void {
     this.registry.sweepSteps.push(step);
+  }
+
+  /** Work for the end of the invocation, after the frames' stanzas went out (docs/modules.md "Hooks"). */
+  addFlushStep(step: FlushStep): void {
+    this.registry.flushSteps.push(step);
   }
 
   addAdminRoute(route: AdminRoute): void {

@@ -129,7 +129,17 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // $default: the ingest Lambda's handler, fed by the gateway's per-connection FIFO queue. Its metrics
   // line (CloudWatch EMF in AWS) is a debug log line here.
   const ingest = createIngestHandler(
-    { processor: server, claims: new FrameClaimStore(claimsDb, claimsTable), endpointOf, log },
+    {
+      processor: server,
+      claims: new FrameClaimStore(claimsDb, claimsTable),
+      endpointOf,
+      log,
+      // The process outlives the batch here, so deferred work (event push) runs beside the connection's
+      // next frames instead of in front of them; in Lambda the ingest awaits it (functions/ingest.ts).
+      afterBatch: async () => {
+        void server.flush();
+      },
+    },
     (metrics) => log.debug({ metrics }, 'ingest batch'),
   );
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
