@@ -16,6 +16,7 @@ import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { settingBlocksOf } from '../core/modules.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
+import { eventPushOf } from '../extensions/event-push/index.ts';
 import { createIngestHandler, type SqsBatchResponse, type SqsEvent } from '../gateway/ingest.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -124,6 +125,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     region: opts.region,
     clock: opts.clock,
   });
+  // Webhooks to http://127.0.0.1 are for a receiver on this machine: allowed here, never when deployed.
+  eventPushOf(server).configure({ allowLoopbackHttp: true });
   const endpointOf = (ctx: { domainName: string; stage: string }) => `http://${ctx.domainName}/${ctx.stage}`;
   const handlers = createWebSocketHandlers(server, endpointOf);
   // $default: the ingest Lambda's handler, fed by the gateway's per-connection FIFO queue. Its metrics
