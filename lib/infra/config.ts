@@ -17,6 +17,11 @@ export interface DeploymentConfig {
   alarmEmail?: string;
   /** If set, clients connect to wss://{domainName}/xmpp-websocket and Route 53 sends each to the nearest region. */
   customDomain?: CustomDomainConfig;
+  /**
+   * SNS topic and EventBridge bus ARNs tenants' event push may name (context eventTargetArns, a list or
+   * comma-separated): the functions may publish there and nowhere else (README "Event push").
+   */
+  eventTargetArns: string[];
 }
 
 /**
@@ -45,6 +50,7 @@ export const DEFAULT_CONFIG: DeploymentConfig = {
   stageName: 'xmpp',
   stackPrefix: 'XmppEdge',
   logRetention: RetentionDays.ONE_MONTH,
+  eventTargetArns: [],
 };
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
@@ -72,6 +78,7 @@ export function readConfig(node: Node): DeploymentConfig {
     logRetention: days as RetentionDays,
     alarmEmail: node.tryGetContext('alarmEmail') || undefined,
     customDomain: readCustomDomain(node, regions),
+    eventTargetArns: list(node.tryGetContext('eventTargetArns')) ?? [],
   };
 }
 

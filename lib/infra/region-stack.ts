@@ -10,6 +10,7 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Construct } from 'constructs';
 import type { DeploymentConfig } from './config.ts';
 import { CustomDomain, customDomainUrl } from './custom-domain.ts';
+import { eventTargetArns, grantEventTargets } from './event-targets.ts';
 import { HttpEndpoints } from './http-endpoints.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
 import { OrderedIngest } from './ordered-ingest.ts';
@@ -124,6 +125,8 @@ export class RegionStack extends Stack {
       admin: this.http.admin,
       hostMeta: this.http.hostMeta,
     };
+    // Event push (README "Event push"): publish only to the deployment's listed topics and buses.
+    grantEventTargets([disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin], eventTargetArns(config.eventTargetArns));
     this.alarms = new OperatorAlarms(this, 'Alarms', {
       functions: this.functions,
       frames: this.ingest.queue,
