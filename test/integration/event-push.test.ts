@@ -255,6 +255,15 @@ describe('event targets through the admin API', () => {
     assert.equal((await call('GET', `/tenants/nope.example/events`)).status, 404);
   });
 
+  it('the OpenAPI document describes the block, every kind of event, the webhook body and the routes', async () => {
+    const doc = (await call('GET', '/openapi.json')).body;
+    assert.deepEqual(doc.components.schemas.PushEvent.anyOf.map((e: any) => e.properties.kind.const), [...EVENT_KINDS]);
+    assert.match(doc.components.schemas.PushEvent.description, /X-XMPP-Edge-Signature: sha256=<hex HMAC-SHA256\(secret, timestamp \+ "\." \+ raw body\)>/);
+    assert.equal(doc.components.schemas.WebhookEventBody.properties.events.items.anyOf.length, EVENT_KINDS.length);
+    assert.equal(doc.components.schemas.Tenant.properties.events.properties.target.properties.webhook.properties.secret['x-secret'], true);
+    assert.ok(doc.paths['/tenants/{domain}/events'].put && doc.paths['/tenants/{domain}/events'].delete && doc.paths['/tenants/{domain}/dead-letters'].get);
+  });
+
   it('an allowed SNS topic takes the events (PublishBatch through the SDK, a test double at its transport)', async () => {
     const arn = 'arn:aws:sns:eu-west-1:123456789012:xmpp-events';
     const calls: { command: string; input: any }[] = [];
