@@ -35,12 +35,20 @@ export const eventCommands: CliCommand = {
       .option('--eventbridge <bus-arn>', 'an EventBridge bus ARN on the deployment allow-list')
       .option('--include-body', 'message events carry the body text')
       .action(
-        withServer(async (server, _t, domain: string, opts: { kinds: string; webhook?: string; secret?: string; sns?: string; eventbridge?: string; includeBody?: boolean }) => {
+        withServer(async (server, where, domain: string, opts: { kinds: string; webhook?: string; secret?: string; sns?: string; eventbridge?: string; includeBody?: boolean }) => {
           const targets = [opts.webhook, opts.sns, opts.eventbridge].filter((x) => x !== undefined);
           if (targets.length !== 1) throw new OperatorError(400, 'invalid-request', 'name exactly one target: --webhook <url>, --sns <topic-arn> or --eventbridge <bus-arn>');
           const target = opts.webhook !== undefined ? { webhook: { url: opts.webhook, secret: opts.secret } } : opts.sns !== undefined ? { sns: { topicArn: opts.sns } } : { eventbridge: { busArn: opts.eventbridge } };
           const kinds = opts.kinds.trim() === 'all' ? [...EVENT_KINDS] : kindsOf(opts.kinds);
-          const block = await setEvents(server, eventPushOf(server), domain, { kinds, target, ...(opts.includeBody ? { includeBody: true } : {}) });
+          const rt = eventPushOf(server);
+          // A local table (--endpoint) is the local server's: http://127.0.0.1 receivers are allowed there.
+          // The deployment's allow-list of ARNs is what its functions get as EVENT_TARGET_ARNS; the CLI
+          // checks against the same variable, so an operator sets it as the stack does.
+          rt.configure({ allowLoopbackHttp: / at https?:\/\//.test(where) });
+          const block = await setEvents(server, rt, domain, { kinds, target, ...(opts.includeBody ? { includeBody: true } : {}) }).catch((e: unknown) => {
+            if (e instanceof OperatorError && e.code === 'target-not-allowed') throw new OperatorError(400, e.code, `${e.message} (the CLI reads the list from EVENT_TARGET_ARNS)`);
+            throw e;
+          });
           out(JSON.stringify(block, null, 2) + '\n');
         }),
       );
