@@ -113,6 +113,7 @@ describe('event push to a webhook', () => {
     const d = await tenant();
     let down = true;
     hook.answer = () => ({ status: down ? 503 : 204 });
+    const failedBefore = eventPushOf(s.server).stats.failed;
     try {
       await s.addUser(`carol@${d}`, 'pw');
       const alice = await login('alice', d);
@@ -123,6 +124,8 @@ describe('event push to a webhook', () => {
       const refused = (r: ReceivedRequest) => eventsOf(d, [r]).length > 0;
       await until('the session/closed to be tried', () => hook.received.filter(refused).some((r) => eventsOf(d, [r]).some((e) => e.kind === 'session/closed')));
       assert.deepEqual(eventsOf(d), []); // nothing accepted while down
+      // Every one of the 5 events counted as failed (the counter and its log line), none lost.
+      await until('the failures counted', () => eventPushOf(s.server).stats.failed - failedBefore === 5, () => eventPushOf(s.server).stats);
       // Later attempts are the sweeper's; still down: tried again, kept again.
       const before = hook.received.length;
       s.clock.advance(61_000);
@@ -200,6 +203,15 @@ describe('event push to a webhook', () => {
     assert.equal(dead.source, 'events');
     assert.match(dead.body, /session\/opened/);
     assert.equal(dead.secret, undefined);
+  });
+
+  it('a failed login is an auth/failed event with the account, the mechanism and the address', async () => {
+    const d = await tenant();
+    await s.server.tenants.put({ ...(await s.server.tenants.get(d, 0))!, events: { kinds: ['auth/failed'], target: { webhook: { url: hook.url, secret: SECRET } } } });
+    await s.addUser(`dave@${d}`, 'right');
+    await assert.rejects(connectClient(s.url, { username: 'dave', password: 'wrong', domain: d }));
+    const [e] = await until('the auth/failed event', () => (eventsOf(d).length ? eventsOf(d) : undefined));
+    assert.deepEqual(shape(e), { kind: 'auth/failed', account: `dave@${d}`, mechanism: 'SCRAM-SHA-256', sourceIp: '127.0.0.1' });
   });
 
   it('the cost of a 1:1 message is the same with event push on: it adds no DynamoDB call and no post', async () => {
