@@ -283,7 +283,7 @@ describe('event targets through the admin API', () => {
     assert.ok(doc.paths['/tenants/{domain}/events'].put && doc.paths['/tenants/{domain}/events'].delete && doc.paths['/tenants/{domain}/dead-letters'].get);
   });
 
-  it('an allowed SNS topic takes the events (PublishBatch through the SDK, a test double at its transport)', async () => {
+  it('an allowed SNS topic takes the events (PublishBatch through the SDK, a test double at its transport); once off the list, they are refused and counted', async () => {
     const arn = 'arn:aws:sns:eu-west-1:123456789012:xmpp-events';
     const calls: { command: string; input: any }[] = [];
     const { snsDouble, eventBridgeDouble } = await import('../support/aws-doubles.ts');
@@ -301,5 +301,13 @@ describe('event targets through the admin API', () => {
         ['PublishBatchCommand', arn, [['session/closed', 'session/closed', d]]],
       ],
     );
+    // The deployment's list changes (a new deploy): the tenant's item still names the topic, but nothing is
+    // published there any more; the events are refused, counted and logged.
+    const refusedBefore = eventPushOf(s.server).stats.refused;
+    eventPushOf(s.server).configure({ allowedArns: [] });
+    const again = await login('alice2', d);
+    await again.roundTrip();
+    await until('the refusal counted', () => eventPushOf(s.server).stats.refused === refusedBefore + 1, () => eventPushOf(s.server).stats);
+    assert.equal(calls.length, 2);
   });
 });
