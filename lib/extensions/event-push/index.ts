@@ -27,7 +27,6 @@ export type { EventPushRuntime };
 
 const withResources = (fields: Record<string, unknown> | undefined, resources: string[]) => fields && { ...fields, resources };
 
-
 export const eventPush: XmppModule<EventPushRuntime> = {
   name: 'event-push',
   settings: { key: EVENTS_KEY, schema: EventsSettingsSchema },
@@ -41,10 +40,16 @@ export const eventPush: XmppModule<EventPushRuntime> = {
 
     /** Buffers an event if the tenant pushes this kind (the tenant item is cached: no read on the stanza path). */
     const emit = async (tenant: string, kind: EventKind, fields: Record<string, unknown> | undefined | ((s: EventsSettings) => Record<string, unknown> | undefined)) => {
-      const settings = await settingsOf(tenant);
-      if (!settings?.kinds.includes(kind)) return;
-      const f = typeof fields === 'function' ? fields(settings) : fields;
-      if (f) rt.add(pushEvent(kind, tenant, server.clock.now(), f));
+      try {
+        const settings = await settingsOf(tenant);
+        if (!settings?.kinds.includes(kind)) return;
+        const f = typeof fields === 'function' ? fields(settings) : fields;
+        if (f) rt.add(pushEvent(kind, tenant, server.clock.now(), f));
+      } catch (err) {
+        // An event is never worth a failed stanza: the tenant item could not be read, the event is lost.
+        rt.stats.failed++;
+        ctx.log.warn({ tenant, kind, err: (err as Error).message, eventsFailed: rt.stats.failed }, 'event not recorded');
+      }
     };
 
     ctx.hook('stanza/in', async ({ origin, stanza }) => {
