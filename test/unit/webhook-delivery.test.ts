@@ -163,3 +163,18 @@ test('an http URL is refused on a deployed server: a dead letter without any req
   assert.match(out.lastError, /refused URL/);
   assert.equal(hook.received.length, 0);
 });
+
+test("each sender's sweep step retries only its own channel's requests", async () => {
+  hook.answer = () => ({ status: 503 });
+  const own = new WebhookStore(createDynamoClient({ endpoint: dynamo.endpoint, localCredentials: true }), TABLE, 'channels');
+  const d = new WebhookDelivery({ clock: time.clock, sleep: time.sleep, store: own, allowLoopbackHttp: true, policy: { maxInlineAttempts: 1 } });
+  await d.deliver({ ...req('k.example'), source: 'events' });
+  await d.deliver({ ...req('k.example'), source: 'component:bot.k.example' });
+  time.t += 3_600_000;
+  hook.answer = () => ({ status: 204 });
+  const asked: string[] = [];
+  const resolve = (_t: string, source: string) => (asked.push(source), { url: hook.url, secret: SECRET });
+  assert.deepEqual(await d.retryDue('component', resolve), { delivered: 1, rescheduled: 0, dead: 0, dropped: 0 });
+  assert.deepEqual(asked, ['component:bot.k.example']);
+  assert.equal((await own.due('events', time.t)).length, 1);
+});
