@@ -131,6 +131,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const handlers = createWebSocketHandlers(server, endpointOf);
   // $default: the ingest Lambda's handler, fed by the gateway's per-connection FIFO queue. Its metrics
   // line (CloudWatch EMF in AWS) is a debug log line here.
+  /** Flushes running beside the frames (event push): a stop waits for them. */
+  const flushing = new Set<Promise<void>>();
   const ingest = createIngestHandler(
     {
       processor: server,
@@ -140,7 +142,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       // The process outlives the batch here, so deferred work (event push) runs beside the connection's
       // next frames instead of in front of them; in Lambda the ingest awaits it (functions/ingest.ts).
       afterBatch: async () => {
-        void server.flush();
+        const work = server.flush().finally(() => flushing.delete(work));
+        flushing.add(work);
       },
     },
     (metrics) => log.debug({ metrics }, 'ingest batch'),
@@ -202,6 +205,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();
+      await Promise.all(flushing);
       db.destroy();
       backgroundDb.destroy();
       claimsDb.destroy();
