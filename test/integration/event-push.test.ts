@@ -9,7 +9,7 @@ import { Value } from '@sinclair/typebox/value';
 import { eventPushOf } from '../../lib/extensions/event-push/index.ts';
 import { SWEEP_SHARDS } from '../../lib/store/dynamo.ts';
 import { EVENT_KINDS, PushEventSchema, type PushEvent } from '../../lib/extensions/event-push/schema.ts';
-import { type TestClient, type TestServer, connectClient, startTestServer, until, xml } from '../support/harness.ts';
+import { type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 import { enter } from '../support/muc.ts';
 import { type ReceivedRequest, type WebhookServer, startWebhookServer } from '../support/webhook-server.ts';
 
@@ -166,6 +166,8 @@ describe('event push to a webhook', () => {
     await until('the logins’ events', () => eventsOf(d).filter((e) => e.kind === 'presence/changed').length === 1);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
+    // However loaded the machine, the held request must not time out (a retry would come from the sweeper).
+    eventPushOf(s.server).configure({ policy: { timeoutMs: WAIT_MS } });
     const pending: ReceivedRequest[] = [];
     hook.answer = async (r) => {
       pending.push(r);
@@ -192,6 +194,7 @@ describe('event push to a webhook', () => {
       );
     } finally {
       release();
+      eventPushOf(s.server).configure({ policy: {} });
       hook.answer = () => ({ status: 204 });
     }
   });

@@ -5,7 +5,7 @@
 // sweeper (lib/webhooks/delivery.ts).
 import type { XmppServer } from '../../core/server.ts';
 import type { Clock } from '../../store/clock.ts';
-import { WebhookDelivery, urlProblem } from '../../webhooks/delivery.ts';
+import { type DeliveryPolicy, WebhookDelivery, urlProblem } from '../../webhooks/delivery.ts';
 import { WebhookStore } from '../../webhooks/store.ts';
 import { type AwsClients, type PublishResult, defaultAwsClients, publishEventBridge, publishSns, regionOfArn } from './publishers.ts';
 import { EVENT_VERSION, type EventTarget, type EventsSettings, type PushEvent } from './schema.ts';
@@ -29,6 +29,8 @@ export interface EventPushOptions {
   /** http://127.0.0.1 webhooks: the local server and tests only. */
   allowLoopbackHttp?: boolean;
   aws?: AwsClients;
+  /** Webhook delivery beyond event push's own (one inline attempt); tests lengthen the timeout. */
+  policy?: Partial<DeliveryPolicy>;
 }
 
 interface Log {
@@ -44,6 +46,7 @@ export class EventPushRuntime {
   private allowed: Set<string>;
   private aws: AwsClients;
   private allowLoopbackHttp = false;
+  private policy: Partial<DeliveryPolicy> = {};
   private readonly buffers = new Map<string, PushEvent[]>();
   private readonly chains = new Map<string, Promise<void>>();
 
@@ -64,12 +67,13 @@ export class EventPushRuntime {
     if (opts.allowedArns) this.allowed = new Set(opts.allowedArns);
     if (opts.aws) this.aws = opts.aws;
     if (opts.allowLoopbackHttp !== undefined) this.allowLoopbackHttp = opts.allowLoopbackHttp;
+    if (opts.policy) this.policy = opts.policy;
     this.delivery = this.makeDelivery();
   }
 
   private makeDelivery(): WebhookDelivery {
     // One inline attempt: in Lambda the ingest waits for the flush; the sweeper does the rest.
-    return new WebhookDelivery({ clock: this.clock, store: this.store, allowLoopbackHttp: this.allowLoopbackHttp, policy: { maxInlineAttempts: 1 }, log: this.log });
+    return new WebhookDelivery({ clock: this.clock, store: this.store, allowLoopbackHttp: this.allowLoopbackHttp, policy: { maxInlineAttempts: 1, ...this.policy }, log: this.log });
   }
 
   /** Why this deployment will not publish to `target`, if it will not. */
