@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FormatRegistry } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
 import { eventPushOf } from '../../lib/extensions/event-push/index.ts';
 import { SWEEP_SHARDS } from '../../lib/store/dynamo.ts';
 import { EVENT_KINDS, PushEventSchema, type PushEvent } from '../../lib/extensions/event-push/schema.ts';
@@ -213,6 +214,21 @@ describe('event push to a webhook', () => {
     assert.equal(dead.source, 'events');
     assert.match(dead.body, /session\/opened/);
     assert.equal(dead.secret, undefined);
+  });
+
+  it("a purged tenant's dead letters and waiting retries go with it", async () => {
+    const d = await tenant(hook.url, 'not-the-receivers-secret');
+    await login('erin', d);
+    const store = eventPushOf(s.server).store;
+    await until('the dead letter of the refused POST (401)', async () => (await store.deadLetters(d)).items.length > 0);
+    await store.deadLetter({ tenant: d, source: 'events', id: 'x', url: hook.url, body: '{}', contentType: 'application/json', attempts: 8, firstAttemptAt: 0, lastError: 'status 503' }, s.clock.now());
+    await store.schedule({ tenant: d, source: 'events', id: 'y', url: hook.url, body: '{}', contentType: 'application/json', attempts: 1, firstAttemptAt: 0, lastError: 'status 503' }, s.clock.now() + 60_000);
+    const purger = new TenantPurger(s.server.db, s.table, purgePlanOf(s.server));
+    await s.server.tenants.remove(d);
+    await purger.request(d);
+    await purger.runPending();
+    assert.deepEqual((await store.deadLetters(d)).items, []);
+    assert.deepEqual((await store.due('events', s.clock.now() + 3_600_000)).filter((p) => p.tenant === d), []);
   });
 
   it('a failed login is an auth/failed event with the account, the mechanism and the address', async () => {
