@@ -211,7 +211,8 @@ export type MessageStoredEvent = UndeliverableEvent;
  * was written: "muc/room-created" (§10.1.1, or by an operator), "muc/room-destroyed" (§10.9, a
  * temporary room's last occupant gone §10.1.2, or by an operator), "muc/occupant-joined" (§7.2: an
  * occupant entered; a second session of the same occupant does not fire it), "muc/occupant-left"
- * (§7.14, also when kicked, banned or its session ended). Notifications only.
+ * (§7.14, also when kicked, banned or its session ended; once per occupant, when its last session goes).
+ * Notifications only.
  */
 export interface RoomEvent {
   server: XmppServer;

@@ -302,8 +302,8 @@ export class XmppServer {
 
   /**
    * Runs the modules' flush steps (ctx.addFlushStep): what they deferred while frames were handled
-   * (event push publishes here). Called after each ingest batch, by the $connect/$disconnect handlers,
-   * the sweeper and the admin API before they return. A failing step is logged, never thrown: the
+   * (event push publishes here). Called after each ingest batch, and by the $disconnect handler, the
+   * sweeper, the tenant-changes consumer and the admin API before they return. A failing step is logged, never thrown: the
    * frames it followed are done.
    */
   async flush(): Promise<void> {

@@ -313,7 +313,8 @@ export async function expel(
   const res = await ctx.muc.rooms.removeOccupant(ctx.tenant, roomId, occupant.nick, occupant.bare);
   if (!res) return undefined;
   const gone = res.before.occupants[occupant.nick] ?? occupant;
-  for (const jid of Object.keys(gone.sessions)) await roomEvent(ctx, 'muc/occupant-left', roomId, { jid, nick: gone.nick, ...(opts.reason ? { reason: opts.reason } : {}) });
+  // One event per occupant, as for a join (its first session's JID).
+  await roomEvent(ctx, 'muc/occupant-left', roomId, { jid: Object.keys(gone.sessions)[0], nick: gone.nick, ...(opts.reason ? { reason: opts.reason } : {}) });
   const from = senderOf(ctx, roomId, occupant);
   const item: ItemDetails = { affiliation: opts.affiliation, role: 'none', actor: opts.actor, reason: opts.reason };
   const own = targetsOf({ ...res.before, occupants: { [gone.nick]: gone } });
