@@ -216,6 +216,15 @@ describe('event push to a webhook', () => {
     assert.equal(dead.secret, undefined);
   });
 
+  it('a room an operator creates and destroys through the admin API: its events are out before the API answers', async () => {
+    const d = await tenant();
+    assert.equal((await call('POST', `/tenants/${d}/rooms`, { name: 'ops' })).status, 201);
+    // No waiting: the admin API flushed before it answered (in Lambda: before the invocation ended).
+    assert.deepEqual(eventsOf(d).map(shape), [{ kind: 'room/created', room: `ops@conference.${d}` }]);
+    assert.equal((await call('DELETE', `/tenants/${d}/rooms/ops?reason=done`)).status, 204);
+    assert.deepEqual(eventsOf(d).map(shape).at(-1), { kind: 'room/destroyed', room: `ops@conference.${d}`, reason: 'done' });
+  });
+
   it("a purged tenant's dead letters and waiting retries go with it", async () => {
     const d = await tenant(hook.url, 'not-the-receivers-secret');
     await login('erin', d);
