@@ -216,6 +216,33 @@ describe('event push to a webhook', () => {
     assert.equal(dead.secret, undefined);
   });
 
+  it('a receiver down for good: 6 attempts over about half an hour, then a dead letter', async () => {
+    const d = await tenant();
+    hook.answer = (r) => ({ status: eventsOf(d, [r]).length ? 503 : 204 });
+    try {
+      const frank = await login('frank', d);
+      await frank.roundTrip();
+      const store = eventPushOf(s.server).store;
+      const mine = async () => (await store.due('events', s.clock.now() + 3_600_000)).filter((p) => p.tenant === d);
+      await until('the first failure kept for later', async () => (await mine()).length === 1);
+      const start = s.clock.now();
+      for (let attempt = 2; attempt <= 6; attempt++) {
+        const [p] = await mine();
+        s.clock.advance(p.dueAt - s.clock.now());
+        await s.server.sweep();
+      }
+      assert.deepEqual(await mine(), []);
+      const attempts = hook.received.filter((r) => eventsOf(d, [r]).length).map((r) => Number(r.headers['x-xmpp-edge-attempt']));
+      assert.deepEqual(attempts, [1, 2, 3, 4, 5, 6]);
+      const minutes = (s.clock.now() - start) / 60_000;
+      assert.ok(minutes > 15 && minutes <= 31, `${minutes} minutes`);
+      const [dead] = (await call('GET', `/tenants/${d}/dead-letters`)).body.deadLetters;
+      assert.deepEqual([dead.attempts, dead.lastError, JSON.parse(dead.body).events[0].kind], [6, 'status 503', 'session/opened']);
+    } finally {
+      hook.answer = () => ({ status: 204 });
+    }
+  });
+
   it('a room an operator creates and destroys through the admin API: its events are out before the API answers', async () => {
     const d = await tenant();
     assert.equal((await call('POST', `/tenants/${d}/rooms`, { name: 'ops' })).status, 201);

@@ -72,8 +72,9 @@ export class EventPushRuntime {
   }
 
   private makeDelivery(): WebhookDelivery {
-    // One inline attempt: in Lambda the ingest waits for the flush; the sweeper does the rest.
-    return new WebhookDelivery({ clock: this.clock, store: this.store, allowLoopbackHttp: this.allowLoopbackHttp, policy: { maxInlineAttempts: 1, ...this.policy }, log: this.log });
+    // One inline attempt (in Lambda the ingest waits for the flush), then the sweeper's, 1, 2, 4, 8 and
+    // 16 minutes later: 6 in all.
+    return new WebhookDelivery({ clock: this.clock, store: this.store, allowLoopbackHttp: this.allowLoopbackHttp, policy: { maxInlineAttempts: 1, maxAttempts: 6, ...this.policy }, log: this.log });
   }
 
   /** Why this deployment will not publish to `target`, if it will not. */
