@@ -73,5 +73,7 @@ it('batches stay under 10 entries and about 200 KB; the region comes from the AR
   const big = events(5).map((e) => ({ ...e, body: 'x'.repeat(60 * 1024) }));
   assert.deepEqual(batches(big).map((b) => b.length), [3, 2]);
   assert.deepEqual(batches(events(20)).map((b) => b.length), [10, 10]);
+  // Webhook bodies: up to 100 events, so a waiting retry always fits one DynamoDB item.
+  assert.deepEqual(batches(events(250), 100).map((b) => b.length), [100, 100, 50]);
   assert.equal(regionOfArn(BUS), 'eu-west-1');
 });

@@ -16,14 +16,17 @@ export interface PublishResult {
 export const MAX_ENTRIES = 10;
 const MAX_BATCH_BYTES = 200 * 1024;
 
-/** Splits events into calls of at most 10 entries and about 200 KB. */
-export function batches(events: PushEvent[]): PushEvent[][] {
+/** A webhook POST carries at most this many events (and about 200 KB: its retry item must fit DynamoDB's 400 KB). */
+export const MAX_WEBHOOK_EVENTS = 100;
+
+/** Splits events into calls of at most `maxEntries` (default 10) and about 200 KB. */
+export function batches(events: PushEvent[], maxEntries = MAX_ENTRIES): PushEvent[][] {
   const out: PushEvent[][] = [];
   let current: PushEvent[] = [];
   let bytes = 0;
   for (const e of events) {
     const size = Buffer.byteLength(JSON.stringify(e));
-    if (current.length && (current.length >= MAX_ENTRIES || bytes + size > MAX_BATCH_BYTES)) {
+    if (current.length && (current.length >= maxEntries || bytes + size > MAX_BATCH_BYTES)) {
       out.push(current);
       current = [];
       bytes = 0;

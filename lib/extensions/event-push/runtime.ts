@@ -7,7 +7,7 @@ import type { XmppServer } from '../../core/server.ts';
 import type { Clock } from '../../store/clock.ts';
 import { type DeliveryPolicy, WebhookDelivery, urlProblem } from '../../webhooks/delivery.ts';
 import { WebhookStore } from '../../webhooks/store.ts';
-import { type AwsClients, type PublishResult, defaultAwsClients, publishEventBridge, publishSns, regionOfArn } from './publishers.ts';
+import { type AwsClients, MAX_WEBHOOK_EVENTS, type PublishResult, batches, defaultAwsClients, publishEventBridge, publishSns, regionOfArn } from './publishers.ts';
 import { EVENT_VERSION, type EventTarget, type EventsSettings, type PushEvent } from './schema.ts';
 
 /** The sender name of event push webhooks in retries and dead letters. */
@@ -134,11 +134,19 @@ export class EventPushRuntime {
     if (target.sns) return publishSns(this.aws.sns(regionOfArn(target.sns.topicArn)), target.sns.topicArn, events);
     if (target.eventbridge) return publishEventBridge(this.aws.eventBridge(regionOfArn(target.eventbridge.busArn)), target.eventbridge.busArn, events);
     if (!target.webhook) return { published: 0, failed: events.length, error: 'no target' };
-    const body = JSON.stringify({ version: EVENT_VERSION, events });
-    const out = await this.delivery.deliver({ tenant, source: EVENTS_SOURCE, url: target.webhook.url, body, contentType: 'application/json', secret: target.webhook.secret });
-    if (out.status === 'delivered') return { published: events.length, failed: 0 };
-    // Scheduled: the sweeper sends the same body again; dead: listed by the admin API. Both failed now.
-    return { published: 0, failed: events.length, error: `${out.lastError} (${out.status === 'scheduled' ? `retry at ${new Date(out.dueAt).toISOString()}` : 'dead letter'})` };
+    const result: PublishResult = { published: 0, failed: 0 };
+    for (const chunk of batches(events, MAX_WEBHOOK_EVENTS)) {
+      const body = JSON.stringify({ version: EVENT_VERSION, events: chunk });
+      const out = await this.delivery.deliver({ tenant, source: EVENTS_SOURCE, url: target.webhook.url, body, contentType: 'application/json', secret: target.webhook.secret });
+      if (out.status === 'delivered') {
+        result.published += chunk.length;
+        continue;
+      }
+      // Scheduled: the sweeper sends the same body again; dead: listed by the admin API. Both failed now.
+      result.failed += chunk.length;
+      result.error ??= `${out.lastError} (${out.status === 'scheduled' ? `retry at ${new Date(out.dueAt).toISOString()}` : 'dead letter'})`;
+    }
+    return result;
   }
 
   /** The sweeper's step: due webhook retries, with the tenant's current URL and secret. */
