@@ -110,9 +110,24 @@ export function urlProblem(url: string, allowLoopbackHttp: boolean): string | un
   } catch {
     return 'not a URL';
   }
-  if (u.protocol === 'https:') return undefined;
+  if (u.protocol === 'https:') return privateAddress(u.hostname) && !(allowLoopbackHttp && isLoopback(u.hostname)) ? 'names a private, loopback or link-local address' : undefined;
   if (u.protocol === 'http:' && isLoopback(u.hostname)) return allowLoopbackHttp ? undefined : 'http to the loopback address is allowed on the local server only';
   return 'must be https (or http://127.0.0.1 on the local server)';
+}
+
+/**
+ * An IP literal in a private, loopback or link-local range (RFC 1918, RFC 6890, RFC 4193, RFC 4291):
+ * a tenant's webhook must not reach into the deployment's own network. Names are not resolved here.
+ */
+export function privateAddress(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(h);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return a === 10 || a === 127 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
+  }
+  if (!h.includes(':')) return h === 'localhost';
+  return h === '::1' || h === '::' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || h.startsWith('::ffff:');
 }
 
 export function isLoopback(hostname: string): boolean {

@@ -154,6 +154,13 @@ test('which failures are retried, which URLs are allowed', () => {
   assert.match(urlProblem('http://127.0.0.1:8080/x', false)!, /local server only/);
   assert.match(urlProblem('http://hooks.example.com/x', true)!, /must be https/);
   assert.equal(urlProblem('nope', true), 'not a URL');
+  // https to the deployment's own network is refused (IP literals; names are not resolved).
+  for (const u of ['https://10.0.0.5/x', 'https://172.20.1.1/x', 'https://192.168.1.1/x', 'https://169.254.169.254/latest', 'https://127.0.0.1/x', 'https://[::1]/x', 'https://[fd00::1]/x', 'https://[fe80::1]/x', 'https://localhost/x']) {
+    assert.equal(urlProblem(u, false), 'names a private, loopback or link-local address', u);
+  }
+  assert.equal(urlProblem('https://172.32.0.1/x', false), undefined);
+  assert.equal(urlProblem('https://8.8.8.8/x', false), undefined);
+  assert.equal(urlProblem('https://127.0.0.1:8443/x', true), undefined);
 });
 
 test('an http URL is refused on a deployed server: a dead letter without any request', async () => {
