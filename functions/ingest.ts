@@ -16,6 +16,8 @@ function fromEnvironment(env: Record<string, string | undefined> = process.env):
     claims: new FrameClaimStore(createDynamoClient({ region: env.AWS_REGION }), claimsTable),
     endpointOf: (e) => endpointOf({ domainName: e.domainName, stage: e.stage }),
     log: server.log,
+    // Event push and other deferred work must end inside this invocation.
+    afterBatch: () => server.flush(),
   };
 }
 

@@ -18,6 +18,15 @@ export interface StreamBatchResponse {
  * again what was already closed is harmless).
  */
 export async function closeTenantsOf(event: StreamEvent, server: XmppServer): Promise<StreamBatchResponse> {
+  try {
+    return await closeAll(event, server);
+  } finally {
+    // The closed sessions' events (event push) end inside this invocation.
+    await server.flush();
+  }
+}
+
+async function closeAll(event: StreamEvent, server: XmppServer): Promise<StreamBatchResponse> {
   for (const { domain, why, sequenceNumber } of tenantsToClose(event.Records)) {
     try {
       await closeTenantSessions(server, domain, why);

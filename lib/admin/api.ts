@@ -292,6 +292,9 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
       return await r.handler(req, params, () => jsonObject(req.body));
     } catch (err) {
       return errorResponse(err, req.path);
+    } finally {
+      // What the request set off (a room created through the admin API: its events) ends inside the invocation.
+      await server.flush();
     }
   };
 

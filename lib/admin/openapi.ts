@@ -3,6 +3,8 @@
 import { Type } from '@sinclair/typebox';
 import { MAX_PASSWORD_CHARS } from '../core/accounts.ts';
 import { MAX_TENANT_ITEM_BYTES, REDACTED, type SettingBlock, tenantItemSchema } from '../store/tenant-schema.ts';
+import { EVENT_VERSION, EventsSettingsSchema, PushEventSchema, WebhookBodySchema } from '../extensions/event-push/schema.ts';
+import { DEAD_LETTER_TTL_MS } from '../webhooks/store.ts';
 import { MAX_BODY_BYTES, MAX_JSON_DEPTH } from './request-limits.ts';
 
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
@@ -55,6 +57,29 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
               },
               required: ['code', 'message'],
             },
+          },
+        },
+        // Event push (README "Event push"): the tenant's block, and what receivers get.
+        EventsSettings: EventsSettingsSchema,
+        PushEvent: {
+          ...PushEventSchema,
+          description: `An event of event push, schema version ${EVENT_VERSION} (\`version\`). Delivered as a webhook body (WebhookEventBody: \`{"version": ${EVENT_VERSION}, "events": [...]}\`, oldest first), one SNS message each (attributes \`kind\`, \`tenant\`; on a FIFO topic grouped by tenant, deduplicated by \`id\`), or one EventBridge event each (source \`xmpp-edge\`, detail-type the kind, detail the event). Webhook requests carry X-XMPP-Edge-Timestamp (unix seconds) and X-XMPP-Edge-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>, X-XMPP-Edge-Delivery (the same id on every attempt) and X-XMPP-Edge-Attempt; refuse a timestamp more than 5 minutes off. Answer 2xx to accept; 5xx, 408, 429 or no answer within 5 s is retried (1, 2, 4, 8, 16 minutes later), any other status is a dead letter. A receiver may get an event twice (a retry after a slow answer): drop a repeated \`id\`.`,
+        },
+        WebhookEventBody: WebhookBodySchema,
+        DeadLetter: {
+          type: 'object',
+          description: `A webhook request given up after its last attempt, kept ${DEAD_LETTER_TTL_MS / 86_400_000} days.`,
+          properties: {
+            id: { type: 'string', description: 'the X-XMPP-Edge-Delivery id' },
+            tenant: { type: 'string' },
+            source: { type: 'string', description: 'events, or component:<domain>' },
+            url: { type: 'string' },
+            body: { type: 'string', description: 'the request body as sent' },
+            contentType: { type: 'string' },
+            attempts: { type: 'integer' },
+            firstAttemptAt: { type: 'integer', description: 'epoch milliseconds' },
+            deadAt: { type: 'integer', description: 'epoch milliseconds' },
+            lastError: { type: 'string', description: '"status 401", "timeout", "connection: ECONNREFUSED", "refused URL: …"' },
           },
         },
         RoomConfig: {
@@ -155,6 +180,31 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
           "Set a user's affiliation (owner, admin, member, outcast, none); occupants are told, a banned one is removed",
           { '200': { description: 'room', ...json({ $ref: '#/components/schemas/Room' }) }, '409': error },
           { requestBody: json({ type: 'object', required: ['affiliation'], properties: { affiliation: { enum: ['owner', 'admin', 'member', 'outcast', 'none'] }, reason: { type: 'string' }, nick: { type: 'string' } } }) },
+        ),
+      },
+      '/tenants/{domain}/events': {
+        parameters: [domain],
+        get: op("Read the tenant's event push block (the webhook secret reads \"(set)\"); null when it pushes no events", {
+          '200': { description: 'the block', ...json({ type: 'object', properties: { events: { anyOf: [{ $ref: '#/components/schemas/EventsSettings' }, { type: 'null' }] } } }) },
+        }),
+        put: op(
+          'Set the event push block: kinds and one target. An SNS topic or EventBridge bus must be on the deployment\'s list (400 target-not-allowed); a secret written as "(set)" keeps the stored one. Events are described by the PushEvent schema.',
+          { '200': { description: 'the block as stored', ...json({ type: 'object', properties: { events: { $ref: '#/components/schemas/EventsSettings' } } }) } },
+          { requestBody: json({ $ref: '#/components/schemas/EventsSettings' }) },
+        ),
+        delete: op('Remove the event push block: no more events', { '204': { description: 'removed (or there was none)' } }),
+      },
+      '/tenants/{domain}/dead-letters': {
+        parameters: [domain],
+        get: op(
+          "List the tenant's webhook dead letters, newest first",
+          { '200': { description: 'dead letters', ...json({ type: 'object', properties: { deadLetters: { type: 'array', items: { $ref: '#/components/schemas/DeadLetter' } }, next: { type: 'string', description: 'pass as `after` for the next page' } } }) } },
+          {
+            parameters: [
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } },
+              { name: 'after', in: 'query', schema: { type: 'string' } },
+            ],
+          },
         ),
       },
       '/tenants/{domain}/sessions': { parameters: [domain], get: op('List open connections and sessions', { '200': { description: 'sessions' } }) },

@@ -227,6 +227,32 @@ export interface ConnectionCheckEvent {
   session: Session;
 }
 
+/**
+ * "message/stored": a module kept an undeliverable message for later delivery (offline storage, XEP-0160),
+ * after it was written. A notification: handlers cannot change what happened.
+ */
+export type MessageStoredEvent = UndeliverableEvent;
+
+/**
+ * The life of a multi-user chat room (XEP-0045), fired by the module that serves rooms after the change
+ * was written: "muc/room-created" (§10.1.1, or by an operator), "muc/room-destroyed" (§10.9, a
+ * temporary room's last occupant gone §10.1.2, or by an operator), "muc/occupant-joined" (§7.2: an
+ * occupant entered; a second session of the same occupant does not fire it), "muc/occupant-left"
+ * (§7.14, also when kicked, banned or its session ended; once per occupant, when its last session goes).
+ * Notifications only.
+ */
+export interface RoomEvent {
+  server: XmppServer;
+  tenant: string;
+  /** The room's bare JID (room@conference.example.com). */
+  room: string;
+  /** The user's real full JID: the creator, the occupant who joined or left. */
+  jid?: string;
+  nick?: string;
+  /** Why it happened, when known (a destroy's <reason/>). */
+  reason?: string;
+}
+
 /** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
 export interface CoreEvents {
   'session-bound': SessionEvent;
@@ -243,6 +269,11 @@ export interface CoreEvents {
   'message/delivered': DeliveredEvent;
   'message/undeliverable': UndeliverableEvent;
   'message/every-resource': EveryResourceEvent;
+  'message/stored': MessageStoredEvent;
+  'muc/room-created': RoomEvent;
+  'muc/room-destroyed': RoomEvent;
+  'muc/occupant-joined': RoomEvent;
+  'muc/occupant-left': RoomEvent;
   'auth/check': AuthAttemptEvent;
   'auth/failed': AuthFailedEvent;
 }

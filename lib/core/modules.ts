@@ -58,6 +58,11 @@ export type UnboundElementHandler = (server: XmppServer, rec: ConnectionRecord, 
 
 /** Work of the sweeper besides checking connections (detached XEP-0198 sessions past their time). */
 export type SweepStep = (server: XmppServer, now: number) => Promise<void>;
+/**
+ * Work deferred to the end of an invocation (server.flush()): the ingest runs it after each batch, the
+ * other handlers before they return, so it never delays the stanzas but still ends inside the Lambda.
+ */
+export type FlushStep = (server: XmppServer) => Promise<void>;
 
 /**
  * Whether a bound session read from its connection item may be kept in a process's memory
@@ -193,6 +198,7 @@ export class Registry {
   readonly unboundElements = new Map<string, { module: string; handler: UnboundElementHandler }>();
   readonly sweepSteps: SweepStep[] = [];
   readonly sessionCacheChecks: SessionCacheCheck[] = [];
+  readonly flushSteps: FlushStep[] = [];
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
   readonly purgeSteps: PurgeStep[] = [];
@@ -386,6 +392,11 @@ export class ModuleContext {
   /** A bound session is cached in memory only once every such check agrees (SessionCacheCheck). */
   addSessionCacheCheck(check: SessionCacheCheck): void {
     this.registry.sessionCacheChecks.push(check);
+  }
+
+  /** Work for the end of the invocation, after the frames' stanzas went out (docs/modules.md "Hooks"). */
+  addFlushStep(step: FlushStep): void {
+    this.registry.flushSteps.push(step);
   }
 
   addAdminRoute(route: AdminRoute): void {

@@ -312,6 +312,22 @@ export class XmppServer {
 
 
   /**
+   * Runs the modules' flush steps (ctx.addFlushStep): what they deferred while frames were handled
+   * (event push publishes here). Called after each ingest batch, and by the $disconnect handler, the
+   * sweeper, the tenant-changes consumer and the admin API before they return. A failing step is logged, never thrown: the
+   * frames it followed are done.
+   */
+  async flush(): Promise<void> {
+    for (const step of this.registry.flushSteps) {
+      try {
+        await step(this);
+      } catch (err) {
+        this.log.error({ err }, 'flush step failed');
+      }
+    }
+  }
+
+  /**
    * Checks connections whose check time has come: asks the gateway if each is alive, ends those that
    * are gone (their $disconnect was lost), and pushes the next check out for the others.
    */
@@ -332,6 +348,7 @@ export class XmppServer {
       } else await this.checkLater(rec, now);
     }
     for (const step of this.registry.sweepSteps) await step(this, now);
+    await this.flush();
     return { checked: due.length, ended };
   }
 

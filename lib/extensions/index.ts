@@ -10,6 +10,7 @@ import { bookmarks } from './bookmarks.ts';
 import { disco } from './disco.ts';
 import { extdisco } from './extdisco/index.ts';
 import { jingleMessage } from './jingle-message.ts';
+import { eventPush } from './event-push/index.ts';
 import { mam } from './mam/index.ts';
 import { muc } from './muc/index.ts';
 import { offline } from './offline/index.ts';
@@ -24,4 +25,4 @@ import { tokenAuth } from './token-auth.ts';
 import { vcard, vcardAvatars, vcardMuc } from './vcard/index.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks, streamManagement, extdisco, jingleMessage];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks, streamManagement, extdisco, jingleMessage, eventPush];

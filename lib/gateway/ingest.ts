@@ -72,6 +72,11 @@ export interface IngestDeps {
   /** The management endpoint that reaches the frame's connection. */
   endpointOf(envelope: FrameEnvelope): string;
   log: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /**
+   * Run after each batch, before the handler returns (XmppServer.flush: the modules' deferred work, such
+   * as event push). In Lambda it must be awaited, or the work could be frozen with the container.
+   */
+  afterBatch?: () => Promise<void>;
 }
 
 type Outcome = 'processed' | 'redelivered' | 'failed';
@@ -139,6 +144,7 @@ const toStdout = (record: Record<string, unknown>) => void process.stdout.write(
 export function createIngestHandler(deps: IngestDeps, writeMetrics: (record: Record<string, unknown>) => void = toStdout) {
   return async (event: SqsEvent): Promise<SqsBatchResponse> => {
     const { batchItemFailures: failures, counts } = await ingestBatch(event, deps);
+    if (deps.afterBatch) await deps.afterBatch().catch((err: unknown) => deps.log.error({ err }, 'after-batch work failed'));
     writeMetrics(ingestMetricsRecord(counts));
     return { batchItemFailures: failures };
   };

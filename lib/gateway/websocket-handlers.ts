@@ -35,6 +35,7 @@ export function createWebSocketHandlers(server: XmppServer, endpointOf: Endpoint
     async disconnect(event: WebSocketEvent): Promise<WebSocketResult> {
       const ctx = event.requestContext;
       await server.disconnect(ctx.connectionId, `disconnect ${ctx.disconnectStatusCode ?? ''} ${ctx.disconnectReason ?? ''}`.trim());
+      await server.flush();
       return { statusCode: 200 };
     },
   };

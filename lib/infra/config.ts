@@ -29,6 +29,11 @@ export interface DeploymentConfig {
    * Logs role, which WebSocket access logs need. false when the account already has one.
    */
   apiGatewayLogsRole: boolean;
+  /**
+   * SNS topic and EventBridge bus ARNs tenants' event push may name (context eventTargetArns, a list or
+   * comma-separated): the functions may publish there and nowhere else (README "Event push").
+   */
+  eventTargetArns: string[];
 }
 
 /**
@@ -104,6 +109,7 @@ export const DEFAULT_CONFIG: DeploymentConfig = {
   throttling: DEFAULT_THROTTLING,
   tracing: false,
   apiGatewayLogsRole: true,
+  eventTargetArns: [],
 };
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
@@ -134,6 +140,7 @@ export function readConfig(node: Node): DeploymentConfig {
     throttling: readThrottling(node),
     tracing: flag(node, 'tracing', DEFAULT_CONFIG.tracing),
     apiGatewayLogsRole: flag(node, 'apiGatewayLogsRole', DEFAULT_CONFIG.apiGatewayLogsRole),
+    eventTargetArns: list(node.tryGetContext('eventTargetArns')) ?? [],
   };
 }
 

@@ -15,6 +15,7 @@ import type { Construct } from 'constructs';
 import { accessLogs, afterLogsRole, ApiGatewayLogsRole, throttleRoute, throttleSettings, WEBSOCKET_ACCESS_LOG_FIELDS } from './api-stages.ts';
 import type { DeploymentConfig } from './config.ts';
 import { CustomDomain, customDomainUrl } from './custom-domain.ts';
+import { eventTargetArns, grantEventTargets } from './event-targets.ts';
 import { HttpEndpoints } from './http-endpoints.ts';
 import { OperatorAlarms } from './operator-alarms.ts';
 import { acknowledge, acknowledgeDeadLetterQueue, acknowledgeInBandAuth } from './nag-acknowledgements.ts';
@@ -164,6 +165,8 @@ export class RegionStack extends Stack {
       admin: this.http.admin,
       hostMeta: this.http.hostMeta,
     };
+    // Event push (README "Event push"): publish only to the deployment's listed topics and buses.
+    grantEventTargets([disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin], eventTargetArns(config.eventTargetArns));
     this.alarms = new OperatorAlarms(this, 'Alarms', {
       functions: this.functions,
       frames: this.ingest.queue,

@@ -17,6 +17,7 @@ import { defaultModules } from '../extensions/index.ts';
 import { settingBlocksOf } from '../core/modules.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
 import { DEMO_PATH, demoHttpRoute } from './demo-app.ts';
+import { eventPushOf } from '../extensions/event-push/index.ts';
 import { createIngestHandler, type SqsBatchResponse, type SqsEvent } from '../gateway/ingest.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -127,12 +128,27 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     region: opts.region,
     clock: opts.clock,
   });
+  // Webhooks to http://127.0.0.1 are for a receiver on this machine: allowed here, never when deployed.
+  eventPushOf(server).configure({ allowLoopbackHttp: true });
   const endpointOf = (ctx: { domainName: string; stage: string }) => `http://${ctx.domainName}/${ctx.stage}`;
   const handlers = createWebSocketHandlers(server, endpointOf);
   // $default: the ingest Lambda's handler, fed by the gateway's per-connection FIFO queue. Its metrics
   // line (CloudWatch EMF in AWS) is a debug log line here.
+  /** Flushes running beside the frames (event push): a stop waits for them. */
+  const flushing = new Set<Promise<void>>();
   const ingest = createIngestHandler(
-    { processor: server, claims: new FrameClaimStore(claimsDb, claimsTable), endpointOf, log },
+    {
+      processor: server,
+      claims: new FrameClaimStore(claimsDb, claimsTable),
+      endpointOf,
+      log,
+      // The process outlives the batch here, so deferred work (event push) runs beside the connection's
+      // next frames instead of in front of them; in Lambda the ingest awaits it (functions/ingest.ts).
+      afterBatch: async () => {
+        const work = server.flush().finally(() => flushing.delete(work));
+        flushing.add(work);
+      },
+    },
     (metrics) => log.debug({ metrics }, 'ingest batch'),
   );
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
@@ -194,6 +210,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();
+      await Promise.all(flushing);
       db.destroy();
       backgroundDb.destroy();
       claimsDb.destroy();

@@ -78,6 +78,10 @@ test('stores import only xmpp values, other stores and libraries (never core, ex
   assert.deepEqual(violations((i) => under(i.from, 'lib/store') && i.local && !under(i.to, 'lib/store') && !under(i.to, 'lib/xmpp')), []);
 });
 
+test('webhooks (signing, delivery) import only stores and xmpp values, so the core and extensions can both use them', () => {
+  assert.deepEqual(violations((i) => under(i.from, 'lib/webhooks') && i.local && !under(i.to, 'lib/webhooks') && !under(i.to, 'lib/store') && !under(i.to, 'lib/xmpp')), []);
+});
+
 test('the core never imports extensions, admin, transports, the local runtime or the CDK folder', () => {
   const above = ['lib/extensions', 'lib/admin', 'lib/gateway', 'lib/local', 'lib/runtime', 'lib/infra'];
   assert.deepEqual(violations((i) => under(i.from, 'lib/core') && i.local && above.some((d) => under(i.to, d))), []);

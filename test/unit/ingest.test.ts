@@ -156,6 +156,25 @@ describe('ingest: SQS FIFO batch → frames in order', () => {
   });
 });
 
+describe('ingest: work after the batch (XmppServer.flush: event push)', () => {
+  it('runs once, after every frame of the batch, before the handler returns', async () => {
+    const processor = new FakeProcessor();
+    const seen: number[] = [];
+    const handler = createIngestHandler({ ...deps(processor), afterBatch: async () => void seen.push(processor.calls.length) }, () => {});
+    await handler(fixture('sqs-two-connections.json'));
+    assert.deepEqual(seen, [5]);
+  });
+
+  it('a failure there is logged and fails no frame', async () => {
+    const errors: unknown[] = [];
+    const log = { info() {}, warn() {}, error: (o: unknown) => void errors.push(o) };
+    const handler = createIngestHandler({ ...deps(new FakeProcessor()), log: log as never, afterBatch: async () => Promise.reject(new Error('SNS said no')) }, () => {});
+    const res = await handler(fixture('sqs-two-connections.json'));
+    assert.deepEqual(res.batchItemFailures, []);
+    assert.equal(errors.length, 1);
+  });
+});
+
 describe('ingest: failure propagation (pure)', () => {
   const rec = (id: string, group?: string) => ({ messageId: id, body: '', attributes: group ? { MessageGroupId: group } : {} });
   const records = [rec('a1', 'A'), rec('b1', 'B'), rec('a2', 'A'), rec('c1', 'C'), rec('b2', 'B'), rec('a3', 'A'), rec('x')];

@@ -18,7 +18,7 @@ import { fanOut, sendInOrder } from './delivery.ts';
 import { historyFor, parseHistoryRequest } from './history.ts';
 import { type ItemDetails, affiliationOf, findSession, occupantPresence, presencePayload, reservedByOther, sessionMarker, targetsOf } from './room-model.ts';
 import { occupantLimitFor } from './room-types.ts';
-import { type Ctx, type MucSessionData, defaultRoomConfig, occupantJid, roomJid, senderOf } from './service.ts';
+import { type Ctx, type MucSessionData, defaultRoomConfig, occupantJid, roomEvent, roomJid, senderOf } from './service.ts';
 
 const PRE_JOIN = 'muc-occupant-pre-join';
 
@@ -116,6 +116,7 @@ async function enter(ctx: Ctx, origin: Session, stanza: Element, id: string, req
       const record: RoomRecord = { ...room, occupants: { [nick]: { nick, bare, role: 'moderator', sessions: { [jid]: session } } } };
       if (await ctx.muc.rooms.create(record)) {
         after = record;
+        await roomEvent(ctx, 'muc/room-created', id, { jid });
         if (ctx.opts.roomsPerUser !== undefined) await ctx.muc.rooms.addCreated(bare, ctx.tenant, id);
       }
     } else if (room.occupants[nick]) {
@@ -125,7 +126,7 @@ async function enter(ctx: Ctx, origin: Session, stanza: Element, id: string, req
       const privileged = affiliationRank(affiliation) >= affiliationRank('admin');
       after = await ctx.muc.rooms.addOccupant(ctx.tenant, id, { nick, bare, role, sessions: { [jid]: session } }, occupantLimitFor(room, ctx.opts.maxOccupants, privileged));
     }
-    if (after) return entered(ctx, after, nick, origin, stanza, { created, rewritten, mucX });
+    if (after) return entered(ctx, after, nick, origin, stanza, { created, rewritten, mucX, newOccupant: created || !room.occupants[nick] });
     if (attempt >= 2) throw new StanzaError('conflict', 'the room changed too often; try again', 'wait');
     // Someone else created the room, took the nick or filled the room meanwhile: look again.
     room = await ctx.muc.rooms.get(ctx.tenant, id);
@@ -150,7 +151,7 @@ async function joinSequence(ctx: Ctx, room: RoomRecord, nick: string, origin: Se
   return out;
 }
 
-async function entered(ctx: Ctx, room: RoomRecord, nick: string, origin: Session, stanza: Element, how: { created: boolean; rewritten: boolean; mucX?: Element }): Promise<void> {
+async function entered(ctx: Ctx, room: RoomRecord, nick: string, origin: Session, stanza: Element, how: { created: boolean; rewritten: boolean; mucX?: Element; newOccupant: boolean }): Promise<void> {
   const occupant = room.occupants[nick];
   if (!(await mark(ctx, origin, roomJid(ctx, room.id), occupantJid(ctx, room.id, nick)))) {
     // The connection ended while it was entering: take it out again.
@@ -158,6 +159,7 @@ async function entered(ctx: Ctx, room: RoomRecord, nick: string, origin: Session
     if (res) await afterLeave(ctx, res, nick, origin.jid.toString(), { notifySelf: false });
     return;
   }
+  if (how.newOccupant) await roomEvent(ctx, 'muc/occupant-joined', room.id, { jid: origin.jid.toString(), nick });
   const codes = [...(how.created ? [201] : []), ...(how.rewritten ? [210] : [])];
   const sequence = await joinSequence(ctx, room, nick, origin, stanza, codes, how.mucX);
   // §7.2.3: the new occupant's presence to everyone else (its other sessions as self-presence).
@@ -282,6 +284,7 @@ async function afterLeave(ctx: Ctx, res: { before: RoomRecord; after: RoomRecord
     await ctx.server.send(session, occupantPresence(before, from, occupant, { jid, role: occupant.role, self: true }, { ...unavailable, ...(destroyed ? { destroy: xml('destroy', {}) } : {}) }));
   }
   if (res.occupantLeft) {
+    await roomEvent(ctx, 'muc/occupant-left', after.id, { jid, nick });
     await fanOut(ctx, after.id, targetsOf(after), (t) => occupantPresence(after, from, occupant, { jid: t.jid, role: t.occupant.role, self: false }, unavailable));
     await removeIfDeserted(ctx, after);
   } else {
@@ -293,7 +296,7 @@ async function afterLeave(ctx: Ctx, res: { before: RoomRecord; after: RoomRecord
 /** §7.14 note / §10.1.2: a temporary room (or one never configured) goes when its last occupant does. */
 export async function removeIfDeserted(ctx: Ctx, room: RoomRecord): Promise<void> {
   if (Object.keys(room.occupants).length || (room.config.persistent && !room.locked)) return;
-  await ctx.muc.rooms.removeIfEmpty(ctx.tenant, room.id, room.creator);
+  if (await ctx.muc.rooms.removeIfEmpty(ctx.tenant, room.id, room.creator)) await roomEvent(ctx, 'muc/room-destroyed', room.id, { reason: 'last occupant left' });
 }
 
 /**
@@ -310,6 +313,8 @@ export async function expel(
   const res = await ctx.muc.rooms.removeOccupant(ctx.tenant, roomId, occupant.nick, occupant.bare);
   if (!res) return undefined;
   const gone = res.before.occupants[occupant.nick] ?? occupant;
+  // One event per occupant, as for a join (its first session's JID).
+  await roomEvent(ctx, 'muc/occupant-left', roomId, { jid: Object.keys(gone.sessions)[0], nick: gone.nick, ...(opts.reason ? { reason: opts.reason } : {}) });
   const from = senderOf(ctx, roomId, occupant);
   const item: ItemDetails = { affiliation: opts.affiliation, role: 'none', actor: opts.actor, reason: opts.reason };
   const own = targetsOf({ ...res.before, occupants: { [gone.nick]: gone } });

@@ -12,7 +12,7 @@ import { newRoom } from './occupants.ts';
 import { applyConfig, destroyRoom } from './owner.ts';
 import { isAffiliation } from './permissions.ts';
 import { affiliationOf } from './room-model.ts';
-import { type Ctx, mucOf, roomJid } from './service.ts';
+import { type Ctx, mucOf, roomEvent, roomJid } from './service.ts';
 
 /** A refusal with the HTTP status and code the admin API answers with. */
 export class RoomOpError extends OperatorError {
@@ -100,6 +100,7 @@ export async function createRoom(ctx: Ctx, name: string, opts: { owners?: string
   room.locked = false;
   room.config = await guard(async () => applyConfigForm({ ...room.config, persistent: true }, valuesFromJson(opts.config ?? {}), limitsOf(ctx)).config);
   if (!(await ctx.muc.rooms.create(room))) throw new RoomOpError(409, 'room-exists', `${roomJid(ctx, id)} exists`);
+  await roomEvent(ctx, 'muc/room-created', id);
   return viewOf(ctx, room);
 }
 

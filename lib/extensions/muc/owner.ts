@@ -13,7 +13,7 @@ import { fanOut } from './delivery.ts';
 import { expel, newId, removeIfDeserted } from './occupants.ts';
 import { affiliationRank } from './permissions.ts';
 import { affiliationOf, targetsOf } from './room-model.ts';
-import { type Ctx, occupantJid, roomJid } from './service.ts';
+import { type Ctx, occupantJid, roomEvent, roomJid } from './service.ts';
 
 const listOf = (room: RoomRecord, affiliation: string) =>
   Object.entries(room.affiliations)
@@ -88,6 +88,7 @@ export async function destroyRoom(ctx: Ctx, room: RoomRecord, opts: { alternate?
   if (opts.reason) destroy.cnode(xml('reason', {}, opts.reason));
   if (opts.password) destroy.cnode(xml('password', {}, opts.password));
   await ctx.muc.rooms.remove(room);
+  await roomEvent(ctx, 'muc/room-destroyed', room.id, opts.reason ? { reason: opts.reason } : {});
   await fanOut(ctx, room.id, targetsOf(room), (t) =>
     xml(
       'presence',

@@ -169,6 +169,11 @@ export function mucOf(server: XmppServer): MucService | undefined {
 }
 
 export const roomJid = (ctx: Ctx, id: string) => `${id}@${ctx.service}`;
+
+/** Tells other modules of a room's life (the core's "muc/…" events, docs/modules.md "Hooks"), after the write. */
+export function roomEvent(ctx: Ctx, name: 'muc/room-created' | 'muc/room-destroyed' | 'muc/occupant-joined' | 'muc/occupant-left', id: string, fields: { jid?: string; nick?: string; reason?: string } = {}): Promise<void> {
+  return ctx.server.registry.events.fireAll(name, { server: ctx.server, tenant: ctx.tenant, room: roomJid(ctx, id), ...fields });
+}
 export const occupantJid = (ctx: Ctx, id: string, nick: string) => `${id}@${ctx.service}/${nick}`;
 /** An occupant as the sender of a room's stanza: its occupant JID and occupant id (XEP-0421 §4). */
 export const senderOf = (ctx: Ctx, id: string, occupant: { nick: string; bare: string }) => ({ jid: occupantJid(ctx, id, occupant.nick), occupantId: ctx.occupantId(id, occupant.bare) });

@@ -39,9 +39,13 @@ export const offline: XmppModule<OfflineStore> = {
     stores.set(ctx.server, store);
     ctx.addFeature(NS.OFFLINE, NS.DELAY);
 
-    ctx.hook('message/undeliverable', async ({ stanza, to }) => {
+    ctx.hook('message/undeliverable', async (event) => {
+      const { stanza, to } = event;
       const copy = offlineCopy(stanza, to.domain);
-      if (copy) await store.store(to.bare().toString(), copy.toString());
+      if (copy) {
+        await store.store(to.bare().toString(), copy.toString());
+        await ctx.fireAll('message/stored', event);
+      }
       // Kept, or (a chat state) deliberately not kept: either way the sender is owed no error.
       return true;
     });
