@@ -23,6 +23,7 @@ import { createDynamoClient } from '../store/dynamo.ts';
 import { FrameClaimStore, frameClaimsTableDefinition } from '../store/frame-dedup.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import { TenantStore } from '../store/tenants.ts';
+import { startComponentListener } from './component-listener.ts';
 import { ensureTable, startDynalite } from './dynamo-local.ts';
 
 export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -66,6 +67,8 @@ export interface LocalServerOptions {
   extraModules?: readonly XmppModule[];
   /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
   clock?: Clock;
+  /** TCP port of the XEP-0114 component listener on `host` (README "Components"); default 5347, 0 picks a free one, false: none. */
+  componentPort?: number | false;
 }
 
 export interface LocalServer {
@@ -74,6 +77,8 @@ export interface LocalServer {
   adminUrl: string;
   /** http://host:port/.well-known/host-meta (XEP-0156) */
   hostMetaUrl: string;
+  /** The XEP-0114 component listener's TCP port (README "Components"), if it runs. */
+  componentPort?: number;
   /** The gateway's @connections endpoint, which this server's sessions record. */
   managementEndpoint: string;
   adminToken: string;
@@ -153,6 +158,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   url = address.url;
   // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
   await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
+  // XEP-0114 over TCP, through the same gateway and handlers as components over WebSocket.
+  const components = opts.componentPort === false ? undefined : await startComponentListener({ host: opts.host ?? '127.0.0.1', port: opts.componentPort ?? 5347, gateway, logger: log });
 
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweepTimer = setInterval(() => {
@@ -173,6 +180,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     adminUrl: `http://${gateway.domainName}/api`,
     hostMetaUrl: `http://${gateway.domainName}${HOST_META_PATH}`,
     managementEndpoint: address.managementEndpoint,
+    ...(components ? { componentPort: components.port } : {}),
     adminToken,
     dynamoEndpoint,
     table,
@@ -189,6 +197,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();
+      await components?.stop();
       db.destroy();
       backgroundDb.destroy();
       claimsDb.destroy();

@@ -48,6 +48,11 @@ export interface ConnectionRecord {
   authFailures?: number;
   /** When the server's unanswered XEP-0199 ping went out (server.sweep); cleared by any answer. */
   pingSentAt?: number;
+  /**
+   * The WebSocket subprotocol when it is not RFC 7395's "xmpp": a module's stream protocol
+   * (docs/modules.md "What else a module can add"); its frames go to that module.
+   */
+  protocol?: string;
   /** Modules' per-stream state once bound (Session.streamData); a tombstone keeps it. */
   streamData?: Record<string, unknown>;
 }
