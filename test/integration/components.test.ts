@@ -41,7 +41,7 @@ async function startComponent(port: number, domain: string, password: string): P
     xmpp,
     received,
     errors,
-    waitFor: (pred) => until('a stanza at the component', () => received.find(pred), () => received.map(String)),
+    waitFor: (pred) => until('a stanza at the component', () => received.find(pred), () => received.map(String)) as Promise<Element>,
   };
 }
 
@@ -69,7 +69,7 @@ class WsComponent {
     return until('a frame', () => {
       const i = this.frames.findIndex(pred);
       return i >= 0 ? this.frames.splice(i, 1)[0] : undefined;
-    }, () => this.frames.map(String));
+    }, () => this.frames.map(String)) as Promise<Element>;
   }
   /** Opens the stream and shakes hands with `secret`; resolves with the server's answer. */
   async login(domain: string, secret: string): Promise<Element> {
@@ -124,6 +124,124 @@ describe('XEP-0114 components', () => {
       assert.equal(result.getChild('query')?.getChildText('name'), 'bot');
     } finally {
       await bot.xmpp.stop();
+    }
+  });
+
+  test('the same protocol over the WebSocket API: subprotocol xmpp-component, RFC 7395 frames', async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      const answer = await c.login(BOT, BOT_SECRET);
+      assert.equal(answer.name, 'handshake');
+      assert.equal(answer.attrs.xmlns, 'jabber:component:accept');
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'over websocket')));
+      const got = await c.next(byName('message'));
+      assert.equal(got.attrs.xmlns, 'jabber:component:accept');
+      assert.equal(got.attrs.from, alice.jid);
+      assert.equal(got.getChildText('body'), 'over websocket');
+      c.send(xml('message', { xmlns: 'jabber:component:accept', from: `echo@${BOT}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'ws reply')));
+      const reply = await alice.waitFor(byName('message', { from: `echo@${BOT}` }));
+      assert.equal(reply.getChildText('body'), 'ws reply');
+      c.send('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>');
+      await c.next(byName('close'));
+      await c.closed;
+      // Gone: stanzas to it get service-unavailable again.
+      const err = alice.waitFor(byName('message', { type: 'error', from: `echo@${BOT}` }));
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'anyone?')));
+      assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+    } finally {
+      c.ws.terminate();
+    }
+  });
+
+  test('a wrong secret is refused with not-authorized (XEP-0114 §3), over TCP and WebSocket', async () => {
+    await assert.rejects(startComponent(s.componentPort!, BOT, 'not-the-secret'), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
+    const c = await WsComponent.connect(s.url);
+    const answer = await c.login(BOT, 'not-the-secret');
+    assert.equal(streamErrorOf(answer), 'not-authorized');
+    await c.closed;
+  });
+
+  test('an unknown component domain is host-unknown; a disabled component is refused at its handshake', async () => {
+    await assert.rejects(startComponent(s.componentPort!, `nobody.${D}`, BOT_SECRET), (err: Error & { condition?: string }) => err.condition === 'host-unknown');
+    await assert.rejects(startComponent(s.componentPort!, `off.${D}`, 'off-secret-123'), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
+  });
+
+  test("a component sending as another tenant (or another component) gets invalid-from and is disconnected", async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    c.send(xml('message', { xmlns: 'jabber:component:accept', from: `bot.${OTHER}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'spoofed')));
+    const err = await c.next(byName('stream:error'));
+    assert.equal(streamErrorOf(err), 'invalid-from');
+    await c.closed;
+    // Over TCP with the real library: the server ends its stream the same way.
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    await bot.xmpp.send(xml('message', { from: `someone@${D}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'as a user')));
+    await until('invalid-from at the component', () => bot.errors.find((e) => (e as Error & { condition?: string }).condition === 'invalid-from'));
+    await bot.xmpp.stop().catch(() => {});
+    await alice.expectNothing(s, (el) => /spoofed|as a user/.test(el.toString()));
+  });
+
+  test('a declared component that is not connected answers service-unavailable (RFC 6120 §8.3.3.19)', async () => {
+    const err = alice.waitFor(byName('message', { type: 'error', from: `idle.${D}` }));
+    await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'hello?')));
+    assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+    await assert.rejects(alice.iq(xml('iq', { type: 'get', to: `idle.${D}` }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }))), /service-unavailable/);
+  });
+
+  test('another tenant cannot reach a component of this tenant', async () => {
+    await s.addUser(`olga@${OTHER}`);
+    const olga = await connectClient(s.url, { username: 'olga', domain: OTHER });
+    try {
+      const err = olga.waitFor(byName('message', { type: 'error' }));
+      await olga.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'cross-tenant')));
+      assert.equal(stanzaErrorOf(await err), 'remote-server-not-found');
+    } finally {
+      await olga.stop();
+    }
+  });
+
+  test('cost: a message to a connected component is one read and one post; its answer to a user costs what a 1:1 message to her does', async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+      // Steady state: one exchange first, so tenant lookups are cached as in a running server.
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'warm')));
+      await c.next(byName('message'));
+      c.send(xml('message', { xmlns: 'jabber:component:accept', from: `echo@${BOT}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'warm back')));
+      await alice.waitFor(byName('message', { from: `echo@${BOT}` }));
+      const toComponent = await s.cost(async () => {
+        await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'cost')));
+        await c.next(byName('message'));
+      });
+      assert.deepEqual([toComponent.reads, toComponent.writes, toComponent.posts], [1, 0, 1], JSON.stringify(toComponent.calls));
+      const fromComponent = await s.cost(async () => {
+        c.send(xml('message', { xmlns: 'jabber:component:accept', from: `echo@${BOT}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'cost back')));
+        await alice.waitFor(byName('message', { from: `echo@${BOT}` }));
+      });
+      // The recipient's session item, then her archive (XEP-0313): its preferences, one PutItem. The
+      // component's address has no archive.
+      assert.deepEqual([fromComponent.reads, fromComponent.writes, fromComponent.posts], [2, 1, 1], JSON.stringify(fromComponent.calls));
+    } finally {
+      c.ws.terminate();
+      await c.closed;
+    }
+  });
+
+  test('disabling a connected component live disconnects it at the next stanza; the sender gets service-unavailable', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const tenant = (await s.server.tenants.get(D))!;
+    const list = tenant.components as { domain: string; enabled: boolean }[];
+    await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, enabled: false } : x)) });
+    try {
+      const err = alice.waitFor(byName('message', { type: 'error', from: `echo@${BOT}` }));
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'after disable')));
+      assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'not-authorized');
+      await c.closed;
+      assert.ok(!c.frames.some((f) => f.name === 'message'));
+    } finally {
+      await s.server.tenants.put(tenant);
     }
   });
 });
