@@ -37,6 +37,8 @@ export interface Component {
    * tools ask it of an item before writing it, so no tenant can sit on another's service.
    */
   domainsOf(tenant: TenantRecord): string[];
+  /** Why a tenant item's settings for this service cannot be written (checked with domainsOf); none if they can. */
+  problemsOf?(tenant: TenantRecord): string[];
 }
 
 export interface DiscoIdentity {

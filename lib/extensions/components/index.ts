@@ -16,8 +16,9 @@ import { StanzaError, StreamError } from '../../xmpp/errors.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, FrameError, parseFrame, xml } from '../../xmpp/xml.ts';
+import { componentAdminRoutes, componentCommands } from './admin.ts';
 import { handshakeMatches } from './handshake.ts';
-import { type ComponentDeclaration, ComponentsSchema, declarationOf, parentDomains } from './settings.ts';
+import { type ComponentDeclaration, ComponentsSchema, componentsProblems, declarationOf, parentDomains } from './settings.ts';
 import { COMPONENT_PREFIX, ComponentRegistry } from './store.ts';
 import { type WebhookComponents, createWebhookComponents } from './webhook.ts';
 
@@ -53,7 +54,9 @@ export const components: XmppModule<ComponentsApi> = {
   name: 'components',
   settings: { key: 'components', schema: ComponentsSchema },
   storage: { partitions: [COMPONENT_PREFIX] },
+  cli: componentCommands,
   install(ctx) {
+    for (const route of componentAdminRoutes(ctx.server)) ctx.addAdminRoute(route);
     const registry = new ComponentRegistry(ctx.openStore());
     const streams = new Map<string, ComponentStream>();
     const remember = (s: ComponentStream) => {
@@ -198,6 +201,7 @@ export const components: XmppModule<ComponentsApi> = {
       name: 'components',
       tenantOf: async (server: XmppServer, domain: string) => (await findComponent(server, domain))?.tenant.domain,
       domainsOf: (tenant: TenantRecord) => ((tenant.components ?? []) as ComponentDeclaration[]).filter((c) => declarationOf(tenant, c.domain)).map((c) => c.domain),
+      problemsOf: componentsProblems,
     };
     ctx.addComponent(service);
     for (const name of ['message', 'presence', 'iq'] as const) ctx.hook(`${name}/component/components`, (e: StanzaEvent) => toComponent(ctx, e));
