@@ -19,15 +19,15 @@ export const WEBHOOK_CONTENT_TYPE = 'application/xmpp+xml';
 
 /**
  * A stanza is for a conversation: its sender waits. So every attempt happens while the stanza is
- * routed (none is deferred to the sweeper): 3 attempts, each with a 3 s timeout, 250 ms then about
- * 500 ms apart (with jitter), about 10 s at worst; then a dead letter.
+ * routed (none is deferred to the sweeper): 3 attempts, each with a 2 s timeout, 125–250 ms then
+ * 250–500 ms apart (equal jitter), under 7 s at worst, well within the ingest's 20 s; then a dead letter.
  */
 export const COMPONENT_WEBHOOK_POLICY: Partial<DeliveryPolicy> = {
-  timeoutMs: 3_000,
+  timeoutMs: 2_000,
   maxInlineAttempts: 3,
   maxAttempts: 3,
   inlineBaseDelayMs: 250,
-  inlineBudgetMs: 11_000,
+  inlineBudgetMs: 7_000,
   maxResponseBytes: 256 * 1024,
 };
 
