@@ -96,6 +96,7 @@ describe('XEP-0114 components', () => {
         { domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET },
         { domain: `off.${D}`, kind: 'connected', enabled: false, secret: 'off-secret-123' },
         { domain: `idle.${D}`, kind: 'connected', enabled: true, secret: 'idle-secret-123' },
+        { domain: `fresh.${D}`, kind: 'connected', enabled: true, secret: 'fresh-secret-123' },
       ],
     });
     await s.server.tenants.put({ domain: OTHER, enabled: true, components: [{ domain: `bot.${OTHER}`, kind: 'connected', enabled: true, secret: 'other-secret-1' }] });
@@ -225,6 +226,25 @@ describe('XEP-0114 components', () => {
       c.ws.terminate();
       await c.closed;
     }
+  });
+
+  test('cost: the handshake, and a stanza to a component that is not connected', async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      // The connection item at each of the two frames, the registration; the stream state, the
+      // registration, the bound stage; the header and <handshake/>.
+      const handshake = await s.cost(async () => assert.equal((await c.login(`fresh.${D}`, 'fresh-secret-123')).name, 'handshake'));
+      assert.deepEqual([handshake.reads, handshake.writes, handshake.posts], [3, 3, 2], JSON.stringify(handshake.calls));
+    } finally {
+      c.ws.terminate();
+      await c.closed;
+    }
+    const idle = await s.cost(async () => {
+      const err = alice.waitFor(byName('message', { type: 'error', from: `idle.${D}` }));
+      await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'cost')));
+      await err;
+    });
+    assert.deepEqual([idle.reads, idle.writes, idle.posts], [1, 0, 1], JSON.stringify(idle.calls));
   });
 
   test('disabling a connected component live disconnects it at the next stanza; the sender gets service-unavailable', async () => {
