@@ -96,6 +96,26 @@ describe('webhook components', () => {
     assert.ok(waits[1] >= 250 && waits[1] <= 500, `second wait ${waits[1]}`);
   });
 
+  test('an attempt that gets no answer within its timeout (2 s) is retried', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let n = 0;
+    hook.answer = async () => {
+      // The first request is answered only once its retry has come: the delivery gave up waiting.
+      if (++n === 1) {
+        await held;
+        return { status: 200, body: `<message to="${alice.jid}" from="${HOOK}"><body>too late</body></message>` };
+      }
+      release();
+      return { status: 200, body: `<message to="${alice.jid}" from="${HOOK}"><body>in time</body></message>` };
+    };
+    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'slow')));
+    const reply = await alice.waitFor(byName('message', { from: HOOK }));
+    assert.equal(reply.getChildText('body'), 'in time');
+    assert.deepEqual(hook.received.map((r) => r.headers['x-xmpp-edge-attempt']), ['1', '2']);
+    await alice.expectNothing(s, (el) => el.getChildText('body') === 'too late');
+  });
+
   test('after the last attempt: a dead letter, and the sender gets service-unavailable', async () => {
     hook.answer = () => ({ status: 500 });
     const err = alice.waitFor(byName('message', { type: 'error', from: HOOK }));

@@ -264,4 +264,16 @@ describe('XEP-0114 components', () => {
       await s.server.tenants.put(tenant);
     }
   });
+
+  test('disabling the tenant closes its connected components with host-gone, as its clients', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(`fresh.${D}`, 'fresh-secret-123')).name, 'handshake');
+    await s.server.tenants.setEnabled(D, false);
+    try {
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+      await c.closed;
+    } finally {
+      await s.server.tenants.setEnabled(D, true);
+    }
+  });
 });

@@ -130,6 +130,7 @@ export const components: XmppModule<ComponentsApi> = {
       }
       // The tenant key puts the connection in its tenant's index, so disabling the tenant closes it.
       await server.connections.update(rec.id, { stage: 'opened', domain, tenant: found.tenant.domain, streamId });
+      server.streamOpened(rec.id, found.tenant.domain);
       await server.send(target, header);
     }
 
