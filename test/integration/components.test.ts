@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createRequire } from 'node:module';
+import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer, until } from '../support/harness.ts';
 import { handshakeDigest } from '../../lib/extensions/components/handshake.ts';
@@ -180,6 +181,38 @@ describe('XEP-0114 components', () => {
     await until('invalid-from at the component', () => bot.errors.find((e) => (e as Error & { condition?: string }).condition === 'invalid-from'));
     await bot.xmpp.stop().catch(() => {});
     await alice.expectNothing(s, (el) => /spoofed|as a user/.test(el.toString()));
+  });
+
+  test('a component stanza without from or to ends the stream with improper-addressing (RFC 6120 §4.9.3.7)', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    c.send(xml('message', { xmlns: 'jabber:component:accept', to: alice.jid }, xml('body', {}, 'no from')));
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'improper-addressing');
+    await c.closed;
+  });
+
+  test('the TCP listener answers in the XEP-0114 form, and refuses a stream in another namespace', async () => {
+    const talk = async (text: string) => {
+      const sock = tcpConnect(s.componentPort!, '127.0.0.1');
+      let got = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => (got += d));
+      const ended = new Promise((resolve) => sock.on('close', resolve));
+      sock.write(text);
+      return { sock, ended, read: () => got };
+    };
+    const ok = await talk(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='${BOT}'>`);
+    const header = (await until('the stream header', () => /<stream:stream [^>]*>/.exec(ok.read())?.[0]))!;
+    assert.match(header, /xmlns='jabber:component:accept'/);
+    assert.match(header, new RegExp(`from='${BOT}'`));
+    assert.match(header, /id='[0-9a-f]{24}'/);
+    ok.sock.write('<handshake>0000000000000000000000000000000000000000</handshake>');
+    await ok.ended;
+    assert.match(ok.read(), /<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>|<stream:error><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    assert.match(ok.read(), /<\/stream:stream>$/);
+    const client = await talk(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${BOT}'>`);
+    await client.ended;
+    assert.match(client.read(), /<invalid-namespace /);
   });
 
   test('a declared component that is not connected answers service-unavailable (RFC 6120 §8.3.3.19)', async () => {
