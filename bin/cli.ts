@@ -191,6 +191,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     maxStanzaSize?: number;
     idleTimeout?: number;
     maxDuration?: number;
+    componentPort: number;
     logLevel: string;
   }
 
@@ -205,6 +206,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .option('--dynamo-port <port>', 'embedded DynamoDB port (0 = any free port)', integer(0, 65535), 8000)
     .option('--table <name>', 'DynamoDB table (created if missing)', DEFAULT_TABLE)
     .option('--domain <domain...>', 'tenants (XMPP domains) to create if missing', ['localhost'])
+    .option('--component-port <port>', 'TCP port of the XEP-0114 component listener on --host (0 = any free port)', integer(0, 65535), 5347)
     .option('--max-stanza-size <bytes>', 'largest stanza accepted (default 65536)', integer(1))
     .option('--idle-timeout <seconds>', 'close connections idle this long, like API Gateway (default 600)', integer(1))
     .option('--max-duration <seconds>', 'close connections this long after they opened, like API Gateway (default 7200)', integer(1))
@@ -227,6 +229,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           dynamoPort: opts.dynamoPort,
           table: opts.table,
           seedDomains: domains,
+          componentPort: opts.componentPort,
           // What web and mobile clients expect of a server they try out (Converse.js waits for the block
           // list before it shows a message from a stranger, and announces its avatar in presence only
           // right after setting it): README "Quick start".
@@ -245,7 +248,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       } catch (err) {
         const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
-          const which = e.port === opts.dynamoPort ? 'DynamoDB port (--dynamo-port)' : 'WebSocket port (--port)';
+          const which = e.port === opts.dynamoPort ? 'DynamoDB port (--dynamo-port)' : e.port === opts.componentPort ? 'component port (--component-port)' : 'WebSocket port (--port)';
           printError(
             io,
             new CliError(
@@ -270,6 +273,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         [
           `xmpp-edge ${PACKAGE_VERSION} is running`,
           `  WebSocket  ${local.url}`,
+          `  Components ${opts.host}:${local.componentPort ?? ''} (XEP-0114 over TCP; over WebSocket: subprotocol xmpp-component)`,
           `  DynamoDB   ${local.dynamoEndpoint} (table ${local.table})`,
           `  Admin API  ${local.adminUrl}  (Authorization: Bearer ${tokenShown})`,
           `  Call demo  ${local.demoUrl}`,

@@ -12,6 +12,7 @@ const error = { description: 'error', ...json({ $ref: '#/components/schemas/Erro
 const domain = { name: 'domain', in: 'path', required: true, schema: { type: 'string' }, description: 'the tenant (XMPP domain)' };
 const username = { name: 'username', in: 'path', required: true, schema: { type: 'string' }, description: 'local part of the account' };
 const room = { name: 'room', in: 'path', required: true, schema: { type: 'string' }, description: 'the room name (local part of room@conference.<domain>) or its JID' };
+const componentParam = { name: 'component', in: 'path', required: true, schema: { type: 'string' }, description: "the component's domain (bot.<domain>)" };
 const roomJidParam = { name: 'jid', in: 'path', required: true, schema: { type: 'string' }, description: "a user's bare JID" };
 
 function op(summary: string, responses: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -207,6 +208,20 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
           },
         ),
       },
+
+      '/tenants/{domain}/components': {
+        parameters: [domain],
+        get: op("List the tenant's XEP-0114 and webhook components (README \"Components\"); secrets read \"(set)\"", { '200': { description: 'components', ...json({ type: 'object', properties: { components: (tenant.properties.components as { type?: unknown }) ?? {} } }) } }),
+      },
+      '/tenants/{domain}/components/{component}': {
+        parameters: [domain, componentParam],
+        get: op('Read a component', { '200': { description: 'component' } }),
+        put: op('Add or replace a component (kind defaults to connected, enabled to true); the tenant item is checked whole', { '200': { description: 'component' }, '409': error }, { requestBody: json({ type: 'object', description: 'the fields of a component (the tenant schema, components items); domain is the path' }) }),
+        patch: op('Change fields of a component; null removes one', { '200': { description: 'component' }, '409': error }, { requestBody: json({ type: 'object' }) }),
+        delete: op('Remove a component', { '204': { description: 'removed' } }),
+      },
+      '/tenants/{domain}/components/{component}/enable': { parameters: [domain, componentParam], post: op('Enable a component', { '200': { description: 'component' } }) },
+      '/tenants/{domain}/components/{component}/disable': { parameters: [domain, componentParam], post: op('Disable a component: refused at handshake, disconnected at its next stanza, stanzas to it get service-unavailable', { '200': { description: 'component' } }) },
       '/tenants/{domain}/sessions': { parameters: [domain], get: op('List open connections and sessions', { '200': { description: 'sessions' } }) },
       '/tenants/{domain}/stanzas': {
         parameters: [domain],

@@ -19,6 +19,11 @@ export interface Session extends ConnectionTarget {
    * the bound session, so a module knows it on every frame without a read (stream management).
    */
   streamData?: Record<string, unknown>;
+  /**
+   * The tenant the session acts for when its JID is not at the tenant's own domain (an XEP-0114
+   * component at bot.<tenant>); absent for clients, whose tenant is their JID's domain.
+   */
+  tenant?: string;
 }
 
 export type TargetKind = 'host' | 'self' | 'bare' | 'full' | 'component';

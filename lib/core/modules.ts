@@ -37,6 +37,8 @@ export interface Component {
    * tools ask it of an item before writing it, so no tenant can sit on another's service.
    */
   domainsOf(tenant: TenantRecord): string[];
+  /** Why a tenant item's settings for this service cannot be written (checked with domainsOf); none if they can. */
+  problemsOf?(tenant: TenantRecord): string[];
 }
 
 export interface DiscoIdentity {
@@ -55,6 +57,18 @@ export interface DiscoItem {
  * XEP-0198 <resume/> takes the place of binding. It answers the client itself (server.send).
  */
 export type UnboundElementHandler = (server: XmppServer, rec: ConnectionRecord, el: Element) => Promise<void>;
+
+/**
+ * A WebSocket subprotocol other than RFC 7395's "xmpp" that a module speaks on the same API (XEP-0114
+ * components: "xmpp-component"). $connect accepts a connection that offers it (the connection item
+ * records it), and every frame of such a connection goes to `frame` instead of the client stream.
+ */
+export interface StreamProtocol {
+  /** Whether this process already knows `connectionId` speaks this protocol, so its frame needs no read. */
+  knows(connectionId: string): boolean;
+  /** One frame; `rec` is the connection item unless `knows` said yes (then undefined). */
+  frame(server: XmppServer, target: ConnectionTarget, rec: ConnectionRecord | undefined, body: string): Promise<void>;
+}
 
 /** Work of the sweeper besides checking connections (detached XEP-0198 sessions past their time). */
 export type SweepStep = (server: XmppServer, now: number) => Promise<void>;
@@ -199,6 +213,8 @@ export class Registry {
   readonly sweepSteps: SweepStep[] = [];
   readonly sessionCacheChecks: SessionCacheCheck[] = [];
   readonly flushSteps: FlushStep[] = [];
+  /** By subprotocol name. */
+  readonly streamProtocols = new Map<string, { module: string; protocol: StreamProtocol }>();
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
   readonly purgeSteps: PurgeStep[] = [];
@@ -382,6 +398,12 @@ export class ModuleContext {
   /** A nonza answered on an authenticated stream before binding, by `<namespace>:<element>`. */
   addUnboundElement(key: string, handler: UnboundElementHandler): void {
     this.registry.unboundElements.set(key, { module: this.name, handler });
+  }
+
+  /** A WebSocket subprotocol of its own, beside RFC 7395's "xmpp" (see StreamProtocol). */
+  addStreamProtocol(name: string, protocol: StreamProtocol): void {
+    if (name === 'xmpp' || this.registry.streamProtocols.has(name)) throw new Error(`subprotocol ${name} is taken`);
+    this.registry.streamProtocols.set(name, { module: this.name, protocol });
   }
 
   /** Work for each run of the sweeper (every minute in AWS, the local server's timer locally). */

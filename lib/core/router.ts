@@ -29,9 +29,11 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     // spoofed `from` never leaves the server.
     stanza.attrs.from = origin.jid.toString();
 
+    // A component's stanzas act for its tenant (docs/architecture.md "Components").
+    const home = origin.tenant ?? origin.jid.domain;
     const component = to && to.domain !== origin.jid.domain ? await server.componentFor(to.domain) : undefined;
     if (to && component) {
-      if (!(await server.mayExchange(origin.jid.domain, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
+      if (!(await server.mayExchange(home, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
       const event: StanzaEvent = { server, origin, stanza, to, kind: 'component', tenant: component.tenant };
       const handled = await server.registry.events.fire(`${stanza.name}/component/${component.component.name}`, event);
       // A component answers what it understands; the rest gets the generic answer.
@@ -39,7 +41,7 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
       return;
     }
     const kind = targetKind(origin, to);
-    if (kind !== 'self' && to && to.domain !== origin.jid.domain && !(await server.mayExchange(origin.jid.domain, to.domain))) {
+    if (kind !== 'self' && to && to.domain !== origin.jid.domain && !(await server.mayExchange(home, to.domain))) {
       // No server-to-server, and tenants are isolated unless both allow each other: another
       // domain is unreachable from here, and the error does not say whether it is hosted.
       throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);

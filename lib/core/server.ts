@@ -123,7 +123,10 @@ export class XmppServer {
    * the subprotocol to echo, or undefined to refuse the connection.
    */
   async connect(c: { connectionId: string; endpoint: string; connectedAt: number; sourceIp?: string; protocols: string[] }): Promise<string | undefined> {
-    if (!c.protocols.includes('xmpp')) {
+    // A module's own subprotocol (XEP-0114 components: docs/architecture.md "Components") only when
+    // the client does not offer "xmpp".
+    const protocol = c.protocols.includes('xmpp') ? 'xmpp' : c.protocols.find((p) => this.registry.streamProtocols.has(p));
+    if (!protocol) {
       this.log.info({ connectionId: c.connectionId, protocols: c.protocols }, 'refused: no xmpp subprotocol');
       return undefined;
     }
@@ -136,9 +139,10 @@ export class XmppServer {
       checkAt: now + this.limits.connectionCheckMs,
       sourceIp: c.sourceIp,
       stage: 'connected',
+      ...(protocol === 'xmpp' ? {} : { protocol }),
     });
-    this.log.info({ connectionId: c.connectionId, sourceIp: c.sourceIp }, 'connected');
-    return 'xmpp';
+    this.log.info({ connectionId: c.connectionId, sourceIp: c.sourceIp, ...(protocol === 'xmpp' ? {} : { protocol }) }, 'connected');
+    return protocol;
   }
 
   /** $default: one WebSocket message, processed in order per connection by the transport. */

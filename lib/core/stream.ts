@@ -21,7 +21,11 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
   const { connectionId } = target;
   // Bound sessions are cached: a stanza from one costs no read of its own state.
   const session = server.cachedSession(connectionId);
+  // A connection of a module's own subprotocol (docs/modules.md "What else a module can add").
+  for (const { protocol } of server.registry.streamProtocols.values()) if (protocol.knows(connectionId)) return protocol.frame(server, target, undefined, body);
   const rec = session ? undefined : await server.connections.get(connectionId);
+  const own = rec?.protocol ? server.registry.streamProtocols.get(rec.protocol) : undefined;
+  if (own) return own.protocol.frame(server, target, rec, body);
   if (!session && !rec) {
     // The stream was closed (RFC 7395 §3.6) or failed, or its tombstone expired: nothing more is read.
     server.log.warn({ connectionId }, 'frame for an unknown connection; closing it');

@@ -15,6 +15,10 @@ export async function newTenantConflict(server: XmppServer, tenant: TenantRecord
  * undefined if they may. For a changed tenant, whose own domain cannot change.
  */
 export async function servicesOnTenants(server: XmppServer, tenant: TenantRecord): Promise<string | undefined> {
+  for (const c of server.registry.components) {
+    const problems = c.problemsOf?.(tenant) ?? [];
+    if (problems.length) return problems.join('; ');
+  }
   for (const { domain, component } of server.componentDomainsOf(tenant)) {
     if (await server.tenants.get(domain, 0)) return `${domain} is a tenant: the ${component} service of ${tenant.domain} would take its address; change the service's settings`;
   }

@@ -4,6 +4,7 @@ import type { XmppModule } from '../core/modules.ts';
 import { authLimits } from './auth-limits/index.ts';
 import { caps } from './caps/index.ts';
 import { carbons } from './carbons.ts';
+import { components } from './components/index.ts';
 import { csi } from './csi.ts';
 import { blocking } from './blocking/index.ts';
 import { bookmarks } from './bookmarks.ts';
@@ -25,4 +26,4 @@ import { tokenAuth } from './token-auth.ts';
 import { vcard, vcardAvatars, vcardMuc } from './vcard/index.ts';
 import { version } from './version.ts';
 
-export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks, streamManagement, extdisco, jingleMessage, eventPush];
+export const defaultModules: readonly XmppModule[] = [streamNegotiation, authLimits, disco, roster, presence, offline, ping, version, time, tokenAuth, register, muc, mam, carbons, csi, blocking, vcard, vcardAvatars, vcardMuc, privateStorage, caps, pep, bookmarks, streamManagement, extdisco, jingleMessage, eventPush, components];

@@ -295,7 +295,7 @@ export class LocalGateway {
     done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void,
   ): Promise<void> {
     if (this.stopping) return done(false, 503);
-    const conn = this.newConnection(req);
+    const conn = this.newConnection(sourceIp(req), req.headers['user-agent']);
     this.connections.set(conn.id, conn);
     this.byRequest.set(req, conn);
     const event: WebSocketEvent = {
@@ -344,16 +344,58 @@ export class LocalGateway {
   private onOpen(ws: WebSocket, req: IncomingMessage, socket: Duplex): void {
     const conn = this.byRequest.get(req);
     if (!conn) return void ws.terminate(); // cannot happen: verifyClient always registers first
-    conn.ws = ws;
-    conn.state = 'open';
-    conn.lastActiveAt = Date.now();
-
     // Per-frame limit: see frame-size-guard.ts. Messages that ended before the oversized frame are still handled.
     const guard = new FrameSizeGuard(this.limits.maxFrameBytes, ({ frameBytes, completedMessages }) => {
       this.logger.warn({ connectionId: conn.id, frameBytes, limit: this.limits.maxFrameBytes }, 'frame too large');
       this.beginClose(conn, MESSAGE_TOO_BIG, completedMessages);
     });
     socket.prependListener('data', (chunk: Buffer) => guard.push(chunk));
+    this.attach(conn, ws);
+  }
+
+  /**
+   * A connection that is not a WebSocket: the local XEP-0114 TCP listener (lib/local/component-listener.ts)
+   * translates its XML stream into RFC 7395 frames. It goes through $connect offering `protocol`, its messages
+   * through the same queue and ingest, posts to it through @connections, exactly as a WebSocket's; `socket`
+   * offers the part of a ws WebSocket the gateway uses (send, close, terminate, ping with a pong event, and
+   * 'message' and 'close' events). Returns the connection id, or undefined when $connect refused it.
+   */
+  async attachStream(socket: WebSocket, opts: { sourceIp: string; protocol: string }): Promise<string | undefined> {
+    if (this.stopping) return undefined;
+    const conn = this.newConnection(opts.sourceIp);
+    this.connections.set(conn.id, conn);
+    const event: WebSocketEvent = {
+      requestContext: this.requestContext(conn, '$connect', 'CONNECT'),
+      headers: { 'Sec-WebSocket-Protocol': opts.protocol },
+      multiValueHeaders: { 'Sec-WebSocket-Protocol': [opts.protocol] },
+      isBase64Encoded: false,
+    };
+    this.inflight++;
+    let result: WebSocketResult | void = undefined;
+    try {
+      result = await this.opts.handlers.connect(event);
+    } catch (err) {
+      this.logger.error({ err, connectionId: conn.id, routeKey: '$connect' }, 'handler failed');
+    } finally {
+      this.settle();
+    }
+    const status = result?.statusCode;
+    if (typeof status !== 'number' || status < 200 || status >= 300 || this.stopping) {
+      this.connections.delete(conn.id);
+      conn.state = 'closed';
+      conn.markClosed();
+      this.logger.info({ connectionId: conn.id, status }, 'connect refused');
+      return undefined;
+    }
+    conn.protocol = headerValue(result?.headers, 'sec-websocket-protocol');
+    this.attach(conn, socket);
+    return conn.id;
+  }
+
+  private attach(conn: Connection, ws: WebSocket): void {
+    conn.ws = ws;
+    conn.state = 'open';
+    conn.lastActiveAt = Date.now();
 
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
     // ws answers pings with pongs itself. A ping counts as activity only with limits.pingResetsIdle (default
@@ -663,7 +705,7 @@ export class LocalGateway {
 
   // ---- event shape ----
 
-  private newConnection(req: IncomingMessage): Connection {
+  private newConnection(ip: string, userAgent?: string): Connection {
     let id = apiGatewayId();
     while (this.connections.has(id)) id = apiGatewayId();
     const now = Date.now();
@@ -674,8 +716,8 @@ export class LocalGateway {
       state: 'connecting',
       connectedAt: now,
       lastActiveAt: now,
-      sourceIp: sourceIp(req),
-      userAgent: req.headers['user-agent'],
+      sourceIp: ip,
+      userAgent,
       tail: Promise.resolve(),
       queued: [],
       received: 0,

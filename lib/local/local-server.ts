@@ -25,6 +25,7 @@ import { createDynamoClient } from '../store/dynamo.ts';
 import { FrameClaimStore, frameClaimsTableDefinition } from '../store/frame-dedup.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import { TenantStore } from '../store/tenants.ts';
+import { startComponentListener } from './component-listener.ts';
 import { ensureTable, startDynalite } from './dynamo-local.ts';
 
 export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -68,6 +69,8 @@ export interface LocalServerOptions {
   extraModules?: readonly XmppModule[];
   /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
   clock?: Clock;
+  /** TCP port of the XEP-0114 component listener on `host` (README "Components"); default 5347, 0 picks a free one, false: none. */
+  componentPort?: number | false;
 }
 
 export interface LocalServer {
@@ -78,6 +81,8 @@ export interface LocalServer {
   hostMetaUrl: string;
   /** http://host:port/demo/, the call demo (README "Call demo") */
   demoUrl: string;
+  /** The XEP-0114 component listener's TCP port (README "Components"), if it runs. */
+  componentPort?: number;
   /** The gateway's @connections endpoint, which this server's sessions record. */
   managementEndpoint: string;
   adminToken: string;
@@ -173,6 +178,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   url = address.url;
   // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
   await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
+  // XEP-0114 over TCP, through the same gateway and handlers as components over WebSocket.
+  const components = opts.componentPort === false ? undefined : await startComponentListener({ host: opts.host ?? '127.0.0.1', port: opts.componentPort ?? 5347, gateway, logger: log });
 
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweepTimer = setInterval(() => {
@@ -194,6 +201,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     hostMetaUrl: `http://${gateway.domainName}${HOST_META_PATH}`,
     demoUrl: `http://${gateway.domainName}${DEMO_PATH}`,
     managementEndpoint: address.managementEndpoint,
+    ...(components ? { componentPort: components.port } : {}),
     adminToken,
     dynamoEndpoint,
     table,
@@ -211,6 +219,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();
       await Promise.all(flushing);
+      await components?.stop();
       db.destroy();
       backgroundDb.destroy();
       claimsDb.destroy();

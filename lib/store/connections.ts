@@ -50,6 +50,11 @@ export interface ConnectionRecord {
   pingSentAt?: number;
   /** When the stream bound a resource (the server's clock). */
   boundAt?: number;
+  /**
+   * The WebSocket subprotocol when it is not RFC 7395's "xmpp": a module's stream protocol
+   * (docs/modules.md "What else a module can add"); its frames go to that module.
+   */
+  protocol?: string;
   /** Modules' per-stream state once bound (Session.streamData); a tombstone keeps it. */
   streamData?: Record<string, unknown>;
 }

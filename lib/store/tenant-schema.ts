@@ -233,18 +233,39 @@ export function secretPaths(blocks: readonly SettingBlock[]): string[] {
   return paths;
 }
 
+/**
+ * A list of maps that each name themselves by a field (a module's components, by `domain`) marks it
+ * `x-key`, so a secret inside is kept by that name when an admin writes the list back in another order:
+ * spread `listKey('domain')` into the list's options. Its secrets' paths read `components[domain].secret`.
+ */
+export const listKey = (field: string) => ({ 'x-key': field }) as const;
+
 function secretPathsIn(schema: TSchema, prefix: string): string[] {
   if (!isObjectSchema(schema)) return [];
   return Object.entries(schema.properties).flatMap(([k, s]) => {
     const path = prefix ? `${prefix}.${k}` : k;
-    return s['x-secret'] === true ? [path] : secretPathsIn(s, path);
+    if (s['x-secret'] === true) return [path];
+    const keyField = s['x-key'];
+    if (s.type === 'array' && typeof keyField === 'string' && s.items) return secretPathsIn(s.items as TSchema, '').map((inner) => `${path}[${keyField}].${inner}`);
+    return secretPathsIn(s, path);
   });
 }
+
+/** `components[domain].secret` → the list's path, the key field, the path inside each entry. */
+const LIST_PATH = /^([^[]+)\[([^\]]+)\]\.(.+)$/;
 
 function valueAt(item: Record<string, unknown>, path: string): unknown {
   let v: unknown = item;
   for (const k of path.split('.')) v = isObject(v) ? v[k] : undefined;
   return v;
+}
+
+/** Each entry of the list at a `list[key].inner` path, changed by `fn`; `item` is left as it was. */
+function mapListAt(item: Record<string, unknown>, path: string, fn: (entry: Record<string, unknown>, keyField: string, inner: string) => Record<string, unknown>): Record<string, unknown> {
+  const [, listPath, keyField, inner] = LIST_PATH.exec(path)!;
+  const list = valueAt(item, listPath);
+  if (!Array.isArray(list)) return item;
+  return withValueAt(item, listPath, list.map((e) => (isObject(e) ? fn(e, keyField, inner) : e)));
 }
 
 /** A copy of `item` with `value` at `path`; the maps on the way are copied, `item` is left as it was. */
@@ -257,7 +278,10 @@ function withValueAt(item: Record<string, unknown>, path: string, value: unknown
 /** The item as the admin API and the CLI show it: each secret that is set reads REDACTED. */
 export function redactSecrets<T extends Record<string, unknown>>(item: T, blocks: readonly SettingBlock[]): T {
   let out: Record<string, unknown> = item;
-  for (const path of secretPaths(blocks)) if (valueAt(out, path) !== undefined) out = withValueAt(out, path, REDACTED);
+  for (const path of secretPaths(blocks)) {
+    if (LIST_PATH.test(path)) out = mapListAt(out, path, (e, _, inner) => (valueAt(e, inner) !== undefined ? withValueAt(e, inner, REDACTED) : e));
+    else if (valueAt(out, path) !== undefined) out = withValueAt(out, path, REDACTED);
+  }
   return out as T;
 }
 
@@ -270,6 +294,18 @@ export function restoreSecrets(written: Record<string, unknown>, current: Record
   let out = written;
   const errors: FieldError[] = [];
   for (const path of secretPaths(blocks)) {
+    if (LIST_PATH.test(path)) {
+      const [, listPath] = LIST_PATH.exec(path)!;
+      const kept = current && valueAt(current, listPath);
+      out = mapListAt(out, path, (e, keyField, inner) => {
+        if (valueAt(e, inner) !== REDACTED) return e;
+        const same = Array.isArray(kept) ? kept.find((k) => isObject(k) && k[keyField] === e[keyField]) : undefined;
+        const value = isObject(same) ? valueAt(same, inner) : undefined;
+        if (value === undefined) errors.push({ path: `${listPath}[${String(e[keyField])}].${inner}`, message: `"${REDACTED}" stands for the value kept on the server, but none is set` });
+        return value === undefined ? e : withValueAt(e, inner, value);
+      });
+      continue;
+    }
     if (valueAt(out, path) !== REDACTED) continue;
     const kept = current && valueAt(current, path);
     if (kept === undefined) errors.push({ path, message: `"${REDACTED}" stands for the value kept on the server, but none is set` });

@@ -100,6 +100,8 @@ export async function startTestServer(opts: LocalServerOptions = {}): Promise<Te
     // Tenant reads are cached (3 s in production) and refreshed now and then on the stanza path;
     // a long cache keeps those refreshes out of measured costs. Tests of tenant changes set 3000.
     tenantCacheMs: 60_000,
+    // The XEP-0114 listener on a free port: tests run side by side.
+    componentPort: 0,
     ...opts,
   });
   return Object.assign(local, {

@@ -27,6 +27,8 @@ test('builds the server and the $connect and $disconnect handlers from the envir
   assert.deepEqual(Object.keys(rt.handlers).sort(), ['connect', 'disconnect'], '$default is the ingest\'s, not a Lambda proxy');
   // The default extensions are installed (disco answers from their registrations).
   assert.ok(rt.server.registry.saslMechanisms.size > 0);
+  // XEP-0114 components connect to the same WebSocket API (README "Components").
+  assert.ok(rt.server.registry.streamProtocols.has('xmpp-component'));
 });
 
 test('the management endpoint: the event stage by default, MANAGEMENT_ENDPOINT when set', () => {

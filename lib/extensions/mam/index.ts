@@ -209,6 +209,8 @@ export const mam: XmppModule<ArchiveStore> = {
       // Each archive follows its own tenant's settings (tenants may federate).
       const owners: { owner: string; days: number }[] = [];
       for (const jid of sender === recipient ? [origin.jid] : [origin.jid, to]) {
+        // An XEP-0114 component's address is no account: it has no archive.
+        if (jid === origin.jid && origin.tenant) continue;
         const { enabled, days } = await settings(jid.domain);
         if (enabled) owners.push({ owner: jid.bare().toString(), days });
       }

@@ -1,0 +1,152 @@
+// Webhook components (README "Components"): stanzas to a component domain POSTed, signed, to a local
+// HTTP server standing in for the backend, which verifies the signature (401 when it fails) and may
+// answer with stanzas; retries with backoff (the delivery's waits move the test clock), a dead letter
+// after the last attempt, service-unavailable to the sender when the webhook fails.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { type TestClient, type TestServer, byName, connectClient, startTestServer } from '../support/harness.ts';
+import { type WebhookServer, startWebhookServer } from '../support/webhook-server.ts';
+import type { ComponentsApi } from '../../lib/extensions/components/index.ts';
+import { WebhookStore } from '../../lib/webhooks/store.ts';
+import { parseFrame, xml } from '../../lib/xmpp/xml.ts';
+
+const D = 'localhost';
+const HOOK = `hook.${D}`;
+const SIGNING = 'webhook-signing-secret-1';
+
+const stanzaErrorOf = (el: { getChild(n: string): { children: unknown[] } | undefined }) =>
+  (el.getChild('error')?.children.find((c) => typeof c !== 'string') as { name: string } | undefined)?.name;
+
+describe('webhook components', () => {
+  let s: TestServer;
+  let hook: WebhookServer;
+  let alice: TestClient;
+  let api: ComponentsApi;
+  const waits: number[] = [];
+
+  before(async () => {
+    s = await startTestServer();
+    hook = await startWebhookServer(SIGNING, { nowMs: () => s.clock.now() });
+    await s.server.tenants.put({
+      domain: D,
+      enabled: true,
+      components: [
+        { domain: HOOK, kind: 'webhook', enabled: true, url: hook.url, signingSecret: SIGNING },
+        { domain: `badsig.${D}`, kind: 'webhook', enabled: true, url: hook.url, signingSecret: 'not-the-receivers-secret' },
+      ],
+    });
+    await s.addUser(`alice@${D}`);
+    alice = await connectClient(s.url, { username: 'alice' });
+    api = s.server.registry.apis.get('components') as ComponentsApi;
+    // The delivery's backoff waits move the test clock instead of the wall clock.
+    api.webhooks.sleep = async (ms) => {
+      waits.push(ms);
+      s.clock.advance(ms);
+    };
+  });
+  beforeEach(() => {
+    waits.length = 0;
+    hook.received.length = 0;
+    hook.answer = () => ({ status: 204 });
+  });
+  after(async () => {
+    await alice?.stop();
+    await hook?.close();
+    await s?.stop();
+  });
+
+  test('a stanza is POSTed signed, as XML, and the stanzas of the answer are sent from the component', async () => {
+    hook.answer = (req) => {
+      const msg = parseFrame(req.body);
+      return { status: 200, contentType: 'application/xmpp+xml', body: `<message to="${msg.attrs.from}" from="echo@${HOOK}" type="chat"><body>pong</body></message>` };
+    };
+    await alice.send(xml('message', { to: `echo@${HOOK}`, type: 'chat', id: 'w1' }, xml('body', {}, 'ping')));
+    const reply = await alice.waitFor(byName('message', { from: `echo@${HOOK}` }));
+    assert.equal(reply.getChildText('body'), 'pong');
+    assert.equal(hook.received.length, 1);
+    const req = hook.received[0];
+    assert.ok(req.verified.ok, 'signature verified by the receiver');
+    assert.equal(req.headers['content-type'], 'application/xmpp+xml');
+    const posted = parseFrame(req.body);
+    assert.equal(posted.attrs.xmlns, 'jabber:component:accept');
+    assert.equal(posted.attrs.from, alice.jid);
+    assert.equal(posted.attrs.to, `echo@${HOOK}`);
+    assert.equal(posted.getChildText('body'), 'ping');
+  });
+
+  test('answer stanzas from another domain are dropped', async () => {
+    hook.answer = () => ({ status: 200, body: `<message to="${alice.jid}" from="admin@${D}"><body>spoof</body></message><message to="${alice.jid}" from="${HOOK}"><body>fine</body></message>` });
+    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'x')));
+    await alice.waitFor(byName('message', { from: HOOK }));
+    await alice.expectNothing(s, (el) => el.getChildText('body') === 'spoof');
+  });
+
+  test('a failing webhook is retried with backoff; the same delivery id on each attempt', async () => {
+    let n = 0;
+    hook.answer = () => (++n < 3 ? { status: 503 } : { status: 200, body: `<message to="${alice.jid}" from="${HOOK}"><body>third time</body></message>` });
+    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'retry me')));
+    const reply = await alice.waitFor(byName('message', { from: HOOK }));
+    assert.equal(reply.getChildText('body'), 'third time');
+    assert.equal(hook.received.length, 3);
+    assert.equal(new Set(hook.received.map((r) => r.headers['x-xmpp-edge-delivery'])).size, 1);
+    assert.deepEqual(hook.received.map((r) => r.headers['x-xmpp-edge-attempt']), ['1', '2', '3']);
+    // Equal jitter around 250 ms, then 500 ms.
+    assert.equal(waits.length, 2);
+    assert.ok(waits[0] >= 125 && waits[0] <= 250, `first wait ${waits[0]}`);
+    assert.ok(waits[1] >= 250 && waits[1] <= 500, `second wait ${waits[1]}`);
+  });
+
+  test('an attempt that gets no answer within its timeout (2 s) is retried', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let n = 0;
+    hook.answer = async () => {
+      // The first request is answered only once its retry has come: the delivery gave up waiting.
+      if (++n === 1) {
+        await held;
+        return { status: 200, body: `<message to="${alice.jid}" from="${HOOK}"><body>too late</body></message>` };
+      }
+      release();
+      return { status: 200, body: `<message to="${alice.jid}" from="${HOOK}"><body>in time</body></message>` };
+    };
+    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'slow')));
+    const reply = await alice.waitFor(byName('message', { from: HOOK }));
+    assert.equal(reply.getChildText('body'), 'in time');
+    assert.deepEqual(hook.received.map((r) => r.headers['x-xmpp-edge-attempt']), ['1', '2']);
+    await alice.expectNothing(s, (el) => el.getChildText('body') === 'too late');
+  });
+
+  test('after the last attempt: a dead letter, and the sender gets service-unavailable', async () => {
+    hook.answer = () => ({ status: 500 });
+    const err = alice.waitFor(byName('message', { type: 'error', from: HOOK }));
+    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'lost?')));
+    assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+    assert.equal(hook.received.length, 3);
+    const dead = await new WebhookStore(s.server.db, s.server.table, 'local').deadLetters(D);
+    const letter = dead.items.find((d) => d.body.includes('lost?'));
+    assert.ok(letter, 'dead letter kept');
+    assert.equal(letter.source, `component:${HOOK}`);
+    assert.equal(letter.attempts, 3);
+  });
+
+  test('a request signed with the wrong secret is refused by the receiver (401): not retried, dead letter, service-unavailable', async () => {
+    const err = alice.waitFor(byName('message', { type: 'error', from: `badsig.${D}` }));
+    await alice.send(xml('message', { to: `badsig.${D}`, type: 'chat' }, xml('body', {}, 'forged')));
+    assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+    assert.equal(hook.received.length, 1);
+    assert.equal(hook.received[0].verified.ok, false);
+    assert.equal(hook.accepted.filter((r) => r.body.includes('forged')).length, 0);
+  });
+
+  test('cost: a message to a webhook component costs no DynamoDB call and no post', async () => {
+    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'warm')));
+    await alice.roundTrip();
+    const cost = await s.cost(async () => {
+      await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'cost')));
+      await alice.roundTrip();
+    });
+    // The ping round trip itself is one post.
+    assert.deepEqual([cost.reads, cost.writes, cost.posts], [0, 0, 1], JSON.stringify(cost.calls));
+    assert.equal(hook.received.length, 2);
+  });
+});

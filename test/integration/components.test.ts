@@ -1,0 +1,312 @@
+// XEP-0114 components (README "Components"): a real @xmpp/component over TCP on the local listener,
+// the same protocol over the WebSocket API (subprotocol xmpp-component, RFC 7395 framing), and the
+// refusals: wrong secret, unknown domain, disabled component, a stanza from another tenant's domain,
+// a component that is not connected.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createRequire } from 'node:module';
+import { connect as tcpConnect } from 'node:net';
+import WebSocket from 'ws';
+import { type TestClient, type TestServer, byName, connectClient, startTestServer, until } from '../support/harness.ts';
+import { handshakeDigest } from '../../lib/extensions/components/handshake.ts';
+import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
+
+const require = createRequire(import.meta.url);
+const { component } = require('@xmpp/component') as { component: (o: { service: string; domain: string; password: string }) => XmppComponent };
+
+interface XmppComponent {
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  send(el: Element): Promise<void>;
+  on(event: string, fn: (arg: never) => void): void;
+  reconnect: { stop(): void };
+  iqCallee: { get(ns: string, name: string, fn: (ctx: { stanza: Element }) => Element): void };
+  status: string;
+}
+
+const D = 'localhost';
+const OTHER = 'other.example';
+const BOT = `bot.${D}`;
+const BOT_SECRET = 'bot-secret-123';
+
+/** A @xmpp/component that records what it receives. */
+async function startComponent(port: number, domain: string, password: string): Promise<{ xmpp: XmppComponent; received: Element[]; errors: Error[]; waitFor(pred: (el: Element) => boolean): Promise<Element> }> {
+  const xmpp = component({ service: `xmpp://127.0.0.1:${port}`, domain, password });
+  xmpp.reconnect.stop();
+  const received: Element[] = [];
+  const errors: Error[] = [];
+  xmpp.on('stanza', (el: never) => received.push(el));
+  xmpp.on('error', (err: never) => errors.push(err));
+  await xmpp.start();
+  return {
+    xmpp,
+    received,
+    errors,
+    waitFor: (pred) => until('a stanza at the component', () => received.find(pred), () => received.map(String)) as Promise<Element>,
+  };
+}
+
+/** The component protocol over the WebSocket API: RFC 7395 frames, subprotocol xmpp-component. */
+class WsComponent {
+  readonly frames: Element[] = [];
+  closed: Promise<number>;
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => this.frames.push(parseFrame(d.toString())));
+    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  }
+  static async connect(url: string): Promise<WsComponent> {
+    const ws = new WebSocket(url, 'xmpp-component');
+    const c = new WsComponent(ws);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return c;
+  }
+  send(el: Element | string) {
+    this.ws.send(el.toString());
+  }
+  next(pred: (el: Element) => boolean): Promise<Element> {
+    return until('a frame', () => {
+      const i = this.frames.findIndex(pred);
+      return i >= 0 ? this.frames.splice(i, 1)[0] : undefined;
+    }, () => this.frames.map(String)) as Promise<Element>;
+  }
+  /** Opens the stream and shakes hands with `secret`; resolves with the server's answer. */
+  async login(domain: string, secret: string): Promise<Element> {
+    this.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="${domain}"/>`);
+    const open = await this.next(byName('open'));
+    assert.equal(this.ws.protocol, 'xmpp-component');
+    this.send(xml('handshake', { xmlns: 'jabber:component:accept' }, handshakeDigest(String(open.attrs.id), secret)));
+    return this.next((el) => el.name === 'handshake' || el.name === 'stream:error');
+  }
+}
+
+const streamErrorOf = (el: Element) => el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-streams' && c.name !== 'text')?.name;
+const stanzaErrorOf = (el: Element) => el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string')?.name;
+
+describe('XEP-0114 components', () => {
+  let s: TestServer;
+  let alice: TestClient;
+  before(async () => {
+    s = await startTestServer({ seedDomains: [D, OTHER] });
+    await s.server.tenants.put({
+      domain: D,
+      enabled: true,
+      components: [
+        { domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET },
+        { domain: `off.${D}`, kind: 'connected', enabled: false, secret: 'off-secret-123' },
+        { domain: `idle.${D}`, kind: 'connected', enabled: true, secret: 'idle-secret-123' },
+        { domain: `fresh.${D}`, kind: 'connected', enabled: true, secret: 'fresh-secret-123' },
+      ],
+    });
+    await s.server.tenants.put({ domain: OTHER, enabled: true, components: [{ domain: `bot.${OTHER}`, kind: 'connected', enabled: true, secret: 'other-secret-1' }] });
+    await s.addUser(`alice@${D}`);
+    alice = await connectClient(s.url, { username: 'alice' });
+  });
+  after(async () => {
+    await alice?.stop();
+    await s?.stop();
+  });
+
+  test('an unmodified @xmpp/component connects over TCP, receives a message for its domain and answers', async () => {
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    try {
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat', id: 'm1' }, xml('body', {}, 'hello bot')));
+      const got = await bot.waitFor((el) => el.is('message'));
+      assert.equal(got.attrs.from, alice.jid);
+      assert.equal(got.attrs.to, `echo@${BOT}`);
+      assert.equal(got.getChildText('body'), 'hello bot');
+      await bot.xmpp.send(xml('message', { from: `echo@${BOT}/r`, to: alice.jid, type: 'chat' }, xml('body', {}, 'hello alice')));
+      const reply = await alice.waitFor(byName('message', { from: `echo@${BOT}/r` }));
+      assert.equal(reply.getChildText('body'), 'hello alice');
+      // An IQ to the component, answered by the component library's own IQ handling.
+      bot.xmpp.iqCallee.get('jabber:iq:version', 'query', () => xml('query', { xmlns: 'jabber:iq:version' }, xml('name', {}, 'bot')));
+      const result = await alice.iq(xml('iq', { type: 'get', to: BOT }, xml('query', { xmlns: 'jabber:iq:version' })));
+      assert.equal(result.getChild('query')?.getChildText('name'), 'bot');
+    } finally {
+      await bot.xmpp.stop();
+    }
+  });
+
+  test('the same protocol over the WebSocket API: subprotocol xmpp-component, RFC 7395 frames', async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      const answer = await c.login(BOT, BOT_SECRET);
+      assert.equal(answer.name, 'handshake');
+      assert.equal(answer.attrs.xmlns, 'jabber:component:accept');
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'over websocket')));
+      const got = await c.next(byName('message'));
+      assert.equal(got.attrs.xmlns, 'jabber:component:accept');
+      assert.equal(got.attrs.from, alice.jid);
+      assert.equal(got.getChildText('body'), 'over websocket');
+      c.send(xml('message', { xmlns: 'jabber:component:accept', from: `echo@${BOT}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'ws reply')));
+      const reply = await alice.waitFor(byName('message', { from: `echo@${BOT}` }));
+      assert.equal(reply.getChildText('body'), 'ws reply');
+      c.send('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>');
+      await c.next(byName('close'));
+      await c.closed;
+      // Gone: stanzas to it get service-unavailable again.
+      const err = alice.waitFor(byName('message', { type: 'error', from: `echo@${BOT}` }));
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'anyone?')));
+      assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+    } finally {
+      c.ws.terminate();
+    }
+  });
+
+  test('a wrong secret is refused with not-authorized (XEP-0114 §3), over TCP and WebSocket', async () => {
+    await assert.rejects(startComponent(s.componentPort!, BOT, 'not-the-secret'), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
+    const c = await WsComponent.connect(s.url);
+    const answer = await c.login(BOT, 'not-the-secret');
+    assert.equal(streamErrorOf(answer), 'not-authorized');
+    await c.closed;
+  });
+
+  test('an unknown component domain is host-unknown; a disabled component is refused at its handshake', async () => {
+    await assert.rejects(startComponent(s.componentPort!, `nobody.${D}`, BOT_SECRET), (err: Error & { condition?: string }) => err.condition === 'host-unknown');
+    await assert.rejects(startComponent(s.componentPort!, `off.${D}`, 'off-secret-123'), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
+  });
+
+  test("a component sending as another tenant (or another component) gets invalid-from and is disconnected", async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    c.send(xml('message', { xmlns: 'jabber:component:accept', from: `bot.${OTHER}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'spoofed')));
+    const err = await c.next(byName('stream:error'));
+    assert.equal(streamErrorOf(err), 'invalid-from');
+    await c.closed;
+    // Over TCP with the real library: the server ends its stream the same way.
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    await bot.xmpp.send(xml('message', { from: `someone@${D}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'as a user')));
+    await until('invalid-from at the component', () => bot.errors.find((e) => (e as Error & { condition?: string }).condition === 'invalid-from'));
+    await bot.xmpp.stop().catch(() => {});
+    await alice.expectNothing(s, (el) => /spoofed|as a user/.test(el.toString()));
+  });
+
+  test('a component stanza without from or to ends the stream with improper-addressing (RFC 6120 §4.9.3.7)', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    c.send(xml('message', { xmlns: 'jabber:component:accept', to: alice.jid }, xml('body', {}, 'no from')));
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'improper-addressing');
+    await c.closed;
+  });
+
+  test('the TCP listener answers in the XEP-0114 form, and refuses a stream in another namespace', async () => {
+    const talk = async (text: string) => {
+      const sock = tcpConnect(s.componentPort!, '127.0.0.1');
+      let got = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => (got += d));
+      const ended = new Promise((resolve) => sock.on('close', resolve));
+      sock.write(text);
+      return { sock, ended, read: () => got };
+    };
+    const ok = await talk(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='${BOT}'>`);
+    const header = (await until('the stream header', () => /<stream:stream [^>]*>/.exec(ok.read())?.[0]))!;
+    assert.match(header, /xmlns='jabber:component:accept'/);
+    assert.match(header, new RegExp(`from='${BOT}'`));
+    assert.match(header, /id='[0-9a-f]{24}'/);
+    ok.sock.write('<handshake>0000000000000000000000000000000000000000</handshake>');
+    await ok.ended;
+    assert.match(ok.read(), /<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>|<stream:error><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    assert.match(ok.read(), /<\/stream:stream>$/);
+    const client = await talk(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${BOT}'>`);
+    await client.ended;
+    assert.match(client.read(), /<invalid-namespace /);
+  });
+
+  test('a declared component that is not connected answers service-unavailable (RFC 6120 §8.3.3.19)', async () => {
+    const err = alice.waitFor(byName('message', { type: 'error', from: `idle.${D}` }));
+    await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'hello?')));
+    assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+    await assert.rejects(alice.iq(xml('iq', { type: 'get', to: `idle.${D}` }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }))), /service-unavailable/);
+  });
+
+  test('another tenant cannot reach a component of this tenant', async () => {
+    await s.addUser(`olga@${OTHER}`);
+    const olga = await connectClient(s.url, { username: 'olga', domain: OTHER });
+    try {
+      const err = olga.waitFor(byName('message', { type: 'error' }));
+      await olga.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'cross-tenant')));
+      assert.equal(stanzaErrorOf(await err), 'remote-server-not-found');
+    } finally {
+      await olga.stop();
+    }
+  });
+
+  test('cost: a message to a connected component is one read and one post; its answer to a user costs what a 1:1 message to her does', async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+      // Steady state: one exchange first, so tenant lookups are cached as in a running server.
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'warm')));
+      await c.next(byName('message'));
+      c.send(xml('message', { xmlns: 'jabber:component:accept', from: `echo@${BOT}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'warm back')));
+      await alice.waitFor(byName('message', { from: `echo@${BOT}` }));
+      const toComponent = await s.cost(async () => {
+        await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'cost')));
+        await c.next(byName('message'));
+      });
+      assert.deepEqual([toComponent.reads, toComponent.writes, toComponent.posts], [1, 0, 1], JSON.stringify(toComponent.calls));
+      const fromComponent = await s.cost(async () => {
+        c.send(xml('message', { xmlns: 'jabber:component:accept', from: `echo@${BOT}`, to: alice.jid, type: 'chat' }, xml('body', {}, 'cost back')));
+        await alice.waitFor(byName('message', { from: `echo@${BOT}` }));
+      });
+      // The recipient's session item, then her archive (XEP-0313): its preferences, one PutItem. The
+      // component's address has no archive.
+      assert.deepEqual([fromComponent.reads, fromComponent.writes, fromComponent.posts], [2, 1, 1], JSON.stringify(fromComponent.calls));
+    } finally {
+      c.ws.terminate();
+      await c.closed;
+    }
+  });
+
+  test('cost: the handshake, and a stanza to a component that is not connected', async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      // The connection item at each of the two frames, the registration; the stream state, the
+      // registration, the bound stage; the header and <handshake/>.
+      const handshake = await s.cost(async () => assert.equal((await c.login(`fresh.${D}`, 'fresh-secret-123')).name, 'handshake'));
+      assert.deepEqual([handshake.reads, handshake.writes, handshake.posts], [3, 3, 2], JSON.stringify(handshake.calls));
+    } finally {
+      c.ws.terminate();
+      await c.closed;
+    }
+    const idle = await s.cost(async () => {
+      const err = alice.waitFor(byName('message', { type: 'error', from: `idle.${D}` }));
+      await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'cost')));
+      await err;
+    });
+    assert.deepEqual([idle.reads, idle.writes, idle.posts], [1, 0, 1], JSON.stringify(idle.calls));
+  });
+
+  test('disabling a connected component live disconnects it at the next stanza; the sender gets service-unavailable', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const tenant = (await s.server.tenants.get(D))!;
+    const list = tenant.components as { domain: string; enabled: boolean }[];
+    await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, enabled: false } : x)) });
+    try {
+      const err = alice.waitFor(byName('message', { type: 'error', from: `echo@${BOT}` }));
+      await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'after disable')));
+      assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'not-authorized');
+      await c.closed;
+      assert.ok(!c.frames.some((f) => f.name === 'message'));
+    } finally {
+      await s.server.tenants.put(tenant);
+    }
+  });
+
+  test('disabling the tenant closes its connected components with host-gone, as its clients', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(`fresh.${D}`, 'fresh-secret-123')).name, 'handshake');
+    await s.server.tenants.setEnabled(D, false);
+    try {
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+      await c.closed;
+    } finally {
+      await s.server.tenants.setEnabled(D, true);
+    }
+  });
+});
