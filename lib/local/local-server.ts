@@ -23,6 +23,8 @@ import { createDynamoClient } from '../store/dynamo.ts';
 import { FrameClaimStore, frameClaimsTableDefinition } from '../store/frame-dedup.ts';
 import type { ConnectionRecord } from '../store/connections.ts';
 import { TenantStore } from '../store/tenants.ts';
+import { UsageStore } from '../store/usage.ts';
+import { Metrics } from '../metrics/metrics.ts';
 import { ensureTable, startDynalite } from './dynamo-local.ts';
 
 export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -66,6 +68,8 @@ export interface LocalServerOptions {
   extraModules?: readonly XmppModule[];
   /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
   clock?: Clock;
+  /** How often the usage counted in memory is written to the usage records (default 10 s). */
+  usageFlushMs?: number;
 }
 
 export interface LocalServer {
@@ -86,6 +90,10 @@ export interface LocalServer {
   /** The ingest handler behind $default: what the gateway hands each connection's SQS batches to. */
   ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   counter: CallCounter;
+  /** The per-tenant counters, served at /api/metrics (Prometheus text). */
+  metrics: Metrics;
+  /** Writes the usage counted so far now (the timer does it every usageFlushMs), outside the measured costs. */
+  flushUsage(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -99,7 +107,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   await ensureTable(dynamoEndpoint, claimsTable, frameClaimsTableDefinition);
 
   const counter = new CallCounter();
-  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter });
+  const metrics = new Metrics(opts.clock);
+  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter, metrics });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
   const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
@@ -123,6 +132,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     version: PACKAGE_VERSION,
     region: opts.region,
     clock: opts.clock,
+    metrics,
   });
   const endpointOf = (ctx: { domainName: string; stage: string }) => `http://${ctx.domainName}/${ctx.stage}`;
   const handlers = createWebSocketHandlers(server, endpointOf);
@@ -134,7 +144,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   );
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
-  const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
+  const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger, metrics }));
   // XEP-0156 discovery next to the admin API, as on the deployed HTTP API; the URL is known once listening.
   let url = '';
   const hostMetaRoutes = hostMetaHttpRoute(() => ({ websocket: url }));
@@ -167,6 +177,17 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
   const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
   watcher.start();
+  // Usage records: written every usageFlushMs through the background client, so that the call counter
+  // measures what stanzas cost (in AWS each invocation's flush does this: README "Metrics and usage").
+  const usageStore = new UsageStore(backgroundDb, table);
+  let flushing: Promise<unknown> = Promise.resolve();
+  const flushUsage = (): Promise<number> => {
+    const run = flushing.then(() => server.flushUsage(usageStore));
+    flushing = run.catch((err) => log.error({ err }, 'usage flush failed'));
+    return run;
+  };
+  const usageTimer = setInterval(() => void flushUsage().catch(() => {}), opts.usageFlushMs ?? 10_000);
+  usageTimer.unref();
 
   return {
     url,
@@ -181,14 +202,18 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     gateway,
     ingest,
     counter,
+    metrics,
+    flushUsage,
     async stop() {
       clearInterval(sweepTimer);
+      clearInterval(usageTimer);
       clearInterval(purgeTimer);
       await sweeping;
       await watcher.stop();
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
       await server.shutdown(gateway.connectionIds());
       await gateway.stop();
+      await flushUsage().catch(() => {});
       db.destroy();
       backgroundDb.destroy();
       claimsDb.destroy();
