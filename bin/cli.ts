@@ -17,6 +17,8 @@ import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
 import { newTenantConflict } from '../lib/core/tenant-domains.ts';
+import { UsageRangeError, UsageStore, usageRange, usageReport } from '../lib/store/usage.ts';
+import { USAGE_FIELDS, utcDay } from '../lib/metrics/metrics.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
 import { OperatorError, accountPartitionsOf, settingBlocksOf } from '../lib/core/modules.ts';
 import { UserExistsError, UserStore } from '../lib/store/users.ts';
@@ -561,6 +563,35 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         if (!rec) throw new CliError(`no tenant ${domainArg} (${t.where})`);
         // As the admin API shows it: a secret that is set reads "(set)"; the table holds the value.
         io.stdout.write(`${JSON.stringify(redactSecrets(rec, settingBlocks), null, 2)}\n`);
+      }, tenant),
+    );
+
+  tenant
+    .command('usage <domain>')
+    .description('print the tenant\'s usage records (README "Metrics and usage"), one line per UTC day, and the total')
+    .option('--from <YYYY-MM-DD>', 'first UTC day (default: today)')
+    .option('--to <YYYY-MM-DD>', 'last UTC day, inclusive (default: --from); at most 366 days')
+    .option('--json', 'print what the admin API answers, as JSON')
+    .action(
+      withTarget(async (t, domainArg: string, o: { from?: string; to?: string; json?: boolean }) => {
+        const domain = domainName(domainArg);
+        let range;
+        try {
+          range = usageRange(o, utcDay(Date.now()));
+        } catch (err) {
+          if (err instanceof UsageRangeError) throw new CliError(`--${err.message}`);
+          throw err;
+        }
+        if (!(await t.tenants.get(domain, 0))) throw new CliError(`no tenant ${domain} (${t.where})`);
+        const report = await usageReport(new UsageStore(t.db, t.table), domain, range.from, range.to);
+        if (o.json) {
+          io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          return;
+        }
+        const row = (label: string, c: Record<string, number>) => `${[label, ...USAGE_FIELDS.map((f) => String(c[f] ?? 0))].join('\t')}\n`;
+        io.stdout.write(`${['day', ...USAGE_FIELDS].join('\t')}\n`);
+        for (const d of report.days) io.stdout.write(row(d.day, d.counts));
+        io.stdout.write(row('total', report.total));
       }, tenant),
     );
 
