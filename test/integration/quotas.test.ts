@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { partitionItems } from '../../lib/store/dynamo.ts';
 import { RawClient, type TestClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -30,7 +31,9 @@ describe('per-tenant quotas', () => {
   let s: TestServer;
   const clients: TestClient[] = [];
   before(async () => {
-    s = await startTestServer({ seedDomains: ['localhost', 'conn.example', 'msg.example'] });
+    s = await startTestServer({ seedDomains: ['localhost', 'conn.example', 'msg.example', 'arch.example'] });
+    await s.server.tenants.put({ domain: 'arch.example', enabled: true, quotas: { archiveBytes: 1 } });
+    for (const u of ['alice', 'bob']) await s.addUser(`${u}@arch.example`);
     await s.server.tenants.put({ domain: 'conn.example', enabled: true, quotas: { connections: 2 } });
     await s.server.tenants.put({ domain: 'msg.example', enabled: true, quotas: { messagesPerMinute: 3 } });
     for (const u of ['alice', 'bob', 'carol']) await s.addUser(`${u}@conn.example`);
@@ -111,6 +114,24 @@ describe('per-tenant quotas', () => {
     } finally {
       s.clock.thaw();
     }
+  });
+
+  it('stops archiving once quotas.archiveBytes of the day are used: delivered without a stanza id, counted', async () => {
+    const alice = await connectClient(s.url, { username: 'alice', domain: 'arch.example' });
+    const bob = await connectClient(s.url, { username: 'bob', domain: 'arch.example' });
+    clients.push(alice, bob);
+    await alice.send(xml('message', { to: bob.jid, type: 'chat', id: 'a1' }, xml('body', {}, 'archived: the message that crosses the quota')));
+    const first = await bob.waitFor(byName('message', { id: 'a1' }));
+    assert.ok(first.getChild('stanza-id', 'urn:xmpp:sid:0'), first.toString());
+    await alice.send(xml('message', { to: bob.jid, type: 'chat', id: 'a2' }, xml('body', {}, 'over the quota')));
+    const second = await bob.waitFor(byName('message', { id: 'a2' }));
+    // XEP-0359 §4: a stanza id names an archived item, so none is added for an archive that does not keep it.
+    assert.equal(second.getChild('stanza-id', 'urn:xmpp:sid:0'), undefined, second.toString());
+    await bob.roundTrip();
+    for (const owner of ['alice@arch.example', 'bob@arch.example']) {
+      assert.equal((await partitionItems(s.server.db, s.table, `mam#${owner}`)).length, 1, owner);
+    }
+    assert.equal(s.metrics.total('ArchiveQuotaRefusals', 'arch.example'), 1);
   });
 });
 

@@ -183,6 +183,21 @@ export const mam: XmppModule<ArchiveStore> = {
       return { enabled: s?.enabled !== false, days: s?.days ?? DEFAULT_RETENTION_DAYS };
     };
 
+    /**
+     * The tenant's quotas.archiveBytes (README "Metrics and usage"): bytes archived per UTC day, as far
+     * as this process knows (the usage counted in memory since the table's total at the last flush;
+     * no read per message). Once it is reached, messages are delivered but not archived, counted and
+     * logged; the message that crosses it is still archived, so that a stamped stanza id always names
+     * an archived item.
+     */
+    const overArchiveQuota = async (domain: string) => {
+      const quota = (await ctx.server.tenants.get(domain))?.quotas?.archiveBytes;
+      if (!quota || ctx.server.metrics.usageToday(domain, 'archiveBytes') < quota) return false;
+      ctx.server.metrics.count('ArchiveQuotaRefusals', 1, domain);
+      ctx.log.info({ tenant: domain, quota }, 'archive quota reached: message not archived');
+      return true;
+    };
+
     // XEP-0313 "Determining support": the archive is advertised on the account's bare JID (§3.3.1; Converse.js asks there).
     ctx.addAccountFeatures(async (domain) => ((await settings(domain)).enabled ? [NS_MAM, NS_MAM_EXTENDED, NS_SID] : []));
 
@@ -190,6 +205,8 @@ export const mam: XmppModule<ArchiveStore> = {
     const stamp = async ({ stanza, to }: StanzaEvent) => {
       // The recipient's tenant decides about the recipient's archive (tenants may federate).
       if (!isArchivable(stanza) || !(await settings(to.domain)).enabled) return undefined;
+      // No stanza id for an archive that will not keep the message (XEP-0359 §4: the id names an archived item).
+      if (await overArchiveQuota(to.domain)) return undefined;
       const by = to.bare().toString();
       const at = clock.now();
       const id = newArchiveId(at);
@@ -224,7 +241,12 @@ export const mam: XmppModule<ArchiveStore> = {
           const copy = clone(stanza);
           stripStanzaIds(copy, recipient);
           setStanzaId(copy, owner, p.id);
-          await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: copy.toString(), expiresAt });
+          const text = copy.toString();
+          const domain = owner.slice(owner.indexOf('@') + 1);
+          const bytes = Buffer.byteLength(text, 'utf8');
+          if (await overArchiveQuota(domain)) return;
+          await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: text, expiresAt });
+          ctx.server.metrics.use(domain, 'archiveBytes', bytes);
         }),
       );
     };
