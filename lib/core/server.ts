@@ -191,7 +191,7 @@ export class XmppServer {
     } finally {
       // One line per frame outcome (docs/architecture.md "Metrics and usage"): never the frame itself,
       // which may hold a password, a token or a message body.
-      this.log.info({ tenant: scope.tenant, connectionId, kind: scope.kind, ms: Math.round((performance.now() - started) * 10) / 10, outcome: scope.outcome ?? 'ok' }, 'frame');
+      this.log.info({ tenant: scope.tenant, connectionId, kind: scope.kind, ms: Math.round((performance.now() - started) * 10) / 10, outcome: scope.outcome ?? 'ok' }, 'frame handled');
     }
   }
 
