@@ -193,6 +193,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     maxStanzaSize?: number;
     idleTimeout?: number;
     maxDuration?: number;
+    connectsPerAddress?: number;
+    connectWindow?: number;
     logLevel: string;
   }
 
@@ -210,6 +212,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .option('--max-stanza-size <bytes>', 'largest stanza accepted (default 65536)', integer(1))
     .option('--idle-timeout <seconds>', 'close connections idle this long, like API Gateway (default 600)', integer(1))
     .option('--max-duration <seconds>', 'close connections this long after they opened, like API Gateway (default 7200)', integer(1))
+    .option('--connects-per-address <n>', 'new WebSocket connections accepted per source address per window, 429 beyond (default 0: no cap; 60 in Lambda)', integer(0))
+    .option('--connect-window <seconds>', 'the window of --connects-per-address (default 60)', integer(1))
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default(env.LOG_LEVEL ?? 'info'))
     .action(async (opts: StartOptions) => {
       const domains = opts.domain.map(domainName);
@@ -237,6 +241,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
             ...(opts.maxStanzaSize !== undefined ? { maxStanzaBytes: opts.maxStanzaSize } : {}),
             // Sessions must not outlive the connection the gateway will cut.
             ...(maxDurationMs !== undefined ? { maxConnectionMs: maxDurationMs } : {}),
+            ...(opts.connectsPerAddress !== undefined ? { connectsPerAddress: opts.connectsPerAddress } : {}),
+            ...(opts.connectWindow !== undefined ? { connectWindowMs: opts.connectWindow * 1000 } : {}),
           },
           gatewayLimits: {
             idleTimeoutMs: opts.idleTimeout === undefined ? undefined : opts.idleTimeout * 1000,
