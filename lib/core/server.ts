@@ -199,7 +199,8 @@ export class XmppServer {
   async disconnect(connectionId: string, reason = 'disconnect'): Promise<void> {
     // After a <close/> or a stream error this process already ended it: save the second delete.
     if (this.recentlyEnded.has(connectionId)) return;
-    await this.endConnection(connectionId, reason, { socketClosed: true });
+    // Its own metrics scope: what ending the session costs is counted to the connection's tenant.
+    await this.metrics.run({ kind: '$disconnect' }, () => this.endConnection(connectionId, reason, { socketClosed: true }));
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
@@ -300,6 +301,8 @@ export class XmppServer {
     if (opts.socketClosed) this.markSocketGone(connectionId);
     const rec = await this.connections.remove(connectionId, opts.socketClosed ? { tombstoneUntil: this.clock.now() + TOMBSTONE_MS } : {});
     // Usage: the connection's minutes, from the item's start time, counted by the one caller that ended it.
+    const scope = this.metrics.scope();
+    if (scope && rec?.domain) scope.tenant ??= rec.domain;
     if (rec?.domain && rec.stage !== 'gone') this.metrics.use(rec.domain, 'connectionMinutes', Math.max(0, this.clock.now() - rec.connectedAt) / 60_000);
     // The session ends before the last frames go out, so nothing (a room message, a presence) is
     // routed to this connection after its <close/> (RFC 7395 §3.6: nothing follows the close).
@@ -362,7 +365,7 @@ export class XmppServer {
     for (const rec of due) {
       const alive = rec.expiresAt > now && (await this.management.isAlive({ connectionId: rec.id, endpoint: rec.endpoint }));
       if (!alive) {
-        await this.endConnection(rec.id, 'expired', { socketClosed: true });
+        await this.metrics.run({ kind: 'sweep' }, () => this.endConnection(rec.id, 'expired', { socketClosed: true }));
         ended++;
       } else if (rec.pingSentAt !== undefined && now - rec.pingSentAt >= this.limits.pingAnswerMs) {
         // XEP-0199 §4.2: no answer to our ping. The gateway still holds the socket, but the client is
