@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { runCli } from '../../bin/cli.ts';
 import { utcDay } from '../../lib/metrics/metrics.ts';
 import { partitionItems } from '../../lib/store/dynamo.ts';
-import { type TestServer, byName, connectClient, startTestServer, xml } from '../support/harness.ts';
+import { RawClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 
 const TENANT = 'usage.example';
 const DAY_MS = 86_400_000;
@@ -46,9 +46,9 @@ describe('usage records and per-tenant metrics', () => {
     const carl = await connectClient(s.url, { username: 'carl' });
     await carl.roundTrip();
 
+    const start = s.clock.now();
     const alice = await connectClient(s.url, { username: 'alice', domain: TENANT });
     const bob = await connectClient(s.url, { username: 'bob', domain: TENANT });
-    const start = s.clock.now();
     // 3 messages and 2 pings: 5 stanzas from bound sessions.
     const messageCost = await s.cost(async () => {
       await alice.send(xml('message', { to: bob.jid, type: 'chat', id: 'u1' }, xml('body', {}, 'one')));
@@ -137,6 +137,31 @@ describe('usage records and per-tenant metrics', () => {
     assert.match(reversed.error.message, /is after to/);
     assert.equal((await api(`/tenants/${TENANT}/usage?from=yesterday`)).status, 400);
     assert.equal((await api('/tenants/nobody.example/usage')).status, 404);
+  });
+
+  it('a connection whose socket drops adds its minutes once, and what ending it costs is counted to its tenant', async () => {
+    await s.server.tenants.put({ domain: 'drop.example', enabled: true });
+    await s.addUser('dora@drop.example');
+    // The gateway stamps connectedAt with the real clock, the server ends it by its own (moved by earlier tests).
+    const skewMinutes = (s.clock.now() - Date.now()) / 60_000;
+    const before = new Set(s.gateway.connectionIds());
+    const raw = await RawClient.connect(s.url);
+    await raw.login('dora', 'secret', 'r', 'drop.example');
+    const id = s.gateway.connectionIds().find((c) => !before.has(c))!;
+    s.clock.advance(5 * 60_000);
+    const calls = s.metrics.total('DynamoDBCalls', 'drop.example');
+    raw.ws.terminate();
+    await raw.closed;
+    await s.gateway.idle();
+    await until('the session to end', async () => (await s.server.sessions.list('dora@drop.example')).length === 0);
+    assert.ok(s.metrics.total('DynamoDBCalls', 'drop.example') > calls, 'the $disconnect counted for the tenant');
+    // A second $disconnect (AWS may deliver one after the sweeper ended it) adds nothing.
+    await s.server.disconnect(id);
+    await s.flushUsage();
+    const day = utcDay(s.clock.now());
+    const res = await api(`/tenants/drop.example/usage?from=${utcDay(s.clock.now() - DAY_MS)}&to=${day}`);
+    const minutes = ((await res.json()) as { total: { connectionMinutes: number } }).total.connectionMinutes;
+    assert.ok(minutes >= 5 + skewMinutes - 0.01 && minutes < 5.5 + skewMinutes, `connectionMinutes ${minutes}, clock skew ${skewMinutes} minutes`);
   });
 
   it('counts failed logins per tenant', async () => {
