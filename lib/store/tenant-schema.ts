@@ -91,7 +91,7 @@ export const TenantQuotasSchema = Type.Object(
   {
     connections: Type.Optional(Type.Integer({ minimum: 1, description: "Bound sessions of the whole tenant at once; one more gets the stream error policy-violation at resource binding. Costs one write at each bind and session end while set." })),
     messagesPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Messages per minute per session (a bucket of this size refilled over a minute, in memory); one more is answered resource-constraint (wait).' })),
-    archiveBytes: Type.Optional(Type.Integer({ minimum: 1, description: "Bytes of messages the tenant's archive (MAM) may take in per UTC day; beyond it, messages are delivered but not archived." })),
+    archiveBytes: Type.Optional(Type.Integer({ minimum: 1, description: "Bytes the tenant's message archives (MAM) may hold: what was archived within the retention (archive.days), from the usage records; beyond it, messages are delivered but not archived." })),
   },
   { additionalProperties: false, description: 'Per-tenant quotas; an absent one is unlimited.' },
 );

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { partitionItems } from '../../lib/store/dynamo.ts';
+import { utcDay } from '../../lib/metrics/metrics.ts';
 import { RawClient, type TestClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -31,9 +32,14 @@ describe('per-tenant quotas', () => {
   let s: TestServer;
   const clients: TestClient[] = [];
   before(async () => {
-    s = await startTestServer({ seedDomains: ['localhost', 'conn.example', 'msg.example', 'arch.example'] });
+    s = await startTestServer({ seedDomains: ['localhost', 'conn.example', 'msg.example', 'arch.example', 'old.example', 'full.example'] });
     await s.server.tenants.put({ domain: 'arch.example', enabled: true, quotas: { archiveBytes: 1 } });
-    for (const u of ['alice', 'bob']) await s.addUser(`${u}@arch.example`);
+    // Archives kept 2 days, 1000 bytes at most: full.example archived that much yesterday; old.example 5 days
+    // ago, which has expired from its archives.
+    for (const domain of ['old.example', 'full.example']) await s.server.tenants.put({ domain, enabled: true, quotas: { archiveBytes: 1000 }, archive: { days: 2 } });
+    await s.server.usage.add('old.example', utcDay(s.clock.now() - 5 * 86_400_000), { archiveBytes: 5000 });
+    await s.server.usage.add('full.example', utcDay(s.clock.now() - 86_400_000), { archiveBytes: 1000 });
+    for (const domain of ['arch.example', 'old.example', 'full.example']) for (const u of ['alice', 'bob']) await s.addUser(`${u}@${domain}`);
     await s.server.tenants.put({ domain: 'conn.example', enabled: true, quotas: { connections: 2 } });
     await s.server.tenants.put({ domain: 'msg.example', enabled: true, quotas: { messagesPerMinute: 3 } });
     for (const u of ['alice', 'bob', 'carol']) await s.addUser(`${u}@conn.example`);
@@ -116,7 +122,7 @@ describe('per-tenant quotas', () => {
     }
   });
 
-  it('stops archiving once quotas.archiveBytes of the day are used: delivered without a stanza id, counted', async () => {
+  it('stops archiving once quotas.archiveBytes are used: delivered without a stanza id, counted', async () => {
     const alice = await connectClient(s.url, { username: 'alice', domain: 'arch.example' });
     const bob = await connectClient(s.url, { username: 'bob', domain: 'arch.example' });
     clients.push(alice, bob);
@@ -132,6 +138,20 @@ describe('per-tenant quotas', () => {
       assert.equal((await partitionItems(s.server.db, s.table, `mam#${owner}`)).length, 1, owner);
     }
     assert.equal(s.metrics.total('ArchiveQuotaRefusals', 'arch.example'), 1);
+  });
+
+  it('counts the bytes archived within the retention (archive.days) from the usage records of earlier days', async () => {
+    for (const [domain, archived] of [['old.example', true], ['full.example', false]] as const) {
+      const alice = await connectClient(s.url, { username: 'alice', domain });
+      const bob = await connectClient(s.url, { username: 'bob', domain });
+      clients.push(alice, bob);
+      await alice.send(xml('message', { to: bob.jid, type: 'chat', id: `q-${domain}` }, xml('body', {}, 'hello')));
+      const got = await bob.waitFor(byName('message', { id: `q-${domain}` }));
+      assert.equal(!!got.getChild('stanza-id', 'urn:xmpp:sid:0'), archived, `${domain}: ${got.toString()}`);
+      await bob.roundTrip();
+      assert.equal((await partitionItems(s.server.db, s.table, `mam#bob@${domain}`)).length, archived ? 1 : 0, domain);
+      assert.equal(s.metrics.total('ArchiveQuotaRefusals', domain), archived ? 0 : 1);
+    }
   });
 });
 

@@ -44,6 +44,8 @@ export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
 /** Days a message is kept when the tenant's `archive` block names none. */
 export const DEFAULT_RETENTION_DAYS = 365;
 const DAY_MS = 24 * 60 * 60_000;
+/** YYYY-MM-DD (UTC): the key of a usage record. */
+const utcDayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export const ArchiveSettingsSchema = Type.Object(
   {
@@ -184,17 +186,31 @@ export const mam: XmppModule<ArchiveStore> = {
     };
 
     /**
-     * The tenant's quotas.archiveBytes (README "Metrics and usage"): bytes archived per UTC day, as far
-     * as this process knows (the usage counted in memory since the table's total at the last flush;
-     * no read per message). Once it is reached, messages are delivered but not archived, counted and
-     * logged; the message that crosses it is still archived, so that a stamped stanza id always names
-     * an archived item.
+     * The tenant's quotas.archiveBytes (README "Metrics and usage"): what its archives hold, taken as the
+     * bytes archived within the retention (archive.days; items older have expired): the usage records of
+     * the days before today, read once per tenant per UTC day (one Query), plus today's as far as this
+     * process knows (the table's total at its last flush and its own counts since: no read per message).
+     * Once it is reached, messages are delivered but not archived, counted and logged; the message that
+     * crosses it is still archived, so that a stamped stanza id always names an archived item.
      */
+    const earlier = new Map<string, { day: string; bytes: number }>();
+    const archivedBeforeToday = async (domain: string, days: number) => {
+      const now = clock.now();
+      const today = utcDayOf(now);
+      const hit = earlier.get(domain);
+      if (hit?.day === today) return hit.bytes;
+      const records = days > 1 ? await ctx.server.usage.range(domain, utcDayOf(now - (days - 1) * DAY_MS), utcDayOf(now - DAY_MS)) : [];
+      const bytes = records.reduce((n, r) => n + (r.counts.archiveBytes ?? 0), 0);
+      earlier.set(domain, { day: today, bytes });
+      return bytes;
+    };
     const overArchiveQuota = async (domain: string) => {
       const quota = (await ctx.server.tenants.get(domain))?.quotas?.archiveBytes;
-      if (!quota || ctx.server.metrics.usageToday(domain, 'archiveBytes') < quota) return false;
+      if (!quota) return false;
+      const held = (await archivedBeforeToday(domain, (await settings(domain)).days)) + ctx.server.metrics.usageToday(domain, 'archiveBytes');
+      if (held < quota) return false;
       ctx.server.metrics.count('ArchiveQuotaRefusals', 1, domain);
-      ctx.log.info({ tenant: domain, quota }, 'archive quota reached: message not archived');
+      ctx.log.info({ tenant: domain, quota, held }, 'archive quota reached: message not archived');
       return true;
     };
 
