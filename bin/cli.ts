@@ -76,6 +76,9 @@ interface TenantAddOptions {
   maxStanzaBytes?: string;
   stanzasPerSecond?: string;
   roomsPerUser?: string;
+  quotaConnections?: string;
+  quotaMessagesPerMinute?: string;
+  quotaArchiveBytes?: string;
   label?: string[];
   disabled?: boolean;
 }
@@ -93,6 +96,9 @@ const FLAG_OF: Record<string, string> = {
   'limits.maxStanzaBytes': '--max-stanza-bytes',
   'limits.stanzasPerSecond': '--stanzas-per-second',
   'limits.roomsPerUser': '--rooms-per-user',
+  'quotas.connections': '--quota-connections',
+  'quotas.messagesPerMinute': '--quota-messages-per-minute',
+  'quotas.archiveBytes': '--quota-archive-bytes',
   labels: '--label',
 };
 
@@ -108,6 +114,7 @@ function tenantFromFlags(domain: string, o: TenantAddOptions): TenantRecord {
   const defined = (obj: Record<string, unknown>) => Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
   const jwt = defined({ secret: o.jwtSecret, jwksUrl: o.jwksUrl, issuer: o.jwtIssuer, audience: o.jwtAudience });
   const limits = defined({ sessionsPerUser: numeric(o.sessionsPerUser), maxStanzaBytes: numeric(o.maxStanzaBytes), stanzasPerSecond: numeric(o.stanzasPerSecond), roomsPerUser: numeric(o.roomsPerUser) });
+  const quotas = defined({ connections: numeric(o.quotaConnections), messagesPerMinute: numeric(o.quotaMessagesPerMinute), archiveBytes: numeric(o.quotaArchiveBytes) });
   const labels = Object.fromEntries(
     (o.label ?? []).map((l) => {
       const i = l.indexOf('=');
@@ -124,6 +131,7 @@ function tenantFromFlags(domain: string, o: TenantAddOptions): TenantRecord {
     ...(o.tokenSecret !== undefined ? { tokens: { secret: o.tokenSecret } } : {}),
     ...(o.registration !== undefined ? { registration: o.registration } : {}),
     ...(Object.keys(limits).length ? { limits } : {}),
+    ...(Object.keys(quotas).length ? { quotas } : {}),
     ...(Object.keys(labels).length ? { labels } : {}),
   };
   try {
@@ -534,6 +542,9 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .option('--max-stanza-bytes <bytes>', "limits.maxStanzaBytes (default: the server's)")
     .option('--stanzas-per-second <n>', 'limits.stanzasPerSecond')
     .option('--rooms-per-user <n>', 'limits.roomsPerUser')
+    .option('--quota-connections <n>', 'quotas.connections: bound sessions of the whole tenant at once')
+    .option('--quota-messages-per-minute <n>', 'quotas.messagesPerMinute, per session')
+    .option('--quota-archive-bytes <n>', 'quotas.archiveBytes: what its message archives may hold')
     .option('--label <key=value>', 'a label (repeatable)', collect)
     .option('--disabled', 'create it switched off')
     .action(

@@ -4,6 +4,7 @@
 // usage is written by the flush, not by the stanzas (their costs are unchanged).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { runCli } from '../../bin/cli.ts';
 import { utcDay } from '../../lib/metrics/metrics.ts';
 import { partitionItems } from '../../lib/store/dynamo.ts';
@@ -162,6 +163,31 @@ describe('usage records and per-tenant metrics', () => {
     const res = await api(`/tenants/drop.example/usage?from=${utcDay(s.clock.now() - DAY_MS)}&to=${day}`);
     const minutes = ((await res.json()) as { total: { connectionMinutes: number } }).total.connectionMinutes;
     assert.ok(minutes >= 5 + skewMinutes - 0.01 && minutes < 5.5 + skewMinutes, `connectionMinutes ${minutes}, clock skew ${skewMinutes} minutes`);
+  });
+
+  it('tenant add takes the quotas, checked against the tenant schema; tenant usage refuses a bad day', async () => {
+    const run = async (...args: string[]) => {
+      let out = '';
+      let err = '';
+      const code = await runCli([...args, '--endpoint', s.dynamoEndpoint, '--table', s.table], {
+        stdout: { write: (t: string) => (out += t) },
+        stderr: { write: (t: string) => (err += t) },
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      });
+      return { code, out, err };
+    };
+    const bad = await run('tenant', 'add', 'quota.example', '--quota-connections', '0', '--quota-messages-per-minute', 'lots');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /quotas\.connections \(--quota-connections\): .*1/);
+    assert.match(bad.err, /quotas\.messagesPerMinute \(--quota-messages-per-minute\): expected integer/);
+    const item = async () => (await s.server.db.send(new GetCommand({ TableName: s.table, Key: { pk: 'tenant#quota.example', sk: 'tenant' } }))).Item;
+    assert.equal(await item(), undefined);
+    const good = await run('tenant', 'add', 'quota.example', '--quota-connections', '5', '--quota-messages-per-minute', '30', '--quota-archive-bytes', '1000000');
+    assert.equal(good.code, 0, good.err);
+    assert.deepEqual((await item())?.quotas, { connections: 5, messagesPerMinute: 30, archiveBytes: 1_000_000 });
+    const badDay = await run('tenant', 'usage', 'quota.example', '--from', '2026-02-30');
+    assert.equal(badDay.code, 1);
+    assert.match(badDay.err, /--from: 2026-02-30 is not a calendar day/);
   });
 
   it('counts failed logins per tenant', async () => {
