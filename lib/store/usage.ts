@@ -109,6 +109,7 @@ export class UsageStore {
    */
   async admitConnect(address: string, max: number, windowMs: number, now: number): Promise<boolean> {
     const window = Math.floor(now / windowMs) * windowMs;
+    address = connectCapKey(address);
     try {
       await this.db.send(
         new UpdateCommand({
@@ -126,6 +127,21 @@ export class UsageStore {
       throw err;
     }
   }
+}
+
+/**
+ * What the connect cap counts: an IPv4 address as it is, an IPv6 address by its /64 prefix (one host
+ * or home usually has a whole /64 and can pick any address in it, RFC 4291 §2.5.4 and RFC 6177).
+ */
+export function connectCapKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const [head, tail] = address.split('%')[0].toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups; only the first four groups matter.
+  const rightGroups = right.flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - rightGroups.length)).fill('0'), ...rightGroups];
+  return `${groups.slice(0, 4).map((g) => Number.parseInt(g || '0', 16).toString(16)).join(':')}::/64`;
 }
 
 function countsOf(item: Record<string, unknown>): UsageRecordCounts {

@@ -1,11 +1,13 @@
 // The per-tenant metrics of a Lambda invocation as CloudWatch embedded metric format (EMF) lines,
 // parsed: one record per tenant, the tenant as the one dimension, every metric a number at the top
-// level with unit Count, counts since the previous invocation only; and the Prometheus text.
+// level with unit Count, counts since the previous invocation only; the Prometheus text; usage by UTC
+// day; and the key the $connect cap counts an address under.
 // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLambdaRuntime, flushingAfter } from '../../lib/runtime/lambda.ts';
 import { METRICS, Metrics, utcDay } from '../../lib/metrics/metrics.ts';
+import { connectCapKey } from '../../lib/store/usage.ts';
 
 interface EmfRecord {
   _aws: { Timestamp: number; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] };
@@ -115,4 +117,14 @@ test('usage is kept per tenant and UTC day, handed back when a write fails, and 
   m.wrote('a.example', utcDay(now), { archiveBytes: 100 });
   m.use('a.example', 'archiveBytes', 20);
   assert.equal(m.usageToday('a.example', 'archiveBytes'), 120);
+});
+
+test('the connect cap counts IPv4 addresses as they are and IPv6 addresses by their /64', () => {
+  assert.equal(connectCapKey('203.0.113.7'), '203.0.113.7');
+  assert.equal(connectCapKey('2001:db8:0:1:aaaa::1'), '2001:db8:0:1::/64');
+  assert.equal(connectCapKey('2001:DB8:0:1:ffff:1:2:3'), '2001:db8:0:1::/64');
+  assert.equal(connectCapKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(connectCapKey('::1'), '0:0:0:0::/64');
+  assert.equal(connectCapKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(connectCapKey('2001:0db8:0000:0001::'), '2001:db8:0:1::/64');
 });
