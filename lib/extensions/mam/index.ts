@@ -10,6 +10,7 @@
 // itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (ArchiveSettingsSchema).
 // A room's archive (§3.3.2) is its MUC history, read through the MUC module and queried at the room JID.
 import { type Static, Type } from '@sinclair/typebox';
+import { utcDay } from '../../metrics/metrics.ts';
 import type { DeliveredEvent, IqEvent, Session, StanzaEvent, UndeliverableEvent } from '../../core/events.ts';
 import type { XmppModule } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
@@ -44,8 +45,6 @@ export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
 /** Days a message is kept when the tenant's `archive` block names none. */
 export const DEFAULT_RETENTION_DAYS = 365;
 const DAY_MS = 24 * 60 * 60_000;
-/** YYYY-MM-DD (UTC): the key of a usage record. */
-const utcDayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export const ArchiveSettingsSchema = Type.Object(
   {
@@ -196,10 +195,10 @@ export const mam: XmppModule<ArchiveStore> = {
     const earlier = new Map<string, { day: string; bytes: number }>();
     const archivedBeforeToday = async (domain: string, days: number) => {
       const now = clock.now();
-      const today = utcDayOf(now);
+      const today = utcDay(now);
       const hit = earlier.get(domain);
       if (hit?.day === today) return hit.bytes;
-      const records = days > 1 ? await ctx.server.usage.range(domain, utcDayOf(now - (days - 1) * DAY_MS), utcDayOf(now - DAY_MS)) : [];
+      const records = days > 1 ? await ctx.server.usage.range(domain, utcDay(now - (days - 1) * DAY_MS), utcDay(now - DAY_MS)) : [];
       const bytes = records.reduce((n, r) => n + (r.counts.archiveBytes ?? 0), 0);
       earlier.set(domain, { day: today, bytes });
       return bytes;
