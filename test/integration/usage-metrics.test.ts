@@ -57,8 +57,15 @@ describe('usage records and per-tenant metrics', () => {
     });
     // As in README "Cost per operation" (delivery, and the archive's read and two writes): nothing added for metering.
     assert.deepEqual({ reads: messageCost.reads, writes: messageCost.writes, posts: messageCost.posts }, { reads: 2, writes: 2, posts: 1 }, JSON.stringify(messageCost.calls));
-    await alice.send(xml('message', { to: bob.jid, type: 'chat', id: 'u2' }, xml('body', {}, 'two')));
-    await bob.waitFor(byName('message', { id: 'u2' }));
+    // Every DynamoDB call the message made is counted for its tenant, by the SDK middleware.
+    const callsBefore = s.metrics.total('DynamoDBCalls', TENANT);
+    const second = await s.cost(async () => {
+      await alice.send(xml('message', { to: bob.jid, type: 'chat', id: 'u2' }, xml('body', {}, 'two')));
+      await bob.waitFor(byName('message', { id: 'u2' }));
+    });
+    const dynamoCalls = Object.entries(second.calls).filter(([k]) => k.startsWith('dynamodb:')).reduce((n, [, v]) => n + v, 0);
+    assert.equal(s.metrics.total('DynamoDBCalls', TENANT) - callsBefore, dynamoCalls);
+    assert.equal(dynamoCalls, 4);
     await bob.send(xml('message', { to: alice.jid, type: 'chat', id: 'u3' }, xml('body', {}, 'three')));
     await alice.waitFor(byName('message', { id: 'u3' }));
     await alice.roundTrip();
