@@ -17,6 +17,8 @@ import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
 import { newTenantConflict } from '../lib/core/tenant-domains.ts';
+import { UsageRangeError, UsageStore, usageRange, usageReport } from '../lib/store/usage.ts';
+import { USAGE_FIELDS, utcDay } from '../lib/metrics/metrics.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
 import { OperatorError, accountPartitionsOf, settingBlocksOf } from '../lib/core/modules.ts';
 import { UserExistsError, UserStore } from '../lib/store/users.ts';
@@ -74,6 +76,9 @@ interface TenantAddOptions {
   maxStanzaBytes?: string;
   stanzasPerSecond?: string;
   roomsPerUser?: string;
+  quotaConnections?: string;
+  quotaMessagesPerMinute?: string;
+  quotaArchiveBytes?: string;
   label?: string[];
   disabled?: boolean;
 }
@@ -91,6 +96,9 @@ const FLAG_OF: Record<string, string> = {
   'limits.maxStanzaBytes': '--max-stanza-bytes',
   'limits.stanzasPerSecond': '--stanzas-per-second',
   'limits.roomsPerUser': '--rooms-per-user',
+  'quotas.connections': '--quota-connections',
+  'quotas.messagesPerMinute': '--quota-messages-per-minute',
+  'quotas.archiveBytes': '--quota-archive-bytes',
   labels: '--label',
 };
 
@@ -106,6 +114,7 @@ function tenantFromFlags(domain: string, o: TenantAddOptions): TenantRecord {
   const defined = (obj: Record<string, unknown>) => Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
   const jwt = defined({ secret: o.jwtSecret, jwksUrl: o.jwksUrl, issuer: o.jwtIssuer, audience: o.jwtAudience });
   const limits = defined({ sessionsPerUser: numeric(o.sessionsPerUser), maxStanzaBytes: numeric(o.maxStanzaBytes), stanzasPerSecond: numeric(o.stanzasPerSecond), roomsPerUser: numeric(o.roomsPerUser) });
+  const quotas = defined({ connections: numeric(o.quotaConnections), messagesPerMinute: numeric(o.quotaMessagesPerMinute), archiveBytes: numeric(o.quotaArchiveBytes) });
   const labels = Object.fromEntries(
     (o.label ?? []).map((l) => {
       const i = l.indexOf('=');
@@ -122,6 +131,7 @@ function tenantFromFlags(domain: string, o: TenantAddOptions): TenantRecord {
     ...(o.tokenSecret !== undefined ? { tokens: { secret: o.tokenSecret } } : {}),
     ...(o.registration !== undefined ? { registration: o.registration } : {}),
     ...(Object.keys(limits).length ? { limits } : {}),
+    ...(Object.keys(quotas).length ? { quotas } : {}),
     ...(Object.keys(labels).length ? { labels } : {}),
   };
   try {
@@ -192,6 +202,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     idleTimeout?: number;
     maxDuration?: number;
     componentPort: number;
+    connectsPerAddress?: number;
+    connectWindow?: number;
     logLevel: string;
   }
 
@@ -210,6 +222,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .option('--max-stanza-size <bytes>', 'largest stanza accepted (default 65536)', integer(1))
     .option('--idle-timeout <seconds>', 'close connections idle this long, like API Gateway (default 600)', integer(1))
     .option('--max-duration <seconds>', 'close connections this long after they opened, like API Gateway (default 7200)', integer(1))
+    .option('--connects-per-address <n>', 'new WebSocket connections accepted per source address per window, 429 beyond (default 0: no cap; 60 in Lambda)', integer(0))
+    .option('--connect-window <seconds>', 'the window of --connects-per-address (default 60)', integer(1))
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default(env.LOG_LEVEL ?? 'info'))
     .action(async (opts: StartOptions) => {
       const domains = opts.domain.map(domainName);
@@ -238,6 +252,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
             ...(opts.maxStanzaSize !== undefined ? { maxStanzaBytes: opts.maxStanzaSize } : {}),
             // Sessions must not outlive the connection the gateway will cut.
             ...(maxDurationMs !== undefined ? { maxConnectionMs: maxDurationMs } : {}),
+            ...(opts.connectsPerAddress !== undefined ? { connectsPerAddress: opts.connectsPerAddress } : {}),
+            ...(opts.connectWindow !== undefined ? { connectWindowMs: opts.connectWindow * 1000 } : {}),
           },
           gatewayLimits: {
             idleTimeoutMs: opts.idleTimeout === undefined ? undefined : opts.idleTimeout * 1000,
@@ -531,6 +547,9 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
     .option('--max-stanza-bytes <bytes>', "limits.maxStanzaBytes (default: the server's)")
     .option('--stanzas-per-second <n>', 'limits.stanzasPerSecond')
     .option('--rooms-per-user <n>', 'limits.roomsPerUser')
+    .option('--quota-connections <n>', 'quotas.connections: bound sessions of the whole tenant at once')
+    .option('--quota-messages-per-minute <n>', 'quotas.messagesPerMinute, per session')
+    .option('--quota-archive-bytes <n>', 'quotas.archiveBytes: what its message archives may hold')
     .option('--label <key=value>', 'a label (repeatable)', collect)
     .option('--disabled', 'create it switched off')
     .action(
@@ -566,6 +585,35 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         if (!rec) throw new CliError(`no tenant ${domainArg} (${t.where})`);
         // As the admin API shows it: a secret that is set reads "(set)"; the table holds the value.
         io.stdout.write(`${JSON.stringify(redactSecrets(rec, settingBlocks), null, 2)}\n`);
+      }, tenant),
+    );
+
+  tenant
+    .command('usage <domain>')
+    .description('print the tenant\'s usage records (README "Metrics and usage"), one line per UTC day, and the total')
+    .option('--from <YYYY-MM-DD>', 'first UTC day (default: today)')
+    .option('--to <YYYY-MM-DD>', 'last UTC day, inclusive (default: --from); at most 366 days')
+    .option('--json', 'print what the admin API answers, as JSON')
+    .action(
+      withTarget(async (t, domainArg: string, o: { from?: string; to?: string; json?: boolean }) => {
+        const domain = domainName(domainArg);
+        let range;
+        try {
+          range = usageRange(o, utcDay(Date.now()));
+        } catch (err) {
+          if (err instanceof UsageRangeError) throw new CliError(`--${err.message}`);
+          throw err;
+        }
+        if (!(await t.tenants.get(domain, 0))) throw new CliError(`no tenant ${domain} (${t.where})`);
+        const report = await usageReport(new UsageStore(t.db, t.table), domain, range.from, range.to);
+        if (o.json) {
+          io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          return;
+        }
+        const row = (label: string, c: Record<string, number>) => `${[label, ...USAGE_FIELDS.map((f) => String(c[f] ?? 0))].join('\t')}\n`;
+        io.stdout.write(`${['day', ...USAGE_FIELDS].join('\t')}\n`);
+        for (const d of report.days) io.stdout.write(row(d.day, d.counts));
+        io.stdout.write(row('total', report.total));
       }, tenant),
     );
 

@@ -2,16 +2,17 @@
 // per connection, at most once each (docs/architecture.md "Order"). The logic is lib/gateway/ingest.ts,
 // which the local gateway runs too; this file is the deployed wiring.
 import { createIngestHandler, type IngestDeps, type SqsBatchResponse, type SqsEvent } from '../lib/gateway/ingest.ts';
-import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
+import { createLambdaRuntime, flushingAfter } from '../lib/runtime/lambda.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { FrameClaimStore } from '../lib/store/frame-dedup.ts';
 
 /** The deployed wiring: the same server as the WebSocket routes, plus the frame claims table. */
-function fromEnvironment(env: Record<string, string | undefined> = process.env): IngestDeps {
+function fromEnvironment(env: Record<string, string | undefined> = process.env): IngestDeps & { flush(): Promise<void> } {
   const claimsTable = env.FRAME_CLAIMS_TABLE?.trim();
   if (!claimsTable) throw new Error('FRAME_CLAIMS_TABLE is not set: the ingest needs the name of its frame claims table');
-  const { server, endpointOf } = createLambdaRuntime(env);
+  const { server, endpointOf, flush } = createLambdaRuntime(env);
   return {
+    flush,
     processor: server,
     claims: new FrameClaimStore(createDynamoClient({ region: env.AWS_REGION }), claimsTable),
     endpointOf: (e) => endpointOf({ domainName: e.domainName, stage: e.stage }),
@@ -23,4 +24,9 @@ function fromEnvironment(env: Record<string, string | undefined> = process.env):
 
 // Built on the first batch rather than at import, so tests can import this file without an environment.
 let handle: ((event: SqsEvent) => Promise<SqsBatchResponse>) | undefined;
-export const handler = async (event: SqsEvent): Promise<SqsBatchResponse> => (handle ??= createIngestHandler(fromEnvironment()))(event);
+// The batch's per-tenant metrics (EMF) and, now and then, the usage records are written after it.
+export const handler = async (event: SqsEvent): Promise<SqsBatchResponse> =>
+  (handle ??= (() => {
+    const deps = fromEnvironment();
+    return flushingAfter(deps.flush, createIngestHandler(deps));
+  })())(event);

@@ -46,5 +46,6 @@ export const handler = (_event: unknown, context?: LambdaContext): Promise<Sweep
     const purger = process.env.PURGE_TENANTS === 'true' ? new TenantPurger(runtime.server.db, runtime.table, purgePlanOf(runtime.server)) : undefined;
     return { runtime, purger };
   })();
-  return sweepAndPurge(deps.runtime, deps.purger, context);
+  // Connections the sweep ends add their minutes to the usage records; its metrics go out as EMF.
+  return sweepAndPurge(deps.runtime, deps.purger, context).finally(() => deps!.runtime.flush());
 };

@@ -15,6 +15,8 @@ import { InvalidPasswordError, accountDataOf, addUser, removeUser, setPassword }
 import { OperatorError } from '../core/modules.ts';
 import { newTenantConflict, servicesOnTenants } from '../core/tenant-domains.ts';
 import { openApiDocumentFor } from './openapi.ts';
+import { UsageRangeError, usageRange, usageReport } from '../store/usage.ts';
+import { utcDay } from '../metrics/metrics.ts';
 import { MAX_BODY_BYTES, MAX_JSON_DEPTH, decodePathSegment, jsonNestingExceeds } from './request-limits.ts';
 import type { TenantPurger } from './purge.ts';
 
@@ -30,6 +32,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   status: number;
   body?: unknown;
+  /** A body that is text of this type (Prometheus), written as is rather than as JSON. */
+  contentType?: string;
 }
 
 /** A refusal the API answers with `status` and `{ error: { code, message } }` (modules throw OperatorError, the same). */
@@ -62,6 +66,11 @@ export interface AdminApiOptions {
   purger: TenantPurger;
   /** Extra operations from extensions (e.g. token revocation). */
   extraRoutes?: { method: string; pattern: string; handler: Handler }[];
+  /**
+   * The process's counters, served at GET /metrics in the Prometheus text format (the local server
+   * only: in AWS they go to CloudWatch as EMF, and one Lambda container's counters mean nothing).
+   */
+  metrics?: { prometheus(): string };
 }
 
 /** What can be decided from a request's line and headers alone, before its body is read. */
@@ -126,6 +135,22 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
 
   const openApi = openApiDocumentFor(server.tenants.blocks);
   route('GET', '/openapi.json', async () => ({ status: 200, body: openApi }));
+
+  // ---- metrics and usage (README "Metrics and usage")
+  const metrics = opts.metrics;
+  // Behind the bearer token like every route: tenant names and their traffic are the operator's business.
+  if (metrics) route('GET', '/metrics', async () => ({ status: 200, body: metrics.prometheus(), contentType: 'text/plain; version=0.0.4; charset=utf-8' }));
+  route('GET', '/tenants/{domain}/usage', async (req, p) => {
+    let range;
+    try {
+      range = usageRange({ from: req.query.get('from') ?? undefined, to: req.query.get('to') ?? undefined }, utcDay(server.clock.now()));
+    } catch (err) {
+      if (err instanceof UsageRangeError) throw new ApiError(400, 'invalid-range', err.message);
+      throw err;
+    }
+    await tenantOr404(p.domain);
+    return { status: 200, body: await usageReport(server.usage, p.domain, range.from, range.to) };
+  });
 
   // ---- tenants
   route('GET', '/tenants', async () => ({ status: 200, body: { tenants: await server.tenants.list() } }));
@@ -417,9 +442,10 @@ async function bodyUpTo(req: IncomingMessage, limit: number): Promise<string | u
  * answer rather than wait for (or parse as a next request) what the client still sends.
  */
 function answer(res: ServerResponse, out: ApiResponse, { unread = false } = {}): true {
-  const payload = out.body === undefined ? '' : JSON.stringify(out.body, null, 2);
+  const text = out.contentType !== undefined && typeof out.body === 'string';
+  const payload = out.body === undefined ? '' : text ? (out.body as string) : JSON.stringify(out.body, null, 2);
   res.writeHead(out.status, {
-    ...(payload ? { 'content-type': 'application/json' } : {}),
+    ...(payload ? { 'content-type': text ? out.contentType! : 'application/json' } : {}),
     ...(out.status === 401 ? { 'www-authenticate': 'Bearer realm="xmpp-edge admin"' } : {}),
     ...(unread ? { connection: 'close' } : {}),
   });

@@ -118,6 +118,16 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
             occupants: { type: 'array', items: { type: 'object', properties: { nick: { type: 'string' }, role: { type: 'string' }, affiliation: { type: 'string' }, jids: { type: 'array', items: { type: 'string' } } } } },
           },
         },
+        Usage: {
+          type: 'object',
+          description: 'A usage record: what the tenant used (absent fields are 0)',
+          properties: {
+            connectionMinutes: { type: 'number', description: 'minutes of WebSocket connections that opened a stream, counted when they end' },
+            stanzas: { type: 'integer', description: 'stanzas from bound sessions' },
+            messages: { type: 'integer', description: 'messages among them' },
+            archiveBytes: { type: 'integer', description: 'bytes of messages archived (MAM)' },
+          },
+        },
         // Generated from the tenant item's schema (README "The tenant item"): what the API enforces.
         Tenant: tenant,
         TenantPatch: { ...Type.Partial(tenant), description: 'Fields to change; null removes one (JSON merge patch, RFC 7396). domain cannot change; createdAt and updatedAt are set by the server.' },
@@ -208,7 +218,34 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
           },
         ),
       },
-
+      '/tenants/{domain}/usage': {
+        parameters: [domain],
+        get: op(
+          "The tenant's usage records (README \"Metrics and usage\"): one per UTC day that had any, and their sums",
+          {
+            '200': {
+              description: 'usage',
+              ...json({
+                type: 'object',
+                properties: {
+                  domain: { type: 'string' },
+                  from: { type: 'string', format: 'date' },
+                  to: { type: 'string', format: 'date' },
+                  days: { type: 'array', items: { type: 'object', properties: { day: { type: 'string', format: 'date' }, counts: { $ref: '#/components/schemas/Usage' } } } },
+                  total: { $ref: '#/components/schemas/Usage' },
+                },
+              }),
+            },
+            '400': error,
+          },
+          {
+            parameters: [
+              { name: 'from', in: 'query', schema: { type: 'string', format: 'date' }, description: 'first UTC day, YYYY-MM-DD (default today)' },
+              { name: 'to', in: 'query', schema: { type: 'string', format: 'date' }, description: 'last UTC day, inclusive (default from); at most 366 days' },
+            ],
+          },
+        ),
+      },
       '/tenants/{domain}/components': {
         parameters: [domain],
         get: op("List the tenant's XEP-0114 and webhook components (README \"Components\"); secrets read \"(set)\"", { '200': { description: 'components', ...json({ type: 'object', properties: { components: (tenant.properties.components as { type?: unknown }) ?? {} } }) } }),
@@ -222,6 +259,11 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
       },
       '/tenants/{domain}/components/{component}/enable': { parameters: [domain, componentParam], post: op('Enable a component', { '200': { description: 'component' } }) },
       '/tenants/{domain}/components/{component}/disable': { parameters: [domain, componentParam], post: op('Disable a component: refused at handshake, disconnected at its next stanza, stanzas to it get service-unavailable', { '200': { description: 'component' } }) },
+      '/metrics': {
+        get: op('The per-tenant counters in the Prometheus text format (local server only; in AWS they are CloudWatch metrics)', {
+          '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } },
+        }),
+      },
       '/tenants/{domain}/sessions': { parameters: [domain], get: op('List open connections and sessions', { '200': { description: 'sessions' } }) },
       '/tenants/{domain}/stanzas': {
         parameters: [domain],

@@ -11,9 +11,8 @@ interface Bucket {
 export class TokenBuckets {
   private buckets = new Map<string, Bucket>();
 
-  /** Takes one token. Returns 0 if granted now, else the milliseconds until one is available. */
-  take(key: string, ratePerSecond: number, now = Date.now()): number {
-    const burst = ratePerSecond * 2;
+  /** Takes one token (a bucket holds `burst` tokens at most). Returns 0 if granted now, else the milliseconds until one is available. */
+  take(key: string, ratePerSecond: number, now = Date.now(), burst = ratePerSecond * 2): number {
     const b = this.buckets.get(key) ?? { tokens: burst, at: now };
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * ratePerSecond);
     b.at = now;

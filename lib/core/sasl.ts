@@ -144,6 +144,7 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
   } else if (step.kind === 'success') {
     await server.connections.update(rec.id, { stage: 'authenticated', username: step.username, sasl: undefined });
     server.log.info({ connectionId: rec.id, user: `${step.username}@${rec.domain}`, mechanism: mechanism!.name }, 'authenticated');
+    server.metrics.count('Logins', 1, rec.domain);
     // RFC 6120 §6.4.6: additional data with success (SCRAM's server signature) goes in <success/>.
     const success = xml('success', { xmlns: NS.SASL });
     if (step.data?.length) success.t(step.data.toString('base64'));
@@ -153,6 +154,7 @@ export async function handleSasl(server: XmppServer, rec: ConnectionRecord, el: 
     const user = attempt.account ? `${attempt.account}@${rec.domain}` : undefined;
     server.log.info({ connectionId: rec.id, sourceIp: rec.sourceIp, user, mechanism: mechanism?.name, condition: step.condition, text: step.text, reason: step.reason, failures }, 'authentication failed');
     await server.connections.update(rec.id, { sasl: undefined, authFailures: failures });
+    if (step.condition !== 'aborted') server.metrics.count('LoginFailures', 1, rec.domain);
     // Only wrong credentials count as a guess; a malformed request or a refusal while locked does not.
     if (step.condition === 'not-authorized') await server.registry.events.fireAll('auth/failed', step.badToken ? { ...attempt, account: undefined } : attempt);
     await server.send(target, failure(step.condition, step.text));

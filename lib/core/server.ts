@@ -14,10 +14,12 @@ import { ServerSecretStore } from '../store/server-secret.ts';
 import { SessionStore } from '../store/sessions.ts';
 import { TenantStore, type TenantRecord } from '../store/tenants.ts';
 import { UserStore } from '../store/users.ts';
-import type { Session } from './events.ts';
+import type { Session, SessionEndedEvent } from './events.ts';
 import type { ConnectionTarget, ManagementApi } from './management-api.ts';
 import { type Component, Registry, type XmppModule, installModules, settingBlocksOf } from './modules.ts';
 import { TokenBuckets } from './rate-limit.ts';
+import { Metrics, NO_TENANT, type FrameScope } from '../metrics/metrics.ts';
+import { UsageStore } from '../store/usage.ts';
 import { handleFrame } from './stream.ts';
 
 export interface Limits {
@@ -37,6 +39,12 @@ export interface Limits {
   maxConnectionMs: number;
   /** Concurrent management-API posts in one fan-out. */
   fanOutConcurrency: number;
+  /**
+   * New WebSocket connections accepted from one source address per `connectWindowMs` (0: no cap); one
+   * conditional write per $connect while on (docs/architecture.md "Metrics and usage").
+   */
+  connectsPerAddress: number;
+  connectWindowMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -46,6 +54,8 @@ export const DEFAULT_LIMITS: Limits = {
   pingAnswerMs: 60_000,
   maxConnectionMs: 2 * 60 * 60_000,
   fanOutConcurrency: 16,
+  connectsPerAddress: 0,
+  connectWindowMs: 60_000,
 };
 
 export type { Component, XmppModule } from './modules.ts';
@@ -65,6 +75,8 @@ export interface ServerOptions {
   region?: string;
   /** Time source (default the system clock); tests inject one to move time without sleeping. */
   clock?: Clock;
+  /** The per-tenant counters (default a new registry); give the same one to createDynamoClient to count its calls. */
+  metrics?: Metrics;
 }
 
 export class XmppServer {
@@ -82,6 +94,10 @@ export class XmppServer {
   /** The table and its client (modules reach them through ctx.openStore()). */
   readonly db: DynamoDBDocumentClient;
   readonly table: string;
+  /** Per-tenant counters and usage, in memory (docs/architecture.md "Metrics and usage"). */
+  readonly metrics: Metrics;
+  /** Usage records, the tenant's live-session count and the per-address connect counters. */
+  readonly usage: UsageStore;
 
   /**
    * What the modules added: hooks, filters, features, mechanisms, components, routes. Core-internal:
@@ -92,6 +108,8 @@ export class XmppServer {
   /** Bound sessions by connection id. Binding never changes afterwards, so this cache is safe. */
   private readonly bound = new Map<string, Session>();
   readonly rates = new TokenBuckets();
+  /** Per-session message buckets of quotas.messagesPerMinute (in memory, soft, like `rates`). */
+  readonly messageQuota = new TokenBuckets();
   private readonly sinks = new Map<string, (frame: string) => void>();
   /** Connections this process ended lately, so their trailing $disconnect costs nothing. */
   private readonly recentlyEnded = new Set<string>();
@@ -107,6 +125,8 @@ export class XmppServer {
     this.db = opts.db;
     this.table = opts.table;
     this.clock = opts.clock ?? systemClock;
+    this.metrics = opts.metrics ?? new Metrics(this.clock);
+    this.usage = new UsageStore(opts.db, opts.table);
     this.connections = new ConnectionStore(opts.db, opts.table, opts.region ?? process.env.AWS_REGION ?? 'local');
     this.sessions = new SessionStore(opts.db, opts.table);
     this.users = new UserStore(opts.db, opts.table);
@@ -114,15 +134,26 @@ export class XmppServer {
     this.serverSecret = new ServerSecretStore(opts.db, opts.table);
     this.version = opts.version;
     installModules(this, this.registry, opts.modules);
+    // A session counted in its tenant's quotas.connections gives its place back when it ends, for
+    // whatever reason (lowest priority: after every module has seen it).
+    this.registry.events.on(
+      'session-ended',
+      async (e) => {
+        const { entry, session } = e as SessionEndedEvent;
+        if (entry.quota) await this.usage.releaseSession(session.jid.domain);
+      },
+      -1000,
+    );
   }
 
   // ---- transport entry points -------------------------------------------------------------------
 
   /**
    * $connect. RFC 7395 §3.3: the client offers the "xmpp" subprotocol; we accept only that. Returns
-   * the subprotocol to echo, or undefined to refuse the connection.
+   * the subprotocol to echo, undefined to refuse the connection, or 'too-many' when its address
+   * opened `connectsPerAddress` connections in this window already.
    */
-  async connect(c: { connectionId: string; endpoint: string; connectedAt: number; sourceIp?: string; protocols: string[] }): Promise<string | undefined> {
+  async connect(c: { connectionId: string; endpoint: string; connectedAt: number; sourceIp?: string; protocols: string[] }): Promise<string | 'too-many' | undefined> {
     // A module's own subprotocol (XEP-0114 components: docs/architecture.md "Components") only when
     // the client does not offer "xmpp".
     const protocol = c.protocols.includes('xmpp') ? 'xmpp' : c.protocols.find((p) => this.registry.streamProtocols.has(p));
@@ -131,6 +162,12 @@ export class XmppServer {
       return undefined;
     }
     const now = Date.now();
+    const cap = this.limits.connectsPerAddress;
+    if (cap > 0 && c.sourceIp && !(await this.usage.admitConnect(c.sourceIp, cap, this.limits.connectWindowMs, this.clock.now()))) {
+      this.metrics.count('ConnectRefusals', 1, NO_TENANT);
+      this.log.info({ connectionId: c.connectionId, sourceIp: c.sourceIp, max: cap, windowMs: this.limits.connectWindowMs }, 'refused: too many new connections from this address');
+      return 'too-many';
+    }
     await this.connections.create({
       id: c.connectionId,
       endpoint: c.endpoint,
@@ -147,14 +184,27 @@ export class XmppServer {
 
   /** $default: one WebSocket message, processed in order per connection by the transport. */
   async frame(connectionId: string, endpoint: string, body: string): Promise<void> {
-    await handleFrame(this, { connectionId, endpoint }, body);
+    const started = performance.now();
+    const scope: FrameScope = { tenant: this.bound.get(connectionId)?.jid.domain };
+    try {
+      await this.metrics.run(scope, () => handleFrame(this, { connectionId, endpoint }, body));
+    } catch (err) {
+      scope.outcome = 'failed';
+      this.metrics.count('Errors', 1, scope.tenant ?? NO_TENANT);
+      throw err;
+    } finally {
+      // One line per frame outcome (docs/architecture.md "Metrics and usage"): never the frame itself,
+      // which may hold a password, a token or a message body.
+      this.log.info({ tenant: scope.tenant, connectionId, kind: scope.kind, ms: Math.round((performance.now() - started) * 10) / 10, outcome: scope.outcome ?? 'ok' }, 'frame handled');
+    }
   }
 
   /** $disconnect (best effort: it may never come; the sweeper and 410s cover that). */
   async disconnect(connectionId: string, reason = 'disconnect'): Promise<void> {
     // After a <close/> or a stream error this process already ended it: save the second delete.
     if (this.recentlyEnded.has(connectionId)) return;
-    await this.endConnection(connectionId, reason, { socketClosed: true });
+    // Its own metrics scope: what ending the session costs is counted to the connection's tenant.
+    await this.metrics.run({ kind: '$disconnect' }, () => this.endConnection(connectionId, reason, { socketClosed: true }));
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
@@ -262,8 +312,13 @@ export class XmppServer {
     this.recentlyEnded.add(connectionId);
     if (this.recentlyEnded.size > 10_000) this.recentlyEnded.delete(this.recentlyEnded.values().next().value as string);
     this.rates.forget(connectionId);
+    this.messageQuota.forget(connectionId);
     if (opts.socketClosed) this.markSocketGone(connectionId);
     const rec = await this.connections.remove(connectionId, opts.socketClosed ? { tombstoneUntil: this.clock.now() + TOMBSTONE_MS } : {});
+    // Usage: the connection's minutes, from the item's start time, counted by the one caller that ended it.
+    const scope = this.metrics.scope();
+    if (scope && rec?.domain) scope.tenant ??= rec.domain;
+    if (rec?.domain && rec.stage !== 'gone') this.metrics.use(rec.domain, 'connectionMinutes', Math.max(0, this.clock.now() - rec.connectedAt) / 60_000);
     // The session ends before the last frames go out, so nothing (a room message, a presence) is
     // routed to this connection after its <close/> (RFC 7395 §3.6: nothing follows the close).
     let outcome: 'ended' | 'detached' | undefined = rec ? 'ended' : undefined;
@@ -341,7 +396,7 @@ export class XmppServer {
     for (const rec of due) {
       const alive = rec.expiresAt > now && (await this.management.isAlive({ connectionId: rec.id, endpoint: rec.endpoint }));
       if (!alive) {
-        await this.endConnection(rec.id, 'expired', { socketClosed: true });
+        await this.metrics.run({ kind: 'sweep' }, () => this.endConnection(rec.id, 'expired', { socketClosed: true }));
         ended++;
       } else if (rec.pingSentAt !== undefined && now - rec.pingSentAt >= this.limits.pingAnswerMs) {
         // XEP-0199 §4.2: no answer to our ping. The gateway still holds the socket, but the client is
@@ -383,6 +438,28 @@ export class XmppServer {
     return this.connections.update(session.connectionId, { pingSentAt: undefined });
   }
 
+  /**
+   * Writes the usage counted in memory since the last flush: one UpdateItem ADD per tenant and day
+   * (docs/architecture.md "Metrics and usage"). What fails to be written is kept for the next flush.
+   * `store` lets the local server write through a client of its own, outside the measured costs.
+   */
+  async flushUsage(store: UsageStore = this.usage): Promise<number> {
+    const entries = this.metrics.takeUsage();
+    let written = 0;
+    for (const [i, e] of entries.entries()) {
+      try {
+        const counts = Object.fromEntries(Object.entries(e.counts).map(([k, v]) => [k, k === 'connectionMinutes' ? Math.round(v * 1000) / 1000 : v]));
+        this.metrics.wrote(e.tenant, e.day, await store.add(e.tenant, e.day, counts));
+        written++;
+      } catch (err) {
+        this.log.error({ err, tenant: e.tenant, day: e.day }, 'usage not written; kept for the next flush');
+        this.metrics.giveBack(entries.slice(i));
+        break;
+      }
+    }
+    return written;
+  }
+
   /** system-shutdown (RFC 6120 §4.9.3.20) to every given connection, e.g. on Ctrl-C. */
   async shutdown(connectionIds: string[]): Promise<void> {
     await Promise.all(
@@ -414,11 +491,13 @@ export class XmppServer {
       this.log.debug({ connectionId: target.connectionId }, 'not sent: the socket is gone');
       return this.keptWhenGone(target, text);
     }
+    if (isStanza(text)) this.metrics.count('StanzasOut');
     const sink = this.sinks.get(target.connectionId);
     if (sink) {
       sink(text);
       return true;
     }
+    this.metrics.count('Posts');
     if (await this.management.post(target, text)) return true;
     this.log.info({ connectionId: target.connectionId }, 'gone on post');
     // A session kept for resumption already holds the stanza (its filter queued it): not lost.

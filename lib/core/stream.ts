@@ -35,9 +35,12 @@ export async function handleFrame(server: XmppServer, target: ConnectionTarget, 
   if (rec?.stage === 'gone') return handleTrailingFrame(server, rec, body);
   const fail = (err: StreamError) => streamError(server, connectionId, target.endpoint, err);
 
+  const scope = server.metrics.scope();
+  if (scope) scope.tenant ??= rec?.domain;
   const el = await parseWithinLimits(server, body, session?.jid.domain ?? rec?.domain);
   if (el instanceof StreamError) return fail(el);
   const ns = el.attrs.xmlns as string | undefined;
+  if (scope) scope.kind = STANZAS.has(el.name) && typeof el.attrs.type === 'string' ? `${el.name}:${el.attrs.type}` : el.name;
 
   try {
     if (ns === NS.FRAMING && el.name === 'open') return await openStream(server, rec ?? (await server.connections.get(connectionId)), el, target);
@@ -94,6 +97,9 @@ function isTransient(err: unknown): boolean {
  * (§4.9.3.9). Nothing is lost silently.
  */
 async function answerFailure(server: XmppServer, target: ConnectionTarget, el: Element, err: unknown, fail: (e: StreamError) => Promise<void>): Promise<void> {
+  server.metrics.count('Errors');
+  const scope = server.metrics.scope();
+  if (scope) scope.outcome = 'error';
   server.log.error({ err, connectionId: target.connectionId, element: el.name }, 'frame failed; answered internal-server-error');
   const type = el.attrs.type;
   if (!STANZAS.has(el.name)) return fail(new StreamError('internal-server-error'));
@@ -161,10 +167,17 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
   const ns = el.attrs.xmlns as string | undefined;
   if (STANZAS.has(el.name) && (ns === undefined || ns === NS.CLIENT)) {
     if (!(await withinRate(server, session, el))) return;
+    server.metrics.count('StanzasIn', 1, session.jid.domain);
+    server.metrics.use(session.jid.domain, 'stanzas', 1);
     // XEP-0198 counts what the client sent; nothing else is read or written for it here. A handler
     // that returns true takes the stanza out of routing (stream management: a stanza of a connection
-    // its session has left, which the client sends again).
+    // its session has left, which the client sends again). A message refused by the quota below was
+    // still handled (answered with an error), so it is counted first.
     if ((await server.registry.events.fire('stanza/in', { server, origin: session, stanza: el })) === true) return;
+    if (el.name === 'message') {
+      if (!(await withinMessageQuota(server, session, el))) return;
+      server.metrics.use(session.jid.domain, 'messages', 1);
+    }
     return routeStanza(server, session, el);
   }
   const fail = (err: StreamError) => streamError(server, session.connectionId, session.endpoint, err);
@@ -193,12 +206,39 @@ async function withinRate(server: XmppServer, session: Session, el: Element): Pr
     return true;
   }
   server.log.info({ jid: session.jid.toString(), rate }, 'stanza rate exceeded');
+  server.metrics.count('Throttles', 1, session.jid.domain);
+  refused(server);
   const type = el.attrs.type;
   if (type !== 'error' && !(el.name === 'iq' && type === 'result')) {
     el.attrs.from = session.jid.toString();
     await server.send(session, errorReply(el, new StanzaError('resource-constraint', `more than ${rate} stanzas per second`, 'wait')));
   }
   return false;
+}
+
+/**
+ * The tenant's quotas.messagesPerMinute, per session: a bucket of that many messages refilled over a
+ * minute, in memory (soft, as the stanza rate is: docs/architecture.md "Metrics and usage"). A message
+ * over it is answered resource-constraint of type wait (RFC 6120 §8.3.3.18), counted and logged.
+ */
+async function withinMessageQuota(server: XmppServer, session: Session, el: Element): Promise<boolean> {
+  const perMinute = (await server.tenants.get(session.jid.domain))?.quotas?.messagesPerMinute;
+  if (!perMinute || server.messageQuota.take(session.connectionId, perMinute / 60, server.clock.now(), perMinute) === 0) return true;
+  server.log.info({ tenant: session.jid.domain, jid: session.jid.toString(), messagesPerMinute: perMinute }, 'message quota exceeded');
+  server.metrics.count('MessageQuotaRefusals', 1, session.jid.domain);
+  refused(server);
+  // RFC 6120 §8.3.1: never answer an error with an error.
+  if (el.attrs.type !== 'error') {
+    el.attrs.from = session.jid.toString();
+    await server.send(session, errorReply(el, new StanzaError('resource-constraint', `more than ${perMinute} messages per minute (the tenant's quota)`, 'wait')));
+  }
+  return false;
+}
+
+/** Marks the current frame's outcome as refused by a limit or quota (its log line). */
+function refused(server: XmppServer): void {
+  const scope = server.metrics.scope();
+  if (scope) scope.outcome = 'refused';
 }
 
 function onUnknownElement(server: XmppServer, el: Element, fail: (e: StreamError) => Promise<void>): Promise<void> {
@@ -210,6 +250,8 @@ function onUnknownElement(server: XmppServer, el: Element, fail: (e: StreamError
 }
 
 async function streamError(server: XmppServer, connectionId: string, endpoint: string, err: StreamError): Promise<void> {
+  const scope = server.metrics.scope();
+  if (scope) scope.outcome = `stream-error:${err.condition}`;
   server.log.info({ connectionId, condition: err.condition, text: err.text }, 'stream error');
   await server.endConnection(connectionId, `stream error ${err.condition}`, { streamError: err, endpoint });
 }
@@ -273,6 +315,9 @@ async function openStream(server: XmppServer, rec: ConnectionRecord | undefined,
   if (el.attrs.version !== '1.0') return fail(new StreamError('unsupported-version', 'version 1.0 is required'));
 
   const authenticated = rec.stage === 'authenticated' || rec.stage === 'bound';
+  if (rec.stage === 'connected') server.metrics.count('Connections', 1, domain);
+  const scope = server.metrics.scope();
+  if (scope) scope.tenant = domain;
   const next: Partial<ConnectionRecord> = { stage: authenticated ? rec.stage : 'opened', domain, tenant: domain, streamId, sasl: undefined };
   await server.connections.update(rec.id, next);
   server.streamOpened(rec.id, domain);
@@ -308,15 +353,26 @@ async function bindResource(server: XmppServer, rec: ConnectionRecord, iq: Eleme
     return;
   }
   const session: Session = { connectionId: rec.id, endpoint: rec.endpoint, jid, expiresAt: rec.expiresAt, boundAt: server.clock.now() };
-  const maxSessions = (await server.tenants.get(jid.domain))?.limits?.sessionsPerUser;
+  const tenant = await server.tenants.get(jid.domain);
+  const maxSessions = tenant?.limits?.sessionsPerUser;
+  const quota = tenant?.quotas?.connections;
+  // The tenant's quotas.connections: one conditional write takes a place among its live sessions
+  // (docs/architecture.md "Metrics and usage"); the session entry records it, so its end gives it back.
+  if (quota && !(await server.usage.acquireSession(jid.domain, quota))) {
+    server.log.info({ tenant: jid.domain, connectionId: rec.id, quota }, 'connection quota reached');
+    server.metrics.count('ConnectionQuotaRefusals', 1, jid.domain);
+    // RFC 6120 §4.9.3.18: a local service policy (the tenant's quota) refuses the session.
+    throw new StreamError('policy-violation', `the tenant ${jid.domain} has reached its quota of ${quota} connections`);
+  }
   let replaced;
   try {
     replaced = await server.sessions.bind(
       jid.bare().toString(),
-      { resource: jid.resource, connectionId: rec.id, endpoint: rec.endpoint, boundAt: Date.now(), expiresAt: rec.expiresAt, available: false, priority: 0, ...sessionDataMaps(server) },
+      { resource: jid.resource, connectionId: rec.id, endpoint: rec.endpoint, boundAt: Date.now(), expiresAt: rec.expiresAt, available: false, priority: 0, ...sessionDataMaps(server), ...(quota ? { quota: true } : {}) },
       maxSessions,
     );
   } catch (err) {
+    if (quota) await server.usage.releaseSession(jid.domain);
     if (!(err instanceof SessionLimitError)) throw err;
     // RFC 6120 §7.6.2.1: the account has reached its limit of connected resources.
     await server.send(target, errorReply(iq, new StanzaError('resource-constraint', `at most ${maxSessions} sessions per account`, 'wait')));

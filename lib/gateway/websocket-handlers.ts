@@ -30,6 +30,8 @@ export function createWebSocketHandlers(server: XmppServer, endpointOf: Endpoint
       });
       // RFC 7395 §3.3: the server echoes the "xmpp" subprotocol; without it the client must not proceed.
       if (!chosen) return { statusCode: 400, body: 'the xmpp WebSocket subprotocol is required (RFC 7395)' };
+      // RFC 6585 §4: the client's address opened too many connections in this window.
+      if (chosen === 'too-many') return { statusCode: 429, body: 'too many new connections from this address; try again later' };
       return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': chosen } };
     },
     async disconnect(event: WebSocketEvent): Promise<WebSocketResult> {

@@ -3,8 +3,11 @@
 import { SWEEP_INDEX, TENANT_INDEX } from '../store/dynamo.ts';
 import type { TableAccess } from './xmpp-function.ts';
 
-/** $connect only records the new connection (XmppServer.connect). */
-export const CONNECT_ACCESS: TableAccess = { actions: ['dynamodb:PutItem'] };
+/**
+ * $connect records the new connection (XmppServer.connect), after counting it in its source address's
+ * window with one conditional UpdateItem (the connect cap, docs/architecture.md "Metrics and usage").
+ */
+export const CONNECT_ACCESS: TableAccess = { actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'] };
 
 /**
  * Everything a stream does between its first frame and its end: negotiation state, SASL, binding,

@@ -26,6 +26,8 @@ import { FrameClaimStore, frameClaimsTableDefinition } from '../store/frame-dedu
 import type { ConnectionRecord } from '../store/connections.ts';
 import { TenantStore } from '../store/tenants.ts';
 import { startComponentListener } from './component-listener.ts';
+import { UsageStore } from '../store/usage.ts';
+import { Metrics } from '../metrics/metrics.ts';
 import { ensureTable, startDynalite } from './dynamo-local.ts';
 
 export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -71,6 +73,8 @@ export interface LocalServerOptions {
   clock?: Clock;
   /** TCP port of the XEP-0114 component listener on `host` (README "Components"); default 5347, 0 picks a free one, false: none. */
   componentPort?: number | false;
+  /** How often the usage counted in memory is written to the usage records (default 10 s). */
+  usageFlushMs?: number;
 }
 
 export interface LocalServer {
@@ -95,6 +99,10 @@ export interface LocalServer {
   /** The ingest handler behind $default: what the gateway hands each connection's SQS batches to. */
   ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   counter: CallCounter;
+  /** The per-tenant counters, served at /api/metrics (Prometheus text). */
+  metrics: Metrics;
+  /** Writes the usage counted so far now (the timer does it every usageFlushMs), outside the measured costs. */
+  flushUsage(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -108,7 +116,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   await ensureTable(dynamoEndpoint, claimsTable, frameClaimsTableDefinition);
 
   const counter = new CallCounter();
-  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter });
+  const metrics = new Metrics(opts.clock);
+  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter, metrics });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
   const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
@@ -132,6 +141,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     version: PACKAGE_VERSION,
     region: opts.region,
     clock: opts.clock,
+    metrics,
   });
   // Webhooks to http://127.0.0.1 are for a receiver on this machine: allowed here, never when deployed.
   eventPushOf(server).configure({ allowLoopbackHttp: true });
@@ -158,7 +168,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   );
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
-  const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger }));
+  const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger, metrics }));
   // XEP-0156 discovery next to the admin API, as on the deployed HTTP API; the URL is known once listening.
   let url = '';
   const hostMetaRoutes = hostMetaHttpRoute(() => ({ websocket: url }));
@@ -194,6 +204,17 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
   const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
   watcher.start();
+  // Usage records: written every usageFlushMs through the background client, so that the call counter
+  // measures what stanzas cost (in AWS each invocation's flush does this: README "Metrics and usage").
+  const usageStore = new UsageStore(backgroundDb, table);
+  let usageFlushing: Promise<unknown> = Promise.resolve();
+  const flushUsage = (): Promise<number> => {
+    const run = usageFlushing.then(() => server.flushUsage(usageStore));
+    usageFlushing = run.catch((err) => log.error({ err }, 'usage flush failed'));
+    return run;
+  };
+  const usageTimer = setInterval(() => void flushUsage().catch(() => {}), opts.usageFlushMs ?? 10_000);
+  usageTimer.unref();
 
   return {
     url,
@@ -210,8 +231,11 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     gateway,
     ingest,
     counter,
+    metrics,
+    flushUsage,
     async stop() {
       clearInterval(sweepTimer);
+      clearInterval(usageTimer);
       clearInterval(purgeTimer);
       await sweeping;
       await watcher.stop();
@@ -220,6 +244,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       await gateway.stop();
       await Promise.all(flushing);
       await components?.stop();
+      await flushUsage().catch(() => {});
       db.destroy();
       backgroundDb.destroy();
       claimsDb.destroy();

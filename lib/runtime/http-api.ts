@@ -61,5 +61,6 @@ export function toApiRequest(event: HttpApiEvent, base = ADMIN_BASE_PATH): ApiRe
 /** The admin API's response as an HTTP API result: JSON, as nodeHttpRoutes writes it locally. */
 export function toHttpResult(out: ApiResponse): HttpApiResult {
   if (out.body === undefined) return { statusCode: out.status };
+  if (out.contentType !== undefined && typeof out.body === 'string') return { statusCode: out.status, headers: { 'content-type': out.contentType }, body: out.body };
   return { statusCode: out.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(out.body, null, 2) };
 }

@@ -4,7 +4,11 @@
 // delegates to it. Nothing here survives an invocation that must (docs/architecture.md "State").
 //
 // Environment: TABLE_NAME (required), MANAGEMENT_ENDPOINT (optional: the @connections endpoint of a
-// custom domain; default https://{domainName}/{stage} of each event), LOG_LEVEL (default info).
+// custom domain; default https://{domainName}/{stage} of each event), LOG_LEVEL (default info),
+// CONNECTS_PER_ADDRESS and CONNECT_WINDOW_SECONDS (the $connect cap per source address: default 60 per
+// 60 s; 0 turns it off), USAGE_FLUSH_SECONDS (how often usage records are written, default 10; 0: at
+// the end of every invocation). The per-tenant metrics are written as EMF log lines at the end of every
+// invocation (docs/architecture.md "Metrics and usage").
 import { pino } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
@@ -12,6 +16,7 @@ import { XmppServer } from '../core/server.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { awsEndpointOf, createWebSocketHandlers, type EndpointOf, type WebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
+import { Metrics } from '../metrics/metrics.ts';
 
 export const VERSION: string = pkg.version;
 
@@ -20,11 +25,38 @@ export interface LambdaRuntime {
   handlers: WebSocketHandlers;
   endpointOf: EndpointOf;
   table: string;
+  /**
+   * To call at the end of every invocation: the metrics counted since the last call as EMF lines on
+   * stdout, and the usage records if USAGE_FLUSH_SECONDS have passed since they were last written.
+   */
+  flush(): Promise<void>;
+}
+
+/** EMF records must be whole JSON lines on stdout, which Lambda sends to CloudWatch Logs. */
+const toStdout = (record: Record<string, unknown>) => void process.stdout.write(JSON.stringify(record) + '\n');
+
+/** A whole number from the environment, or a clear error naming the variable. */
+function envInteger(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) throw new Error(`${name} "${raw}" is not a whole number of 0 or more`);
+  return Number(raw);
+}
+
+/** Wraps a handler so that the runtime's flush runs after every invocation, whatever its outcome. */
+export function flushingAfter<A extends unknown[], R>(flush: () => Promise<void>, handler: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await handler(...args);
+    } finally {
+      await flush();
+    }
+  };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function createLambdaRuntime(env: Record<string, string | undefined> = process.env): LambdaRuntime {
+export function createLambdaRuntime(env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
   const table = env.TABLE_NAME?.trim();
   if (!table) throw new Error('TABLE_NAME is not set: the function needs the name of the DynamoDB table in its environment');
   const level = env.LOG_LEVEL?.trim() || 'info';
@@ -32,9 +64,17 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   const managementEndpoint = env.MANAGEMENT_ENDPOINT?.trim();
   const endpointOf: EndpointOf = managementEndpoint ? () => managementEndpoint : awsEndpointOf;
 
+  const connectsPerAddress = envInteger(env, 'CONNECTS_PER_ADDRESS', 60);
+  const connectWindowMs = envInteger(env, 'CONNECT_WINDOW_SECONDS', 60) * 1000;
+  if (connectWindowMs === 0) throw new Error('CONNECT_WINDOW_SECONDS must be at least 1');
+  const usageFlushMs = envInteger(env, 'USAGE_FLUSH_SECONDS', 10) * 1000;
+
+  const metrics = new Metrics();
   const server = new XmppServer({
     // No endpoint and no credentials: the Lambda role's, through the default provider chain.
-    db: createDynamoClient({ region: env.AWS_REGION }),
+    db: createDynamoClient({ region: env.AWS_REGION, metrics }),
+    metrics,
+    limits: { connectsPerAddress, connectWindowMs },
     table,
     management: new ManagementApi(),
     // Synchronous writes: a container may be frozen right after the handler returns.
@@ -42,5 +82,14 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
     modules: defaultModules,
     version: VERSION,
   });
-  return { server, handlers: createWebSocketHandlers(server, endpointOf), endpointOf, table };
+  let usageWrittenAt = 0;
+  const flush = async () => {
+    for (const record of metrics.takeEmf()) write(record);
+    if (Date.now() - usageWrittenAt < usageFlushMs) return;
+    usageWrittenAt = Date.now();
+    await server.flushUsage();
+  };
+  const ws = createWebSocketHandlers(server, endpointOf);
+  const handlers = { connect: flushingAfter(flush, ws.connect), disconnect: flushingAfter(flush, ws.disconnect) };
+  return { server, handlers, endpointOf, table, flush };
 }

@@ -10,6 +10,8 @@ export interface DynamoOptions {
   /** Local dynalite accepts any credentials; in AWS the default provider chain is used. */
   localCredentials?: boolean;
   counter?: CallCounter;
+  /** Another observer of every command (the metrics registry counts DynamoDB calls per tenant). */
+  metrics?: { attach(client: unknown, service: string): void };
 }
 
 export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentClient {
@@ -20,6 +22,7 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
     maxAttempts: 3,
   });
   opts.counter?.attach(client, 'dynamodb');
+  opts.metrics?.attach(client, 'dynamodb');
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 

@@ -25,6 +25,8 @@ export interface SessionEntry {
    * maps are created empty at bind, so a module sets a field with one conditional update.
    */
   data?: Record<string, Record<string, unknown>>;
+  /** Counted in its tenant's live sessions (quotas.connections), so its end gives the place back. */
+  quota?: boolean;
 }
 
 export class SessionLimitError extends Error {

@@ -83,6 +83,19 @@ export const TenantLimitsSchema = Type.Object(
   { additionalProperties: false, description: 'Per-tenant limits; an absent one is not limited or takes the server default.' },
 );
 
+/**
+ * Quotas that bound what one tenant can cost (README "Metrics and usage"); an absent one is unlimited.
+ * A refusal is an XMPP error the client sees and a counted metric.
+ */
+export const TenantQuotasSchema = Type.Object(
+  {
+    connections: Type.Optional(Type.Integer({ minimum: 1, description: "Bound sessions of the whole tenant at once; one more gets the stream error policy-violation at resource binding. Costs one write at each bind and session end while set." })),
+    messagesPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Messages per minute per session (a bucket of this size refilled over a minute, in memory); one more is answered resource-constraint (wait).' })),
+    archiveBytes: Type.Optional(Type.Integer({ minimum: 1, description: "Bytes the tenant's message archives (MAM) may hold: what was archived within the retention (archive.days), from the usage records; beyond it, messages are delivered but not archived." })),
+  },
+  { additionalProperties: false, description: 'Per-tenant quotas; an absent one is unlimited.' },
+);
+
 /** The core fields of the tenant item, without any module's block. */
 export const TenantCoreSchema = Type.Object(
   {
@@ -99,6 +112,7 @@ export const TenantCoreSchema = Type.Object(
     tokens: Type.Optional(TokenSettingsSchema),
     registration: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('closed')], { description: "XEP-0077 in-band registration. Default 'closed'." })),
     limits: Type.Optional(TenantLimitsSchema),
+    quotas: Type.Optional(TenantQuotasSchema),
     features: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Optional features switched on for this tenant (extension names).' })),
     federation: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Other tenants this one may exchange stanzas with; both sides must list each other. Default none.' })),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels for the operator (owner, plan, …).' })),
@@ -110,6 +124,7 @@ export type LoginMethod = Static<typeof LoginMethodSchema>;
 export type JwtSettings = Static<typeof JwtSettingsSchema>;
 export type TokenSettings = Static<typeof TokenSettingsSchema>;
 export type TenantLimits = Static<typeof TenantLimitsSchema>;
+export type TenantQuotas = Static<typeof TenantQuotasSchema>;
 /** A tenant item: the core fields, and the blocks of feature modules under their keys (e.g. `muc`). */
 export type TenantRecord = Static<typeof TenantCoreSchema> & { [block: string]: unknown };
 

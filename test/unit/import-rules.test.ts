@@ -74,6 +74,10 @@ test('xmpp values import nothing else of the project', () => {
   assert.deepEqual(violations((i) => under(i.from, 'lib/xmpp') && i.local && !under(i.to, 'lib/xmpp')), []);
 });
 
+test('the metrics registry imports nothing else of the project (the core, stores and extensions all count into it)', () => {
+  assert.deepEqual(violations((i) => under(i.from, 'lib/metrics') && i.local && !under(i.to, 'lib/metrics')), []);
+});
+
 test('stores import only xmpp values, other stores and libraries (never core, extensions, admin, auth)', () => {
   assert.deepEqual(violations((i) => under(i.from, 'lib/store') && i.local && !under(i.to, 'lib/store') && !under(i.to, 'lib/xmpp')), []);
 });

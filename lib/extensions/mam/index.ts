@@ -10,6 +10,7 @@
 // itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (ArchiveSettingsSchema).
 // A room's archive (§3.3.2) is its MUC history, read through the MUC module and queried at the room JID.
 import { type Static, Type } from '@sinclair/typebox';
+import { utcDay } from '../../metrics/metrics.ts';
 import type { DeliveredEvent, IqEvent, Session, StanzaEvent, UndeliverableEvent } from '../../core/events.ts';
 import type { XmppModule } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
@@ -183,6 +184,35 @@ export const mam: XmppModule<ArchiveStore> = {
       return { enabled: s?.enabled !== false, days: s?.days ?? DEFAULT_RETENTION_DAYS };
     };
 
+    /**
+     * The tenant's quotas.archiveBytes (README "Metrics and usage"): what its archives hold, taken as the
+     * bytes archived within the retention (archive.days; items older have expired): the usage records of
+     * the days before today, read once per tenant per UTC day (one Query), plus today's as far as this
+     * process knows (the table's total at its last flush and its own counts since: no read per message).
+     * Once it is reached, messages are delivered but not archived, counted and logged; the message that
+     * crosses it is still archived, so that a stamped stanza id always names an archived item.
+     */
+    const earlier = new Map<string, { day: string; bytes: number }>();
+    const archivedBeforeToday = async (domain: string, days: number) => {
+      const now = clock.now();
+      const today = utcDay(now);
+      const hit = earlier.get(domain);
+      if (hit?.day === today) return hit.bytes;
+      const records = days > 1 ? await ctx.server.usage.range(domain, utcDay(now - (days - 1) * DAY_MS), utcDay(now - DAY_MS)) : [];
+      const bytes = records.reduce((n, r) => n + (r.counts.archiveBytes ?? 0), 0);
+      earlier.set(domain, { day: today, bytes });
+      return bytes;
+    };
+    const overArchiveQuota = async (domain: string) => {
+      const quota = (await ctx.server.tenants.get(domain))?.quotas?.archiveBytes;
+      if (!quota) return false;
+      const held = (await archivedBeforeToday(domain, (await settings(domain)).days)) + ctx.server.metrics.usageToday(domain, 'archiveBytes');
+      if (held < quota) return false;
+      ctx.server.metrics.count('ArchiveQuotaRefusals', 1, domain);
+      ctx.log.info({ tenant: domain, quota, held }, 'archive quota reached: message not archived');
+      return true;
+    };
+
     // XEP-0313 "Determining support": the archive is advertised on the account's bare JID (§3.3.1; Converse.js asks there).
     ctx.addAccountFeatures(async (domain) => ((await settings(domain)).enabled ? [NS_MAM, NS_MAM_EXTENDED, NS_SID] : []));
 
@@ -190,6 +220,8 @@ export const mam: XmppModule<ArchiveStore> = {
     const stamp = async ({ stanza, to }: StanzaEvent) => {
       // The recipient's tenant decides about the recipient's archive (tenants may federate).
       if (!isArchivable(stanza) || !(await settings(to.domain)).enabled) return undefined;
+      // No stanza id for an archive that will not keep the message (XEP-0359 §4: the id names an archived item).
+      if (await overArchiveQuota(to.domain)) return undefined;
       const by = to.bare().toString();
       const at = clock.now();
       const id = newArchiveId(at);
@@ -226,7 +258,12 @@ export const mam: XmppModule<ArchiveStore> = {
           const copy = clone(stanza);
           stripStanzaIds(copy, recipient);
           setStanzaId(copy, owner, p.id);
-          await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: copy.toString(), expiresAt });
+          const text = copy.toString();
+          const domain = owner.slice(owner.indexOf('@') + 1);
+          const bytes = Buffer.byteLength(text, 'utf8');
+          if (await overArchiveQuota(domain)) return;
+          await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: text, expiresAt });
+          ctx.server.metrics.use(domain, 'archiveBytes', bytes);
         }),
       );
     };
