@@ -270,6 +270,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         [
           `xmpp-edge ${PACKAGE_VERSION} is running`,
           `  WebSocket  ${local.url}`,
+          `  BOSH       ${local.boshUrl}`,
           `  DynamoDB   ${local.dynamoEndpoint} (table ${local.table})`,
           `  Admin API  ${local.adminUrl}  (Authorization: Bearer ${tokenShown})`,
           `  Data       ${dataDir ?? 'in memory (lost on exit)'}`,
