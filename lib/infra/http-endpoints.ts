@@ -1,7 +1,8 @@
 // The region's HTTP API (docs/architecture.md "Deploy: CDK"): the admin API under /api, IAM-authorised (the
 // caller signs with SigV4 and needs execute-api:Invoke on it), and XEP-0156 connection discovery at
-// /.well-known/host-meta(.json), public. BOSH joins it when it lands. IAM is the API's default
-// authorizer, so a route added later is closed unless it says otherwise.
+// /.well-known/host-meta(.json), public, and BOSH (XEP-0124/0206) at /http-bind, public (the stream
+// authenticates with SASL; docs/architecture.md "BOSH"). IAM is the API's default authorizer, so a
+// route added later is closed unless it says otherwise.
 import { Duration } from 'aws-cdk-lib';
 import { HttpApi, HttpMethod, HttpNoneAuthorizer, type WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -9,9 +10,10 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { BOSH_PATH } from '../gateway/bosh/endpoint.ts';
 import { HOST_META_JSON_PATH, HOST_META_PATH } from '../gateway/host-meta.ts';
 import { ADMIN_BASE_PATH } from '../runtime/http-api.ts';
-import { ADMIN_ACCESS } from './table-access.ts';
+import { ADMIN_ACCESS, STREAM_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
 
 export interface HttpEndpointsProps {
@@ -22,12 +24,15 @@ export interface HttpEndpointsProps {
   logRetention: RetentionDays;
   /** What host-meta advertises: the region's wss:// URL, or the custom domain's. */
   webSocketUrl: string;
+  /** The ingest's frame claims table: BOSH requests are claimed there too. */
+  frameClaims: ITableV2;
 }
 
 export class HttpEndpoints extends Construct {
   readonly api: HttpApi;
   readonly admin: XmppFunction;
   readonly hostMeta: XmppFunction;
+  readonly bosh: XmppFunction;
 
   constructor(scope: Construct, id: string, props: HttpEndpointsProps) {
     super(scope, id);
@@ -60,13 +65,39 @@ export class HttpEndpoints extends Construct {
       memorySize: 128,
       timeout: Duration.seconds(3),
       logRetention: props.logRetention,
-      environment: { WEBSOCKET_URL: props.webSocketUrl },
+      environment: { WEBSOCKET_URL: props.webSocketUrl, BOSH_URL: this.boshUrl },
     });
     const discovery = new HttpLambdaIntegration('HostMetaIntegration', this.hostMeta);
     for (const path of [HOST_META_PATH, HOST_META_JSON_PATH]) {
       // XEP-0156: read by clients before they have any credentials.
       this.api.addRoutes({ path, methods: [HttpMethod.GET], integration: discovery, authorizer: new HttpNoneAuthorizer() });
     }
+
+    // BOSH: a request is a stream's frames, so the function may do what the ingest does (the table,
+    // the frame claims, posts and closes to WebSocket connections in any listed region). A request
+    // waits at most 25 s (functions/bosh.ts); the HTTP API gives up at 30.
+    this.bosh = new XmppFunction(this, 'Bosh', {
+      entryName: 'bosh',
+      description: 'XEP-0124/0206 BOSH: XMPP over HTTP long-polling',
+      memorySize: 256,
+      timeout: Duration.seconds(29),
+      logRetention: props.logRetention,
+    })
+      .bindTable(props.table, STREAM_ACCESS)
+      .bindTable(props.frameClaims, { actions: ['dynamodb:PutItem', 'dynamodb:DeleteItem'] }, 'FRAME_CLAIMS_TABLE')
+      .bindConnections(props.stage, ['POST', 'DELETE'], props.otherRegions);
+    // Browsers send a CORS preflight (OPTIONS) before their first POST; both are public.
+    this.api.addRoutes({
+      path: BOSH_PATH,
+      methods: [HttpMethod.POST, HttpMethod.OPTIONS],
+      integration: new HttpLambdaIntegration('BoshIntegration', this.bosh),
+      authorizer: new HttpNoneAuthorizer(),
+    });
+  }
+
+  /** https://{api}.execute-api.{region}.amazonaws.com/http-bind */
+  get boshUrl(): string {
+    return `${this.api.apiEndpoint}${BOSH_PATH}`;
   }
 
   /** https://{api}.execute-api.{region}.amazonaws.com/api */

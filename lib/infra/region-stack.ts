@@ -40,6 +40,7 @@ export class RegionStack extends Stack {
     tenantChanges: XmppFunction;
     admin: XmppFunction;
     hostMeta: XmppFunction;
+    bosh: XmppFunction;
   };
   readonly alarms: OperatorAlarms;
 
@@ -110,6 +111,7 @@ export class RegionStack extends Stack {
       logRetention,
       // host-meta names the custom domain when there is one: Route 53 then picks the nearest region.
       webSocketUrl: config.customDomain ? customDomainUrl(config.customDomain) : this.stage.url,
+      frameClaims: this.ingest.claims,
     });
     if (config.customDomain) {
       this.customDomain = new CustomDomain(this, 'CustomDomain', { config: config.customDomain, api: this.api, stage: this.stage, httpApi: this.http.api });
@@ -123,6 +125,7 @@ export class RegionStack extends Stack {
       tenantChanges: this.tenantChanges.function,
       admin: this.http.admin,
       hostMeta: this.http.hostMeta,
+      bosh: this.http.bosh,
     };
     this.alarms = new OperatorAlarms(this, 'Alarms', {
       functions: this.functions,
@@ -141,6 +144,7 @@ export class RegionStack extends Stack {
       new CfnOutput(this, 'CustomDomainTarget', { value: this.customDomain.domainName.regionalDomainName, description: 'This region\'s API Gateway host behind the custom domain' });
     }
     new CfnOutput(this, 'AdminUrl', { value: this.http.adminUrl, description: 'The admin API (IAM: sign with SigV4, service execute-api); OpenAPI at /api/openapi.json' });
+    new CfnOutput(this, 'BoshUrl', { value: this.http.boshUrl, description: 'XEP-0206 BOSH for clients that cannot use WebSocket' });
     new CfnOutput(this, 'HostMetaUrl', { value: `${this.http.api.apiEndpoint}/.well-known/host-meta`, description: 'XEP-0156 connection discovery for this region' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Subscribe here to receive the alarms' });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.ingest.deadLetterQueue.queueUrl, description: 'Frames the ingest gave up on' });

@@ -10,6 +10,10 @@ import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
 import { XmppServer } from '../core/server.ts';
 import { defaultModules } from '../extensions/index.ts';
+import { BOSH_SCHEME, BoshTransport } from '../gateway/bosh/endpoint.ts';
+import { boshModule } from '../gateway/bosh/module.ts';
+import { BoshSessionStore } from '../store/bosh-sessions.ts';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsEndpointOf, createWebSocketHandlers, type EndpointOf, type WebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
 
@@ -18,6 +22,8 @@ export const VERSION: string = pkg.version;
 export interface LambdaRuntime {
   server: XmppServer;
   handlers: WebSocketHandlers;
+  /** BOSH sessions' items (docs/architecture.md "BOSH"); posts to `bosh:` endpoints go there. */
+  boshStore: BoshSessionStore;
   endpointOf: EndpointOf;
   table: string;
 }
@@ -32,15 +38,25 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   const managementEndpoint = env.MANAGEMENT_ENDPOINT?.trim();
   const endpointOf: EndpointOf = managementEndpoint ? () => managementEndpoint : awsEndpointOf;
 
-  const server = new XmppServer({
-    // No endpoint and no credentials: the Lambda role's, through the default provider chain.
-    db: createDynamoClient({ region: env.AWS_REGION }),
+  // No endpoint and no credentials: the Lambda role's, through the default provider chain.
+  const db = createDynamoClient({ region: env.AWS_REGION });
+  // A post to a BOSH session held in another region writes its queue in that region's replica.
+  const regional = new Map<string, DynamoDBDocumentClient>();
+  const dbOfRegion = (region: string) => {
+    if (region === env.AWS_REGION || !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) return db;
+    let client = regional.get(region);
+    if (!client) regional.set(region, (client = createDynamoClient({ region })));
+    return client;
+  };
+  const boshStore = new BoshSessionStore(db, table, dbOfRegion);
+  const server: XmppServer = new XmppServer({
+    db,
     table,
-    management: new ManagementApi(),
+    management: new ManagementApi({ transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
     // Synchronous writes: a container may be frozen right after the handler returns.
     logger: pino({ level }, pino.destination({ dest: 1, sync: true })),
-    modules: defaultModules,
+    modules: [...defaultModules, boshModule(boshStore)],
     version: VERSION,
   });
-  return { server, handlers: createWebSocketHandlers(server, endpointOf), endpointOf, table };
+  return { server, boshStore, handlers: createWebSocketHandlers(server, endpointOf), endpointOf, table };
 }
