@@ -55,26 +55,30 @@ const sweepOf = (region: string) => `${BOSH_PREFIX}#${region}`;
 
 /** Requests of this process waiting for a session's item to change. */
 export class BoshWaiters {
-  private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly waiting = new Map<string, Set<(changed: boolean) => void>>();
 
-  /** Resolves at the next change of the item, or after `ms`. */
-  next(connectionId: string, ms: number): Promise<void> {
+  /** Resolves true at the next change of the item, or false after `ms`. */
+  next(connectionId: string, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
       let set = this.waiting.get(connectionId);
       if (!set) this.waiting.set(connectionId, (set = new Set()));
-      const done = () => {
+      const done = (changed: boolean) => {
         clearTimeout(timer);
         set!.delete(done);
         if (!set!.size) this.waiting.delete(connectionId);
-        resolve();
+        resolve(changed);
       };
-      const timer = setTimeout(done, Math.max(0, ms));
+      const timer = setTimeout(() => done(false), Math.max(0, ms));
       set.add(done);
     });
   }
 
   notify(connectionId: string): void {
-    for (const done of [...(this.waiting.get(connectionId) ?? [])]) done();
+    for (const done of [...(this.waiting.get(connectionId) ?? [])]) done(true);
+  }
+
+  count(connectionId: string): number {
+    return this.waiting.get(connectionId)?.size ?? 0;
   }
 
   /** Wakes every waiting request (the server is stopping). */

@@ -53,8 +53,8 @@ export class RawBosh {
   }
 
   /** Session creation, SASL PLAIN, restart and binding; returns the bound JID. */
-  async login(username: string, password = 'secret', resource = 'bosh'): Promise<string> {
-    await this.create();
+  async login(username: string, password = 'secret', resource = 'bosh', attrs: Record<string, string | number | undefined> = {}): Promise<string> {
+    await this.create(attrs);
     const plain = Buffer.from(`\0${username}\0${password}`).toString('base64');
     const auth = await this.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${plain}</auth>`);
     if (!auth.body.getChild('success')) throw new Error(`login failed: ${auth.text}`);

@@ -192,7 +192,7 @@ export class BoshEndpoint {
     }
     if (place === 'ahead') {
       // §14.2: held until the requests before it have been processed, then processed in rid order.
-      item = await this.waitFor(connectionId, item.wait, (i) => i.ended === true || i.lastRid >= rid - 1);
+      item = await this.waitFor(connectionId, item, (i) => i.ended === true || i.lastRid >= rid - 1);
       if (!item) throw new BoshError('item-not-found', 'no such session');
       if (item.ended) return { ...session, body: await this.endedBody(connectionId, item, rid) };
       if (item.lastRid !== rid - 1) {
@@ -244,7 +244,7 @@ export class BoshEndpoint {
    * surplus (§7.1 `hold`), a pause releases it, or `wait` runs out (§8: an empty body then).
    */
   private async hold(connectionId: string, rid: number, item: BoshItem): Promise<string> {
-    const latest = await this.waitFor(connectionId, item.wait, (i) => i.ended === true || !!i.q?.length || i.lastRid - rid >= i.hold || (i.pauseRid ?? 0) > rid);
+    const latest = await this.waitFor(connectionId, item, (i) => i.ended === true || !!i.q?.length || i.lastRid - rid >= i.hold || (i.pauseRid ?? 0) > rid);
     if (!latest) return terminateBody(this.stopping ? 'system-shutdown' : undefined);
     if (latest.ended) return this.endedBody(connectionId, latest, rid);
     if (latest.q?.length) return this.respond(connectionId, latest, rid, []);
@@ -255,16 +255,24 @@ export class BoshEndpoint {
    * Waits until `done` holds for the session's item (re-read after each change this process makes,
    * and every pollMs), for at most `waitSeconds`; returns the last item read (undefined if gone).
    */
-  private async waitFor(connectionId: string, waitSeconds: number, done: (item: BoshItem) => boolean): Promise<BoshItem | undefined> {
-    const deadline = Date.now() + waitSeconds * 1000;
-    let item: BoshItem | undefined;
+  private async waitFor(connectionId: string, since: BoshItem, done: (item: BoshItem) => boolean): Promise<BoshItem | undefined> {
+    const deadline = Date.now() + since.wait * 1000;
+    let item: BoshItem | undefined = since;
     for (;;) {
       const left = deadline - Date.now();
-      if (left <= 0 || this.stopping) return item ?? (this.stopping ? undefined : await this.store.get(connectionId, this.server.clock.now()));
-      await this.store.waiters.next(connectionId, Math.min(left, this.opts.pollMs ?? left));
+      // When wait runs out the item as last read answers (§8: an empty body): no read for it.
+      if (left <= 0) return item;
+      if (this.stopping) return undefined;
+      const woken = await this.store.waiters.next(connectionId, Math.min(left, this.opts.pollMs ?? left));
+      if (!woken && !this.opts.pollMs) continue;
       item = await this.store.get(connectionId, this.server.clock.now());
       if (!item || done(item)) return item;
     }
+  }
+
+  /** Requests of a session waiting in this process (tests wait for a request to be held). */
+  waiting(sid: string): number {
+    return this.store.waiters.count(connectionIdOfSid(sid));
   }
 
   /** Takes the queue (after it what this request produced), keeps it for a repeat of `rid`, answers. */
