@@ -2,12 +2,14 @@
 // Strophe.js (5.x, under Node with xhr2 and @xmldom/xmldom: test/support/strophe.ts) and StanzaJS
 // (12.x, its own BOSH transport). Each logs in over BOSH only and chats with a WebSocket user (xmpp.js)
 // both ways, with long-poll delivery; presence goes both ways; a room has a BOSH and a WebSocket
-// occupant; a message for a BOSH user who went away is kept offline; XEP-0198 runs over BOSH.
+// occupant; a message for a BOSH user who went away is kept offline; XEP-0198 is enabled and acks flow
+// over BOSH.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Agent, createClient } from 'stanza';
 import { $msg, $pres, Strophe } from '../support/strophe.ts';
 import { type TestClient, type TestServer, WAIT_MS, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
+import { smStoreOf } from '../../lib/extensions/stream-management/index.ts';
 import { createInstant } from '../support/muc.ts';
 import { mutualSubscription } from '../support/roster.ts';
 
@@ -173,5 +175,35 @@ describe('StanzaJS over BOSH', () => {
     again.on('chat', (m) => got.push(m.body ?? ''));
     again.sendPresence();
     await until('the offline message', () => got.includes('while away'), () => got, WAIT_MS);
+  });
+});
+
+describe('XEP-0198 over BOSH (StanzaJS)', () => {
+  it('enables stream management on a BOSH session; the server counts and asks for acks, and acknowledges what the client sends', async () => {
+    const tenant = (await s.server.tenants.get('localhost'))!;
+    await s.server.tenants.put({ ...tenant, features: [...(tenant.features ?? []), 'sm'] });
+    s.clock.advance(61_000); // past the tenant cache
+    try {
+      const [a, b] = [await account(), await account()];
+      const alice = await stanzaBosh(a);
+      await until('stream management', () => alice.sm.started && !!alice.sm.id, () => alice.sm.id);
+      const item = () => smStoreOf(s.server).get(`${a}@localhost`, alice.sm.id!, s.clock.now());
+      assert.ok(await item(), 'the session is managed at the server');
+      const bob = await ws(b);
+      const got: string[] = [];
+      alice.on('chat', (m) => got.push(m.body ?? ''));
+      for (let i = 0; i < 12; i++) await bob.send(xml('message', { to: alice.jid, type: 'chat' }, xml('body', {}, `sm-${i}`)));
+      await until('12 messages at StanzaJS', () => got.length === 12, () => got);
+      // The server asked for an ack with its 10th unacknowledged stanza (ackEvery: the <r/> goes out
+      // just ahead of it); StanzaJS answered it with what it had handled.
+      await until('the acknowledgement at the server', async () => (await item())!.acked >= 9, item);
+      alice.sendMessage({ to: bob.jid, type: 'chat', body: 'managed' });
+      await bob.waitFor((e) => e.name === 'message' && e.getChildText('body') === 'managed');
+      await until('the server to acknowledge what StanzaJS sent', () => alice.sm.lastAck >= 1 && alice.sm.unacked.length === 0, () => [alice.sm.lastAck, alice.sm.unacked.length]);
+      assert.ok((await item())!.in >= 1);
+    } finally {
+      await s.server.tenants.put(tenant);
+      s.clock.advance(61_000);
+    }
   });
 });
