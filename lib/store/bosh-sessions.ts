@@ -40,6 +40,8 @@ export interface BoshItem {
   rsp?: Record<string, string[]>;
   pauseRid?: number;
   ended?: boolean;
+  /** Why the transport ended it (XEP-0124 §17.2), for the requests that come after. */
+  endCondition?: string;
   /** Hard end of life, as the connection item's (API Gateway's 2 hours do not apply, the core's limit does). */
   expiresAt: number;
   checkAt: number;
@@ -240,18 +242,21 @@ export class BoshSessionStore {
     }
   }
 
-  /** Marks the session ended without taking its queue (the core closed the connection). */
-  async close(connectionId: string, region: string, now: number): Promise<boolean> {
+  /**
+   * Marks the session ended without taking its queue (the core closed the connection, or the transport
+   * ended it: then with the terminal condition later requests get).
+   */
+  async close(connectionId: string, region: string, now: number, condition?: string): Promise<boolean> {
     const until = now + ENDED_KEEP_MS;
     try {
       await this.dbOfRegion(region).send(
         new UpdateCommand({
           TableName: this.table,
           Key: key(connectionId),
-          UpdateExpression: 'SET #ended = :true, #exp = :until, #ttl = :ttl REMOVE #sweep, #checkAt',
+          UpdateExpression: `SET #ended = :true, #exp = :until, #ttl = :ttl${condition ? ', #cond = :cond' : ''} REMOVE #sweep, #checkAt`,
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#ended': 'ended', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#sweep': 'sweep', '#checkAt': 'checkAt' },
-          ExpressionAttributeValues: { ':true': true, ':until': until, ':ttl': ttlFrom(until) },
+          ExpressionAttributeNames: { '#ended': 'ended', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#sweep': 'sweep', '#checkAt': 'checkAt', ...(condition ? { '#cond': 'endCondition' } : {}) },
+          ExpressionAttributeValues: { ':true': true, ':until': until, ':ttl': ttlFrom(until), ...(condition ? { ':cond': condition } : {}) },
         }),
       );
       return true;

@@ -5,6 +5,7 @@
 // and what a request costs in DynamoDB calls. A WebSocket user (xmpp.js) is on the other end.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { XmppModule } from '../../lib/core/modules.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
 import { connectionIdOfSid, sha1Hex } from '../../lib/gateway/bosh/protocol.ts';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
@@ -33,8 +34,20 @@ const bodiesOf = (reply: { body: import('../support/harness.ts').Element }) =>
     .filter((e) => e.name === 'message')
     .map((e) => e.getChildText('body'));
 
+/** Bodies of messages whose first processing fails as a throttled DynamoDB call would (retryable). */
+const failNext = new Set<string>();
+const flaky: XmppModule = {
+  name: 'test-flaky',
+  install(ctx) {
+    ctx.hook('stanza/in', ({ stanza }) => {
+      const body = stanza.getChildText('body');
+      if (body && failNext.delete(body)) throw Object.assign(new Error('throttled'), { name: 'ThrottlingException', $metadata: {}, $retryable: { throttling: true } });
+    });
+  },
+};
+
 before(async () => {
-  s = await startTestServer({ tenantWatchMs: 3_600_000 });
+  s = await startTestServer({ tenantWatchMs: 3_600_000, extraModules: [flaky] });
 });
 after(async () => {
   for (const c of clients) await c.stop();
@@ -203,7 +216,13 @@ describe('keys (XEP-0124 §15)', () => {
     for (let i = 1; i < keys.length; i++) keys[i] = sha1Hex(keys[i - 1]);
     const bosh = new RawBosh(s.boshUrl);
     await bosh.create({ newkey: keys[3] });
-    assert.equal((await bosh.send('', { key: keys[2], pause: 1 })).body.attrs.type, undefined);
+    const first = await bosh.send('', { key: keys[2], pause: 1 });
+    assert.equal(first.body.attrs.type, undefined);
+    // §14.3 with §15: a repeat carries the key its first copy carried; another key is refused.
+    assert.equal((await bosh.send('', { rid: bosh.rid - 1, key: keys[2], pause: 1 })).text, first.text);
+    assert.equal((await bosh.send('', { rid: bosh.rid - 1, key: 'forged', pause: 1 })).body.attrs.condition, 'item-not-found');
+    // A rid outside the window with a wrong key does not end the session (a forger cannot end it).
+    assert.equal((await bosh.send('', { rid: bosh.rid + 10, key: 'forged', pause: 1 })).body.attrs.condition, 'item-not-found');
     const fresh = ['n0', 'n1'];
     fresh[1] = sha1Hex(fresh[0]);
     assert.equal((await bosh.send('', { key: keys[1], newkey: fresh[1], pause: 1 })).body.attrs.type, undefined);
@@ -211,6 +230,35 @@ describe('keys (XEP-0124 §15)', () => {
     assert.deepEqual([wrong.body.attrs.type, wrong.body.attrs.condition], ['terminate', 'item-not-found']);
     bosh.rid--;
     assert.equal((await bosh.send('', { key: fresh[0], pause: 1 })).body.attrs.type, undefined);
+  });
+});
+
+describe('failures', () => {
+  it('a request whose frame failed for a passing reason is answered 503; sent again with the same rid, it is processed once', async () => {
+    const [a, b] = [await account(), await account()];
+    const bosh = new RawBosh(s.boshUrl);
+    await bosh.login(a);
+    const bob = await ws(b);
+    const rid = bosh.rid++;
+    failNext.add('flaky');
+    const payload = chat(bob.jid, 'steady') + chat(bob.jid, 'flaky');
+    const failed = await postBody(s.boshUrl, `<body xmlns="${NS_HTTPBIND}" rid="${rid}" sid="${bosh.sid}">${payload}</body>`);
+    assert.equal(failed.status, 503, failed.text);
+    const again = bosh.send(payload, { rid });
+    const got = [(await bob.waitFor(byName('message'))).getChildText('body'), (await bob.waitFor(byName('message'))).getChildText('body')];
+    assert.deepEqual(got, ['steady', 'flaky']);
+    await bob.expectNothing(s, byName('message'));
+    await bosh.send('', { pause: 1 });
+    assert.equal((await again).status, 200);
+  });
+
+  it('a session whose XMPP stream the server ended without a stream error answers remote-connection-failed', async () => {
+    const bosh = new RawBosh(s.boshUrl);
+    await bosh.login(await account());
+    // As the sweeper ends a connection past the core's maximum duration (2 hours): as a socket gone.
+    await s.server.endConnection(connectionIdOfSid(bosh.sid), 'expired', { socketClosed: true });
+    const reply = await bosh.send('<presence xmlns="jabber:client"/>');
+    assert.deepEqual([reply.body.attrs.type, reply.body.attrs.condition], ['terminate', 'remote-connection-failed'], reply.text);
   });
 });
 
@@ -228,7 +276,6 @@ describe('pause, wait and terminate (XEP-0124 §8, §10, §12; XEP-0206 §4.3)',
     const bosh = new RawBosh(s.boshUrl);
     await bosh.login(await account());
     const held = bosh.send('');
-    void connectionIdOfSid;
     const paused = await bosh.send('', { pause: 60 });
     assert.equal(paused.body.attrs.type, undefined);
     assert.equal((await held).body.attrs.type, undefined);

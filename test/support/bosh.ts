@@ -10,13 +10,20 @@ export interface BoshReply {
   status: number;
   headers: Headers;
   text: string;
+  /** The parsed response (an empty <none/> when it is not XML, e.g. a 503). */
   body: Element;
 }
 
 export async function postBody(url: string, text: string, headers: Record<string, string> = {}): Promise<BoshReply> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml; charset=utf-8', ...headers }, body: text });
   const body = await res.text();
-  return { status: res.status, headers: res.headers, text: body, body: parseFrame(body) };
+  let parsed: Element;
+  try {
+    parsed = parseFrame(body);
+  } catch {
+    parsed = parseFrame('<none/>');
+  }
+  return { status: res.status, headers: res.headers, text: body, body: parsed };
 }
 
 const attrsOf = (attrs: Record<string, string | number | undefined>) =>

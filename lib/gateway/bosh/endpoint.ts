@@ -27,7 +27,9 @@ import {
   parseRequestBody,
   placeOfRid,
   readOutgoing,
+  repeatKeyValid,
   responseBody,
+  type TerminalCondition,
   ridOf,
   terminateBody,
   intAttr,
@@ -114,6 +116,10 @@ export class BoshEndpoint {
       content = answer.content ?? content;
       return await this.reply(200, answer.body, content, origin, domain);
     } catch (err) {
+      if (err instanceof BoshRetry) {
+        this.server.log.warn({ reason: err.message }, 'BOSH request to be repeated');
+        return { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1', ...(origin ? { 'access-control-allow-origin': '*' } : {}) }, body: 'try the same request again\n' };
+      }
       if (!(err instanceof BoshError)) throw err;
       this.server.log.info({ condition: err.condition, reason: err.message }, 'BOSH request refused');
       return this.reply(err.status, terminateBody(err.condition), content, origin, domain);
@@ -179,15 +185,18 @@ export class BoshEndpoint {
     if (!item) throw new BoshError('item-not-found', 'no such session');
     const session = { domain: item.domain, content: item.content };
     if (item.ended) return { ...session, body: await this.endedBody(connectionId, item, rid) };
-    const key = nextKey(item.key, body);
     const place = placeOfRid(rid, item.lastRid, item.requests);
     if (place === 'repeat') {
+      // §15: a repeat carries the key its first copy carried.
+      if (!repeatKeyValid(item.key, body, item.lastRid - rid)) throw new BoshError('item-not-found', 'invalid key');
       // §14.3: the same response as the first time (an empty one is not kept: it is the default).
       return { ...session, body: this.okBody(item, rid, item.rsp?.[String(rid)] ?? []) };
     }
     if (place === 'outside') {
-      // §14.2: a rid outside the window ends the session.
-      await this.end(connectionId, `rid ${rid} outside the window after ${item.lastRid}`);
+      // §14.2: a rid outside the window ends the session; with keys in use, only if the key is right
+      // (a forged request must not end someone's session).
+      nextKey(item.key, body);
+      await this.end(connectionId, `rid ${rid} outside the window after ${item.lastRid}`, 'item-not-found');
       throw new BoshError('item-not-found', `rid ${rid} is outside the window`);
     }
     if (place === 'ahead') {
@@ -197,19 +206,28 @@ export class BoshEndpoint {
       if (item.ended) return { ...session, body: await this.endedBody(connectionId, item, rid) };
       if (item.lastRid !== rid - 1) {
         if (placeOfRid(rid, item.lastRid, item.requests) === 'repeat') return { ...session, body: this.okBody(item, rid, item.rsp?.[String(rid)] ?? []) };
-        await this.end(connectionId, `rid ${rid - 1} never came`);
+        await this.end(connectionId, `rid ${rid - 1} never came`, 'item-not-found');
         throw new BoshError('item-not-found', `the requests before rid ${rid} never came`);
       }
     }
+    // §15.3: checked against the key of the request just before, once that one has been processed.
+    const key = nextKey(item.key, body);
     // §10: a pause longer than maxpause is refused.
     const pause = intAttr(body, 'pause');
     if (pause !== undefined && pause > item.maxpause) {
-      await this.end(connectionId, `pause ${pause} over maxpause ${item.maxpause}`);
+      await this.end(connectionId, `pause ${pause} over maxpause ${item.maxpause}`, 'policy-violation');
       throw new BoshError('policy-violation', `pause is at most ${item.maxpause}`);
     }
 
     const frames = framesOf(body, item.domain);
     const produced = frames.length ? await this.process(connectionId, rid, frames) : [];
+    const out = readOutgoing(produced);
+    if (body.attrs.type === 'terminate' || out.terminate) {
+      // The stream ended while this request was processed (the client's terminate, a stream error):
+      // the session is over, nothing more to record.
+      if (body.attrs.type === 'terminate') this.server.log.info({ connectionId }, 'BOSH session terminated by the client');
+      return { ...session, body: terminateBody(out.terminate?.condition, out.payload) };
+    }
     const now = this.server.clock.now();
     const accepted = await this.store.accept(connectionId, {
       prevRid: rid - 1,
@@ -228,11 +246,6 @@ export class BoshEndpoint {
       return { ...session, body: this.okBody(now2, rid, now2.rsp?.[String(rid)] ?? []) };
     }
     item = accepted;
-    const out = readOutgoing(produced);
-    if (body.attrs.type === 'terminate' || out.terminate) {
-      if (body.attrs.type === 'terminate') this.server.log.info({ connectionId }, 'BOSH session terminated by the client');
-      return { ...session, body: terminateBody(out.terminate?.condition, out.payload) };
-    }
     if (out.payload.length || item.q?.length) return { ...session, body: await this.respond(connectionId, item, rid, out.payload) };
     // §10: a pause is answered at once; with hold 0 nothing is held (polling).
     if (pause !== undefined || item.hold === 0) return { ...session, body: this.okBody(item, rid, []) };
@@ -283,11 +296,16 @@ export class BoshEndpoint {
     return this.okBody(item, rid, out.payload);
   }
 
-  /** The session is over: what is still queued (its stream error, its close) in a terminate body. */
+  /**
+   * The session is over: what is still queued (its stream error, its close) in a terminate body, with
+   * the condition it ended with. Ended with neither (its XMPP stream is gone at the core, without a
+   * close): remote-connection-failed (§17.2).
+   */
   private async endedBody(connectionId: string, item: BoshItem, rid: number): Promise<string> {
     const frames = item.q?.length ? await this.store.drain(connectionId, rid, []) : [];
     const out = readOutgoing(frames);
-    return terminateBody(out.terminate?.condition, out.payload);
+    const condition = out.terminate?.condition ?? item.endCondition ?? (out.terminate ? undefined : 'remote-connection-failed');
+    return terminateBody(condition as TerminalCondition | undefined, out.payload);
   }
 
   /** A body of a live session; with §9.1 `ack` when the client asked for acknowledgements. */
@@ -318,10 +336,10 @@ export class BoshEndpoint {
       });
       const res = await this.opts.ingest({ Records: records });
       if (res.batchItemFailures.length) {
-        // The frame is lost to this session; the client hears remote-connection-failed (§17.2) and
-        // its session ends, so its contacts see it go and nothing waits for it.
-        await this.end(connectionId, 'a frame failed');
-        throw new BoshError('remote-connection-failed', 'the XMPP server could not process the request');
+        // A frame failed for a passing reason (the ingest hands back only those, docs/architecture.md
+        // "Order") and its claim was released; its rid is not recorded. §14.3: the client sends the
+        // same request again, whose frames already processed are then skipped (their claims stand).
+        throw new BoshRetry(`frame ${res.batchItemFailures[0].itemIdentifier} failed`);
       }
       return produced;
     } finally {
@@ -329,11 +347,11 @@ export class BoshEndpoint {
     }
   }
 
-  /** Ends the session from the transport's side (as a socket gone). */
-  private async end(connectionId: string, reason: string): Promise<void> {
+  /** Ends the session from the transport's side (as a socket gone); later requests get `condition`. */
+  private async end(connectionId: string, reason: string, condition: TerminalCondition): Promise<void> {
     this.server.log.info({ connectionId, reason }, 'BOSH session ended');
     await this.server.endConnection(connectionId, reason, { socketClosed: true });
-    await this.store.close(connectionId, this.server.connections.region, this.server.clock.now());
+    await this.store.close(connectionId, this.server.connections.region, this.server.clock.now(), condition);
   }
 
   // ---- HTTP ------------------------------------------------------------------------------------
@@ -369,6 +387,9 @@ export class BoshEndpoint {
     return allowed.includes(origin) ? origin : undefined;
   }
 }
+
+/** A request that failed for a passing reason: answered 503, to be sent again with the same rid. */
+class BoshRetry extends Error {}
 
 interface Answer {
   body: string;

@@ -52,7 +52,8 @@ export function boshModule(store: BoshSessionStore): XmppModule {
           server.log.info({ connectionId: item.connectionId, inactivity: item.inactivity }, 'BOSH session inactive');
           // As a socket gone: XEP-0198 may keep the session for resumption, else it ends.
           await server.endConnection(item.connectionId, 'BOSH inactivity', { socketClosed: true });
-          await store.close(item.connectionId, item.region, now);
+          // A request that comes later learns that its sid is no longer valid.
+          await store.close(item.connectionId, item.region, now, 'item-not-found');
         }
       });
     },

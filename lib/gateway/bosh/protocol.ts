@@ -168,6 +168,18 @@ export function nextKey(expected: string | undefined, body: Element): string | u
   return typeof newkey === 'string' ? newkey : key;
 }
 
+/**
+ * §15: a repeated request carries the key its first copy carried. The session holds the last
+ * request's key, and each key is the SHA-1 of the next one's, so the key of the request `steps`
+ * before the last is the held key hashed `steps` times. True when the client uses no keys.
+ */
+export function repeatKeyValid(expected: string | undefined, body: Element, steps: number): boolean {
+  if (expected === undefined) return true;
+  let key = expected;
+  for (let i = 0; i < steps; i++) key = sha1Hex(key);
+  return body.attrs.key === key;
+}
+
 /** A new sid: 144 random bits (§7.1: unique and unpredictable). */
 export const newSid = () => randomBytes(18).toString('base64url');
 
