@@ -270,9 +270,9 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         [
           `xmpp-edge ${PACKAGE_VERSION} is running`,
           `  WebSocket  ${local.url}`,
-          `  BOSH       ${local.boshUrl}`,
           `  DynamoDB   ${local.dynamoEndpoint} (table ${local.table})`,
           `  Admin API  ${local.adminUrl}  (Authorization: Bearer ${tokenShown})`,
+          `  BOSH       ${local.boshUrl}`,
           `  Data       ${dataDir ?? 'in memory (lost on exit)'}`,
           `  Tenants    ${domains.join(', ')}`,
           '',

@@ -351,6 +351,7 @@ describe('xmpp-edge start', () => {
     const endpoint = stdout.match(/http:\/\/127\.0\.0\.1:\d+/)?.[0];
     assert.ok(endpoint && !endpoint.endsWith(':0'), stdout);
     assert.match(stdout, /Admin API\s+http:\/\/127\.0\.0\.1:\d+\/api\s+\(Authorization: Bearer \S+\)/);
+    assert.match(stdout, /BOSH\s+http:\/\/127\.0\.0\.1:\d+\/http-bind\n/);
     assert.match(stdout, /in memory/);
     assert.match(stdout, /Tenants\s+localhost, example\.com/);
     assert.match(stdout, new RegExp(`npx xmpp-edge user add alice@localhost <password> --endpoint ${endpoint}`));
