@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { XmppModule } from '../../lib/core/modules.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
+import { BOSH_POLL_MS } from '../../functions/bosh.ts';
+import { BoshEndpoint } from '../../lib/gateway/bosh/endpoint.ts';
 import { connectionIdOfSid, sha1Hex } from '../../lib/gateway/bosh/protocol.ts';
+import { BoshSessionStore } from '../../lib/store/bosh-sessions.ts';
+import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer, until, xml } from '../support/harness.ts';
 import { NS_HTTPBIND, RawBosh, postBody } from '../support/bosh.ts';
 import { mutualSubscription } from '../support/roster.ts';
@@ -435,5 +439,38 @@ describe('what a BOSH request costs (README "Cost per operation")', () => {
     assert.deepEqual(fromBosh.calls, plus(plus(toWebSocket.calls, 'dynamodb:UpdateItemCommand', 1), 'dynamodb:GetItemCommand', 1));
     await bosh.send('', { pause: 1 });
     await sending;
+  });
+});
+
+describe('long-polling across processes (docs/architecture.md "BOSH")', () => {
+  it('a request waiting in another process (as in another Lambda container) learns of a stanza by reading its item every BOSH_POLL_MS (900 ms), not by a notification', async () => {
+    const [a, b] = [await account(), await account()];
+    const bosh = new RawBosh(s.boshUrl);
+    const jid = await bosh.login(a);
+    const bob = await ws(b);
+    // Another container: its own store (its own waiters: no write of this process wakes it), polling.
+    const reads: string[] = [];
+    const db = createDynamoClient({ endpoint: s.dynamoEndpoint, localCredentials: true });
+    db.middlewareStack.add((next, ctx) => async (args) => (reads.push(ctx.commandName ?? '?'), next(args)), { step: 'initialize', name: 'pollCounter' });
+    const elsewhere = new BoshEndpoint({
+      server: s.server,
+      store: new BoshSessionStore(db, s.table),
+      ingest: async () => assert.fail('an empty request hands nothing to the ingest'),
+      pollMs: BOSH_POLL_MS,
+    });
+    try {
+      const waiting = elsewhere.handle({ method: 'POST', headers: {}, body: `<body xmlns="${NS_HTTPBIND}" rid="${bosh.rid++}" sid="${bosh.sid}"/>` });
+      await until('the request to wait', () => reads.includes('UpdateItemCommand'));
+      const sentAt = Date.now();
+      await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'polled')));
+      const reply = await waiting;
+      const latency = Date.now() - sentAt;
+      assert.match(reply.body, /<body>polled<\/body>/);
+      // One poll interval and the reads around it; generous for a loaded machine, but below 2 s.
+      assert.ok(latency < 2000, `delivered in ${latency} ms`);
+      assert.ok(reads.filter((r) => r === 'GetItemCommand').length >= 2, `polled: ${reads.join(', ')}`);
+    } finally {
+      db.destroy();
+    }
   });
 });
