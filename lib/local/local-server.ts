@@ -72,6 +72,12 @@ export interface LocalServerOptions {
   clock?: Clock;
   /** What BOSH sessions are granted (wait, hold, inactivity, …; docs/architecture.md "BOSH"). */
   boshLimits?: Partial<BoshLimits>;
+  /**
+   * How often a waiting BOSH request reads its session's item, ms. Unset: never (every post to a session
+   * of this server is made in this process, which wakes the request). Two local servers on one table
+   * (two regions) post to each other's sessions: set it there, as the Lambda does.
+   */
+  boshPollMs?: number;
 }
 
 export interface LocalServer {
@@ -148,7 +154,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     { processor: server, claims: new FrameClaimStore(claimsDb, claimsTable), endpointOf: () => boshEndpointOf(server.connections.region), log },
     (metrics) => log.debug({ metrics }, 'BOSH ingest'),
   );
-  const bosh = new BoshEndpoint({ server, store: boshStore, ingest: boshIngest, limits: opts.boshLimits });
+  const bosh = new BoshEndpoint({ server, store: boshStore, ingest: boshIngest, limits: opts.boshLimits, pollMs: opts.boshPollMs });
   const boshRoute = boshHttpRoute(bosh);
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');

@@ -474,3 +474,30 @@ describe('long-polling across processes (docs/architecture.md "BOSH")', () => {
     }
   });
 });
+
+describe('BOSH across regions (two local servers on one table)', () => {
+  it('a BOSH user in one region and a WebSocket user in the other chat both ways; the BOSH session records its region', async () => {
+    const quiet = { tenantWatchMs: 3_600_000, sweepIntervalMs: 3_600_000, purgeIntervalMs: 3_600_000 };
+    const eu = await startTestServer({ region: 'eu-west-1', dynamoEndpoint: s.dynamoEndpoint, boshPollMs: 300, ...quiet });
+    const us = await startTestServer({ region: 'us-east-1', dynamoEndpoint: s.dynamoEndpoint, ...quiet });
+    try {
+      const [a, b] = [await account(), await account()];
+      const bosh = new RawBosh(eu.boshUrl);
+      const jid = await bosh.login(a);
+      assert.equal((await s.server.sessions.list(`${a}@localhost`))[0].endpoint, 'bosh:eu-west-1');
+      const bob = await connectClient(us.url, { username: b });
+      clients.push(bob);
+      const sending = bosh.send(chat(bob.jid, 'from eu over BOSH'));
+      assert.equal((await bob.waitFor(byName('message'))).getChildText('body'), 'from eu over BOSH');
+      const poll = bosh.send('');
+      await sending;
+      // us posts into the eu session's item; eu's waiting request finds it by polling (no shared process).
+      await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'from us over WebSocket')));
+      assert.deepEqual(bodiesOf(await poll), ['from us over WebSocket']);
+      await bosh.send('', { type: 'terminate' });
+    } finally {
+      await us.stop();
+      await eu.stop();
+    }
+  });
+});
