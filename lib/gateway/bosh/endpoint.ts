@@ -34,6 +34,7 @@ import {
   terminateBody,
   intAttr,
 } from './protocol.ts';
+import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 
 export const BOSH_PATH = '/http-bind';
@@ -129,9 +130,11 @@ export class BoshEndpoint {
   // ---- session creation (§7) ------------------------------------------------------------------
 
   private async create(body: Element, rid: number, req: BoshRequest): Promise<Answer> {
-    const to = typeof body.attrs.to === 'string' ? body.attrs.to.trim() : '';
+    const raw = typeof body.attrs.to === 'string' ? body.attrs.to.trim() : '';
     // §7.1: the stream's `to` is required (improper-addressing without it).
-    if (!to) throw new BoshError('improper-addressing', 'the session request needs to');
+    if (!raw) throw new BoshError('improper-addressing', 'the session request needs to');
+    // The tenant as the core names it (RFC 7622 normal form), for CORS and the restarts' `to`.
+    const to = tryParseJID(raw)?.domain ?? raw;
     const grant = grantSession(body, this.limits);
     const now = this.server.clock.now();
     const sid = newSid();
