@@ -57,6 +57,8 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
     logger: pino({ level }, pino.destination({ dest: 1, sync: true })),
     modules: [...defaultModules, boshModule(boshStore)],
     version: VERSION,
+    // The region a BOSH session records (bosh:<region>) and the sweeper's partitions: the given env's.
+    region: env.AWS_REGION,
   });
   return { server, boshStore, handlers: createWebSocketHandlers(server, endpointOf), endpointOf, table };
 }

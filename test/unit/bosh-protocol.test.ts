@@ -4,7 +4,7 @@
 // core posted (stream header, close, stream errors). And the BOSH function's HTTP API adapter.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { serveBosh } from '../../functions/bosh.ts';
+import { BOSH_MAX_WAIT_SECONDS, BOSH_POLL_MS, boshFromEnvironment, serveBosh } from '../../functions/bosh.ts';
 import type { BoshEndpoint, BoshRequest } from '../../lib/gateway/bosh/endpoint.ts';
 import {
   BoshError,
@@ -22,6 +22,7 @@ import {
   terminateBody,
 } from '../../lib/gateway/bosh/protocol.ts';
 import type { HttpApiEvent } from '../../lib/runtime/http-api.ts';
+import { createLambdaRuntime } from '../../lib/runtime/lambda.ts';
 
 const body = (attrs: string, inner = '') => parseRequestBody(`<body xmlns="http://jabber.org/protocol/httpbind" ${attrs}${inner ? `>${inner}</body>` : '/>'}`);
 
@@ -125,5 +126,18 @@ describe('BOSH function (HTTP API payload 2.0)', () => {
     const out = await serveBosh(endpoint, event);
     assert.deepEqual(seen, [{ method: 'POST', headers: { 'content-type': 'text/xml', origin: 'https://app.example' }, body: '<body rid="1"/>', sourceIp: '198.51.100.7' }]);
     assert.deepEqual(out, { statusCode: 200, headers: { 'content-type': 'text/xml; charset=utf-8' }, body: '<body/>' });
+  });
+});
+
+describe('BOSH in the Lambda wiring', () => {
+  it('every function posts to bosh: endpoints through the BOSH transport and installs the bosh module; the BOSH function caps wait at 25 s and polls', () => {
+    const rt = createLambdaRuntime({ TABLE_NAME: 'xmpp-edge', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' });
+    assert.ok(rt.server.registry.modules.has('bosh'));
+    assert.ok(rt.boshStore);
+    assert.throws(() => boshFromEnvironment({ TABLE_NAME: 'xmpp-edge', LOG_LEVEL: 'silent' }), /FRAME_CLAIMS_TABLE is not set/);
+    const bosh = boshFromEnvironment({ TABLE_NAME: 'xmpp-edge', FRAME_CLAIMS_TABLE: 'claims', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' });
+    assert.equal(bosh.limits.maxWait, BOSH_MAX_WAIT_SECONDS);
+    assert.equal(bosh.endpoint, 'bosh:eu-west-1');
+    assert.ok(BOSH_POLL_MS < 1000, 'a stanza reaches a waiting request within a second');
   });
 });
