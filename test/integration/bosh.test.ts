@@ -83,6 +83,14 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
     const reply = await b.create({ ver: '1.99', content: 'text/xml; charset=utf-8', ack: 1 });
     assert.equal(reply.body.attrs.ver, '1.11');
     assert.equal(reply.body.attrs.ack, String(b.rid - 1));
+    // A held request released by the next one acknowledges that later rid (§9.1); a request
+    // answered as the last one received needs no ack.
+    const held = b.send('');
+    await until('the request to be held', () => s.bosh.waiting(b.sid) > 0);
+    const next = b.rid;
+    const paused = await b.send('', { pause: 1 });
+    assert.equal(paused.body.attrs.ack, undefined);
+    assert.equal((await held).body.attrs.ack, String(next));
   });
 
   it('refuses a request without to (improper-addressing), an unknown domain (host-unknown), a body that is not XML or not a BOSH body (bad-request, 400)', async () => {
