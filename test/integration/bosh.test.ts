@@ -509,3 +509,47 @@ describe('BOSH across regions (two local servers on one table)', () => {
     }
   });
 });
+
+describe('XEP-0198 resumption over BOSH', () => {
+  it('a managed session that went inactive is detached, not ended; a new BOSH session resumes it and gets what was sent meanwhile', async () => {
+    const tenant = (await s.server.tenants.get('localhost'))!;
+    await s.server.tenants.put({ ...tenant, features: [...(tenant.features ?? []), 'sm'] });
+    s.clock.advance(61_000); // past the tenant cache
+    try {
+      const [a, b] = [await account(), await account()];
+      await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
+      const bob = await ws(b);
+      await bob.send(xml('presence'));
+      const first = new RawBosh(s.boshUrl);
+      const jid = await first.login(a, 'secret', 'phone');
+      const enabled = RawBosh.children(await first.send(`<enable xmlns="urn:xmpp:sm:3" resume="true"/><presence xmlns="jabber:client"/>`)).find((e) => e.name === 'enabled');
+      assert.ok(enabled?.attrs.id, 'enabled with an id');
+      await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+      // The client goes away; the sweeper finds the session inactive. Resumption keeps it.
+      s.clock.advance((Number(first.created!.attrs.wait) + Number(first.created!.attrs.inactivity) + 1) * 1000);
+      await s.server.sweep();
+      await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'while detached')));
+      await bob.expectNothing(s, (e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === 'unavailable');
+      // A new BOSH session: authenticate, restart, resume instead of binding.
+      const second = new RawBosh(s.boshUrl);
+      await second.create();
+      const plain = Buffer.from(`\0${a}\0secret`).toString('base64');
+      assert.ok((await second.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${plain}</auth>`)).body.getChild('success'));
+      await second.send('', { 'xmpp:restart': 'true' });
+      let children = RawBosh.children(await second.send(`<resume xmlns="urn:xmpp:sm:3" previd="${enabled!.attrs.id}" h="0"/>`));
+      assert.ok(children.some((e) => e.name === 'resumed'), children.map(String).join(''));
+      // The message kept while detached comes right after <resumed/>, in this response or the next.
+      if (!children.some((e) => e.name === 'message')) children = RawBosh.children(await second.send(''));
+      assert.deepEqual(children.filter((e) => e.name === 'message').map((e) => e.getChildText('body')), ['while detached']);
+      // The old BOSH session is over; the resumed one works.
+      assert.equal((await first.send('')).body.attrs.type, 'terminate');
+      const sending = second.send(chat(bob.jid, 'resumed over BOSH'));
+      assert.equal((await bob.waitFor(byName('message'))).getChildText('body'), 'resumed over BOSH');
+      await second.send('', { pause: 1 });
+      await sending;
+    } finally {
+      await s.server.tenants.put(tenant);
+      s.clock.advance(61_000);
+    }
+  });
+});
