@@ -488,13 +488,13 @@ describe('BOSH across regions (two local servers on one table)', () => {
     const quiet = { tenantWatchMs: 3_600_000, sweepIntervalMs: 3_600_000, purgeIntervalMs: 3_600_000 };
     const eu = await startTestServer({ region: 'eu-west-1', dynamoEndpoint: s.dynamoEndpoint, boshPollMs: 300, ...quiet });
     const us = await startTestServer({ region: 'us-east-1', dynamoEndpoint: s.dynamoEndpoint, ...quiet });
+    let bob: TestClient | undefined;
     try {
       const [a, b] = [await account(), await account()];
       const bosh = new RawBosh(eu.boshUrl);
       const jid = await bosh.login(a);
       assert.equal((await s.server.sessions.list(`${a}@localhost`))[0].endpoint, 'bosh:eu-west-1');
-      const bob = await connectClient(us.url, { username: b });
-      clients.push(bob);
+      bob = await connectClient(us.url, { username: b });
       const sending = bosh.send(chat(bob.jid, 'from eu over BOSH'));
       assert.equal((await bob.waitFor(byName('message'))).getChildText('body'), 'from eu over BOSH');
       const poll = bosh.send('');
@@ -504,6 +504,7 @@ describe('BOSH across regions (two local servers on one table)', () => {
       assert.deepEqual(bodiesOf(await poll), ['from us over WebSocket']);
       await bosh.send('', { type: 'terminate' });
     } finally {
+      await bob?.stop();
       await us.stop();
       await eu.stop();
     }
