@@ -269,7 +269,8 @@ export class BoshEndpoint {
 
   /**
    * Waits until `done` holds for the session's item (re-read after each change this process makes,
-   * and every pollMs), for at most `waitSeconds`; returns the last item read (undefined if gone).
+   * and every pollMs), for at most the session's `wait`; returns the last item read (undefined if
+   * gone, or if the server is stopping).
    */
   private async waitFor(connectionId: string, since: BoshItem, done: (item: BoshItem) => boolean): Promise<BoshItem | undefined> {
     const deadline = Date.now() + since.wait * 1000;
