@@ -293,6 +293,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
           `  DynamoDB   ${local.dynamoEndpoint} (table ${local.table})`,
           `  Admin API  ${local.adminUrl}  (Authorization: Bearer ${tokenShown})`,
           `  Call demo  ${local.demoUrl}`,
+          `  BOSH       ${local.boshUrl}`,
           `  Data       ${dataDir ?? 'in memory (lost on exit)'}`,
           `  Tenants    ${domains.join(', ')}`,
           '',

@@ -15,10 +15,22 @@ export interface ConnectionTarget {
   endpoint: string;
 }
 
+/**
+ * Another transport's connections (BOSH: docs/architecture.md "BOSH"), reached by the same three calls
+ * as a WebSocket connection; its targets' endpoints start with the scheme it is registered under.
+ */
+export interface ConnectionTransport {
+  post(target: ConnectionTarget, data: string): Promise<boolean>;
+  close(target: ConnectionTarget): Promise<boolean>;
+  isAlive(target: ConnectionTarget): Promise<boolean>;
+}
+
 export interface ManagementApiOptions {
   /** Local gateways accept any credentials; in AWS the Lambda role's are used. */
   localCredentials?: boolean;
   counter?: CallCounter;
+  /** Transports other than API Gateway's @connections, by endpoint scheme ('bosh:'). */
+  transports?: Record<string, ConnectionTransport>;
 }
 
 const isGone = (err: unknown) => (err as { name?: string })?.name === 'GoneException';
@@ -42,18 +54,30 @@ export class ManagementApi {
     return client;
   }
 
+  /** The transport of a target whose endpoint is not an @connections URL. */
+  private transportOf(target: ConnectionTarget): ConnectionTransport | undefined {
+    const scheme = /^[a-z]+:/.exec(target.endpoint)?.[0];
+    return scheme ? this.opts.transports?.[scheme] : undefined;
+  }
+
   /** Sends one text frame. Returns false if the connection is gone (410). */
   post(target: ConnectionTarget, data: string): Promise<boolean> {
+    const other = this.transportOf(target);
+    if (other) return other.post(target, data);
     return this.unlessGone(target, (c) => c.send(new PostToConnectionCommand({ ConnectionId: target.connectionId, Data: Buffer.from(data, 'utf8') })));
   }
 
   /** Closes the connection; false if it was already gone. */
   close(target: ConnectionTarget): Promise<boolean> {
+    const other = this.transportOf(target);
+    if (other) return other.close(target);
     return this.unlessGone(target, (c) => c.send(new DeleteConnectionCommand({ ConnectionId: target.connectionId })));
   }
 
   /** Asks the gateway whether the connection is still open. */
   isAlive(target: ConnectionTarget): Promise<boolean> {
+    const other = this.transportOf(target);
+    if (other) return other.isAlive(target);
     return this.unlessGone(target, (c) => c.send(new GetConnectionCommand({ ConnectionId: target.connectionId })));
   }
 

@@ -1,8 +1,9 @@
 // The region's HTTP API (docs/architecture.md "Deploy: CDK"): the admin API under /api, IAM-authorised (the
 // caller signs with SigV4 and needs execute-api:Invoke on it), and XEP-0156 connection discovery at
-// /.well-known/host-meta(.json), public. BOSH joins it when it lands. IAM is the API's default
-// authorizer, so a route added later is closed unless it says otherwise. Its $default stage has the
-// stage throttle and JSON access logs of lib/infra/api-stages.ts, which a route added later shares.
+// /.well-known/host-meta(.json), public, and BOSH (XEP-0124/0206) at /http-bind, public (the stream
+// authenticates with SASL; docs/architecture.md "BOSH"). IAM is the API's default authorizer, so a
+// route added later is closed unless it says otherwise. Its $default stage has the stage throttle and
+// JSON access logs of lib/infra/api-stages.ts, which a route added later shares.
 import { Duration } from 'aws-cdk-lib';
 import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, type WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -10,12 +11,13 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { BOSH_PATH } from '../gateway/bosh/endpoint.ts';
 import { HOST_META_JSON_PATH, HOST_META_PATH } from '../gateway/host-meta.ts';
 import { ADMIN_BASE_PATH } from '../runtime/http-api.ts';
 import { accessLogs, HTTP_ACCESS_LOG_FIELDS, throttleRoute, throttleSettings } from './api-stages.ts';
 import type { ThrottlingConfig } from './config.ts';
-import { acknowledge } from './nag-acknowledgements.ts';
-import { ADMIN_ACCESS } from './table-access.ts';
+import { acknowledge, acknowledgeInBandAuth } from './nag-acknowledgements.ts';
+import { ADMIN_ACCESS, STREAM_ACCESS } from './table-access.ts';
 import { XmppFunction } from './xmpp-function.ts';
 
 export interface HttpEndpointsProps {
@@ -28,6 +30,8 @@ export interface HttpEndpointsProps {
   webSocketUrl: string;
   /** The stage default (http) and the host-meta routes' throttle. */
   throttling: Pick<ThrottlingConfig, 'http' | 'hostMeta'>;
+  /** The ingest's frame claims table: BOSH requests are claimed there too. */
+  frameClaims: ITableV2;
 }
 
 export class HttpEndpoints extends Construct {
@@ -38,6 +42,7 @@ export class HttpEndpoints extends Construct {
   readonly accessLogs: LogGroup;
   readonly admin: XmppFunction;
   readonly hostMeta: XmppFunction;
+  readonly bosh: XmppFunction;
 
   constructor(scope: Construct, id: string, props: HttpEndpointsProps) {
     super(scope, id);
@@ -82,7 +87,7 @@ export class HttpEndpoints extends Construct {
       memorySize: 128,
       timeout: Duration.seconds(3),
       logRetention: props.logRetention,
-      environment: { WEBSOCKET_URL: props.webSocketUrl },
+      environment: { WEBSOCKET_URL: props.webSocketUrl, BOSH_URL: this.boshUrl },
       invokedSynchronouslyBy: 'the HTTP API (the host-meta routes)',
     });
     const discovery = new HttpLambdaIntegration('HostMetaIntegration', this.hostMeta);
@@ -94,6 +99,36 @@ export class HttpEndpoints extends Construct {
         throttleRoute(this.stage, route, props.throttling.hostMeta);
       }
     }
+
+    // BOSH: a request is a stream's frames, so the function may do what the ingest does (the table,
+    // the frame claims, posts and closes to WebSocket connections in any listed region). A request
+    // waits at most 25 s (functions/bosh.ts); the HTTP API gives up at 30.
+    this.bosh = new XmppFunction(this, 'Bosh', {
+      entryName: 'bosh',
+      description: 'XEP-0124/0206 BOSH: XMPP over HTTP long-polling',
+      memorySize: 256,
+      timeout: Duration.seconds(29),
+      logRetention: props.logRetention,
+      invokedSynchronouslyBy: 'the HTTP API (the BOSH routes)',
+    })
+      .bindTable(props.table, STREAM_ACCESS)
+      .bindTable(props.frameClaims, { actions: ['dynamodb:PutItem', 'dynamodb:DeleteItem'] }, 'FRAME_CLAIMS_TABLE')
+      .bindConnections(props.stage, ['POST', 'DELETE'], props.otherRegions);
+    // Browsers send a CORS preflight (OPTIONS) before their first POST; both are public.
+    const [post, preflight] = this.api.addRoutes({
+      path: BOSH_PATH,
+      methods: [HttpMethod.POST, HttpMethod.OPTIONS],
+      integration: new HttpLambdaIntegration('BoshIntegration', this.bosh),
+      authorizer: new HttpNoneAuthorizer(),
+    });
+    acknowledgeInBandAuth(post, 'BOSH');
+    acknowledge(preflight, 'AwsSolutions-APIG4',
+      'the CORS preflight of BOSH (Fetch standard: browsers send OPTIONS without credentials); it answers only which origins, methods and headers the tenant allows, and the stage throttle bounds its cost.');
+  }
+
+  /** https://{api}.execute-api.{region}.amazonaws.com/http-bind */
+  get boshUrl(): string {
+    return `${this.api.apiEndpoint}${BOSH_PATH}`;
   }
 
   /** https://{api}.execute-api.{region}.amazonaws.com/api */

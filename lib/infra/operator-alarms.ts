@@ -106,7 +106,7 @@ export class OperatorAlarms extends Construct {
     this.add('ApiExecutionErrors', stageMetric('ExecutionError'), 1, 'API Gateway failed to run a WebSocket route');
     this.add('ApiClientErrors', stageMetric('ClientError'), 100, 'Many WebSocket requests were refused (4xx including 429 throttling)');
     if (props.httpApi) {
-      this.add('HttpApiServerErrors', props.httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }), 1, 'The admin or discovery HTTP API answered 5xx');
+      this.add('HttpApiServerErrors', props.httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }), 1, 'The admin, discovery or BOSH HTTP API answered 5xx (a BOSH 503 asks the client to repeat a request that failed for a passing reason, e.g. DynamoDB throttling)');
     }
     const throttled: IMetric[] = [];
     for (const [kind, logGroup, threshold] of [['webSocket', props.accessLogs?.webSocket, 100], ['http', props.accessLogs?.http, 20]] as const) {

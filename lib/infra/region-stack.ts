@@ -53,6 +53,7 @@ export class RegionStack extends Stack {
     tenantChanges: XmppFunction;
     admin: XmppFunction;
     hostMeta: XmppFunction;
+    bosh: XmppFunction;
   };
   readonly alarms: OperatorAlarms;
 
@@ -150,6 +151,7 @@ export class RegionStack extends Stack {
       // host-meta names the custom domain when there is one: Route 53 then picks the nearest region.
       webSocketUrl: config.customDomain ? customDomainUrl(config.customDomain) : this.stage.url,
       throttling: config.throttling,
+      frameClaims: this.ingest.claims,
     });
     afterLogsRole(this.http.stage, this.logsRole);
     if (config.customDomain) {
@@ -164,6 +166,7 @@ export class RegionStack extends Stack {
       tenantChanges: this.tenantChanges.function,
       admin: this.http.admin,
       hostMeta: this.http.hostMeta,
+      bosh: this.http.bosh,
     };
     // Event push (README "Event push"): publish only to the deployment's listed topics and buses.
     grantEventTargets([disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin], eventTargetArns(config.eventTargetArns));
@@ -189,6 +192,7 @@ export class RegionStack extends Stack {
       new CfnOutput(this, 'CustomDomainTarget', { value: this.customDomain.domainName.regionalDomainName, description: 'This region\'s API Gateway host behind the custom domain' });
     }
     new CfnOutput(this, 'AdminUrl', { value: this.http.adminUrl, description: 'The admin API (IAM: sign with SigV4, service execute-api); OpenAPI at /api/openapi.json' });
+    new CfnOutput(this, 'BoshUrl', { value: this.http.boshUrl, description: 'XEP-0206 BOSH for clients that cannot use WebSocket' });
     new CfnOutput(this, 'HostMetaUrl', { value: `${this.http.api.apiEndpoint}/.well-known/host-meta`, description: 'XEP-0156 connection discovery for this region' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Subscribe here to receive the alarms' });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.ingest.deadLetterQueue.queueUrl, description: 'Frames the ingest gave up on' });

@@ -15,9 +15,13 @@ import { TenantPurger, purgePlanOf } from '../admin/purge.ts';
 import { TenantWatcher } from '../core/tenant-lifecycle.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { settingBlocksOf } from '../core/modules.ts';
+import { BOSH_PATH, BOSH_SCHEME, BoshEndpoint, BoshTransport, boshEndpointOf, boshHttpRoute } from '../gateway/bosh/endpoint.ts';
+import { boshModule } from '../gateway/bosh/module.ts';
+import type { BoshLimits } from '../gateway/bosh/protocol.ts';
 import { HOST_META_PATH, hostMetaHttpRoute } from '../gateway/host-meta.ts';
 import { DEMO_PATH, demoHttpRoute } from './demo-app.ts';
 import { eventPushOf } from '../extensions/event-push/index.ts';
+import { BoshSessionStore } from '../store/bosh-sessions.ts';
 import { createIngestHandler, type SqsBatchResponse, type SqsEvent } from '../gateway/ingest.ts';
 import { LocalGateway, type LocalGatewayOptions } from '../gateway/local-gateway.ts';
 import { createWebSocketHandlers } from '../gateway/websocket-handlers.ts';
@@ -75,10 +79,20 @@ export interface LocalServerOptions {
   componentPort?: number | false;
   /** How often the usage counted in memory is written to the usage records (default 10 s). */
   usageFlushMs?: number;
+  /** What BOSH sessions are granted (wait, hold, inactivity, …; docs/architecture.md "BOSH"). */
+  boshLimits?: Partial<BoshLimits>;
+  /**
+   * How often a waiting BOSH request reads its session's item, ms. Unset: never (every post to a session
+   * of this server is made in this process, which wakes the request). Two local servers on one table
+   * (two regions) post to each other's sessions: set it there, as the Lambda does.
+   */
+  boshPollMs?: number;
 }
 
 export interface LocalServer {
   url: string;
+  /** http://host:port/http-bind (XEP-0206) */
+  boshUrl: string;
   /** http://host:port/api */
   adminUrl: string;
   /** http://host:port/.well-known/host-meta (XEP-0156) */
@@ -96,6 +110,7 @@ export interface LocalServer {
   claimsTable: string;
   server: XmppServer;
   gateway: LocalGateway;
+  bosh: BoshEndpoint;
   /** The ingest handler behind $default: what the gateway hands each connection's SQS batches to. */
   ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   counter: CallCounter;
@@ -124,16 +139,18 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   // The frame claims too: in AWS they are one conditional write per frame to a separate regional
   // table (README "Cost per operation"), not part of what a stanza costs in the main table.
   const claimsDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
-  const modules = [...defaultModules, ...(opts.extraModules ?? [])];
+  // BOSH sessions' items and queues (docs/architecture.md "BOSH"): posts to a `bosh:` endpoint go there.
+  const boshStore = new BoshSessionStore(db, table);
+  const modules = [...defaultModules, boshModule(boshStore), ...(opts.extraModules ?? [])];
   const tenants = new TenantStore(db, table, { blocks: settingBlocksOf(modules), log });
   for (const domain of opts.seedDomains ?? ['localhost']) {
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now(), ...(opts.seedFeatures?.length ? { features: opts.seedFeatures } : {}) });
   }
 
-  const server = new XmppServer({
+  const server: XmppServer = new XmppServer({
     db,
     table,
-    management: new ManagementApi({ localCredentials: true, counter }),
+    management: new ManagementApi({ localCredentials: true, counter, transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
@@ -166,12 +183,20 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     },
     (metrics) => log.debug({ metrics }, 'ingest batch'),
   );
+  // BOSH requests take the same ingest path, in rid order (lib/gateway/bosh/endpoint.ts).
+  const boshIngest = createIngestHandler(
+    { processor: server, claims: new FrameClaimStore(claimsDb, claimsTable), endpointOf: () => boshEndpointOf(server.connections.region), log },
+    (metrics) => log.debug({ metrics }, 'BOSH ingest'),
+  );
+  const bosh = new BoshEndpoint({ server, store: boshStore, ingest: boshIngest, limits: opts.boshLimits, pollMs: opts.boshPollMs });
+  const boshRoute = boshHttpRoute(bosh);
   const purger = new TenantPurger(backgroundDb, table, purgePlanOf(server));
   const adminToken = opts.adminToken ?? process.env.XMPP_EDGE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
   const adminRoutes = nodeHttpRoutes(createAdminApi(server, { token: adminToken, purger, metrics }));
   // XEP-0156 discovery next to the admin API, as on the deployed HTTP API; the URL is known once listening.
   let url = '';
-  const hostMetaRoutes = hostMetaHttpRoute(() => ({ websocket: url }));
+  let boshUrl = '';
+  const hostMetaRoutes = hostMetaHttpRoute(() => ({ websocket: url, bosh: boshUrl }));
   const demoRoutes = demoHttpRoute(log);
   const gateway = new LocalGateway({
     host: opts.host ?? '127.0.0.1',
@@ -180,12 +205,13 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     ingest,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
-    httpRoutes: async (req, res) => hostMetaRoutes(req, res) || (await demoRoutes(req, res)) || adminRoutes(req, res),
+    httpRoutes: async (req, res) => hostMetaRoutes(req, res) || (await boshRoute(req, res)) || (await demoRoutes(req, res)) || adminRoutes(req, res),
     logger: log,
   });
   const startedAt = Date.now();
   const address = await gateway.start();
   url = address.url;
+  boshUrl = `http://${gateway.domainName}${BOSH_PATH}`;
   // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
   await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
   // XEP-0114 over TCP, through the same gateway and handlers as components over WebSocket.
@@ -218,6 +244,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
 
   return {
     url,
+    boshUrl,
     adminUrl: `http://${gateway.domainName}/api`,
     hostMetaUrl: `http://${gateway.domainName}${HOST_META_PATH}`,
     demoUrl: `http://${gateway.domainName}${DEMO_PATH}`,
@@ -229,6 +256,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     claimsTable,
     server,
     gateway,
+    bosh,
     ingest,
     counter,
     metrics,
@@ -241,6 +269,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
       await watcher.stop();
       // RFC 6120 §4.9.3.20: tell clients the server is going away, then let $disconnect clean up.
       await server.shutdown(gateway.connectionIds());
+      bosh.stop();
       await gateway.stop();
       await Promise.all(flushing);
       await components?.stop();

@@ -14,6 +14,10 @@ import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
 import { XmppServer } from '../core/server.ts';
 import { defaultModules } from '../extensions/index.ts';
+import { BOSH_SCHEME, BoshTransport } from '../gateway/bosh/endpoint.ts';
+import { boshModule } from '../gateway/bosh/module.ts';
+import { BoshSessionStore } from '../store/bosh-sessions.ts';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsEndpointOf, createWebSocketHandlers, type EndpointOf, type WebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
 import { Metrics } from '../metrics/metrics.ts';
@@ -23,6 +27,8 @@ export const VERSION: string = pkg.version;
 export interface LambdaRuntime {
   server: XmppServer;
   handlers: WebSocketHandlers;
+  /** BOSH sessions' items (docs/architecture.md "BOSH"); posts to `bosh:` endpoints go there. */
+  boshStore: BoshSessionStore;
   endpointOf: EndpointOf;
   table: string;
   /**
@@ -70,17 +76,29 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   const usageFlushMs = envInteger(env, 'USAGE_FLUSH_SECONDS', 10) * 1000;
 
   const metrics = new Metrics();
-  const server = new XmppServer({
-    // No endpoint and no credentials: the Lambda role's, through the default provider chain.
-    db: createDynamoClient({ region: env.AWS_REGION, metrics }),
+  // No endpoint and no credentials: the Lambda role's, through the default provider chain.
+  const db = createDynamoClient({ region: env.AWS_REGION, metrics });
+  // A post to a BOSH session held in another region writes its queue in that region's replica.
+  const regional = new Map<string, DynamoDBDocumentClient>();
+  const dbOfRegion = (region: string) => {
+    if (region === env.AWS_REGION || !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) return db;
+    let client = regional.get(region);
+    if (!client) regional.set(region, (client = createDynamoClient({ region, metrics })));
+    return client;
+  };
+  const boshStore = new BoshSessionStore(db, table, dbOfRegion);
+  const server: XmppServer = new XmppServer({
+    db,
     metrics,
     limits: { connectsPerAddress, connectWindowMs },
     table,
-    management: new ManagementApi(),
+    management: new ManagementApi({ transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
     // Synchronous writes: a container may be frozen right after the handler returns.
     logger: pino({ level }, pino.destination({ dest: 1, sync: true })),
-    modules: defaultModules,
+    modules: [...defaultModules, boshModule(boshStore)],
     version: VERSION,
+    // The region a BOSH session records (bosh:<region>) and the sweeper's partitions: the given env's.
+    region: env.AWS_REGION,
   });
   let usageWrittenAt = 0;
   const flush = async () => {
@@ -91,5 +109,5 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   };
   const ws = createWebSocketHandlers(server, endpointOf);
   const handlers = { connect: flushingAfter(flush, ws.connect), disconnect: flushingAfter(flush, ws.disconnect) };
-  return { server, handlers, endpointOf, table, flush };
+  return { server, boshStore, handlers, endpointOf, table, flush };
 }

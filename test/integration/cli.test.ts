@@ -351,6 +351,7 @@ describe('xmpp-edge start', () => {
     const endpoint = stdout.match(/http:\/\/127\.0\.0\.1:\d+/)?.[0];
     assert.ok(endpoint && !endpoint.endsWith(':0'), stdout);
     assert.match(stdout, /Admin API\s+http:\/\/127\.0\.0\.1:\d+\/api\s+\(Authorization: Bearer \S+\)/);
+    assert.match(stdout, /BOSH\s+http:\/\/127\.0\.0\.1:\d+\/http-bind\n/);
     assert.match(stdout, /in memory/);
     assert.match(stdout, /Tenants\s+localhost, example\.com/);
     // The call demo (README "Call demo") is served by `xmpp-edge start`, its script bundled on request.

@@ -13,7 +13,7 @@ describe('XEP-0156 host-meta on the local gateway', () => {
   });
   after(() => s.stop());
 
-  it('serves the XRD at /.well-known/host-meta with the WebSocket link, to anyone, cross-origin', async () => {
+  it('serves the XRD at /.well-known/host-meta with the BOSH and WebSocket links, to anyone, cross-origin', async () => {
     const res = await fetch(s.hostMetaUrl, { headers: { origin: 'https://app.example' } });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'application/xrd+xml; charset=utf-8');
@@ -22,7 +22,10 @@ describe('XEP-0156 host-meta on the local gateway', () => {
     assert.equal(xrd.getNS(), 'http://docs.oasis-open.org/ns/xri/xrd-1.0');
     assert.deepEqual(
       xrd.getChildren('Link').map((l) => ({ ...l.attrs })),
-      [{ rel: 'urn:xmpp:alt-connections:websocket', href: s.url }],
+      [
+        { rel: 'urn:xmpp:alt-connections:xbosh', href: s.boshUrl },
+        { rel: 'urn:xmpp:alt-connections:websocket', href: s.url },
+      ],
     );
   });
 

@@ -100,9 +100,10 @@ describe('cdk-nag (AwsSolutions and Serverless packs)', () => {
     // and API Gateway's account logs role. Every function of ours has its own least-privilege role.
     assert.deepEqual([...new Set(raw.filter((f) => f.rule.startsWith('AwsSolutions-IAM4')).map((f) => f.path.split('/')[1]))].sort(),
       ['AWS679f53fac002430cb0da5b7982bd2287', 'ApiGatewayLogsRole']);
-    // The WebSocket routes and the two host-meta routes have no authorizer, in each region; the admin API has IAM.
-    assert.deepEqual(raw.filter((f) => f.rule === 'AwsSolutions-APIG4' && f.path.startsWith('XmppEdge-eu-west-1/')).map((f) => f.path.split('/').slice(1, 3).join('/')).sort(),
-      ['Http/Api', 'Http/Api', 'WebSocket/$connect-Route', 'WebSocket/$default-Route', 'WebSocket/$disconnect-Route']);
+    // The WebSocket routes, the two host-meta routes and the two BOSH routes (POST and its CORS preflight)
+    // have no authorizer, in each region; the admin API has IAM.
+    assert.deepEqual(raw.filter((f) => f.rule === 'AwsSolutions-APIG4' && f.path.startsWith('XmppEdge-eu-west-1/')).map((f) => f.path.split('/').slice(1, 4).join('/')).sort(),
+      ['Http/Api/GET--.well-known--host-meta', 'Http/Api/GET--.well-known--host-meta.json', 'Http/Api/OPTIONS--http-bind', 'Http/Api/POST--http-bind', 'WebSocket/$connect-Route/Resource', 'WebSocket/$default-Route/Resource', 'WebSocket/$disconnect-Route/Resource']);
   });
 
   for (const [name, context] of [['cdk.json', {}], ['everything on', EVERYTHING_ON]] as const) {

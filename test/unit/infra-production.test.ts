@@ -188,7 +188,7 @@ describe('production settings of a region stack (cdk.json context)', () => {
     it(`run on ${LAMBDA_RUNTIME.name}, the newest Node.js runtime aws-cdk-lib knows, with explicit memory and timeout`, () => {
       const newest = Runtime.ALL.filter((r) => /^nodejs\d+\.x$/.test(r.name)).sort((a, b) => parseInt(b.name.slice(6)) - parseInt(a.name.slice(6)))[0];
       assert.equal(LAMBDA_RUNTIME.name, newest.name);
-      assert.equal(all().length, 8, 'seven of ours and CDK\'s custom-resource provider');
+      assert.equal(all().length, 9, 'eight of ours and CDK\'s custom-resource provider');
       for (const [id, fn] of all()) {
         assert.equal(fn.Properties.Runtime, LAMBDA_RUNTIME.name, id);
         assert.ok(Number.isInteger(fn.Properties.MemorySize), `${id}: memory`);
@@ -235,7 +235,7 @@ describe('production settings of a region stack (cdk.json context)', () => {
       for (const [id, fn] of all()) assert.equal(fn.Properties.TracingConfig, undefined, id);
       const { eu: traced, t: tt } = synth({ regions: 'eu-west-1', tracing: 'true' });
       const policies = Object.values(tt.findResources('AWS::IAM::Policy'));
-      assert.equal(traced.node.findAll().filter((c) => c instanceof XmppFunction).length, 7);
+      assert.equal(traced.node.findAll().filter((c) => c instanceof XmppFunction).length, 8);
       for (const [name, fn] of Object.entries(traced.functions)) {
         assert.deepEqual(tt.findResources('AWS::Lambda::Function')[idOf(traced, fn)].Properties.TracingConfig, { Mode: 'Active' }, name);
         const roleId = idOf(traced, fn.executionRole);

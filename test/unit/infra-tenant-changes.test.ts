@@ -110,6 +110,7 @@ describe('tenant changes from the table stream', () => {
           },
         },
         endConnection: async (id: string) => void closed.push(id),
+        flush: async () => {},
       }) as unknown as XmppServer;
     const event = fixture('ddb-stream-tenant-changes.json');
     assert.deepEqual(await closeTenantsOf(event, fake()), { batchItemFailures: [] });

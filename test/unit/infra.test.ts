@@ -17,6 +17,7 @@ import { INGEST_TIMEOUT, MAX_RECEIVE_COUNT } from '../../lib/infra/ordered-inges
 import { STREAM_READ_ACTIONS } from '../../lib/infra/tenant-changes.ts';
 import { SWEEPER_TIMEOUT } from '../../lib/infra/region-stack.ts';
 import { LAMBDA_RUNTIME } from '../../lib/infra/xmpp-function.ts';
+import { BOSH_MAX_WAIT_SECONDS } from '../../functions/bosh.ts';
 import { PURGE_MARGIN_MS, purgeDeadline } from '../../functions/sweeper.ts';
 import { TENANT_CHANGE_FILTERS } from '../../lib/runtime/tenant-stream.ts';
 import { tableDefinition } from '../../lib/store/dynamo.ts';
@@ -191,11 +192,31 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
       );
     };
 
-    it('is an HTTP API on its $default stage with the admin API under /api and the two host-meta documents, nothing else', () => {
+    it('is an HTTP API on its $default stage with the admin API under /api, the two host-meta documents and BOSH, nothing else', () => {
       const httpId = eu.getLogicalId(eu.http.api.node.defaultChild as never);
       t.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
       t.hasResourceProperties('AWS::ApiGatewayV2::Stage', { ApiId: { Ref: httpId }, StageName: '$default', AutoDeploy: true });
-      assert.deepEqual(Object.keys(httpRoutes()).sort(), ['ANY /api/{proxy+}', 'GET /.well-known/host-meta', 'GET /.well-known/host-meta.json']);
+      assert.deepEqual(Object.keys(httpRoutes()).sort(), ['ANY /api/{proxy+}', 'GET /.well-known/host-meta', 'GET /.well-known/host-meta.json', 'OPTIONS /http-bind', 'POST /http-bind']);
+    });
+
+    it('serves BOSH (XEP-0206) at /http-bind: public POST and CORS preflight, one function inside the 30 s limit, its URL in host-meta and the outputs', () => {
+      const r = httpRoutes();
+      for (const key of ['POST /http-bind', 'OPTIONS /http-bind']) {
+        assert.equal(r[key].route.AuthorizationType, 'NONE', `${key}: the stream authenticates with SASL`);
+        assert.equal(r[key].integration.PayloadFormatVersion, '2.0', key);
+        assert.deepEqual(r[key].integration.IntegrationUri, { 'Fn::GetAtt': [logicalId(eu, eu.functions.bosh), 'Arn'] }, key);
+      }
+      const fns = t.findResources('AWS::Lambda::Function');
+      const bosh = fns[logicalId(eu, eu.functions.bosh)].Properties;
+      assert.ok(bosh.Timeout < 30 && bosh.Timeout > BOSH_MAX_WAIT_SECONDS, 'longer than the longest wait, inside the HTTP API\'s 30 s');
+      assert.equal(bosh.Runtime, LAMBDA_RUNTIME.name);
+      // A request's frames are claimed like the ingest's, in the same regional table.
+      const ingestEnv = fns[logicalId(eu, eu.functions.ingest)].Properties.Environment.Variables;
+      assert.deepEqual(bosh.Environment.Variables.FRAME_CLAIMS_TABLE, ingestEnv.FRAME_CLAIMS_TABLE);
+      assert.ok(bosh.Environment.Variables.TABLE_NAME);
+      const hostMeta = fns[logicalId(eu, eu.functions.hostMeta)].Properties.Environment.Variables;
+      assert.equal(flat(hostMeta.BOSH_URL), `\${${eu.getLogicalId(eu.http.api.node.defaultChild as never)}.ApiEndpoint}/http-bind`);
+      assert.match(flat(t.findOutputs('BoshUrl').BoshUrl.Value), /\/http-bind$/);
     });
 
     it('lets IAM decide who may call the admin API, and anyone read host-meta', () => {
@@ -308,7 +329,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
     it(`run on ${LAMBDA_RUNTIME.name}, arm64, with their own log group kept 30 days`, () => {
       const fns = ourFunctions();
       const groups = t.findResources('AWS::Logs::LogGroup');
-      assert.deepEqual(Object.keys(eu.functions).sort(), ['admin', 'connect', 'disconnect', 'hostMeta', 'ingest', 'sweeper', 'tenantChanges']);
+      assert.deepEqual(Object.keys(eu.functions).sort(), ['admin', 'bosh', 'connect', 'disconnect', 'hostMeta', 'ingest', 'sweeper', 'tenantChanges']);
       assert.equal(Object.keys(fns).length, Object.keys(eu.functions).length);
       // The one other function is CDK's own AwsCustomResource provider (it reads the replica's stream ARN at deploy time).
       const others = Object.entries(t.findResources('AWS::Lambda::Function')).filter(([id]) => !fns[id]);
@@ -447,6 +468,7 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
         sweeper: ['GET', 'POST'],
         tenantChanges: ['POST', 'DELETE'],
         admin: ['POST', 'DELETE'],
+        bosh: ['POST', 'DELETE'],
         hostMeta: [],
       };
       for (const [name, fn] of Object.entries(eu.functions)) {
