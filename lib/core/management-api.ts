@@ -1,6 +1,8 @@
 // Pushes frames to WebSocket connections through the API Gateway Management API, in whichever
 // region the connection lives (a session records its endpoint). Locally the gateway serves the same
-// API, so the real client is used in both places.
+// API over HTTP, and the real client is used for every endpoint but the local gateway's own: that one is
+// answered in-process (inProcess), as its HTTP API would answer, with no loopback HTTP or signing
+// (docs/architecture.md "Local runtime").
 import {
   ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
@@ -15,6 +17,17 @@ export interface ConnectionTarget {
   endpoint: string;
 }
 
+/**
+ * The @connections operations of a gateway in this process (the local gateway's own endpoint): what its HTTP API
+ * answers, called directly. Each returns false where the HTTP API answers 410 Gone.
+ */
+export interface InProcessConnections {
+  /** Throws a PayloadTooLargeException (as the HTTP API's 413) for a frame over the message limit. */
+  post(connectionId: string, data: Buffer): boolean;
+  close(connectionId: string): boolean;
+  isAlive(connectionId: string): boolean;
+}
+
 export interface ManagementApiOptions {
   /** Local gateways accept any credentials; in AWS the Lambda role's are used. */
   localCredentials?: boolean;
@@ -25,8 +38,17 @@ const isGone = (err: unknown) => (err as { name?: string })?.name === 'GoneExcep
 
 export class ManagementApi {
   private clients = new Map<string, ApiGatewayManagementApiClient>();
+  private inProcess = new Map<string, InProcessConnections>();
 
   constructor(private readonly opts: ManagementApiOptions = {}) {}
+
+  /**
+   * Answers `endpoint` in-process from now on (the local server's own gateway, once its address is known).
+   * The call counter still counts each call under the command the SDK would have sent, so costs stay the same.
+   */
+  serveInProcess(endpoint: string, connections: InProcessConnections): void {
+    this.inProcess.set(endpoint, connections);
+  }
 
   private client(endpoint: string): ApiGatewayManagementApiClient {
     let client = this.clients.get(endpoint);
@@ -44,17 +66,29 @@ export class ManagementApi {
 
   /** Sends one text frame. Returns false if the connection is gone (410). */
   post(target: ConnectionTarget, data: string): Promise<boolean> {
+    const local = this.inProcess.get(target.endpoint);
+    if (local) return this.locally('PostToConnectionCommand', () => local.post(target.connectionId, Buffer.from(data, 'utf8')));
     return this.unlessGone(target, (c) => c.send(new PostToConnectionCommand({ ConnectionId: target.connectionId, Data: Buffer.from(data, 'utf8') })));
   }
 
   /** Closes the connection; false if it was already gone. */
   close(target: ConnectionTarget): Promise<boolean> {
+    const local = this.inProcess.get(target.endpoint);
+    if (local) return this.locally('DeleteConnectionCommand', () => local.close(target.connectionId));
     return this.unlessGone(target, (c) => c.send(new DeleteConnectionCommand({ ConnectionId: target.connectionId })));
   }
 
   /** Asks the gateway whether the connection is still open. */
   isAlive(target: ConnectionTarget): Promise<boolean> {
+    const local = this.inProcess.get(target.endpoint);
+    if (local) return this.locally('GetConnectionCommand', () => local.isAlive(target.connectionId));
     return this.unlessGone(target, (c) => c.send(new GetConnectionCommand({ ConnectionId: target.connectionId })));
+  }
+
+  /** One in-process call, counted as the SDK command it stands for; a throw becomes a rejection. */
+  private async locally(command: string, call: () => boolean): Promise<boolean> {
+    this.opts.counter?.count('management', command);
+    return call();
   }
 
   /** Runs one command against the connection's endpoint: true if it succeeded, false on 410 Gone. */

@@ -102,23 +102,26 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   await ensureTable(dynamoEndpoint, claimsTable, frameClaimsTableDefinition);
 
   const counter = new CallCounter();
-  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter });
+  // The embedded dynalite is reached in-process (no loopback HTTP, no signing); one of another process over HTTP.
+  const dynamoClient = { endpoint: dynamoEndpoint, localCredentials: true, requestHandler: dynamo?.requestHandler };
+  const db = createDynamoClient({ ...dynamoClient, counter });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
-  const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
+  const backgroundDb = createDynamoClient(dynamoClient);
   // The frame claims too: in AWS they are one conditional write per frame to a separate regional
   // table (README "Cost per operation"), not part of what a stanza costs in the main table.
-  const claimsDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
+  const claimsDb = createDynamoClient(dynamoClient);
   const modules = [...defaultModules, ...(opts.extraModules ?? [])];
   const tenants = new TenantStore(db, table, { blocks: settingBlocksOf(modules), log });
   for (const domain of opts.seedDomains ?? ['localhost']) {
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now(), ...(opts.seedFeatures?.length ? { features: opts.seedFeatures } : {}) });
   }
 
+  const management = new ManagementApi({ localCredentials: true, counter });
   const server = new XmppServer({
     db,
     table,
-    management: new ManagementApi({ localCredentials: true, counter }),
+    management,
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
@@ -155,6 +158,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const startedAt = Date.now();
   const address = await gateway.start();
   url = address.url;
+  // Posts to this gateway's own connections go in-process; other endpoints (another local region) over HTTP.
+  management.serveInProcess(address.managementEndpoint, gateway.inProcessConnections());
   // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
   await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
 

@@ -1,6 +1,6 @@
 // The DynamoDB client and the single table's layout. Every key carries the tenant (the XMPP domain),
 // directly or inside a bare JID, so no read can cross tenants (docs/architecture.md "Data").
-import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type CreateTableCommandInput, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { CallCounter } from './call-counter.ts';
 
@@ -10,6 +10,11 @@ export interface DynamoOptions {
   /** Local dynalite accepts any credentials; in AWS the default provider chain is used. */
   localCredentials?: boolean;
   counter?: CallCounter;
+  /**
+   * Where requests go instead of HTTPS: the local server's in-process dynalite (InProcessDynamoHandler). Requests
+   * are then not signed (nothing checks a signature in-process); everything else is the SDK as in AWS.
+   */
+  requestHandler?: DynamoDBClientConfig['requestHandler'];
 }
 
 export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentClient {
@@ -18,7 +23,9 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
     ...(opts.localCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     maxAttempts: 3,
+    ...(opts.requestHandler ? { requestHandler: opts.requestHandler } : {}),
   });
+  if (opts.requestHandler) client.middlewareStack.remove('httpSigningMiddleware');
   opts.counter?.attach(client, 'dynamodb');
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
