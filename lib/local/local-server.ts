@@ -65,6 +65,11 @@ export interface LocalServerOptions {
   logger?: Logger;
   /** Modules installed after the default ones (tests add their own probes this way). */
   extraModules?: readonly XmppModule[];
+  /**
+   * Reach the embedded dynalite and this gateway's @connections API over loopback HTTP with the SDK's own
+   * handlers, as before they were called in-process; the benchmark uses it to measure what that costs.
+   */
+  loopbackHttp?: boolean;
   /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
   clock?: Clock;
 }
@@ -103,7 +108,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
 
   const counter = new CallCounter();
   // The embedded dynalite is reached in-process (no loopback HTTP, no signing); one of another process over HTTP.
-  const dynamoClient = { endpoint: dynamoEndpoint, localCredentials: true, requestHandler: dynamo?.requestHandler };
+  const dynamoClient = { endpoint: dynamoEndpoint, localCredentials: true, requestHandler: opts.loopbackHttp ? undefined : dynamo?.requestHandler };
   const db = createDynamoClient({ ...dynamoClient, counter });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
@@ -159,7 +164,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const address = await gateway.start();
   url = address.url;
   // Posts to this gateway's own connections go in-process; other endpoints (another local region) over HTTP.
-  management.serveInProcess(address.managementEndpoint, gateway.inProcessConnections());
+  if (!opts.loopbackHttp) management.serveInProcess(address.managementEndpoint, gateway.inProcessConnections());
   // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
   await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
 

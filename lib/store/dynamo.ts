@@ -25,10 +25,14 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
     maxAttempts: 3,
     ...(opts.requestHandler ? { requestHandler: opts.requestHandler } : {}),
   });
-  if (opts.requestHandler) client.middlewareStack.remove('httpSigningMiddleware');
+  // In-process, the HTTP-only steps do nothing useful: no signature to check, no headers to carry.
+  if (opts.requestHandler) for (const step of IN_PROCESS_NEEDLESS) client.middlewareStack.remove(step);
   opts.counter?.attach(client, 'dynamodb');
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
+
+/** Middleware of the SDK's client that only matter on the wire (removed for an in-process request handler). */
+const IN_PROCESS_NEEDLESS = ['httpSigningMiddleware', 'getUserAgentMiddleware', 'hostHeaderMiddleware', 'recursionDetectionMiddleware', 'loggerMiddleware'];
 
 /** Index used by the sweeper to find connections whose liveness is due for a check. */
 export const SWEEP_INDEX = 'bySweep';
