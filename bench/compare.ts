@@ -6,7 +6,7 @@
 // tool: the admin API for xmpp-edge, `prosodyctl --config`, `ejabberdctl --config-dir`. Every loop is bounded by
 // a count and a time budget.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,13 +111,14 @@ class Conn {
   }
 }
 
-async function pool(jobs: number, workers: number, job: (n: number) => Promise<void>): Promise<number> {
+/** Runs `jobs` jobs on `workers` workers until done or `budgetMs` is spent (setup work passes Infinity). */
+async function pool(jobs: number, workers: number, job: (n: number) => Promise<void>, budgetMs = PHASE_BUDGET_MS): Promise<number> {
   const start = performance.now();
   let next = 0;
   let done = 0;
   await Promise.all(
     Array.from({ length: Math.min(workers, jobs) }, async () => {
-      while (next < jobs && performance.now() - start < PHASE_BUDGET_MS) {
+      while (next < jobs && performance.now() - start < budgetMs) {
         await job(next++);
         done++;
       }
@@ -319,7 +320,7 @@ async function startEdge(name: string, extra: string[] = []): Promise<Target> {
           body: JSON.stringify({ username: names[i], password: PASSWORD }),
         });
         if (res.status !== 201 && res.status !== 409) throw new Error(`${name}: user ${names[i]}: ${res.status} ${await res.text()}`);
-      });
+      }, Infinity);
     },
     stop: () => stopChild(child),
   };
@@ -379,7 +380,7 @@ Component "conference.${DOMAIN}" "muc"
       // prosodyctl reads the same private configuration and writes to its data_path.
       await pool(names.length, 4, async (i) => {
         await run('/usr/bin/prosodyctl', ['--config', config, 'register', names[i], DOMAIN, PASSWORD]);
-      });
+      }, Infinity);
     },
     stop: () => stopChild(child),
   };
@@ -449,23 +450,100 @@ modules:
   const env = { ...process.env, HOME: confDir, EJABBERD_BYPASS_WARNINGS: 'true', ERL_EPMD_ADDRESS: '127.0.0.1' };
   const as = process.getuid?.() === 0 ? { uid, gid } : {};
   const ctl = (...args: string[]) => ['--config-dir', confDir, '--spool', spool, '--logs', logs, '--node', node, ...args];
+  const epmdBefore = processesWith((cmd) => cmd.includes('epmd')).length > 0;
   const [cmd, args] = pinned('/usr/sbin/ejabberdctl', ctl('foreground'));
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env, cwd: confDir, ...as });
   await waitForPort(port, 'ejabberd');
   // The Erlang VM (beam.smp) is the server; ejabberdctl's shell is its parent.
-  const beam = spawnSync('pgrep', ['-f', `-sname ${node.split('@')[0]}|-name ${node}|${node}`]).stdout.toString().trim().split('\n').map(Number).filter((p) => p && p !== child.pid && /beam/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8')));
+  const beam = processesWith((cmd) => cmd.includes('beam') && cmd.includes(node.split('@')[0]));
+  if (!beam.length) throw new Error('ejabberd started, but its Erlang VM was not found');
   return {
     name: 'ejabberd',
     url: `ws://127.0.0.1:${port}/xmpp-websocket`,
-    pid: beam[0] ?? child.pid!,
+    pid: beam[0],
     async createUsers(names) {
-      await pool(names.length, 4, async (i) => run('/usr/sbin/ejabberdctl', ctl('register', names[i], DOMAIN, PASSWORD), env, as));
+      await pool(names.length, 4, async (i) => run('/usr/sbin/ejabberdctl', ctl('register', names[i], DOMAIN, PASSWORD), env, as), Infinity);
     },
     async stop() {
       await run('/usr/sbin/ejabberdctl', ctl('stop'), env, as).catch(() => undefined);
       await stopChild(child);
+      // The Erlang port mapper the VM started, if none ran before (it outlives the VM).
+      if (!epmdBefore) for (const pid of processesWith((cmd) => cmd.includes('epmd') && cmd.includes('-daemon'))) process.kill(pid, 'SIGTERM');
     },
   };
+}
+
+/** Pids of the processes whose command line passes `test`. */
+function processesWith(test: (cmdline: string) => boolean): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (test(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' '))) pids.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+// ---- the latency model ----------------------------------------------------------------------------------------------
+
+/**
+ * End-to-end latency under the latency model (README "Latency model"): one 1:1 message at a time, then one room
+ * message at a time until every occupant has it, on an xmpp-edge whose DynamoDB calls, posts and FIFO hops wait
+ * as in AWS. `model` is `dynamoMs,postMs,fifoMs`, or empty for AWS_LATENCY.
+ */
+export async function latencyUnderModel(model: string, messages: number, occupants: number): Promise<Figures> {
+  const t = await startEdge('xmpp-edge, latency model', [model ? `--latency=${model}` : '--latency']);
+  try {
+    const names = Array.from({ length: Math.max(2, occupants) }, (_, i) => user(i));
+    await t.createUsers(names);
+    const [a, b] = await Promise.all([Conn.open(t.url), Conn.open(t.url)]);
+    await Promise.all([a.login(user(0)), b.login(user(1)).then(() => b.available())]);
+    const oneToOne: number[] = [];
+    for (let k = 0; k < messages; k++) {
+      const tk = token();
+      const got = b.next((f) => f.includes(tk), tk);
+      const t0 = performance.now();
+      a.send(chat(user(1), tk));
+      await got;
+      oneToOne.push(performance.now() - t0);
+    }
+    await Promise.all([a.close(), b.close()]);
+    const conns = await Promise.all(names.slice(0, occupants).map(async (n) => {
+      const conn = await Conn.open(t.url);
+      await conn.login(n);
+      return conn;
+    }));
+    const room = `model${++seq}@conference.${DOMAIN}`;
+    const join = async (conn: Conn, nick: string) => {
+      conn.send(`<presence xmlns="jabber:client" to="${room}/${nick}"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`);
+      await conn.next((f) => f.startsWith('<presence') && f.includes(`${room}/${nick}`) && /status code=["']110["']/.test(f), `join ${nick}`);
+    };
+    await join(conns[0], 'n0');
+    conns[0].send(`<iq xmlns="jabber:client" type="set" id="cfg" to="${room}"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"/></query></iq>`);
+    await conns[0].next((f) => f.startsWith('<iq') && /id=["']cfg["']/.test(f), 'room configured');
+    for (let i = 1; i < conns.length; i++) await join(conns[i], `n${i}`);
+    const roomTimes: number[] = [];
+    for (let k = 0; k < messages; k++) {
+      const tk = token();
+      const got = conns.map((o) => o.next((f) => f.includes(tk), tk));
+      const t0 = performance.now();
+      conns[k % conns.length].send(`<message xmlns="jabber:client" to="${room}" type="groupchat" id="${tk}"><body>to all ${tk}</body></message>`);
+      await Promise.all(got);
+      roomTimes.push(performance.now() - t0);
+    }
+    await Promise.all(conns.map((o) => o.close()));
+    return {
+      '1:1 message p50 ms': percentile(oneToOne, 50),
+      '1:1 message p99 ms': percentile(oneToOne, 99),
+      [`room message (${occupants} occupants, last delivery) p50 ms`]: percentile(roomTimes, 50),
+      [`room message (${occupants} occupants, last delivery) p99 ms`]: percentile(roomTimes, 99),
+    };
+  } finally {
+    await t.stop();
+  }
 }
 
 // ---- the run ----------------------------------------------------------------------------------------------------
@@ -496,7 +574,7 @@ export async function compare(c: CompareCounts, opts: { peers: boolean; loopback
         const conn = await Conn.open(t.url);
         await conn.login(names[i]);
         await conn.close();
-      });
+      }, Infinity);
     }
     const figures = new Map<string, Figures[]>(targets.map((t) => [t.name, []]));
     const phases = [loginsAndMemory, chatThroughput, fixedRateLatency, mucDeliveries];

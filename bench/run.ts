@@ -48,6 +48,25 @@ if (process.argv.includes('--compare')) {
   process.exit(0);
 }
 
+if (process.argv.includes('--cold-start') || process.argv.includes('--latency-model')) {
+  // What AWS will see (issue 17): each function's bundle imported in a fresh process, and end-to-end latency with
+  // AWS's typical per-call latencies added to the local server (--latency-model=dynamoMs,postMs,fifoMs to change them).
+  if (process.argv.includes('--cold-start')) {
+    const { coldStarts, coldStartTable } = await import('./cold-start.ts');
+    console.log(`\nCold start, ${new Date().toISOString().slice(0, 10)}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+    console.log(coldStartTable(await coldStarts(SMOKE ? 1 : 5)));
+  }
+  if (process.argv.includes('--latency-model')) {
+    const { latencyUnderModel } = await import('./compare.ts');
+    const { AWS_LATENCY } = await import('../lib/local/local-server.ts');
+    const model = /--latency-model=([\d.]+,[\d.]+,[\d.]+)/.exec(process.argv.join(' '))?.[1] ?? '';
+    const figures = await latencyUnderModel(model, SMOKE ? 3 : 50, SMOKE ? 3 : 10);
+    console.log(`\nLatency model: ${model ? `dynamoMs,postMs,fifoMs = ${model}` : `AWS typical (DynamoDB ${AWS_LATENCY.dynamoMs} ms a call, PostToConnection ${AWS_LATENCY.postMs} ms, FIFO hop ${AWS_LATENCY.fifoMs} ms)`}\n`);
+    for (const [k, v] of Object.entries(figures)) console.log(`| ${k} | ${v.toFixed(1)} |`);
+  }
+  process.exit(0);
+}
+
 const runStart = performance.now();
 const s = await startTestServer({ tenantWatchMs: 3_600_000, tenantCacheMs: 3_600_000, purgeIntervalMs: 3_600_000 });
 const jid = (i: number) => `u${i}@localhost`;

@@ -32,6 +32,8 @@ export interface ManagementApiOptions {
   /** Local gateways accept any credentials; in AWS the Lambda role's are used. */
   localCredentials?: boolean;
   counter?: CallCounter;
+  /** The latency model (README "Latency model"): added to each in-process call, standing for API Gateway. */
+  inProcessDelayMs?: number;
 }
 
 const isGone = (err: unknown) => (err as { name?: string })?.name === 'GoneException';
@@ -88,6 +90,7 @@ export class ManagementApi {
   /** One in-process call, counted as the SDK command it stands for; a throw becomes a rejection. */
   private async locally(command: string, call: () => boolean): Promise<boolean> {
     this.opts.counter?.count('management', command);
+    if (this.opts.inProcessDelayMs) await new Promise((resolve) => setTimeout(resolve, this.opts.inProcessDelayMs));
     return call();
   }
 

@@ -99,6 +99,11 @@ export interface LocalGatewayOptions {
    */
   ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   limits?: LocalGatewayLimits;
+  /**
+   * The latency model (README "Latency model"): how long a frame takes from the socket to the ingest, standing
+   * for SQS FIFO and Lambda's poller. Default 0.
+   */
+  fifoDelayMs?: number;
   /** Never invoke $disconnect, to exercise code that must survive API Gateway's best-effort $disconnect. */
   dropDisconnect?: boolean;
   /** Other HTTP on the same port (BOSH, admin API, static page); resolve true when the request was handled. */
@@ -477,6 +482,7 @@ export class LocalGateway {
 
   /** Hands the connection's oldest queued frames to the ingest, redelivering what it hands back (see header). */
   private async deliver(conn: Connection): Promise<void> {
+    if (this.opts.fifoDelayMs) await new Promise((resolve) => setTimeout(resolve, this.opts.fifoDelayMs));
     let batch = conn.queued.splice(0, INGEST_BATCH_SIZE);
     while (batch.length > 0) {
       let failures: Set<string>;

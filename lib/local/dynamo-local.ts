@@ -80,9 +80,12 @@ interface SerializedRequest {
  */
 export class InProcessDynamoHandler {
   readonly metadata = { handlerProtocol: 'in-process' };
+  /** The latency model (README "Latency model"): added to each call, standing for the network and DynamoDB. */
+  delayMs = 0;
   constructor(private readonly dynalite: DynaliteHttpHandler) {}
 
-  handle(request: SerializedRequest): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Buffer } }> {
+  async handle(request: SerializedRequest): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Buffer } }> {
+    if (this.delayMs) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     return new Promise((resolve, reject) => {
       const req = new EventEmitter() as EventEmitter & Partial<IncomingMessage>;
       req.method = request.method;

@@ -70,9 +70,28 @@ export interface LocalServerOptions {
    * handlers, as before they were called in-process; the benchmark uses it to measure what that costs.
    */
   loopbackHttp?: boolean;
+  /**
+   * The latency model (README "Latency model"): delays added to each DynamoDB call, each @connections call and
+   * each frame's hop through the queue, so the effect of every call on what a user waits for shows locally.
+   * In-process paths only (not with loopbackHttp).
+   */
+  latency?: LatencyModel;
   /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
   clock?: Clock;
 }
+
+export interface LatencyModel {
+  dynamoMs: number;
+  postMs: number;
+  fifoMs: number;
+}
+
+/**
+ * Defaults of the latency model, from what AWS publishes: DynamoDB "single-digit millisecond" reads and writes
+ * (5 ms a call); SQS send and receive "in the tens or low hundreds of milliseconds" (30 ms for the FIFO hop to the
+ * ingest, the low end); no published figure for PostToConnection (10 ms assumed, one in-region HTTPS call).
+ */
+export const AWS_LATENCY: LatencyModel = { dynamoMs: 5, postMs: 10, fifoMs: 30 };
 
 export interface LocalServer {
   url: string;
@@ -106,6 +125,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   await ensureTable(dynamoEndpoint, table);
   await ensureTable(dynamoEndpoint, claimsTable, frameClaimsTableDefinition);
 
+  if (dynamo && opts.latency) dynamo.requestHandler.delayMs = opts.latency.dynamoMs;
   const counter = new CallCounter();
   // The embedded dynalite is reached in-process (no loopback HTTP, no signing); one of another process over HTTP.
   const dynamoClient = { endpoint: dynamoEndpoint, localCredentials: true, requestHandler: opts.loopbackHttp ? undefined : dynamo?.requestHandler };
@@ -122,7 +142,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now(), ...(opts.seedFeatures?.length ? { features: opts.seedFeatures } : {}) });
   }
 
-  const management = new ManagementApi({ localCredentials: true, counter });
+  const management = new ManagementApi({ localCredentials: true, counter, inProcessDelayMs: opts.latency?.postMs });
   const server = new XmppServer({
     db,
     table,
@@ -157,6 +177,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     ingest,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
+    fifoDelayMs: opts.latency?.fifoMs,
     httpRoutes: async (req, res) => hostMetaRoutes(req, res) || (await demoRoutes(req, res)) || adminRoutes(req, res),
     logger: log,
   });
