@@ -38,6 +38,8 @@ interface Target {
   name: string;
   url: string;
   pid: number;
+  /** Where the server can be asked (xmpp-edge: SIGUSR2): collects garbage and returns the bytes held then. */
+  collect?(): Promise<number>;
   createUsers(names: string[]): Promise<void>;
   stop(): Promise<void>;
 }
@@ -153,6 +155,7 @@ const chat = (to: string, t: string) => `<message xmlns="jabber:client" to="${to
 
 async function loginsAndMemory(t: Target, c: CompareCounts): Promise<Figures> {
   const conns: Conn[] = [];
+  const heldBefore = await t.collect?.();
   const before = rssKiB(t.pid);
   const start = performance.now();
   const n = await pool(c.users, c.loginsInFlight, async (i) => {
@@ -163,8 +166,13 @@ async function loginsAndMemory(t: Target, c: CompareCounts): Promise<Figures> {
   const ms = performance.now() - start;
   await settle(1000); // let the server finish what the logins started before reading its memory
   const after = rssKiB(t.pid);
+  const heldAfter = await t.collect?.();
   await Promise.all(conns.map((x) => x.close()));
-  return { 'logins/s': (n / ms) * 1000, 'KiB per idle connection': (after - before) / n };
+  return {
+    'logins/s': (n / ms) * 1000,
+    'KiB per idle connection': (after - before) / n,
+    ...(heldBefore !== undefined && heldAfter !== undefined ? { 'KiB per idle connection, held after GC (Node heap)': (heldAfter - heldBefore) / 1024 / n } : {}),
+  };
 }
 
 async function chatPairs(t: Target, c: CompareCounts): Promise<{ senders: Conn[]; receivers: Conn[] }> {
@@ -305,13 +313,23 @@ async function startEdge(name: string, extra: string[] = []): Promise<Target> {
   const port = await freePort();
   // BENCH_CPU_PROF=<dir>: a CPU profile of each xmpp-edge process (node --cpu-prof), written when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const [cmd, args] = pinned(process.execPath, [...prof, '--import', 'tsx', new URL('./edge-server.ts', import.meta.url).pathname, String(port), ...extra]);
+  const [cmd, args] = pinned(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', new URL('./edge-server.ts', import.meta.url).pathname, String(port), ...extra]);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = JSON.parse(await firstLine(child)) as { url: string; adminUrl: string; adminToken: string };
+  const node = child.pid!; // taskset execs the command: the same process
   return {
     name,
     url: info.url,
-    pid: child.pid!,
+    pid: node,
+    collect: () =>
+      new Promise<number>((resolve) => {
+        const onData = (d: Buffer) => {
+          const held = /gc (\d+)/.exec(d.toString())?.[1];
+          if (held) (child.stdout!.off('data', onData), resolve(Number(held)));
+        };
+        child.stdout!.on('data', onData);
+        process.kill(node, 'SIGUSR2');
+      }),
     async createUsers(names) {
       await pool(names.length, 8, async (i) => {
         const res = await fetch(`${info.adminUrl}/tenants/${DOMAIN}/users`, {

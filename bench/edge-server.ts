@@ -23,6 +23,13 @@ const s = await startLocalServer({
   loopbackHttp: process.argv.includes('--loopback'),
   latency,
 });
+// SIGUSR2: a full garbage collection (node --expose-gc), answered with the bytes then held (V8 heap in use plus
+// external memory) on stdout: what the process holds, without the garbage and free pages RSS also counts.
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  process.stdout.write(`gc ${m.heapUsed + m.external}\n`);
+});
 process.stdout.write(JSON.stringify({ url: s.url, adminUrl: s.adminUrl, adminToken: s.adminToken }) + '\n');
 // Frames still in flight when the clients are gone may fail noisily as the store closes: not worth a log line.
 process.once('SIGTERM', () => void ((logger.level = 'silent'), s.stop().then(() => process.exit(0))));
