@@ -482,7 +482,9 @@ export class LocalGateway {
 
   /** Hands the connection's oldest queued frames to the ingest, redelivering what it hands back (see header). */
   private async deliver(conn: Connection): Promise<void> {
-    if (this.opts.fifoDelayMs) await new Promise((resolve) => setTimeout(resolve, this.opts.fifoDelayMs));
+    // Latency model: the oldest frame reaches the ingest fifoDelayMs after it arrived (frames behind it meanwhile too).
+    const due = this.opts.fifoDelayMs && conn.queued.length ? Number(conn.queued[0].attributes.SentTimestamp) + this.opts.fifoDelayMs - Date.now() : 0;
+    if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
     let batch = conn.queued.splice(0, INGEST_BATCH_SIZE);
     while (batch.length > 0) {
       let failures: Set<string>;
