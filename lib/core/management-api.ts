@@ -1,6 +1,8 @@
 // Pushes frames to WebSocket connections through the API Gateway Management API, in whichever
 // region the connection lives (a session records its endpoint). Locally the gateway serves the same
-// API, so the real client is used in both places.
+// API over HTTP, and the real client is used for every endpoint but the local gateway's own: that one is
+// answered in-process (inProcess), as its HTTP API would answer, with no loopback HTTP or signing
+// (docs/architecture.md "Local runtime").
 import {
   ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
@@ -25,20 +27,42 @@ export interface ConnectionTransport {
   isAlive(target: ConnectionTarget): Promise<boolean>;
 }
 
+/**
+ * The @connections operations of a gateway in this process (the local gateway's own endpoint): what its HTTP API
+ * answers, called directly. Each returns false where the HTTP API answers 410 Gone.
+ */
+export interface InProcessConnections {
+  /** Throws a PayloadTooLargeException (as the HTTP API's 413) for a frame over the message limit. */
+  post(connectionId: string, data: Buffer): boolean;
+  close(connectionId: string): boolean;
+  isAlive(connectionId: string): boolean;
+}
+
 export interface ManagementApiOptions {
   /** Local gateways accept any credentials; in AWS the Lambda role's are used. */
   localCredentials?: boolean;
   counter?: CallCounter;
   /** Transports other than API Gateway's @connections, by endpoint scheme ('bosh:'). */
   transports?: Record<string, ConnectionTransport>;
+  /** The latency model (README "Latency model"): added to each in-process call, standing for API Gateway. */
+  inProcessDelayMs?: number;
 }
 
 const isGone = (err: unknown) => (err as { name?: string })?.name === 'GoneException';
 
 export class ManagementApi {
   private clients = new Map<string, ApiGatewayManagementApiClient>();
+  private inProcess = new Map<string, InProcessConnections>();
 
   constructor(private readonly opts: ManagementApiOptions = {}) {}
+
+  /**
+   * Answers `endpoint` in-process from now on (the local server's own gateway, once its address is known).
+   * The call counter still counts each call under the command the SDK would have sent, so costs stay the same.
+   */
+  serveInProcess(endpoint: string, connections: InProcessConnections): void {
+    this.inProcess.set(endpoint, connections);
+  }
 
   private client(endpoint: string): ApiGatewayManagementApiClient {
     let client = this.clients.get(endpoint);
@@ -64,6 +88,8 @@ export class ManagementApi {
   post(target: ConnectionTarget, data: string): Promise<boolean> {
     const other = this.transportOf(target);
     if (other) return other.post(target, data);
+    const local = this.inProcess.get(target.endpoint);
+    if (local) return this.locally('PostToConnectionCommand', () => local.post(target.connectionId, Buffer.from(data, 'utf8')));
     return this.unlessGone(target, (c) => c.send(new PostToConnectionCommand({ ConnectionId: target.connectionId, Data: Buffer.from(data, 'utf8') })));
   }
 
@@ -71,6 +97,8 @@ export class ManagementApi {
   close(target: ConnectionTarget): Promise<boolean> {
     const other = this.transportOf(target);
     if (other) return other.close(target);
+    const local = this.inProcess.get(target.endpoint);
+    if (local) return this.locally('DeleteConnectionCommand', () => local.close(target.connectionId));
     return this.unlessGone(target, (c) => c.send(new DeleteConnectionCommand({ ConnectionId: target.connectionId })));
   }
 
@@ -78,7 +106,16 @@ export class ManagementApi {
   isAlive(target: ConnectionTarget): Promise<boolean> {
     const other = this.transportOf(target);
     if (other) return other.isAlive(target);
+    const local = this.inProcess.get(target.endpoint);
+    if (local) return this.locally('GetConnectionCommand', () => local.isAlive(target.connectionId));
     return this.unlessGone(target, (c) => c.send(new GetConnectionCommand({ ConnectionId: target.connectionId })));
+  }
+
+  /** One in-process call, counted as the SDK command it stands for; a throw becomes a rejection. */
+  private async locally(command: string, call: () => boolean): Promise<boolean> {
+    this.opts.counter?.count('management', command);
+    if (this.opts.inProcessDelayMs) await new Promise((resolve) => setTimeout(resolve, this.opts.inProcessDelayMs));
+    return call();
   }
 
   /** Runs one command against the connection's endpoint: true if it succeeded, false on 410 Gone. */

@@ -39,6 +39,7 @@ import { pino } from 'pino';
 import { frameEnvelopeBody } from './frame-envelope.ts';
 import { FrameSizeGuard } from './frame-size-guard.ts';
 import type { SqsBatchResponse, SqsEvent, SqsRecord } from './ingest.ts';
+import type { InProcessConnections } from '../core/management-api.ts';
 import type {
   EventType,
   RouteKey,
@@ -98,6 +99,11 @@ export interface LocalGatewayOptions {
    */
   ingest: (event: SqsEvent) => Promise<SqsBatchResponse>;
   limits?: LocalGatewayLimits;
+  /**
+   * The latency model (README "Latency model"): how long a frame takes from the socket to the ingest, standing
+   * for SQS FIFO and Lambda's poller. Default 0.
+   */
+  fifoDelayMs?: number;
   /** Never invoke $disconnect, to exercise code that must survive API Gateway's best-effort $disconnect. */
   dropDisconnect?: boolean;
   /** Other HTTP on the same port (BOSH, admin API, static page); resolve true when the request was handled. */
@@ -518,6 +524,9 @@ export class LocalGateway {
 
   /** Hands the connection's oldest queued frames to the ingest, redelivering what it hands back (see header). */
   private async deliver(conn: Connection): Promise<void> {
+    // Latency model: the oldest frame reaches the ingest fifoDelayMs after it arrived (frames behind it meanwhile too).
+    const due = this.opts.fifoDelayMs && conn.queued.length ? Number(conn.queued[0].attributes.SentTimestamp) + this.opts.fifoDelayMs - Date.now() : 0;
+    if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
     let batch = conn.queued.splice(0, INGEST_BATCH_SIZE);
     while (batch.length > 0) {
       let failures: Set<string>;
@@ -649,11 +658,40 @@ export class LocalGateway {
     awsError(res, 403, 'ForbiddenException', 'The @connections API answers only this machine');
   }
 
+  /** The connection if it accepts posts: not before $connect has finished, nor once a close has begun (AWS: 410). */
+  private live(id: string): Connection | undefined {
+    const conn = this.connections.get(id);
+    return conn?.state === 'open' && conn.ws ? conn : undefined;
+  }
+
+  /**
+   * The @connections API for a server in this process (ManagementApi.serveInProcess): the same answers as the
+   * HTTP API below, without loopback HTTP. Only this process can call it, so managementAllowedFrom holds.
+   */
+  inProcessConnections(): InProcessConnections {
+    return {
+      post: (id, data) => {
+        if (data.length > this.limits.maxMessageBytes) {
+          throw Object.assign(new Error('Request entity too large'), { name: 'PayloadTooLargeException', $metadata: { httpStatusCode: 413 } });
+        }
+        const live = this.live(id);
+        if (!live?.ws || !this.queueOutbound(live, live.ws, data)) return false;
+        this.logger.debug({ connectionId: id, bytes: data.length }, 'post to connection');
+        return true;
+      },
+      close: (id) => {
+        const live = this.live(id);
+        if (!live) return false;
+        this.beginClose(live, DELETED, undefined, 'deleted through @connections');
+        return true;
+      },
+      isAlive: (id) => this.live(id) !== undefined,
+    };
+  }
+
   private async onManagement(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     res.setHeader('x-amzn-RequestId', randomUUID());
-    const conn = this.connections.get(id);
-    // Before $connect has finished, and once a close has begun, the connection does not accept posts (AWS: 410).
-    const live = conn?.state === 'open' && conn.ws ? conn : undefined;
+    const live = this.live(id);
     switch (req.method) {
       case 'POST': {
         const data = await readBody(req, this.limits.maxMessageBytes);

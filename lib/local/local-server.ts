@@ -73,6 +73,17 @@ export interface LocalServerOptions {
   logger?: Logger;
   /** Modules installed after the default ones (tests add their own probes this way). */
   extraModules?: readonly XmppModule[];
+  /**
+   * Reach the embedded dynalite and this gateway's @connections API over loopback HTTP with the SDK's own
+   * handlers, as before they were called in-process; the benchmark uses it to measure what that costs.
+   */
+  loopbackHttp?: boolean;
+  /**
+   * The latency model (README "Latency model"): delays added to each DynamoDB call, each @connections call and
+   * each frame's hop through the queue, so the effect of every call on what a user waits for shows locally.
+   * In-process paths only (not with loopbackHttp).
+   */
+  latency?: LatencyModel;
   /** Time source of the XMPP core (default the system clock); tests inject one to move time. */
   clock?: Clock;
   /** TCP port of the XEP-0114 component listener on `host` (README "Components"); default 5347, 0 picks a free one, false: none. */
@@ -88,6 +99,19 @@ export interface LocalServerOptions {
    */
   boshPollMs?: number;
 }
+
+export interface LatencyModel {
+  dynamoMs: number;
+  postMs: number;
+  fifoMs: number;
+}
+
+/**
+ * Defaults of the latency model, from what AWS publishes: DynamoDB "single-digit millisecond" reads and writes
+ * (5 ms a call); SQS send and receive "in the tens or low hundreds of milliseconds" (30 ms for the FIFO hop to the
+ * ingest, the low end); no published figure for PostToConnection (10 ms assumed, one in-region HTTPS call).
+ */
+export const AWS_LATENCY: LatencyModel = { dynamoMs: 5, postMs: 10, fifoMs: 30 };
 
 export interface LocalServer {
   url: string;
@@ -130,15 +154,18 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   await ensureTable(dynamoEndpoint, table);
   await ensureTable(dynamoEndpoint, claimsTable, frameClaimsTableDefinition);
 
+  if (dynamo && opts.latency) dynamo.requestHandler.delayMs = opts.latency.dynamoMs;
   const counter = new CallCounter();
   const metrics = new Metrics(opts.clock);
-  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter, metrics });
+  // The embedded dynalite is reached in-process (no loopback HTTP, no signing); one of another process over HTTP.
+  const dynamoClient = { endpoint: dynamoEndpoint, localCredentials: true, requestHandler: opts.loopbackHttp ? undefined : dynamo?.requestHandler };
+  const db = createDynamoClient({ ...dynamoClient, counter, metrics });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
-  const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
+  const backgroundDb = createDynamoClient(dynamoClient);
   // The frame claims too: in AWS they are one conditional write per frame to a separate regional
   // table (README "Cost per operation"), not part of what a stanza costs in the main table.
-  const claimsDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
+  const claimsDb = createDynamoClient(dynamoClient);
   // BOSH sessions' items and queues (docs/architecture.md "BOSH"): posts to a `bosh:` endpoint go there.
   const boshStore = new BoshSessionStore(db, table);
   const modules = [...defaultModules, boshModule(boshStore), ...(opts.extraModules ?? [])];
@@ -147,10 +174,16 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     if (!(await tenants.get(domain))) await tenants.put({ domain, enabled: true, createdAt: Date.now(), ...(opts.seedFeatures?.length ? { features: opts.seedFeatures } : {}) });
   }
 
+  const management = new ManagementApi({
+    localCredentials: true,
+    counter,
+    inProcessDelayMs: opts.latency?.postMs,
+    transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) },
+  });
   const server: XmppServer = new XmppServer({
     db,
     table,
-    management: new ManagementApi({ localCredentials: true, counter, transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
+    management,
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
@@ -205,6 +238,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     ingest,
     limits: opts.gatewayLimits,
     dropDisconnect: opts.dropDisconnect,
+    fifoDelayMs: opts.latency?.fifoMs,
     httpRoutes: async (req, res) => hostMetaRoutes(req, res) || (await boshRoute(req, res)) || (await demoRoutes(req, res)) || adminRoutes(req, res),
     logger: log,
   });
@@ -212,6 +246,8 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const address = await gateway.start();
   url = address.url;
   boshUrl = `http://${gateway.domainName}${BOSH_PATH}`;
+  // Posts to this gateway's own connections go in-process; other endpoints (another local region) over HTTP.
+  if (!opts.loopbackHttp) management.serveInProcess(address.managementEndpoint, gateway.inProcessConnections());
   // After the gateway is listening, so that posts to this region's old connections get 410 (see the function).
   await endConnectionsOfPreviousRun(server, address.managementEndpoint, startedAt, log);
   // XEP-0114 over TCP, through the same gateway and handlers as components over WebSocket.

@@ -16,12 +16,17 @@ export class CallCounter {
   attach(client: unknown, service: string): void {
     (client as MiddlewareHost).middlewareStack.add(
       (next, context) => async (args) => {
-        const key = `${service}:${context.commandName ?? 'unknown'}`;
-        this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+        this.count(service, context.commandName ?? 'unknown');
         return next(args);
       },
       { step: 'initialize', name: 'xmppEdgeCallCounter' },
     );
+  }
+
+  /** One call of `command` to `service` made without the SDK (an in-process path standing for it). */
+  count(service: string, command: string): void {
+    const key = `${service}:${command}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
   }
 
   snapshot(): Record<string, number> {

@@ -1,6 +1,6 @@
 // The DynamoDB client and the single table's layout. Every key carries the tenant (the XMPP domain),
 // directly or inside a bare JID, so no read can cross tenants (docs/architecture.md "Data").
-import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type CreateTableCommandInput, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { CallCounter } from './call-counter.ts';
 
@@ -12,6 +12,11 @@ export interface DynamoOptions {
   counter?: CallCounter;
   /** Another observer of every command (the metrics registry counts DynamoDB calls per tenant). */
   metrics?: { attach(client: unknown, service: string): void };
+  /**
+   * Where requests go instead of HTTPS: the local server's in-process dynalite (InProcessDynamoHandler). Requests
+   * are then not signed (nothing checks a signature in-process); everything else is the SDK as in AWS.
+   */
+  requestHandler?: DynamoDBClientConfig['requestHandler'];
 }
 
 export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentClient {
@@ -20,11 +25,17 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
     ...(opts.localCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     maxAttempts: 3,
+    ...(opts.requestHandler ? { requestHandler: opts.requestHandler } : {}),
   });
+  // In-process, the HTTP-only steps do nothing useful: no signature to check, no headers to carry.
+  if (opts.requestHandler) for (const step of IN_PROCESS_NEEDLESS) client.middlewareStack.remove(step);
   opts.counter?.attach(client, 'dynamodb');
   opts.metrics?.attach(client, 'dynamodb');
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
+
+/** Middleware of the SDK's client that only matter on the wire (removed for an in-process request handler). */
+const IN_PROCESS_NEEDLESS = ['httpSigningMiddleware', 'getUserAgentMiddleware', 'hostHeaderMiddleware', 'recursionDetectionMiddleware', 'loggerMiddleware'];
 
 /** Index used by the sweeper to find connections whose liveness is due for a check. */
 export const SWEEP_INDEX = 'bySweep';

@@ -119,6 +119,9 @@ test('a server restarted after a crash ends the sessions of its previous run: co
   stops.push(() => alice.stop());
   await alice.send(xml('presence'));
   await bob.waitFor(byName('presence', { from: 'alice@localhost/laptop' }));
+  // Bob's presence, the answer to Alice's probe, reached her before the crash: no post to her is still under way
+  // (one posted while the gateway closes her socket is answered 410, which would end her session before the restart).
+  await alice.waitFor(byName('presence', { from: 'bob@localhost/phone' }));
 
   // The crash: the gateway goes away, the server never ends a session.
   await crashed.gateway.stop();

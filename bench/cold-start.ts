@@ -1,0 +1,76 @@
+// `npm run bench -- --cold-start`: what a Lambda cold start costs in code (issue 17). Each function under
+// functions/ is bundled as XmppFunction bundles it for `cdk synth` (esbuild, ESM, minified, every dependency
+// inside), then imported in a fresh Node process, which runs its module code: the runtime's construction of
+// clients, server and modules. Reported: the bundle's size and the import time (median of `runs`). Lambda adds
+// its own runtime start and the download of the package; this is the part the code decides.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+
+export interface ColdStart {
+  fn: string;
+  kb: number;
+  importMs: number;
+}
+
+export async function coldStarts(runs = 3): Promise<ColdStart[]> {
+  const out = mkdtempSync(join(tmpdir(), 'xmpp-edge-cold-'));
+  try {
+    const fns = readdirSync(join(ROOT, 'functions')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+    const results: ColdStart[] = [];
+    for (const fn of fns) {
+      const file = join(out, `${fn}.mjs`);
+      // The options of XmppFunction's bundling (lib/infra/xmpp-function.ts), without the source map.
+      await build({
+        entryPoints: [join(ROOT, 'functions', `${fn}.ts`)],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        mainFields: ['module', 'main'],
+        banner: { js: "import{createRequire as __xmppEdgeRequire}from'node:module';const require=__xmppEdgeRequire(import.meta.url);" },
+        minify: true,
+        outfile: file,
+        tsconfig: join(ROOT, 'tsconfig.json'),
+        logLevel: 'error',
+      });
+      const probe = join(out, `${fn}-probe.mjs`);
+      writeFileSync(probe, `const t0 = performance.now(); const m = await import(${JSON.stringify(file)}); if (typeof m.handler !== 'function') throw new Error('no handler'); process.stdout.write(String(performance.now() - t0));`);
+      const times: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        const res = spawnSync(process.execPath, [probe], {
+          env: {
+            PATH: process.env.PATH,
+            AWS_REGION: 'eu-west-1',
+            AWS_ACCESS_KEY_ID: 'cold',
+            AWS_SECRET_ACCESS_KEY: 'cold',
+            TABLE_NAME: 'xmpp-edge',
+            FRAME_CLAIMS_TABLE: 'xmpp-edge-frame-claims',
+            MANAGEMENT_ENDPOINT: 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod',
+            LOG_LEVEL: 'error',
+          },
+          encoding: 'utf8',
+        });
+        if (res.status !== 0) throw new Error(`${fn}: ${res.stderr.slice(0, 500)}`);
+        times.push(Number(res.stdout));
+      }
+      times.sort((a, b) => a - b);
+      results.push({ fn, kb: statSync(file).size / 1024, importMs: times[Math.floor(times.length / 2)] });
+    }
+    return results;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+export function coldStartTable(rows: ColdStart[]): string {
+  return [
+    '| function | bundle KB | import + construct ms (median) |',
+    '| --- | --- | --- |',
+    ...rows.map((r) => `| ${r.fn} | ${r.kb.toFixed(0)} | ${r.importMs.toFixed(0)} |`),
+  ].join('\n');
+}
