@@ -16,7 +16,7 @@ import { revokeTokens } from '../lib/auth/access-tokens.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
-import { newTenantConflict } from '../lib/core/tenant-domains.ts';
+import { tenantWriteProblem } from '../lib/core/tenant-domains.ts';
 import { UsageRangeError, UsageStore, usageRange, usageReport } from '../lib/store/usage.ts';
 import { USAGE_FIELDS, utcDay } from '../lib/metrics/metrics.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
@@ -557,8 +557,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         const domain = domainName(domainArg);
         const item = tenantFromFlags(domain, o);
         if (await t.tenants.get(domain, 0)) throw new CliError(`tenant ${domain} already exists (${t.where})`);
-        const conflict = await newTenantConflict(serverOver(t), item);
-        if (conflict) throw new CliError(`${conflict}; nothing written (${t.where})`);
+        const problem = await tenantWriteProblem(serverOver(t), item, { isNew: true });
+        if (problem) throw new CliError(`${problem.message}; nothing written (${t.where})`);
         await t.tenants.put(item);
         io.stdout.write(`added tenant ${domain}${o.disabled ? ' (disabled)' : ''} (${t.where})\n`);
       }, tenant),
