@@ -198,6 +198,13 @@ export interface DeliveryDeps {
   resolve?: AddressResolver;
 }
 
+/**
+ * What became of a deferred request in a sweep, for its sender: delivered (with the answer: a webhook
+ * component routes its stanzas), given up (a dead letter was written), or dropped (its owner has no
+ * webhook any more). Called after the request's item is settled; a throw fails the sweep step.
+ */
+export type Settled = (req: StoredRequest, outcome: { status: 'delivered'; response: WebhookResponse } | { status: 'dead' } | { status: 'dropped' }) => Promise<void>;
+
 /** For a deferred attempt: the secret (and the URL, which the tenant may have changed) as they are now. */
 export type Resolve = (tenant: string, source: string) => Promise<{ url: string; secret?: string } | undefined> | { url: string; secret?: string } | undefined;
 
@@ -267,7 +274,7 @@ export class WebhookDelivery {
    * request of that channel and this region gets its next attempt, with the secret and URL `resolve`
    * gives now; a request whose owner is gone (`resolve` returns nothing) is dropped with a log line.
    */
-  async retryDue(channel: string, resolve: Resolve, now = this.deps.clock.now()): Promise<{ delivered: number; rescheduled: number; dead: number; dropped: number }> {
+  async retryDue(channel: string, resolve: Resolve, now = this.deps.clock.now(), settled?: Settled): Promise<{ delivered: number; rescheduled: number; dead: number; dropped: number }> {
     const counts = { delivered: 0, rescheduled: 0, dead: 0, dropped: 0 };
     const store = this.deps.store;
     if (!store) return counts;
@@ -278,6 +285,7 @@ export class WebhookDelivery {
         this.deps.log?.warn({ tenant: p.tenant, source: p.source, delivery: p.id }, 'webhook retry dropped: its sender no longer has a webhook');
         await store.unschedule(p.tenant, p.id);
         counts.dropped++;
+        await settled?.(p, { status: 'dropped' });
         continue;
       }
       const req: StoredRequest = { ...p, url: target.url };
@@ -287,6 +295,7 @@ export class WebhookDelivery {
       if (succeeded(last)) {
         await store.unschedule(p.tenant, p.id);
         counts.delivered++;
+        await settled?.(next, { status: 'delivered', response: last.response });
       } else if (!problem && retryable(last) && next.attempts < this.policy.maxAttempts) {
         await this.defer(next, last); // the same key: the PutItem replaces the claimed item
         counts.rescheduled++;
@@ -294,6 +303,7 @@ export class WebhookDelivery {
         await this.giveUp(next, last);
         await store.unschedule(p.tenant, p.id);
         counts.dead++;
+        await settled?.(next, { status: 'dead' });
       }
     }
     return counts;

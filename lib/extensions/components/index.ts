@@ -63,7 +63,16 @@ export const components: XmppModule<ComponentsApi> = {
       if (streams.size > 10_000) streams.delete(streams.keys().next().value as string);
       streams.set(s.connectionId, s);
     };
-    const webhooks = createWebhookComponents(ctx);
+    const webhooks = createWebhookComponents(ctx, async (server, domain) => {
+      const found = await findComponent(server, domain);
+      const d = found?.declaration;
+      return found && d?.kind === 'webhook' && d.enabled ? { tenant: found.tenant.domain, declaration: d } : undefined;
+    });
+    // Webhook components' deferred stanzas (webhook.ts): one Query of the sweep index per sweep.
+    ctx.addSweepStep(async (server, now) => {
+      const counts = await webhooks.retry(server, now);
+      if (counts.delivered + counts.rescheduled + counts.dead + counts.dropped) ctx.log.info({ ...counts }, 'webhook component retries');
+    });
 
     const protocol: StreamProtocol = {
       knows: (id) => streams.has(id),
@@ -224,7 +233,8 @@ export const components: XmppModule<ComponentsApi> = {
       copy.attrs.xmlns = NS_COMPONENT;
       if (d.kind === 'webhook') {
         if (!d.enabled) return unavailable('disabled');
-        if (!(await webhooks.deliver(server, found.tenant.domain, d, copy))) return unavailable('webhook failed');
+        // 'kept': a message or presence waits for the sweeper's attempts, as a server queues for a peer (webhook.ts).
+        if ((await webhooks.deliver(server, found.tenant.domain, d, copy)) === 'failed') return unavailable('webhook failed');
         return true;
       }
       const reg = await registry.get(to.domain, server.clock.now());
