@@ -280,20 +280,42 @@ describe('XEP-0114 components', () => {
     assert.deepEqual([idle.reads, idle.writes, idle.posts], [1, 0, 1], JSON.stringify(idle.calls));
   });
 
-  test('disabling a connected component live disconnects it at the next stanza; the sender gets service-unavailable', async () => {
+  test('disabling a connected component live disconnects it at once (host-gone, RFC 6120 §4.9.3.5), with no stanza; then stanzas to it get service-unavailable', async () => {
     const c = await WsComponent.connect(s.url);
     assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
     const tenant = (await s.server.tenants.get(D))!;
     const list = tenant.components as { domain: string; enabled: boolean }[];
     await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, enabled: false } : x)) });
     try {
+      // The tenant watcher sees the change within its poll: nothing is sent to or from the component.
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+      await c.closed;
       const err = alice.waitFor(byName('message', { type: 'error', from: `echo@${BOT}` }));
       await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'after disable')));
       assert.equal(stanzaErrorOf(await err), 'service-unavailable');
-      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'not-authorized');
-      await c.closed;
       assert.ok(!c.frames.some((f) => f.name === 'message'));
     } finally {
+      await s.server.tenants.put(tenant);
+    }
+  });
+
+  test('removing a connected component from the item disconnects it the same way; the other components stay', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const other = await WsComponent.connect(s.url);
+    assert.equal((await other.login(`idle.${D}`, 'idle-secret-123')).name, 'handshake');
+    const tenant = (await s.server.tenants.get(D))!;
+    const list = tenant.components as { domain: string }[];
+    await s.server.tenants.put({ ...tenant, components: list.filter((x) => x.domain !== BOT) });
+    try {
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+      await c.closed;
+      // The untouched component still gets its stanzas.
+      await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'still there?')));
+      assert.equal((await other.next(byName('message'))).getChildText('body'), 'still there?');
+    } finally {
+      other.ws.terminate();
+      await other.closed;
       await s.server.tenants.put(tenant);
     }
   });
@@ -308,5 +330,36 @@ describe('XEP-0114 components', () => {
     } finally {
       await s.server.tenants.setEnabled(D, true);
     }
+  });
+});
+
+// In AWS no watcher polls: the tenant-changes function reads the table's stream. The same server code
+// on a stream record built from the real items (the watcher switched off, so only the function acts).
+describe('XEP-0114 components: a change from the table stream (AWS)', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ tenantWatchMs: 3_600_000 });
+    await s.server.tenants.put({ domain: D, enabled: true, components: [{ domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET }] });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('the tenant-changes function ends a component disabled in the item with host-gone', async () => {
+    const { marshall } = await import('@aws-sdk/util-dynamodb');
+    const { closeTenantsOf } = await import('../../functions/tenant-changes.ts');
+    const { TENANT_CHANGE_FILTERS } = await import('../../lib/runtime/tenant-stream.ts');
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const before = (await s.server.tenants.get(D, 0))!;
+    const after = { ...before, components: [{ domain: BOT, kind: 'connected', enabled: false, secret: BOT_SECRET }] };
+    await s.server.tenants.put(after);
+    const image = (t: object) => marshall({ pk: `tenant#${D}`, sk: 'tenant', ...t }, { removeUndefinedValues: true });
+    const record = { eventName: 'MODIFY', dynamodb: { Keys: marshall({ pk: `tenant#${D}`, sk: 'tenant' }), OldImage: image(before), NewImage: image(after), SequenceNumber: '7' } };
+    // The stack's event filter lets it through (its last pattern: the old image had a connected component).
+    assert.equal(JSON.stringify(TENANT_CHANGE_FILTERS.at(-1)), JSON.stringify({ eventName: ['MODIFY'], dynamodb: { Keys: { pk: { S: [{ prefix: 'tenant#' }] }, sk: { S: ['tenant'] } }, OldImage: { components: { L: { M: { kind: { S: ['connected'] } } } } } } }));
+    assert.deepEqual(await closeTenantsOf({ Records: [record] }, s.server), { batchItemFailures: [] });
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+    await c.closed;
   });
 });

@@ -148,7 +148,7 @@ export const componentCommands: CliCommand = {
     for (const action of ['enable', 'disable'] as const) {
       cmd
         .command(`${action} <domain>`)
-        .description(action === 'enable' ? 'switch a component on' : 'switch a component off: a connected one is disconnected at its next stanza, stanzas to it get service-unavailable')
+        .description(action === 'enable' ? 'switch a component on' : 'switch a component off: a connected one is disconnected within seconds (host-gone), stanzas to it get service-unavailable')
         .option('--tenant <domain>', 'its tenant (default: the domain without its first label)')
         .action(withServer(async (server, _t, domain: string, o: { tenant?: string }) => show(await patchComponent(server, tenantFor(domain, o.tenant), domain, { enabled: action === 'enable' }))));
     }
