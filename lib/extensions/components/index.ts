@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionTarget } from '../../core/management-api.ts';
 import type { ModuleContext, StreamProtocol, XmppModule } from '../../core/modules.ts';
 import { routeStanza } from '../../core/router.ts';
+import { withinStanzaRate } from '../../core/stream.ts';
 import type { StanzaEvent } from '../../core/events.ts';
 import type { XmppServer } from '../../core/server.ts';
 import type { ConnectionRecord } from '../../store/connections.ts';
@@ -208,7 +209,11 @@ export const components: XmppModule<ComponentsApi> = {
         ctx.log.warn({ connectionId: stream.connectionId, domain: stream.domain, from: el.attrs.from }, 'component sent from a foreign address');
         throw new StreamError('invalid-from', `${el.attrs.from} is not an address of ${stream.domain}`);
       }
-      await routeStanza(server, { connectionId: stream.connectionId, endpoint: stream.endpoint, jid: from, expiresAt: stream.expiresAt, tenant: stream.tenant }, el);
+      const session = { connectionId: stream.connectionId, endpoint: stream.endpoint, jid: from, expiresAt: stream.expiresAt, tenant: stream.tenant };
+      // A component is one connection speaking for many addresses, so it has a rate of its own; without
+      // one, the tenant's per-connection rate applies, as to its clients (README "Components").
+      if (!(await withinStanzaRate(server, session, el, found.declaration.stanzasPerSecond ?? found.tenant.limits?.stanzasPerSecond))) return;
+      await routeStanza(server, session, el);
     }
 
     // A connected component disabled or removed is ended when its tenant item changes (seen within
