@@ -195,6 +195,28 @@ describe('webhook components', () => {
     assert.equal(letter.attempts, 8);
   });
 
+  test('a kept message whose component is disabled before its retry is dropped, and its sender gets service-unavailable', async () => {
+    hook.answer = () => ({ status: 503 });
+    await alice.send(xml('message', { to: `echo@${HOOK}`, type: 'chat', id: 'gone1' }, xml('body', {}, 'for a component going away')));
+    await alice.roundTrip();
+    const store = new WebhookStore(s.server.db, s.server.table, 'local');
+    assert.equal((await store.due('component', s.clock.now() + 3_600_000)).length, 1);
+    const tenant = (await s.server.tenants.get(D, 0))!;
+    const list = tenant.components as { domain: string; enabled: boolean }[];
+    await s.server.tenants.put({ ...tenant, components: list.map((c) => (c.domain === HOOK ? { ...c, enabled: false } : c)) });
+    try {
+      s.clock.advance(61_000);
+      const err = alice.waitFor(byName('message', { type: 'error', id: 'gone1' }));
+      assert.deepEqual(await api.webhooks.retry(s.server), { delivered: 0, rescheduled: 0, dead: 0, dropped: 1 });
+      assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+      assert.equal(hook.received.length, 3, 'no attempt to a disabled component');
+      assert.deepEqual(await store.due('component', s.clock.now() + 3_600_000), []);
+    } finally {
+      await s.server.tenants.put(tenant);
+      s.clock.advance(5_000);
+    }
+  });
+
   test('a request signed with the wrong secret is refused by the receiver (401): not retried, dead letter, service-unavailable', async () => {
     const err = alice.waitFor(byName('message', { type: 'error', from: `badsig.${D}` }));
     await alice.send(xml('message', { to: `badsig.${D}`, type: 'chat' }, xml('body', {}, 'forged')));
