@@ -17,6 +17,7 @@ import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
 import { tenantWriteProblem } from '../lib/core/tenant-domains.ts';
+import { eventPushOf } from '../lib/extensions/event-push/index.ts';
 import { UsageRangeError, UsageStore, usageRange, usageReport } from '../lib/store/usage.ts';
 import { USAGE_FIELDS, utcDay } from '../lib/metrics/metrics.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
@@ -519,7 +520,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
 
   /** A server over the target's table with every default module, so what a command changes or asks is as the server's would be. */
   function serverOver(t: Target): XmppServer {
-    return new XmppServer({
+    const server = new XmppServer({
       db: t.db,
       table: t.table,
       management: new ManagementApi({ localCredentials: !!t.endpoint }),
@@ -527,6 +528,10 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       modules: defaultModules,
       version: PACKAGE_VERSION,
     });
+    // A local table (--endpoint) is the local server's: its http://127.0.0.1 webhooks pass the tenant
+    // write check there, so they do here, whichever command writes the item (README "Event push").
+    if (t.endpoint) eventPushOf(server).configure({ allowLoopbackHttp: true });
+    return server;
   }
 
   function collect(value: string, previous: string[] = []): string[] {
