@@ -136,6 +136,12 @@ export function privateAddress(hostname: string): boolean {
     return a === 10 || a === 127 || a === 0 || a >= 224 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
   }
   if (!h.includes(':')) return h === 'localhost';
+  // NAT64 (RFC 6052): the IPv4 address it carries decides.
+  const nat64 = /^64:ff9b::([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (nat64) {
+    const [hi, lo] = [parseInt(nat64[1], 16), parseInt(nat64[2], 16)];
+    return privateAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
   return h === '::1' || h === '::' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || /^ff/.test(h) || h.startsWith('::ffff:') || h.startsWith('64:ff9b:');
 }
 

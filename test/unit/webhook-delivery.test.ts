@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import { startDynalite, ensureTable, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
-import { WebhookDelivery, backoff, retryable, urlProblem, DELIVERY_HEADER, ATTEMPT_HEADER, type DeliveryPolicy } from '../../lib/webhooks/delivery.ts';
+import { WebhookDelivery, backoff, privateAddress, retryable, urlProblem, DELIVERY_HEADER, ATTEMPT_HEADER, type DeliveryPolicy } from '../../lib/webhooks/delivery.ts';
 import { WebhookStore } from '../../lib/webhooks/store.ts';
 import { startWebhookServer, type WebhookServer } from '../support/webhook-server.ts';
 
@@ -159,6 +159,10 @@ test('which failures are retried, which URLs are allowed', () => {
     assert.equal(urlProblem(u, false), 'names a private, loopback or link-local address', u);
   }
   assert.equal(urlProblem('https://172.32.0.1/x', false), undefined);
+  // NAT64 addresses are judged by the IPv4 address they carry; multicast is refused.
+  assert.equal(privateAddress('64:ff9b::a00:1'), true);
+  assert.equal(privateAddress('64:ff9b::5db8:d822'), false);
+  assert.equal(privateAddress('224.0.0.251'), true);
   assert.equal(urlProblem('https://8.8.8.8/x', false), undefined);
   assert.equal(urlProblem('https://127.0.0.1:8443/x', true), undefined);
 });
