@@ -97,11 +97,12 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
     await a.next(isSm('r'));
     await b.next((el) => el.name === 'iq' && el.attrs.id?.startsWith('xe-ping-'));
     assert.equal(b.frames.filter((f) => f.startsWith('<r ')).length, 0);
-    // Both: the due connections (one Query per sweep shard, 8) and the detached sessions (one Query),
+    // Both: the due connections (one Query per sweep shard, 8), the detached sessions (one Query) and
+    // the webhook retries of event push and of webhook components (one Query each),
     // the gateway asked about each (GetConnection), the next check and the ping in one UpdateItem,
     // the ping posted. The managed one: its ping counted and kept (UpdateItem), and the <r/> posted.
     assert.deepEqual(check.calls, {
-      'dynamodb:QueryCommand': 8 + 1,
+      'dynamodb:QueryCommand': 8 + 1 + 2,
       'management:GetConnectionCommand': 2,
       'dynamodb:UpdateItemCommand': 2 + 1,
       'management:PostToConnectionCommand': 2 + 1,
