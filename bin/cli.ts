@@ -16,7 +16,8 @@ import { revokeTokens } from '../lib/auth/access-tokens.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { TenantStore } from '../lib/store/tenants.ts';
 import { InvalidTenantError, type TenantRecord, redactSecrets, tenantDomain, validateTenantItem } from '../lib/store/tenant-schema.ts';
-import { newTenantConflict } from '../lib/core/tenant-domains.ts';
+import { tenantWriteProblem } from '../lib/core/tenant-domains.ts';
+import { eventPushOf } from '../lib/extensions/event-push/index.ts';
 import { UsageRangeError, UsageStore, usageRange, usageReport } from '../lib/store/usage.ts';
 import { USAGE_FIELDS, utcDay } from '../lib/metrics/metrics.ts';
 import { defaultModules } from '../lib/extensions/index.ts';
@@ -520,7 +521,7 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
 
   /** A server over the target's table with every default module, so what a command changes or asks is as the server's would be. */
   function serverOver(t: Target): XmppServer {
-    return new XmppServer({
+    const server = new XmppServer({
       db: t.db,
       table: t.table,
       management: new ManagementApi({ localCredentials: !!t.endpoint }),
@@ -528,6 +529,10 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
       modules: defaultModules,
       version: PACKAGE_VERSION,
     });
+    // A local table (--endpoint) is the local server's: its http://127.0.0.1 webhooks pass the tenant
+    // write check there, so they do here, whichever command writes the item (README "Event push").
+    if (t.endpoint) eventPushOf(server).configure({ allowLoopbackHttp: true });
+    return server;
   }
 
   function collect(value: string, previous: string[] = []): string[] {
@@ -558,8 +563,8 @@ function buildProgram(io: CliIo, status: { code: number }): Command {
         const domain = domainName(domainArg);
         const item = tenantFromFlags(domain, o);
         if (await t.tenants.get(domain, 0)) throw new CliError(`tenant ${domain} already exists (${t.where})`);
-        const conflict = await newTenantConflict(serverOver(t), item);
-        if (conflict) throw new CliError(`${conflict}; nothing written (${t.where})`);
+        const problem = await tenantWriteProblem(serverOver(t), item, { isNew: true });
+        if (problem) throw new CliError(`${problem.message}; nothing written (${t.where})`);
         await t.tenants.put(item);
         io.stdout.write(`added tenant ${domain}${o.disabled ? ' (disabled)' : ''} (${t.where})\n`);
       }, tenant),

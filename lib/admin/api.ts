@@ -13,7 +13,7 @@ import { FrameError, parseFrame } from '../xmpp/xml.ts';
 import { revokeTokens } from '../auth/access-tokens.ts';
 import { InvalidPasswordError, accountDataOf, addUser, removeUser, setPassword } from '../core/accounts.ts';
 import { OperatorError } from '../core/modules.ts';
-import { newTenantConflict, servicesOnTenants } from '../core/tenant-domains.ts';
+import { type TenantWriteProblem, tenantWriteProblem } from '../core/tenant-domains.ts';
 import { openApiDocumentFor } from './openapi.ts';
 import { UsageRangeError, usageRange, usageReport } from '../store/usage.ts';
 import { utcDay } from '../metrics/metrics.ts';
@@ -123,8 +123,9 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
   };
   /** The tenant as the API answers with it: secrets read "(set)" (README "Admin API"). */
   const shown = (tenant: TenantRecord | undefined) => tenant && redactSecrets(tenant, server.tenants.blocks);
-  const refuseConflict = (why: string | undefined) => {
-    if (why) throw new ApiError(409, 'domain-conflict', why);
+  /** The checks beyond the schema (lib/core/tenant-domains.ts): the deployment's rules, then overlaps. */
+  const refuseProblem = (problem: TenantWriteProblem | undefined) => {
+    if (problem) throw new ApiError(problem.status, problem.code, problem.message);
   };
   /** Runs `use` with the body's password; one the account rule refuses (lib/core/accounts.ts) is 400 invalid-password. */
   const withPassword = <T>(body: Record<string, unknown>, use: (password: string) => Promise<T>): Promise<T> =>
@@ -162,7 +163,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     const domain = typeof body.domain === 'string' ? (tenantDomain(body.domain).domain ?? body.domain) : body.domain;
     const tenant = checkedTenant({ enabled: true, ...fields, domain, createdAt: Date.now() });
     if (await server.tenants.get(tenant.domain, 0)) throw new ApiError(409, 'tenant-exists', `${tenant.domain} exists`);
-    refuseConflict(await newTenantConflict(server, tenant));
+    refuseProblem(await tenantWriteProblem(server, tenant, { isNew: true }));
     await server.tenants.put(tenant);
     return { status: 201, body: shown(await server.tenants.get(tenant.domain, 0)) };
   });
@@ -189,7 +190,7 @@ export function createAdminApi(server: XmppServer, opts: AdminApiOptions): Admin
     return replaceTenant(checkedTenant({ ...item, domain: current.domain, ...(current.createdAt !== undefined ? { createdAt: current.createdAt } : {}) }, current));
   });
   const replaceTenant = async (tenant: TenantRecord): Promise<ApiResponse> => {
-    refuseConflict(await servicesOnTenants(server, tenant));
+    refuseProblem(await tenantWriteProblem(server, tenant));
     await server.tenants.put(tenant);
     return { status: 200, body: shown(await server.tenants.get(tenant.domain, 0)) };
   };

@@ -47,7 +47,7 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
                 code: {
                   type: 'string',
                   description:
-                    'invalid-json, json-too-deep, invalid-path (broken percent-encoding), invalid-domain (a path domain that cannot be a tenant), invalid-tenant, invalid-password, invalid-jid, unauthorized, payload-too-large, tenant-not-found, user-not-found, tenant-exists, user-exists, domain-conflict (the domain is, or its services would be, at another tenant\'s address), …',
+                    'invalid-json, json-too-deep, invalid-path (broken percent-encoding), invalid-domain (a path domain that cannot be a tenant), invalid-tenant, invalid-password, invalid-jid, unauthorized, payload-too-large, tenant-not-found, user-not-found, tenant-exists, user-exists, domain-conflict (the domain is, or its services would be, at another tenant\'s address), target-not-allowed (an events target this deployment does not publish to: an SNS/EventBridge ARN off its list, a webhook URL it refuses; on every route that writes a tenant item), …',
                 },
                 message: { type: 'string' },
                 fields: {
@@ -136,17 +136,17 @@ export function openApiDocumentFor(blocks: readonly SettingBlock[]) {
     paths: {
       '/tenants': {
         get: op('List tenants', { '200': { description: 'domains', ...json({ type: 'object', properties: { tenants: { type: 'array', items: { type: 'string' } } } }) } }),
-        post: op('Create a tenant', { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error }, { requestBody: json({ $ref: '#/components/schemas/Tenant' }) }),
+        post: op('Create a tenant (checked as PUT is, 400 target-not-allowed included)', { '201': { description: 'created', ...json({ $ref: '#/components/schemas/Tenant' }) }, '400': error, '409': error }, { requestBody: json({ $ref: '#/components/schemas/Tenant' }) }),
       },
       '/tenants/{domain}': {
         parameters: [domain],
         get: op('Read a tenant', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) } }),
         put: op(
-          `Replace a tenant's item (fields left out are removed; createdAt is kept; the domain is the path's); a secret written as "${REDACTED}" keeps its value`,
-          { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error },
+          `Replace a tenant's item (fields left out are removed; createdAt is kept; the domain is the path's); a secret written as "${REDACTED}" keeps its value. Checked against the schema (400 invalid-tenant) and this deployment (400 target-not-allowed: an events target it does not publish to)`,
+          { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) }, '400': error, '409': error },
           { requestBody: json({ $ref: '#/components/schemas/Tenant' }) },
         ),
-        patch: op('Change fields of a tenant; the result is checked whole', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) }, '409': error }, { requestBody: json({ $ref: '#/components/schemas/TenantPatch' }) }),
+        patch: op('Change fields of a tenant; the result is checked whole, as PUT does', { '200': { description: 'tenant', ...json({ $ref: '#/components/schemas/Tenant' }) }, '400': error, '409': error }, { requestBody: json({ $ref: '#/components/schemas/TenantPatch' }) }),
         delete: op('Delete a tenant (its sessions close with host-gone); ?purge=true also deletes all its data in the background', { '202': { description: 'deleted' } }, { parameters: [{ name: 'purge', in: 'query', schema: { type: 'boolean' } }] }),
       },
       '/tenants/{domain}/disable': { parameters: [domain], post: op('Disable a tenant: logins refused, live sessions closed with host-gone', { '200': { description: 'tenant' } }) },

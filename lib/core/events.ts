@@ -258,6 +258,23 @@ export interface RoomEvent {
   reason?: string;
 }
 
+/**
+ * "tenant/changed": a tenant item was written or deleted (by the admin tools or by hand), seen within
+ * seconds: locally by the tenant watcher's poll of the tenants this process has streams for, in AWS by
+ * the tenant-changes function on the table's stream (in every region). `before` is the item as it was
+ * (absent when it was created or not seen before), `after` as it is now (absent when deleted). A
+ * disabled or deleted tenant's connections are closed by the core first (host-gone); a module reacts to
+ * the rest (the components module ends a connected component that was disabled or removed). Handlers
+ * run once per region and must be idempotent: the same change may be reported again.
+ */
+export interface TenantChangedEvent {
+  server: XmppServer;
+  /** The tenant's domain. */
+  tenant: string;
+  before?: TenantRecord;
+  after?: TenantRecord;
+}
+
 /** The events with fixed names and the payload each carries. Stanza events are named by pattern. */
 export interface CoreEvents {
   'session-bound': SessionEvent;
@@ -281,6 +298,7 @@ export interface CoreEvents {
   'muc/occupant-left': RoomEvent;
   'auth/check': AuthAttemptEvent;
   'auth/failed': AuthFailedEvent;
+  'tenant/changed': TenantChangedEvent;
 }
 
 /** The domain an event belongs to, for modules switched on per tenant. */

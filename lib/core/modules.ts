@@ -41,6 +41,9 @@ export interface Component {
   problemsOf?(tenant: TenantRecord): string[];
 }
 
+/** Why a tenant item may not be written on this deployment (status 400 with `code`); undefined if it may. */
+export type TenantWriteCheck = (tenant: TenantRecord) => { code: string; message: string } | undefined;
+
 export interface DiscoIdentity {
   category: string;
   type: string;
@@ -218,6 +221,8 @@ export class Registry {
   readonly outboundFilters: { priority: number; filter: OutboundFilter }[] = [];
   readonly adminRoutes: AdminRoute[] = [];
   readonly purgeSteps: PurgeStep[] = [];
+  /** Checks beyond the schema that every admin write of a tenant item passes (lib/core/tenant-domains.ts checkTenantWrite). */
+  readonly tenantWriteChecks: { module: string; check: TenantWriteCheck }[] = [];
 
   /** Per-account partition prefixes of every module (the core's own 'sessions' included). */
   accountPartitions(): string[] {
@@ -388,6 +393,16 @@ export class ModuleContext {
   /** A service at its own address; its stanzas arrive as `<kind>/component/<name>` events. */
   addComponent(component: Component): void {
     this.registry.components.push(component);
+  }
+
+  /**
+   * A check every admin tool (admin API, CLI, a module's own routes) runs on a tenant item before
+   * writing it, after its schema: for what depends on the deployment rather than the item alone (event
+   * push: an ARN on the deployment's allow-list). An item written by hand skips it, so the module must
+   * still refuse at run time what the check refuses.
+   */
+  addTenantWriteCheck(check: TenantWriteCheck): void {
+    this.registry.tenantWriteChecks.push({ module: this.name, check });
   }
 
   /** An IQ answered before authentication, by `<type>/<namespace>:<element>`. */

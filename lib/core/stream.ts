@@ -196,8 +196,17 @@ async function onBoundElement(server: XmppServer, session: Session, el: Element)
  * one, in order); a longer one is answered with resource-constraint, so nothing is dropped silently.
  */
 async function withinRate(server: XmppServer, session: Session, el: Element): Promise<boolean> {
-  const rate = (await server.tenants.get(session.jid.domain))?.limits?.stanzasPerSecond;
+  return withinStanzaRate(server, session, el, (await server.tenants.get(session.jid.domain))?.limits?.stanzasPerSecond);
+}
+
+/**
+ * The per-connection stanza rate (the token bucket of `server.rates`, by connection id) at `rate` per
+ * second, for any stream that sends stanzas (clients above; XEP-0114 components with their own rate):
+ * true if the stanza may go on. Counted and answered as withinRate says.
+ */
+export async function withinStanzaRate(server: XmppServer, session: Session, el: Element, rate: number | undefined): Promise<boolean> {
   if (!rate) return true;
+  const tenant = session.tenant ?? session.jid.domain;
   const wait = server.rates.take(session.connectionId, rate, server.clock.now());
   if (wait === 0) return true;
   if (wait <= MAX_RATE_WAIT_MS) {
@@ -206,7 +215,7 @@ async function withinRate(server: XmppServer, session: Session, el: Element): Pr
     return true;
   }
   server.log.info({ jid: session.jid.toString(), rate }, 'stanza rate exceeded');
-  server.metrics.count('Throttles', 1, session.jid.domain);
+  server.metrics.count('Throttles', 1, tenant);
   refused(server);
   const type = el.attrs.type;
   if (type !== 'error' && !(el.name === 'iq' && type === 'result')) {

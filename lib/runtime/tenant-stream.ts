@@ -87,11 +87,44 @@ export function tenantsToClose(records: readonly StreamRecord[]): TenantClosing[
   return [...out.values()];
 }
 
+/** A tenant item's change as the modules' "tenant/changed" event tells it (lib/core/events.ts). */
+export interface TenantChange {
+  domain: string;
+  before?: Record<string, unknown>;
+  after?: Record<string, unknown>;
+  sequenceNumber?: string;
+}
+
+/** A stream image's attribute as the document client reads it (S, N, BOOL, NULL, L, M, SS, NS). */
+export function plain(v: AttributeValue): unknown {
+  const a = v as Record<string, unknown>;
+  if ('S' in a) return a.S;
+  if ('N' in a) return Number(a.N);
+  if ('BOOL' in a) return a.BOOL;
+  if ('NULL' in a) return null;
+  if ('L' in a) return (a.L as AttributeValue[]).map(plain);
+  if ('M' in a) return plainItem(a.M as Record<string, AttributeValue>);
+  if ('SS' in a) return new Set(a.SS as string[]);
+  if ('NS' in a) return new Set((a.NS as string[]).map(Number));
+  return undefined;
+}
+
+export const plainItem = (image: Record<string, AttributeValue>): Record<string, unknown> => Object.fromEntries(Object.entries(image).map(([k, v]) => [k, plain(v)]));
+
+/** A tenant item that was changed or deleted, with its images (an INSERT has no before: nothing to compare). */
+export function changeOf(record: StreamRecord): TenantChange | undefined {
+  const domain = tenantDomainOf(record.dynamodb?.Keys);
+  if (!domain || (record.eventName !== 'MODIFY' && record.eventName !== 'REMOVE')) return undefined;
+  const { OldImage, NewImage, SequenceNumber } = record.dynamodb ?? {};
+  if (!OldImage) return undefined;
+  return { domain, before: plainItem(OldImage), ...(record.eventName === 'MODIFY' && NewImage ? { after: plainItem(NewImage) } : {}), sequenceNumber: SequenceNumber };
+}
+
 const TENANT_KEYS = { Keys: { pk: { S: [{ prefix: TENANT_PK_PREFIX }] }, sk: { S: [TENANT_SK] } } };
 
 /**
  * Lambda event filter patterns (OR-ed): only tenant items that were deleted, or written with `enabled`
- * false or not a boolean, invoke the function. The filter is a cost measure (every write of the
+ * false or not a boolean, or changed while they declared a connected component, invoke the function. The filter is a cost measure (every write of the
  * table goes through the stream); closingOf() decides, so a pattern that lets a record too many
  * through costs one invocation and nothing else.
  */
@@ -100,4 +133,7 @@ export const TENANT_CHANGE_FILTERS: Record<string, unknown>[] = [
   { eventName: ['INSERT', 'MODIFY'], dynamodb: { ...TENANT_KEYS, NewImage: { enabled: { BOOL: [false] } } } },
   // `enabled` missing or of another type (hand-edited): closingOf() reads it as the handlers do.
   { eventName: ['INSERT', 'MODIFY'], dynamodb: { ...TENANT_KEYS, NewImage: { enabled: { BOOL: [{ exists: false }] } } } },
+  // A tenant that had a connected XEP-0114 component (a pattern on an array of objects matches if any
+  // element does): the components module ends one that was disabled or removed ("tenant/changed").
+  { eventName: ['MODIFY'], dynamodb: { ...TENANT_KEYS, OldImage: { components: { L: { M: { kind: { S: ['connected'] } } } } } } },
 ];

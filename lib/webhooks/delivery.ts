@@ -11,7 +11,13 @@
 //   admin API lists (kept 14 days).
 // Every attempt is signed afresh (lib/webhooks/signing.ts) and carries the same X-XMPP-Edge-Delivery id,
 // so a receiver that answered too slowly can recognise the retry of a request it already took.
+// Each attempt resolves the URL's name, refuses a private address and connects to the checked one
+// (checkedAddress, docs/architecture.md "Webhooks").
 import { randomUUID } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
 import type { Clock } from '../store/clock.ts';
 import { signedHeaders } from './signing.ts';
 import type { StoredRequest, WebhookStore } from './store.ts';
@@ -66,8 +72,8 @@ export interface WebhookResponse {
   body: string;
 }
 
-/** What one attempt came to. */
-export type AttemptResult = { kind: 'response'; response: WebhookResponse } | { kind: 'timeout' } | { kind: 'connection'; error: string };
+/** What one attempt came to; `refused`: the URL's name resolved to an address a webhook may not reach (never retried). */
+export type AttemptResult = { kind: 'response'; response: WebhookResponse } | { kind: 'timeout' } | { kind: 'connection'; error: string } | { kind: 'refused'; error: string };
 
 export type DeliveryOutcome =
   | { status: 'delivered'; id: string; attempts: number; response: WebhookResponse }
@@ -78,6 +84,7 @@ export type DeliveryOutcome =
 
 /** Whether a failure may pass: timeouts, connection errors, 5xx, 408 Request Timeout, 429 Too Many Requests. */
 export function retryable(result: AttemptResult): boolean {
+  if (result.kind === 'refused') return false;
   if (result.kind !== 'response') return true;
   const s = result.response.status;
   return s >= 500 || s === 408 || s === 429;
@@ -89,6 +96,7 @@ export function succeeded(result: AttemptResult): result is { kind: 'response'; 
 
 export function describe(result: AttemptResult): string {
   if (result.kind === 'response') return `status ${result.response.status}`;
+  if (result.kind === 'refused') return `refused URL: ${result.error}`;
   return result.kind === 'timeout' ? 'timeout' : `connection: ${result.error}`;
 }
 
@@ -116,22 +124,71 @@ export function urlProblem(url: string, allowLoopbackHttp: boolean): string | un
 }
 
 /**
- * An IP literal in a private, loopback or link-local range (RFC 1918, RFC 6890, RFC 4193, RFC 4291):
- * a tenant's webhook must not reach into the deployment's own network. Names are not resolved here.
+ * An IP address (or literal) in a private, loopback, link-local, shared, unspecified or multicast range
+ * (RFC 1918, RFC 6598, RFC 6890, RFC 4193, RFC 4291): a tenant's webhook must not reach into the
+ * deployment's own network. A name is checked by resolving it at send time (checkedAddress).
  */
 export function privateAddress(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   const v4 = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(h);
   if (v4) {
     const [a, b] = [Number(v4[1]), Number(v4[2])];
-    return a === 10 || a === 127 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
+    return a === 10 || a === 127 || a === 0 || a >= 224 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
   }
   if (!h.includes(':')) return h === 'localhost';
-  return h === '::1' || h === '::' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || h.startsWith('::ffff:');
+  // NAT64 (RFC 6052): the IPv4 address it carries decides.
+  const nat64 = /^64:ff9b::([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (nat64) {
+    const [hi, lo] = [parseInt(nat64[1], 16), parseInt(nat64[2], 16)];
+    return privateAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
+  return h === '::1' || h === '::' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || /^ff/.test(h) || h.startsWith('::ffff:') || h.startsWith('64:ff9b:');
 }
 
 export function isLoopback(hostname: string): boolean {
   return hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]';
+}
+
+const loopbackAddress = (a: string) => a === '::1' || /^127\./.test(a);
+
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/** Every address of a name (node:dns lookup with `all`); tests pass their own. */
+export type AddressResolver = (hostname: string) => Promise<ResolvedAddress[]>;
+
+export const systemResolver: AddressResolver = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+
+/**
+ * The address a webhook request for `url` connects to, resolved now and checked: refused (a string) if
+ * any address of the name is private, loopback or link-local, since a name an attacker controls may
+ * answer with both a public and an internal address. Where `allowLoopbackHttp`, a loopback name
+ * (localhost) must resolve to loopback addresses only. The request then connects to exactly this
+ * address (connectTo), so a second DNS answer (DNS rebinding) cannot send it elsewhere.
+ */
+export async function checkedAddress(url: URL, allowLoopbackHttp: boolean, resolve: AddressResolver): Promise<ResolvedAddress | string> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const family = isIP(host);
+  // An IP literal was checked by urlProblem.
+  if (family) return { address: host, family };
+  const all = await resolve(host);
+  if (!all.length) throw Object.assign(new Error(`${host} has no address`), { code: 'ENOTFOUND' });
+  if (allowLoopbackHttp && isLoopback(url.hostname)) {
+    const other = all.find((a) => !loopbackAddress(a.address));
+    return other ? `${host} resolves to ${other.address}, not a loopback address` : all[0];
+  }
+  const inside = all.find((a) => privateAddress(a.address));
+  return inside ? `${host} resolves to ${inside.address}, a private, loopback or link-local address` : all[0];
+}
+
+/** A `lookup` for node:http that answers every query with the checked address (Node 20 asks with `all`). */
+function connectTo(checked: ResolvedAddress) {
+  return (_host: string, opts: { all?: boolean }, cb: (err: Error | null, address: string | ResolvedAddress[], family?: number) => void) => {
+    if (opts?.all) cb(null, [checked]);
+    else cb(null, checked.address, checked.family);
+  };
 }
 
 export interface DeliveryDeps {
@@ -143,9 +200,16 @@ export interface DeliveryDeps {
   store?: WebhookStore;
   allowLoopbackHttp?: boolean;
   log?: { warn(obj: object, msg: string): void; info?(obj: object, msg: string): void };
-  /** The HTTP client, global fetch by default. */
-  fetch?: typeof fetch;
+  /** How a URL's name is resolved at send time (the system's resolver by default). */
+  resolve?: AddressResolver;
 }
+
+/**
+ * What became of a deferred request in a sweep, for its sender: delivered (with the answer: a webhook
+ * component routes its stanzas), given up (a dead letter was written), or dropped (its owner has no
+ * webhook any more). Called after the request's item is settled; a throw fails the sweep step.
+ */
+export type Settled = (req: StoredRequest, outcome: { status: 'delivered'; response: WebhookResponse } | { status: 'dead' } | { status: 'dropped' }) => Promise<void>;
 
 /** For a deferred attempt: the secret (and the URL, which the tenant may have changed) as they are now. */
 export type Resolve = (tenant: string, source: string) => Promise<{ url: string; secret?: string } | undefined> | { url: string; secret?: string } | undefined;
@@ -154,13 +218,13 @@ export class WebhookDelivery {
   readonly policy: DeliveryPolicy;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
-  private readonly fetchFn: typeof fetch;
+  private readonly resolve: AddressResolver;
 
   constructor(private readonly deps: DeliveryDeps) {
     this.policy = { ...DEFAULT_POLICY, ...deps.policy };
     this.sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = deps.random ?? Math.random;
-    this.fetchFn = deps.fetch ?? fetch;
+    this.resolve = deps.resolve ?? systemResolver;
   }
 
   /** One signed POST. Never throws: a failure is a result. */
@@ -174,13 +238,16 @@ export class WebhookDelivery {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), this.policy.timeoutMs);
     try {
-      const res = await this.fetchFn(req.url, { method: 'POST', headers, body: req.body, signal: ac.signal, redirect: 'manual' });
-      const body = await readLimited(res, this.policy.maxResponseBytes);
-      return { kind: 'response', response: { status: res.status, ...(res.headers.get('content-type') ? { contentType: res.headers.get('content-type')! } : {}), body } };
+      const url = new URL(req.url);
+      // Resolved at each attempt, checked, and connected to as checked (docs/architecture.md "Webhooks").
+      const address = await checkedAddress(url, this.deps.allowLoopbackHttp ?? false, this.resolve);
+      if (typeof address === 'string') return { kind: 'refused', error: address };
+      const response = await post(url, headers, req.body, address, ac.signal, this.policy.maxResponseBytes);
+      return { kind: 'response', response };
     } catch (err) {
       if (ac.signal.aborted) return { kind: 'timeout' };
-      const e = err as { cause?: { code?: string; message?: string }; message?: string };
-      return { kind: 'connection', error: e.cause?.code ?? e.cause?.message ?? e.message ?? String(err) };
+      const e = err as { code?: string; cause?: { code?: string; message?: string }; message?: string };
+      return { kind: 'connection', error: e.code ?? e.cause?.code ?? e.cause?.message ?? e.message ?? String(err) };
     } finally {
       clearTimeout(timer);
     }
@@ -213,7 +280,7 @@ export class WebhookDelivery {
    * request of that channel and this region gets its next attempt, with the secret and URL `resolve`
    * gives now; a request whose owner is gone (`resolve` returns nothing) is dropped with a log line.
    */
-  async retryDue(channel: string, resolve: Resolve, now = this.deps.clock.now()): Promise<{ delivered: number; rescheduled: number; dead: number; dropped: number }> {
+  async retryDue(channel: string, resolve: Resolve, now = this.deps.clock.now(), settled?: Settled): Promise<{ delivered: number; rescheduled: number; dead: number; dropped: number }> {
     const counts = { delivered: 0, rescheduled: 0, dead: 0, dropped: 0 };
     const store = this.deps.store;
     if (!store) return counts;
@@ -224,6 +291,7 @@ export class WebhookDelivery {
         this.deps.log?.warn({ tenant: p.tenant, source: p.source, delivery: p.id }, 'webhook retry dropped: its sender no longer has a webhook');
         await store.unschedule(p.tenant, p.id);
         counts.dropped++;
+        await settled?.(p, { status: 'dropped' });
         continue;
       }
       const req: StoredRequest = { ...p, url: target.url };
@@ -233,6 +301,7 @@ export class WebhookDelivery {
       if (succeeded(last)) {
         await store.unschedule(p.tenant, p.id);
         counts.delivered++;
+        await settled?.(next, { status: 'delivered', response: last.response });
       } else if (!problem && retryable(last) && next.attempts < this.policy.maxAttempts) {
         await this.defer(next, last); // the same key: the PutItem replaces the claimed item
         counts.rescheduled++;
@@ -240,6 +309,7 @@ export class WebhookDelivery {
         await this.giveUp(next, last);
         await store.unschedule(p.tenant, p.id);
         counts.dead++;
+        await settled?.(next, { status: 'dead' });
       }
     }
     return counts;
@@ -263,14 +333,41 @@ export class WebhookDelivery {
   }
 }
 
-async function readLimited(res: Response, max: number): Promise<string> {
-  if (!res.body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size >= max) break;
-  }
-  return Buffer.concat(chunks).subarray(0, max).toString('utf8');
+/**
+ * One POST to `url` over a connection to `address` (TLS still checks the certificate against the URL's
+ * name). Redirects are not followed. The body is read up to `maxBytes`; the rest is cut off.
+ */
+function post(url: URL, headers: Record<string, string>, body: string, address: ResolvedAddress, signal: AbortSignal, maxBytes: number): Promise<WebhookResponse> {
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    const done = (f: () => void) => {
+      signal.removeEventListener('abort', onAbort);
+      f();
+    };
+    const request = client.request(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup: connectTo(address) as never, signal }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const answer = () => {
+        const type = res.headers['content-type'];
+        done(() => resolve({ status: res.statusCode ?? 0, ...(type ? { contentType: type } : {}), body: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8') }));
+      };
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= maxBytes) {
+          res.destroy();
+          answer();
+        }
+      });
+      res.on('end', answer);
+      res.on('error', (err) => done(() => reject(err)));
+      res.on('close', () => {
+        if (!res.complete && size < maxBytes) done(() => reject(Object.assign(new Error('connection closed before the answer was complete'), { code: 'ECONNRESET' })));
+      });
+    });
+    request.on('error', (err) => done(() => reject(err)));
+    request.end(body);
+  });
 }

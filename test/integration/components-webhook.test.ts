@@ -1,7 +1,8 @@
 // Webhook components (README "Components"): stanzas to a component domain POSTed, signed, to a local
 // HTTP server standing in for the backend, which verifies the signature (401 when it fails) and may
-// answer with stanzas; retries with backoff (the delivery's waits move the test clock), a dead letter
-// after the last attempt, service-unavailable to the sender when the webhook fails.
+// answer with stanzas; retries with backoff (the delivery's waits move the test clock), then the
+// sweeper's for a message (kept, not bounced, its late answer routed), a dead letter after the last
+// attempt; an IQ gets service-unavailable after the inline attempts.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer } from '../support/harness.ts';
@@ -116,17 +117,104 @@ describe('webhook components', () => {
     await alice.expectNothing(s, (el) => el.getChildText('body') === 'too late');
   });
 
-  test('after the last attempt: a dead letter, and the sender gets service-unavailable', async () => {
-    hook.answer = () => ({ status: 500 });
-    const err = alice.waitFor(byName('message', { type: 'error', from: HOOK }));
-    await alice.send(xml('message', { to: HOOK, type: 'chat' }, xml('body', {}, 'lost?')));
+  test('a message to a webhook that is down is kept, not bounced: the sweeper delivers it minutes later and routes the answer', async () => {
+    let down = true;
+    hook.answer = (req) => (down ? { status: 503 } : { status: 200, body: `<message to="${parseFrame(req.body).attrs.from}" from="${HOOK}"><body>late answer</body></message>` });
+    await alice.send(xml('message', { to: HOOK, type: 'chat', id: 'kept1' }, xml('body', {}, 'are you up?')));
+    await alice.roundTrip();
+    assert.equal(hook.received.length, 3);
+    // The sender hears nothing: a component is like a server, which queues for a peer that is down.
+    await alice.expectNothing(s, (el) => el.attrs.type === 'error');
+    const store = new WebhookStore(s.server.db, s.server.table, 'local');
+    const waiting = await store.due('component', s.clock.now() + 3_600_000);
+    assert.equal(waiting.length, 1);
+    assert.equal(waiting[0].source, `component:${HOOK}`);
+    // A minute later, still down: tried again (the 4th attempt), kept.
+    s.clock.advance(61_000);
+    await s.server.sweep();
+    assert.equal(hook.received.length, 4);
+    assert.equal((await store.due('component', s.clock.now() + 3_600_000)).length, 1);
+    // Back up: the next sweep delivers it, same delivery id, and the answer's stanzas reach the sender.
+    down = false;
+    s.clock.advance(121_000);
+    // The module's sweep step alone, to count its calls.
+    const sweep = await s.cost(async () => {
+      assert.deepEqual(await api.webhooks.retry(s.server), { delivered: 1, rescheduled: 0, dead: 0, dropped: 0 });
+    });
+    const reply = await alice.waitFor(byName('message', { from: HOOK }));
+    assert.equal(reply.getChildText('body'), 'late answer');
+    assert.deepEqual(hook.received.map((r) => r.headers['x-xmpp-edge-attempt']), ['1', '2', '3', '4', '5']);
+    assert.equal(new Set(hook.received.map((r) => r.headers['x-xmpp-edge-delivery'])).size, 1);
+    assert.equal(parseFrame(hook.received[4].body).getChildText('body'), 'are you up?');
+    assert.deepEqual(await store.due('component', s.clock.now() + 3_600_000), []);
+    // The retry itself: one Query of the component channel, the tenant item read again (past its cache
+    // time) for the URL and secret, the claim (UpdateItem) and the delete once delivered. The rest is the
+    // answer routed to alice exactly as an inline answer is (the tenant item, her sessions, her archive's
+    // write and the batch read of the router's checks, one post).
+    const retry = { 'dynamodb:QueryCommand': 1, 'dynamodb:GetItemCommand': 1, 'dynamodb:UpdateItemCommand': 1, 'dynamodb:DeleteItemCommand': 1 };
+    const answer = { 'dynamodb:GetItemCommand': 2, 'dynamodb:PutItemCommand': 1, 'dynamodb:BatchGetItemCommand': 1, 'management:PostToConnectionCommand': 1 };
+    assert.deepEqual(sweep.calls, { ...retry, ...answer, 'dynamodb:GetItemCommand': 3 }, JSON.stringify(sweep.calls));
+  });
+
+  test('an IQ cannot wait minutes: after the inline attempts, a dead letter and service-unavailable; nothing kept', async () => {
+    hook.answer = () => ({ status: 503 });
+    const err = alice.waitFor(byName('iq', { type: 'error', id: 'iq-down' }));
+    await alice.send(xml('iq', { to: HOOK, type: 'get', id: 'iq-down' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
     assert.equal(stanzaErrorOf(await err), 'service-unavailable');
     assert.equal(hook.received.length, 3);
-    const dead = await new WebhookStore(s.server.db, s.server.table, 'local').deadLetters(D);
-    const letter = dead.items.find((d) => d.body.includes('lost?'));
+    const store = new WebhookStore(s.server.db, s.server.table, 'local');
+    assert.deepEqual(await store.due('component', s.clock.now() + 3_600_000), []);
+    const letter = (await store.deadLetters(D)).items.find((d) => d.body.includes('iq-down'));
+    assert.ok(letter, 'dead letter kept');
+    assert.equal(letter.attempts, 3);
+  });
+
+  test('down for good: 8 attempts over about half an hour, then a dead letter and the message bounced with remote-server-timeout', async () => {
+    hook.answer = () => ({ status: 500 });
+    const err = alice.waitFor(byName('message', { type: 'error', from: HOOK }));
+    await alice.send(xml('message', { to: HOOK, type: 'chat', id: 'lost1' }, xml('body', {}, 'lost?')));
+    await alice.roundTrip();
+    const store = new WebhookStore(s.server.db, s.server.table, 'local');
+    const start = s.clock.now();
+    for (let attempt = 4; attempt <= 8; attempt++) {
+      const [p] = await store.due('component', s.clock.now() + 3_600_000);
+      s.clock.advance(p.dueAt - s.clock.now());
+      // The module's sweep step (the whole sweep would also end alice's session, whose pings nobody answers).
+      await api.webhooks.retry(s.server);
+    }
+    const minutes = (s.clock.now() - start) / 60_000;
+    assert.ok(minutes > 15 && minutes <= 31, `${minutes} minutes`);
+    const bounced = await err;
+    assert.equal(stanzaErrorOf(bounced), 'remote-server-timeout');
+    assert.equal(bounced.attrs.id, 'lost1');
+    assert.equal(hook.received.length, 8);
+    assert.deepEqual(await store.due('component', s.clock.now() + 3_600_000), []);
+    const letter = (await store.deadLetters(D, { now: s.clock.now() })).items.find((d) => d.body.includes('lost?'));
     assert.ok(letter, 'dead letter kept');
     assert.equal(letter.source, `component:${HOOK}`);
-    assert.equal(letter.attempts, 3);
+    assert.equal(letter.attempts, 8);
+  });
+
+  test('a kept message whose component is disabled before its retry is dropped, and its sender gets service-unavailable', async () => {
+    hook.answer = () => ({ status: 503 });
+    await alice.send(xml('message', { to: `echo@${HOOK}`, type: 'chat', id: 'gone1' }, xml('body', {}, 'for a component going away')));
+    await alice.roundTrip();
+    const store = new WebhookStore(s.server.db, s.server.table, 'local');
+    assert.equal((await store.due('component', s.clock.now() + 3_600_000)).length, 1);
+    const tenant = (await s.server.tenants.get(D, 0))!;
+    const list = tenant.components as { domain: string; enabled: boolean }[];
+    await s.server.tenants.put({ ...tenant, components: list.map((c) => (c.domain === HOOK ? { ...c, enabled: false } : c)) });
+    try {
+      s.clock.advance(61_000);
+      const err = alice.waitFor(byName('message', { type: 'error', id: 'gone1' }));
+      assert.deepEqual(await api.webhooks.retry(s.server), { delivered: 0, rescheduled: 0, dead: 0, dropped: 1 });
+      assert.equal(stanzaErrorOf(await err), 'service-unavailable');
+      assert.equal(hook.received.length, 3, 'no attempt to a disabled component');
+      assert.deepEqual(await store.due('component', s.clock.now() + 3_600_000), []);
+    } finally {
+      await s.server.tenants.put(tenant);
+      s.clock.advance(5_000);
+    }
   });
 
   test('a request signed with the wrong secret is refused by the receiver (401): not retried, dead letter, service-unavailable', async () => {

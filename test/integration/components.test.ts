@@ -280,21 +280,109 @@ describe('XEP-0114 components', () => {
     assert.deepEqual([idle.reads, idle.writes, idle.posts], [1, 0, 1], JSON.stringify(idle.calls));
   });
 
-  test('disabling a connected component live disconnects it at the next stanza; the sender gets service-unavailable', async () => {
+  test('disabling a connected component live disconnects it at once (host-gone, RFC 6120 §4.9.3.5), with no stanza; then stanzas to it get service-unavailable', async () => {
     const c = await WsComponent.connect(s.url);
     assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
     const tenant = (await s.server.tenants.get(D))!;
     const list = tenant.components as { domain: string; enabled: boolean }[];
     await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, enabled: false } : x)) });
     try {
+      // The tenant watcher sees the change within its poll: nothing is sent to or from the component.
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+      await c.closed;
       const err = alice.waitFor(byName('message', { type: 'error', from: `echo@${BOT}` }));
       await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'after disable')));
       assert.equal(stanzaErrorOf(await err), 'service-unavailable');
-      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'not-authorized');
-      await c.closed;
       assert.ok(!c.frames.some((f) => f.name === 'message'));
     } finally {
       await s.server.tenants.put(tenant);
+    }
+  });
+
+  test('removing a connected component from the item disconnects it the same way; the other components stay', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const other = await WsComponent.connect(s.url);
+    assert.equal((await other.login(`idle.${D}`, 'idle-secret-123')).name, 'handshake');
+    const tenant = (await s.server.tenants.get(D))!;
+    const list = tenant.components as { domain: string }[];
+    await s.server.tenants.put({ ...tenant, components: list.filter((x) => x.domain !== BOT) });
+    try {
+      assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+      await c.closed;
+      // The untouched component still gets its stanzas.
+      await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'still there?')));
+      assert.equal((await other.next(byName('message'))).getChildText('body'), 'still there?');
+    } finally {
+      other.ws.terminate();
+      await other.closed;
+      await s.server.tenants.put(tenant);
+    }
+  });
+
+  test("a component's stanza rate: the tenant's limits.stanzasPerSecond unless its own stanzasPerSecond; over it, resource-constraint", async () => {
+    const tenant = (await s.server.tenants.get(D, 0))!;
+    const list = tenant.components as { domain: string; stanzasPerSecond?: number }[];
+    const burst = async (c: WsComponent, tag: string) => {
+      for (let i = 0; i < 5; i++) c.send(xml('message', { from: `echo@${BOT}`, to: alice.jid, type: 'chat', id: `${tag}${i}` }, xml('body', {}, `${tag} ${i}`)));
+      // A ping after them: its answer comes once all five were handled.
+      c.send(xml('iq', { from: `echo@${BOT}`, to: D, type: 'get', id: `${tag}-ping` }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+      await c.next(byName('iq', { id: `${tag}-ping` }));
+      return c.frames.filter((f) => f.name === 'message' && f.attrs.type === 'error' && String(f.attrs.id).startsWith(tag));
+    };
+    // 0.5 a second, bursts of 1: of five stanzas sent at once, at most the first few pass, whatever the load.
+    await s.server.tenants.put({ ...tenant, limits: { stanzasPerSecond: 0.5 } });
+    const c = await WsComponent.connect(s.url);
+    try {
+      assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+      const refused = await burst(c, 'slow');
+      assert.ok(refused.length >= 1, 'some refused');
+      assert.deepEqual([...new Set(refused.map((e) => `${stanzaErrorOf(e)} ${e.getChild('error')?.attrs.type}`))], ['resource-constraint wait']);
+      // Its own rate wins over the tenant's.
+      await s.server.tenants.put({ ...tenant, limits: { stanzasPerSecond: 0.5 }, components: list.map((x) => (x.domain === BOT ? { ...x, stanzasPerSecond: 1000 } : x)) });
+      s.clock.advance(5_000); // past the tenant cache
+      assert.deepEqual(await burst(c, 'fast'), []);
+      // Alice (under the same tenant limit until now) checks that what was refused never reached her.
+      await s.server.tenants.put(tenant);
+      s.clock.advance(5_000);
+      await alice.roundTrip();
+      for (const e of refused) await alice.expectNothing(s, (el) => el.attrs.id === e.attrs.id && el.attrs.type !== 'error');
+      assert.ok((await alice.waitFor(byName('message', { id: 'fast4' }))).getChildText('body'), 'fast 4');
+    } finally {
+      c.ws.terminate();
+      await c.closed;
+      await s.server.tenants.put(tenant);
+      s.clock.advance(5_000);
+    }
+  });
+
+  test('a subscription request from a component writes no roster under its JID: the contact gets it, and the answers go to the component', async () => {
+    const { rosterOf } = await import('../../lib/extensions/roster/store.ts');
+    const c = await WsComponent.connect(s.url);
+    try {
+      assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+      const bare = alice.jid.split('/')[0];
+      // §3.1.3: a request goes to the contact's available resources.
+      await alice.send(xml('presence'));
+      await alice.roundTrip();
+      const cost = await s.cost(async () => {
+        c.send(xml('presence', { from: `gw@${BOT}/x`, to: bare, type: 'subscribe' }));
+        const got = await alice.waitFor(byName('presence', { type: 'subscribe' }));
+        // RFC 6121 §3.1.2: stamped with the sender's bare JID.
+        assert.equal(got.attrs.from, `gw@${BOT}`);
+      });
+      assert.equal(await rosterOf(s.server).get(`gw@${BOT}`, bare), undefined);
+      assert.equal((await rosterOf(s.server).get(bare, `gw@${BOT}`))?.pendingIn, true);
+      // Only alice's side was written: her roster item (pending in) and nothing for the component.
+      assert.equal(cost.calls['dynamodb:PutItemCommand'] ?? 0, 1, JSON.stringify(cost.calls));
+      // A request to an account that does not exist is answered unsubscribed (§3.1.3), to the component.
+      c.send(xml('presence', { from: `gw@${BOT}`, to: `nobody@${D}`, type: 'subscribe' }));
+      const answer = await c.next(byName('presence', { type: 'unsubscribed' }));
+      assert.deepEqual([answer.attrs.from, answer.attrs.to, answer.attrs.xmlns], [`nobody@${D}`, `gw@${BOT}`, 'jabber:component:accept']);
+      assert.equal(await rosterOf(s.server).get(`gw@${BOT}`, `nobody@${D}`), undefined);
+    } finally {
+      c.ws.terminate();
+      await c.closed;
     }
   });
 
@@ -308,5 +396,36 @@ describe('XEP-0114 components', () => {
     } finally {
       await s.server.tenants.setEnabled(D, true);
     }
+  });
+});
+
+// In AWS no watcher polls: the tenant-changes function reads the table's stream. The same server code
+// on a stream record built from the real items (the watcher switched off, so only the function acts).
+describe('XEP-0114 components: a change from the table stream (AWS)', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ tenantWatchMs: 3_600_000 });
+    await s.server.tenants.put({ domain: D, enabled: true, components: [{ domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET }] });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('the tenant-changes function ends a component disabled in the item with host-gone', async () => {
+    const { marshall } = await import('@aws-sdk/util-dynamodb');
+    const { closeTenantsOf } = await import('../../functions/tenant-changes.ts');
+    const { TENANT_CHANGE_FILTERS } = await import('../../lib/runtime/tenant-stream.ts');
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const before = (await s.server.tenants.get(D, 0))!;
+    const after = { ...before, components: [{ domain: BOT, kind: 'connected', enabled: false, secret: BOT_SECRET }] };
+    await s.server.tenants.put(after);
+    const image = (t: object) => marshall({ pk: `tenant#${D}`, sk: 'tenant', ...t }, { removeUndefinedValues: true });
+    const record = { eventName: 'MODIFY', dynamodb: { Keys: marshall({ pk: `tenant#${D}`, sk: 'tenant' }), OldImage: image(before), NewImage: image(after), SequenceNumber: '7' } };
+    // The stack's event filter lets it through (its last pattern: the old image had a connected component).
+    assert.equal(JSON.stringify(TENANT_CHANGE_FILTERS.at(-1)), JSON.stringify({ eventName: ['MODIFY'], dynamodb: { Keys: { pk: { S: [{ prefix: 'tenant#' }] }, sk: { S: ['tenant'] } }, OldImage: { components: { L: { M: { kind: { S: ['connected'] } } } } } } }));
+    assert.deepEqual(await closeTenantsOf({ Records: [record as never] }, s.server), { batchItemFailures: [] });
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+    await c.closed;
   });
 });

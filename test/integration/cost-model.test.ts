@@ -50,12 +50,12 @@ describe('cost model inputs (README "What it costs")', () => {
     assert.deepEqual({ reads: ping.reads, writes: ping.writes, posts: ping.posts }, { reads: 0, writes: 0, posts: 1 });
   });
 
-  it('a sweep: one Query per sweep shard, one for detached XEP-0198 sessions, one for event push webhook retries and one for inactive BOSH sessions, then per live bound connection one GetConnection, one write (next check time and ping time) and one post (the XEP-0199 ping)', async () => {
+  it('a sweep: one Query per sweep shard, one each for detached XEP-0198 sessions, event push webhook retries, webhook component retries and inactive BOSH sessions, then per live bound connection one GetConnection, one write (next check time and ping time) and one post (the XEP-0199 ping)', async () => {
     writes.length = 0;
     const later = s.clock.now() + s.server.limits.connectionCheckMs + 1000;
     const sweep = await s.cost(async () => assert.deepEqual(await s.server.sweep(later), { checked: 1, ended: 0 }));
     assert.deepEqual(sweep.calls, {
-      'dynamodb:QueryCommand': SWEEP_SHARDS + 3,
+      'dynamodb:QueryCommand': SWEEP_SHARDS + 4,
       'management:GetConnectionCommand': 1,
       'dynamodb:UpdateItemCommand': 1,
       'management:PostToConnectionCommand': 1,

@@ -55,6 +55,14 @@ describe('xmpp-edge events', () => {
     assert.match((await events('show', 'ev.example')).stderr, /ev\.example pushes no events/);
   });
 
+  test('another command writing the tenant item on a local table keeps its http://127.0.0.1 events webhook (the same check as the local server)', async () => {
+    await tenants.put({ domain: 'evc.example', enabled: true, events: { kinds: ['session/opened'], target: { webhook: { url: 'http://127.0.0.1:9999/hook', secret: 'a-long-enough-secret' } } } });
+    let stderr = '';
+    const code = await runCli(['component', 'add', 'bot.evc.example', '--secret', 'bot-secret-123', '--endpoint', dynamo.endpoint, '--table', TABLE], { stdout: { write: () => undefined }, stderr: { write: (t: string) => (stderr += t) }, env: { ...process.env } as Record<string, string> });
+    assert.equal(code, 0, stderr);
+    assert.equal(((await tenants.get('evc.example'))!.components as { domain: string }[])[0].domain, 'bot.evc.example');
+  });
+
   test('clear errors: a bad kind, two targets, a short secret, an ARN off the allow-list, an unknown tenant', async () => {
     const kind = await events('set', 'ev.example', '--kinds', 'message/typed', '--webhook', 'https://h.example/x', '--secret', 'a-long-enough-secret');
     assert.equal(kind.code, 1);

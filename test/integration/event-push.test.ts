@@ -138,12 +138,12 @@ describe('event push to a webhook', () => {
       s.clock.advance(121_000);
       // Each waiting request (one per failed flush): claimed (UpdateItem), sent, deleted; plus the
       // sweep's Queries: one per shard and one per sweep step (XEP-0198 detached sessions, event push's
-      // retries, inactive BOSH sessions; README "Cost per operation").
+      // retries, webhook component retries, inactive BOSH sessions; README "Cost per operation").
       const waiting = (await eventPushOf(s.server).store.due('events', s.clock.now())).length;
       assert.ok(waiting >= 1);
       const sweep = await s.cost(() => s.server.sweep());
       // The tenant item is read once (the clock moved past the tenant cache) for the webhook's secret.
-      assert.deepEqual(sweep.calls, { 'dynamodb:GetItemCommand': 1, 'dynamodb:QueryCommand': SWEEP_SHARDS + 3, 'dynamodb:UpdateItemCommand': waiting, 'dynamodb:DeleteItemCommand': waiting });
+      assert.deepEqual(sweep.calls, { 'dynamodb:GetItemCommand': 1, 'dynamodb:QueryCommand': SWEEP_SHARDS + 4, 'dynamodb:UpdateItemCommand': waiting, 'dynamodb:DeleteItemCommand': waiting });
       const kinds = eventsOf(d).map((e) => e.kind);
       // m2 to an unknown account is sent (and answered with an error); m3 to carol, offline, is stored.
       assert.deepEqual([...kinds].sort(), ['message/sent', 'message/sent', 'message/stored', 'session/closed', 'session/opened'].sort());
@@ -329,6 +329,49 @@ describe('event targets through the admin API', () => {
     assert.equal((await call('DELETE', `/tenants/${d}/events`)).status, 204);
     assert.deepEqual((await call('GET', `/tenants/${d}/events`)).body, { events: null });
     assert.equal((await call('GET', `/tenants/nope.example/events`)).status, 404);
+  });
+
+  it('the generic tenant routes apply the same allow-list: POST, PUT and PATCH /tenants with an ARN off the list are refused, nothing written', async () => {
+    const arn = 'arn:aws:sns:eu-west-1:123456789012:not-on-the-list';
+    const events = { kinds: ['session/opened'], target: { sns: { topicArn: arn } } };
+    const d = `ev${++n}.example`;
+    const created = await call('POST', '/tenants', { domain: d, events });
+    assert.deepEqual([created.status, created.body.error?.code], [400, 'target-not-allowed'], JSON.stringify(created.body));
+    assert.equal(await s.server.tenants.get(d, 0), undefined);
+    assert.equal((await call('POST', '/tenants', { domain: d })).status, 201);
+    const patched = await call('PATCH', `/tenants/${d}`, { events });
+    assert.deepEqual([patched.status, patched.body.error?.code], [400, 'target-not-allowed'], JSON.stringify(patched.body));
+    assert.match(patched.body.error.message, /events\.target: .*not-on-the-list.*eventTargetArns/);
+    const current = (await call('GET', `/tenants/${d}`)).body;
+    const put = await call('PUT', `/tenants/${d}`, { ...current, events });
+    assert.deepEqual([put.status, put.body.error?.code], [400, 'target-not-allowed'], JSON.stringify(put.body));
+    assert.equal((await s.server.tenants.get(d, 0))!.events, undefined);
+    // A webhook the deployment will not send to (plain http to a name) is refused the same way.
+    const http = await call('PATCH', `/tenants/${d}`, { events: { kinds: ['session/opened'], target: { webhook: { url: 'https://10.0.0.7/hook', secret: SECRET } } } });
+    assert.deepEqual([http.status, http.body.error?.code], [400, 'target-not-allowed'], JSON.stringify(http.body));
+    // An allowed one goes through the generic route.
+    eventPushOf(s.server).configure({ allowedArns: [arn] });
+    try {
+      const ok = await call('PATCH', `/tenants/${d}`, { events });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    } finally {
+      eventPushOf(s.server).configure({ allowedArns: [] });
+    }
+  });
+
+  it('a hand-edited item naming an ARN off the list is read, but its events are refused at publishing and counted', async () => {
+    const arn = 'arn:aws:events:eu-west-1:123456789012:event-bus/hand-edited';
+    const calls: { command: string; input: any }[] = [];
+    const { snsDouble, eventBridgeDouble } = await import('../support/aws-doubles.ts');
+    eventPushOf(s.server).configure({ allowedArns: [], aws: { sns: () => snsDouble(calls), eventBridge: () => eventBridgeDouble(calls) } });
+    const d = `ev${++n}.example`;
+    // Written straight to the table, as an operator editing the item in the console would: no admin check.
+    await s.server.tenants.put({ domain: d, enabled: true, events: { kinds: ['session/opened'], target: { eventbridge: { busArn: arn } } } });
+    const refusedBefore = eventPushOf(s.server).stats.refused;
+    const alice = await login('alice', d);
+    await alice.roundTrip();
+    await until('the refusal counted', () => eventPushOf(s.server).stats.refused === refusedBefore + 1, () => eventPushOf(s.server).stats);
+    assert.deepEqual(calls, []);
   });
 
   it('the OpenAPI document describes the block, every kind of event, the webhook body and the routes', async () => {

@@ -98,11 +98,11 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
     await b.next((el) => el.name === 'iq' && el.attrs.id?.startsWith('xe-ping-'));
     assert.equal(b.frames.filter((f) => f.startsWith('<r ')).length, 0);
     // Both: the due connections (one Query per sweep shard, 8), and one Query each for detached XEP-0198
-    // sessions, event push webhook retries and inactive BOSH sessions (the sweep steps),
+    // sessions, event push and webhook component retries and inactive BOSH sessions (the sweep steps),
     // the gateway asked about each (GetConnection), the next check and the ping in one UpdateItem,
     // the ping posted. The managed one: its ping counted and kept (UpdateItem), and the <r/> posted.
     assert.deepEqual(check.calls, {
-      'dynamodb:QueryCommand': 8 + 3,
+      'dynamodb:QueryCommand': 8 + 4,
       'management:GetConnectionCommand': 2,
       'dynamodb:UpdateItemCommand': 2 + 1,
       'management:PostToConnectionCommand': 2 + 1,

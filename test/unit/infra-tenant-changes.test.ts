@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { closeTenantsOf } from '../../functions/tenant-changes.ts';
 import type { XmppServer } from '../../lib/core/server.ts';
-import { type AttributeValue, type StreamEvent, type StreamRecord, TENANT_CHANGE_FILTERS, closingOf, tenantsToClose, truthy } from '../../lib/runtime/tenant-stream.ts';
+import { type AttributeValue, type StreamEvent, type StreamRecord, TENANT_CHANGE_FILTERS, changeOf, closingOf, tenantsToClose, truthy } from '../../lib/runtime/tenant-stream.ts';
 
 const fixture = (name: string): StreamEvent => JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8'));
 const tenantRecord = (eventName: string, enabled: unknown, domain = 'acme.example'): StreamRecord => ({
@@ -36,6 +36,8 @@ function matches(pattern: unknown, value: unknown): boolean {
       return value === rule;
     });
   }
+  // An array of objects in the event matches a pattern object if any element does.
+  if (Array.isArray(value)) return value.some((v) => matches(pattern, v));
   return Object.entries(pattern as Record<string, unknown>).every(([k, p]) => matches(p, (value as Record<string, unknown> | undefined)?.[k]));
 }
 const passesFilter = (record: StreamRecord) => TENANT_CHANGE_FILTERS.some((f) => matches(f, record));
@@ -110,14 +112,41 @@ describe('tenant changes from the table stream', () => {
           },
         },
         endConnection: async (id: string) => void closed.push(id),
-        flush: async () => {},
+        registry: { events: { fireAll: async (name: string, e: { tenant: string }) => void closed.push(`${name} ${e.tenant}`) } },
+        flush: async () => undefined,
       }) as unknown as XmppServer;
     const event = fixture('ddb-stream-tenant-changes.json');
     assert.deepEqual(await closeTenantsOf(event, fake()), { batchItemFailures: [] });
-    assert.deepEqual(closed, ['acme.example-c1', 'gone.example-c1', 'handmade.example-c1']);
+    // Each tenant record with an old image is also told to the modules, after its tenant's closing.
+    assert.deepEqual(closed, [
+      'acme.example-c1',
+      'tenant/changed acme.example',
+      'gone.example-c1',
+      'tenant/changed gone.example',
+      'tenant/changed acme.example',
+      'handmade.example-c1',
+      'tenant/changed handmade.example',
+    ]);
 
     closed.length = 0;
     assert.deepEqual(await closeTenantsOf(event, fake('gone.example')), { batchItemFailures: [{ itemIdentifier: '4421584500000000017450439094' }] });
-    assert.deepEqual(closed, ['acme.example-c1'], 'nothing after the failed record is done in this attempt');
+    assert.deepEqual(closed, ['acme.example-c1', 'tenant/changed acme.example'], 'nothing after the failed record is done in this attempt');
+  });
+
+  it('a tenant that had a connected component: any change of its item passes the filter, with both images for the modules', () => {
+    const component = (enabled: boolean) => ({ L: [{ M: { domain: { S: 'bot.acme.example' }, kind: { S: 'connected' }, enabled: { BOOL: enabled }, secret: { S: 'bot-secret-123' } } }] });
+    const image = (enabled: boolean) => ({ pk: { S: 'tenant#acme.example' }, sk: { S: 'tenant' }, domain: { S: 'acme.example' }, enabled: { BOOL: true }, components: component(enabled) });
+    const record: StreamRecord = { eventName: 'MODIFY', dynamodb: { Keys: { pk: { S: 'tenant#acme.example' }, sk: { S: 'tenant' } }, OldImage: image(true), NewImage: image(false), SequenceNumber: '9' } };
+    assert.ok(passesFilter(record));
+    assert.equal(closingOf(record), undefined);
+    assert.deepEqual(changeOf(record), {
+      domain: 'acme.example',
+      before: { pk: 'tenant#acme.example', sk: 'tenant', domain: 'acme.example', enabled: true, components: [{ domain: 'bot.acme.example', kind: 'connected', enabled: true, secret: 'bot-secret-123' }] },
+      after: { pk: 'tenant#acme.example', sk: 'tenant', domain: 'acme.example', enabled: true, components: [{ domain: 'bot.acme.example', kind: 'connected', enabled: false, secret: 'bot-secret-123' }] },
+      sequenceNumber: '9',
+    });
+    // Only webhook components (nothing connected to end): filtered out, as any enabled tenant's edit is.
+    const webhooks = { L: [{ M: { domain: { S: 'hook.acme.example' }, kind: { S: 'webhook' } } }] };
+    assert.equal(passesFilter({ ...record, dynamodb: { ...record.dynamodb, OldImage: { ...image(true), components: webhooks } } }), false);
   });
 });

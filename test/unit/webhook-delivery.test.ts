@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import { startDynalite, ensureTable, type LocalDynamo } from '../../lib/local/dynamo-local.ts';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
-import { WebhookDelivery, backoff, retryable, urlProblem, DELIVERY_HEADER, ATTEMPT_HEADER, type DeliveryPolicy } from '../../lib/webhooks/delivery.ts';
+import { WebhookDelivery, backoff, privateAddress, retryable, urlProblem, DELIVERY_HEADER, ATTEMPT_HEADER, type DeliveryPolicy } from '../../lib/webhooks/delivery.ts';
 import { WebhookStore } from '../../lib/webhooks/store.ts';
 import { startWebhookServer, type WebhookServer } from '../support/webhook-server.ts';
 
@@ -159,6 +159,10 @@ test('which failures are retried, which URLs are allowed', () => {
     assert.equal(urlProblem(u, false), 'names a private, loopback or link-local address', u);
   }
   assert.equal(urlProblem('https://172.32.0.1/x', false), undefined);
+  // NAT64 addresses are judged by the IPv4 address they carry; multicast is refused.
+  assert.equal(privateAddress('64:ff9b::a00:1'), true);
+  assert.equal(privateAddress('64:ff9b::5db8:d822'), false);
+  assert.equal(privateAddress('224.0.0.251'), true);
   assert.equal(urlProblem('https://8.8.8.8/x', false), undefined);
   assert.equal(urlProblem('https://127.0.0.1:8443/x', true), undefined);
 });
@@ -184,4 +188,53 @@ test("each sender's sweep step retries only its own channel's requests", async (
   assert.deepEqual(await d.retryDue('component', resolve), { delivered: 1, rescheduled: 0, dead: 0, dropped: 0 });
   assert.deepEqual(asked, ['component:bot.k.example']);
   assert.equal((await own.due('events', time.t)).length, 1);
+});
+
+// A name is resolved at each attempt (a custom resolver stands in for DNS: nothing leaves the machine),
+// refused if any address is private, and the request connects to the address that was checked.
+test('a name that resolves to a private, loopback or link-local address is refused at send time: a dead letter, no request', async () => {
+  const answers: Record<string, string[]> = {
+    'hooks.example.com': ['93.184.216.34', '10.0.0.7'], // one public, one internal: refused
+    'metadata.example.com': ['169.254.169.254'],
+    'v6.example.com': ['2001:db8::1', 'fd12::1'],
+    'mapped.example.com': ['::ffff:127.0.0.1'],
+  };
+  const asked: string[] = [];
+  const resolve = async (host: string) => (asked.push(host), (answers[host] ?? []).map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+  const d = new WebhookDelivery({ clock: time.clock, sleep: time.sleep, store, allowLoopbackHttp: false, resolve });
+  for (const host of Object.keys(answers)) {
+    const out = await d.deliver({ ...req('dns.example'), url: `https://${host}/hook` });
+    assert.equal(out.status, 'dead', host);
+    assert.equal(out.attempts, 1, `${host}: not retried`);
+    assert.match(out.lastError, /refused URL: .* resolves to .*private, loopback or link-local/, host);
+  }
+  assert.deepEqual(asked, Object.keys(answers));
+  const dead = await store.deadLetters('dns.example', { now: time.t });
+  assert.equal(dead.items.length, 4);
+  assert.equal(hook.received.length, 0);
+});
+
+test('the request connects to the checked address, not to a second lookup of the name (DNS rebinding)', async () => {
+  hook.answer = () => ({ status: 204 });
+  const port = new URL(hook.url).port;
+  let calls = 0;
+  // The first answer is the receiver's address; any later one would be an address nothing listens on.
+  const rebinding = async () => [{ address: ++calls === 1 ? '127.0.0.1' : '127.0.0.2', family: 4 }];
+  const d = new WebhookDelivery({ clock: time.clock, sleep: time.sleep, store, allowLoopbackHttp: true, resolve: rebinding });
+  const out = await d.deliver({ ...req('rebind.example'), url: `http://localhost:${port}/hook` });
+  assert.equal(out.status, 'delivered', JSON.stringify(out));
+  assert.equal(calls, 1);
+  assert.equal(hook.received.length, 1);
+  assert.equal(hook.received[0].headers.host, `localhost:${port}`);
+  // And the address comes from the resolver, not the system's: localhost answered with 127.0.0.2 is not
+  // the receiver (it listens on 127.0.0.1 only), so the attempt fails to connect.
+  const elsewhere = new WebhookDelivery({ clock: time.clock, sleep: time.sleep, allowLoopbackHttp: true, policy: { maxInlineAttempts: 1, maxAttempts: 1 }, resolve: async () => [{ address: '127.0.0.2', family: 4 }] });
+  const refused = await elsewhere.deliver({ ...req('rebind.example'), url: `http://localhost:${port}/hook` });
+  assert.equal(refused.status, 'dead');
+  assert.match(refused.lastError, /connection: ECONNREFUSED/);
+  assert.equal(hook.received.length, 1);
+  // On the local server a loopback name must resolve to loopback addresses only.
+  const outside = new WebhookDelivery({ clock: time.clock, sleep: time.sleep, allowLoopbackHttp: true, policy: { maxAttempts: 1 }, resolve: async () => [{ address: '10.1.2.3', family: 4 }] });
+  const out3 = await outside.deliver({ ...req('rebind.example'), url: `http://localhost:${port}/hook` });
+  assert.match(out3.status === 'dead' ? out3.lastError : '', /refused URL: localhost resolves to 10\.1\.2\.3, not a loopback address/);
 });

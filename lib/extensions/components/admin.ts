@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { type AdminRoute, type CliCommand, OperatorError } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
-import { servicesOnTenants } from '../../core/tenant-domains.ts';
+import { tenantWriteProblem } from '../../core/tenant-domains.ts';
 import { InvalidTenantError, redactSecrets, restoreSecrets, validateTenantItem } from '../../store/tenant-schema.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
 import { type ComponentDeclaration, componentsProblems } from './settings.ts';
@@ -41,8 +41,8 @@ async function editComponents(server: XmppServer, domain: string, component: str
   }
   const problems = componentsProblems(tenant);
   if (problems.length) throw new OperatorError(400, 'invalid-component', problems.join('; '));
-  const conflict = await servicesOnTenants(server, tenant);
-  if (conflict) throw new OperatorError(409, 'domain-conflict', conflict);
+  const problem = await tenantWriteProblem(server, tenant);
+  if (problem) throw new OperatorError(problem.status, problem.code, problem.message);
   await server.tenants.put(tenant);
   server.log.info({ tenant: domain, component }, 'components changed');
   return listOf(redactSecrets(tenant, server.tenants.blocks)).find((c) => c.domain === component);
@@ -148,7 +148,7 @@ export const componentCommands: CliCommand = {
     for (const action of ['enable', 'disable'] as const) {
       cmd
         .command(`${action} <domain>`)
-        .description(action === 'enable' ? 'switch a component on' : 'switch a component off: a connected one is disconnected at its next stanza, stanzas to it get service-unavailable')
+        .description(action === 'enable' ? 'switch a component on' : 'switch a component off: a connected one is disconnected within seconds (host-gone), stanzas to it get service-unavailable')
         .option('--tenant <domain>', 'its tenant (default: the domain without its first label)')
         .action(withServer(async (server, _t, domain: string, o: { tenant?: string }) => show(await patchComponent(server, tenantFor(domain, o.tenant), domain, { enabled: action === 'enable' }))));
     }

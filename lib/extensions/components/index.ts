@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionTarget } from '../../core/management-api.ts';
 import type { ModuleContext, StreamProtocol, XmppModule } from '../../core/modules.ts';
 import { routeStanza } from '../../core/router.ts';
+import { withinStanzaRate } from '../../core/stream.ts';
 import type { StanzaEvent } from '../../core/events.ts';
 import type { XmppServer } from '../../core/server.ts';
 import type { ConnectionRecord } from '../../store/connections.ts';
@@ -45,6 +46,18 @@ export async function findComponent(server: XmppServer, domain: string): Promise
   return undefined;
 }
 
+/** The connected components a tenant item declares (a raw stream image too: whatever is not a list reads as none). */
+function connectedDomains(tenant: TenantRecord): string[] {
+  const list = Array.isArray(tenant.components) ? (tenant.components as Partial<ComponentDeclaration>[]) : [];
+  return list.filter((c) => c && typeof c.domain === 'string' && (c.kind ?? 'connected') === 'connected').map((c) => c.domain!);
+}
+
+/** Whether `tenant` still serves the connected component at `domain`. */
+function servesConnected(tenant: TenantRecord, domain: string): boolean {
+  const d = declarationOf(tenant, domain);
+  return !!d && d.kind === 'connected' && d.enabled === true;
+}
+
 export interface ComponentsApi {
   registry: ComponentRegistry;
   webhooks: WebhookComponents;
@@ -63,7 +76,16 @@ export const components: XmppModule<ComponentsApi> = {
       if (streams.size > 10_000) streams.delete(streams.keys().next().value as string);
       streams.set(s.connectionId, s);
     };
-    const webhooks = createWebhookComponents(ctx);
+    const webhooks = createWebhookComponents(ctx, async (server, domain) => {
+      const found = await findComponent(server, domain);
+      const d = found?.declaration;
+      return found && d?.kind === 'webhook' && d.enabled ? { tenant: found.tenant.domain, declaration: d } : undefined;
+    });
+    // Webhook components' deferred stanzas (webhook.ts): one Query of the sweep index per sweep.
+    ctx.addSweepStep(async (server, now) => {
+      const counts = await webhooks.retry(server, now);
+      if (counts.delivered + counts.rescheduled + counts.dead + counts.dropped) ctx.log.info({ ...counts }, 'webhook component retries');
+    });
 
     const protocol: StreamProtocol = {
       knows: (id) => streams.has(id),
@@ -173,9 +195,10 @@ export const components: XmppModule<ComponentsApi> = {
       if (!STANZAS.has(el.name)) throw new StreamError('unsupported-stanza-type', `<${el.name}/> is not supported on a component stream`);
       if (ns !== undefined && ns !== NS_COMPONENT && ns !== NS.CLIENT) throw new StreamError('invalid-namespace', `${el.name} must be qualified by ${NS_COMPONENT}`);
       const found = await findComponent(server, stream.domain);
-      if (!found?.declaration.enabled || found.tenant.domain !== stream.tenant) {
+      if (!found?.declaration.enabled || found.declaration.kind !== 'connected' || found.tenant.domain !== stream.tenant) {
+        // Missed by the tenant/changed hook (a change within the tenant cache time): host-gone, as there.
         await registry.release(stream.domain, stream.connectionId);
-        return fail(new StreamError('not-authorized', 'the component was disabled or removed'));
+        return fail(new StreamError('host-gone', `${stream.domain} is no longer served here`));
       }
       // RFC 6120 §4.9.3.7 improper-addressing: a stanza between domains lacks `to` or `from`.
       if (el.attrs.from === undefined || el.attrs.to === undefined) throw new StreamError('improper-addressing', 'a component stanza needs from and to');
@@ -186,7 +209,37 @@ export const components: XmppModule<ComponentsApi> = {
         ctx.log.warn({ connectionId: stream.connectionId, domain: stream.domain, from: el.attrs.from }, 'component sent from a foreign address');
         throw new StreamError('invalid-from', `${el.attrs.from} is not an address of ${stream.domain}`);
       }
-      await routeStanza(server, { connectionId: stream.connectionId, endpoint: stream.endpoint, jid: from, expiresAt: stream.expiresAt, tenant: stream.tenant }, el);
+      const session = { connectionId: stream.connectionId, endpoint: stream.endpoint, jid: from, expiresAt: stream.expiresAt, tenant: stream.tenant };
+      // A component is one connection speaking for many addresses, so it has a rate of its own; without
+      // one, the tenant's per-connection rate applies, as to its clients (README "Components").
+      if (!(await withinStanzaRate(server, session, el, found.declaration.stanzasPerSecond ?? found.tenant.limits?.stanzasPerSecond))) return;
+      await routeStanza(server, session, el);
+    }
+
+    // A connected component disabled or removed is ended when its tenant item changes (seen within
+    // seconds: docs/architecture.md "Components"), not only at its next stanza. A disabled or deleted
+    // tenant's connections, components' included, were closed by the core already.
+    ctx.hook('tenant/changed', async ({ server, before, after }) => {
+      if (!before || !after?.enabled) return undefined;
+      for (const domain of connectedDomains(before)) {
+        if (servesConnected(after, domain)) continue;
+        const reg = await registry.get(domain, server.clock.now());
+        if (reg) await endComponent(server, reg, 'the tenant item changed');
+      }
+      return undefined;
+    });
+
+    /**
+     * Ends a component whose declaration no longer serves: RFC 6120 §4.9.3.5 host-gone, "the value of the
+     * 'to' attribute provided in the initial stream header corresponds to an FQDN that is no longer
+     * serviced by the receiving entity" (its domain), rather than not-authorized (§4.9.3.12), which is
+     * about stream negotiation: the component did nothing wrong, and may reconnect once it is back.
+     */
+    async function endComponent(server: XmppServer, reg: ConnectionTarget & { domain: string; connectionId: string }, why: string): Promise<void> {
+      ctx.log.info({ connectionId: reg.connectionId, domain: reg.domain, why }, 'component disabled or removed: disconnected');
+      await registry.release(reg.domain, reg.connectionId);
+      streams.delete(reg.connectionId);
+      await server.endConnection(reg.connectionId, 'component disabled', { streamError: new StreamError('host-gone', `${reg.domain} is no longer served here`), endpoint: reg.endpoint });
     }
 
     // What the server sends a component is qualified by its stream's namespace (XEP-0114 §3), not jabber:client.
@@ -224,15 +277,15 @@ export const components: XmppModule<ComponentsApi> = {
       copy.attrs.xmlns = NS_COMPONENT;
       if (d.kind === 'webhook') {
         if (!d.enabled) return unavailable('disabled');
-        if (!(await webhooks.deliver(server, found.tenant.domain, d, copy))) return unavailable('webhook failed');
+        // 'kept': a message or presence waits for the sweeper's attempts, as a server queues for a peer (webhook.ts).
+        if ((await webhooks.deliver(server, found.tenant.domain, d, copy)) === 'failed') return unavailable('webhook failed');
         return true;
       }
       const reg = await registry.get(to.domain, server.clock.now());
       if (!reg) return unavailable('not connected');
       if (!d.enabled) {
-        // Disabled while connected: the component goes at the first stanza either way.
-        await registry.release(to.domain, reg.connectionId);
-        await server.endConnection(reg.connectionId, 'component disabled', { streamError: new StreamError('not-authorized', 'the component was disabled'), endpoint: reg.endpoint });
+        // Disabled while connected and not yet ended by the tenant/changed hook: it goes now.
+        await endComponent(server, reg, 'a stanza for a disabled component');
         return unavailable('disabled');
       }
       if (await server.send(reg, copy)) return true;

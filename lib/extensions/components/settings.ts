@@ -11,6 +11,13 @@ export const ComponentSchema = Type.Object(
     enabled: Type.Boolean({ description: 'false: a connected component is refused at its handshake and disconnected; stanzas to it get service-unavailable.' }),
     secret: Type.Optional(Type.String({ minLength: 8, maxLength: 256, description: "XEP-0114 handshake secret (kind connected). Kept as it is: the handshake proves SHA-1(stream id + secret), which needs the secret itself (README \"Components\").", ...SECRET })),
     url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048, description: 'Where stanzas are POSTed (kind webhook): https; http://127.0.0.1 only on the local server.' })),
+    stanzasPerSecond: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 100_000,
+        description: "Sustained stanzas per second from the component's connection (bursts of twice that), slowed then answered resource-constraint as a client's; default the tenant's limits.stanzasPerSecond (kind connected).",
+      }),
+    ),
     signingSecret: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'HMAC-SHA-256 key of the X-XMPP-Edge-Signature header (kind webhook).', ...SECRET })),
   },
   { additionalProperties: false },

@@ -45,7 +45,7 @@ export const eventCommands: CliCommand = {
           // The deployment's allow-list of ARNs is what its functions get as EVENT_TARGET_ARNS; the CLI
           // checks against the same variable, so an operator sets it as the stack does.
           rt.configure({ allowLoopbackHttp: / at https?:\/\//.test(where) });
-          const block = await setEvents(server, rt, domain, { kinds, target, ...(opts.includeBody ? { includeBody: true } : {}) }).catch((e: unknown) => {
+          const block = await setEvents(server, domain, { kinds, target, ...(opts.includeBody ? { includeBody: true } : {}) }).catch((e: unknown) => {
             if (e instanceof OperatorError && e.code === 'target-not-allowed') throw new OperatorError(400, e.code, `${e.message} (the CLI reads the list from EVENT_TARGET_ARNS)`);
             throw e;
           });

@@ -16,7 +16,7 @@
 import type { XmppModule } from '../../core/modules.ts';
 import { eventCommands } from './cli.ts';
 import { messageFields, presenceFields, pushEvent } from './events.ts';
-import { EVENTS_KEY, clearEvents, listDeadLetters, setEvents, showEvents } from './operations.ts';
+import { EVENTS_KEY, clearEvents, eventsWriteCheck, listDeadLetters, setEvents, showEvents } from './operations.ts';
 import { EventPushRuntime, eventPushOf, runtimes } from './runtime.ts';
 import { type EventKind, type EventsSettings, EventsSettingsSchema } from './schema.ts';
 import { DEAD_PREFIX, RETRY_PREFIX } from '../../webhooks/store.ts';
@@ -110,6 +110,7 @@ export const eventPush: XmppModule<EventPushRuntime> = {
       return undefined;
     });
 
+    ctx.addTenantWriteCheck((tenant) => eventsWriteCheck(rt, tenant));
     ctx.addFlushStep(() => rt.flush(settingsOf));
     ctx.addSweepStep(() => rt.retry(settingsOf));
     // A purged tenant's waiting retries and dead letters go with it.
@@ -119,7 +120,7 @@ export const eventPush: XmppModule<EventPushRuntime> = {
     });
 
     ctx.addAdminRoute({ method: 'GET', pattern: '/tenants/{domain}/events', handler: async (_r, p) => ({ status: 200, body: { events: await showEvents(server, p.domain) } }) });
-    ctx.addAdminRoute({ method: 'PUT', pattern: '/tenants/{domain}/events', handler: async (_r, p, json) => ({ status: 200, body: { events: await setEvents(server, rt, p.domain, json()) } }) });
+    ctx.addAdminRoute({ method: 'PUT', pattern: '/tenants/{domain}/events', handler: async (_r, p, json) => ({ status: 200, body: { events: await setEvents(server, p.domain, json()) } }) });
     ctx.addAdminRoute({
       method: 'DELETE',
       pattern: '/tenants/{domain}/events',

@@ -5,6 +5,7 @@ import type { XmppServer } from '../../core/server.ts';
 import { InvalidTenantError, REDACTED, restoreSecrets, validateTenantItem } from '../../store/tenant-schema.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
 import type { DeadLetter } from '../../webhooks/store.ts';
+import { tenantWriteProblem } from '../../core/tenant-domains.ts';
 import type { EventPushRuntime } from './runtime.ts';
 import type { EventsSettings } from './schema.ts';
 
@@ -30,9 +31,10 @@ export async function showEvents(server: XmppServer, domain: string): Promise<Ev
 /**
  * Replaces the tenant's events block with `block`, checked whole against the tenant item's schema (the
  * same errors as PUT /tenants), a secret written as "(set)" keeping the stored one, and an SNS topic or
- * EventBridge bus only if the deployment allows it (its IAM grants name only those: README "Event push").
+ * EventBridge bus only if the deployment allows it (its IAM grants name only those: README "Event push"):
+ * eventsWriteCheck, which every path that writes a tenant item runs (ctx.addTenantWriteCheck).
  */
-export async function setEvents(server: XmppServer, rt: EventPushRuntime, domain: string, block: unknown): Promise<EventsSettings | null> {
+export async function setEvents(server: XmppServer, domain: string, block: unknown): Promise<EventsSettings | null> {
   const current = await tenantOr404(server, domain);
   let tenant: TenantRecord;
   try {
@@ -42,8 +44,9 @@ export async function setEvents(server: XmppServer, rt: EventPushRuntime, domain
     throw err;
   }
   const written = tenant[EVENTS_KEY] as EventsSettings;
-  const refusal = rt.targetProblem(written.target);
-  if (refusal) throw new OperatorError(400, 'target-not-allowed', refusal);
+  // The same check as every other write of the item (the module's tenant write check, targetCheck).
+  const problem = await tenantWriteProblem(server, tenant);
+  if (problem) throw new OperatorError(problem.status, problem.code, problem.message);
   await server.tenants.put(tenant);
   return shownBlock(written);
 }
@@ -61,4 +64,16 @@ export async function listDeadLetters(server: XmppServer, rt: EventPushRuntime, 
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > 100)) throw new OperatorError(400, 'invalid-request', 'limit must be an integer from 1 to 100');
   const { items, next } = await rt.store.deadLetters(domain, { limit: opts.limit, after: opts.after, now: server.clock.now() });
   return { deadLetters: items, ...(next ? { next } : {}) };
+}
+
+/**
+ * The events block of an item an admin tool is about to write, against this deployment: an SNS topic or
+ * EventBridge bus on its allow-list, a webhook URL it will send to. The one check of every tenant write
+ * (admin API PUT/PATCH/POST /tenants, the events routes and CLI); a hand-edited item skips it and is
+ * refused when publishing instead (runtime.ts).
+ */
+export function eventsWriteCheck(rt: EventPushRuntime, tenant: TenantRecord): { code: string; message: string } | undefined {
+  const block = tenant[EVENTS_KEY] as EventsSettings | undefined;
+  const refusal = block && rt.targetProblem(block.target);
+  return refusal ? { code: 'target-not-allowed', message: `events.target: ${refusal}` } : undefined;
 }

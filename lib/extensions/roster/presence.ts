@@ -2,7 +2,10 @@
 // for what waited, e.g. offline messages),
 // updates, unavailable, directed presence, and the unavailable broadcast when a session ends for
 // any reason (§4.5.2). Subscription stanzas go to subscriptions.ts.
+import { randomUUID } from 'node:crypto';
+import { routeStanza } from '../../core/router.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
+import { parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
 import type { RosterItem } from './store.ts';
@@ -11,7 +14,7 @@ import type { Session, StanzaEvent } from '../../core/events.ts';
 import type { ModuleContext } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
-import { processOutboundSubscription } from './subscriptions.ts';
+import { processComponentSubscription, processOutboundSubscription } from './subscriptions.ts';
 import { rosterOf } from './store.ts';
 
 /** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
@@ -167,8 +170,12 @@ async function broadcastUnavailable(server: XmppServer, session: Session, entry:
 async function onDirectedPresence(event: StanzaEvent): Promise<true> {
   const { server, origin, stanza, to } = event;
   const type = stanza.attrs.type as string | undefined;
+  // An XEP-0114 component's JID (its session acts for a tenant whose domain is not its own) is no account:
+  // it keeps its own roster and presence, so nothing is written or read under its JID.
+  const component = origin.tenant !== undefined && origin.tenant !== origin.jid.domain;
   if (isSubscriptionType(type)) {
-    await processOutboundSubscription(server, origin, type, to, stanza);
+    if (component) await processComponentSubscription(server, origin, type, to, stanza, (answer) => routeAs(server, answer));
+    else await processOutboundSubscription(server, origin, type, to, stanza);
     return true;
   }
   if (type === 'probe') return true;
@@ -177,7 +184,7 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
   // keeps bare-JID messages away, §4.7.2.3); §8.5.3.1: to a full JID, to that resource.
   const targets = to.resource ? sessions.filter((s) => s.resource === to.resource) : sessions.filter((s) => s.available);
   await server.sendMany(targets, stanza);
-  if (type === undefined || type === 'unavailable') {
+  if (!component && (type === undefined || type === 'unavailable')) {
     const bare = origin.jid.bare().toString();
     const own = (await server.sessions.list(bare)).find((s) => s.connectionId === origin.connectionId);
     if (own) {
@@ -188,6 +195,22 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
     }
   }
   return true;
+}
+
+/**
+ * Routes what a local account answers a component (RFC 6121 §3 auto-replies, its presence) as from that
+ * account, through the router to the component's connection or webhook; an error the router answers
+ * with has no session to go to and is logged.
+ */
+async function routeAs(server: XmppServer, stanza: Element): Promise<void> {
+  const from = parseJID(stanza.attrs.from);
+  const sink = `roster-${randomUUID()}`;
+  const close = server.openSink(sink, (frame) => server.log.info({ from: stanza.attrs.from, to: stanza.attrs.to, frame }, 'answer to a presence routed for an account'));
+  try {
+    await routeStanza(server, { connectionId: sink, endpoint: 'roster', jid: from, expiresAt: server.clock.now() + 60_000 }, stanza);
+  } finally {
+    close();
+  }
 }
 
 /** RFC 6121 §4 on the server: the presence module's hooks (index.ts). */

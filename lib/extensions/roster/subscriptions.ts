@@ -58,13 +58,32 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
   if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, user, contact, 'available');
 }
 
-/** A subscription stanza from `from` arrives for the local account `to` (§3.1.3, §3.1.6, §3.2.3, §3.3.3). */
-export async function processInboundSubscription(server: XmppServer, from: string, to: string, type: SubscriptionType, stanza: Element): Promise<void> {
+/**
+ * A subscription stanza from an XEP-0114 component's JID to a local account. The component keeps its own
+ * roster and presence (XEP-0114 §1: it is like a server), so the user's side of §3 (the sender's roster,
+ * its pushes) does not run: it would write a roster under the component's JID. Only the contact's side
+ * runs, and what it answers (auto-replies, the contact's presence) goes to the component through `send`.
+ */
+export async function processComponentSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original: Element, send: (stanza: Element) => Promise<void>): Promise<void> {
+  const from = origin.jid.bare().toString();
+  const contact = contactJid.bare().toString();
+  await processInboundSubscription(server, from, contact, type, subscriptionStanza(type, from, contact, original), send);
+}
+
+/**
+ * A subscription stanza from `from` arrives for the local account `to` (§3.1.3, §3.1.6, §3.2.3, §3.3.3).
+ * `remote`: `from` is not a local account (a component): the answers to it are sent there instead of
+ * being processed as its inbound stanzas.
+ */
+export async function processInboundSubscription(server: XmppServer, from: string, to: string, type: SubscriptionType, stanza: Element, remote?: (stanza: Element) => Promise<void>): Promise<void> {
   const toJid = parseJID(to);
   const existing = await rosterOf(server).get(to, from);
   if (!existing && !(await server.users.exists(toJid.domain, toJid.local))) {
     // §3.1.3: a request to an account that does not exist is answered unsubscribed.
-    if (type === 'subscribe') await processInboundSubscription(server, to, from, 'unsubscribed', subscriptionStanza('unsubscribed', to, from));
+    if (type === 'subscribe') {
+      if (remote) await remote(subscriptionStanza('unsubscribed', to, from));
+      else await processInboundSubscription(server, to, from, 'unsubscribed', subscriptionStanza('unsubscribed', to, from));
+    }
     return;
   }
   const result = inbound(type, stateOf(existing));
@@ -95,9 +114,25 @@ export async function processInboundSubscription(server: XmppServer, from: strin
     await server.sendMany(sessions.filter((s) => (type === 'subscribe' ? s.available : s.interested)), stanza);
   }
   if (ver && item) await pushRosterItem(server, to, rosterItemElement(item), ver, sessions);
+  if (remote) {
+    if (result.autoReply) await remote(subscriptionStanza(result.autoReply, to, from));
+    if (result.sideEffect) {
+      for (const p of await presenceOfAccount(server, to, result.sideEffect === 'send-available-presence' ? 'available' : 'unavailable')) {
+        p.attrs.to = from;
+        await remote(p);
+      }
+    }
+    return;
+  }
   if (result.autoReply) await processInboundSubscription(server, to, from, result.autoReply, subscriptionStanza(result.autoReply, to, from));
   if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, to, from, 'available');
   if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, to, from, 'unavailable');
+}
+
+/** The presence of each available resource of `owner` (its last broadcast, or unavailable), not yet addressed. */
+async function presenceOfAccount(server: XmppServer, owner: string, kind: 'available' | 'unavailable'): Promise<Element[]> {
+  const mine = (await server.sessions.list(owner)).filter((s) => s.available && s.presence);
+  return mine.map((s) => (kind === 'available' ? parseFrame(s.presence!) : xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: `${owner}/${s.resource}` })));
 }
 
 /** Presence of each available resource of `owner`, to each available resource of `peer`. */
