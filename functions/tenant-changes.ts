@@ -6,7 +6,7 @@
 import { closeTenantSessions } from '../lib/core/tenant-lifecycle.ts';
 import type { XmppServer } from '../lib/core/server.ts';
 import { type StreamEvent, tenantsToClose } from '../lib/runtime/tenant-stream.ts';
-import { createLambdaRuntime, type LambdaRuntime } from '../lib/runtime/lambda.ts';
+import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
 
 export interface StreamBatchResponse {
   batchItemFailures: { itemIdentifier: string }[];
@@ -40,9 +40,12 @@ async function closeAll(event: StreamEvent, server: XmppServer): Promise<StreamB
 }
 
 // Built on the first batch rather than at import, so tests can import this file without an environment.
-let runtime: LambdaRuntime | undefined;
+let run: ((event: StreamEvent) => Promise<StreamBatchResponse>) | undefined;
 // The connections it ends add their minutes to the usage records; its metrics go out as EMF.
 export const handler = (event: StreamEvent): Promise<StreamBatchResponse> => {
-  const rt = (runtime ??= createLambdaRuntime());
-  return closeTenantsOf(event, rt.server).finally(() => rt.flush());
+  run ??= (() => {
+    const rt = createLambdaRuntime();
+    return rt.invocation((e: StreamEvent) => closeTenantsOf(e, rt.server));
+  })();
+  return run(event);
 };

@@ -19,6 +19,8 @@ export interface ManagementApiOptions {
   /** Local gateways accept any credentials; in AWS the Lambda role's are used. */
   localCredentials?: boolean;
   counter?: CallCounter;
+  /** A tracer of every call (X-Ray when TRACING is on: a subsegment per post). */
+  tracer?: { attach(client: unknown, service: string): void };
 }
 
 const isGone = (err: unknown) => (err as { name?: string })?.name === 'GoneException';
@@ -37,6 +39,7 @@ export class ManagementApi {
         ...(this.opts.localCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
       });
       this.opts.counter?.attach(client, 'management');
+      this.opts.tracer?.attach(client, 'management');
       this.clients.set(endpoint, client);
     }
     return client;

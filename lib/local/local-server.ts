@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { CallCounter } from '../store/call-counter.ts';
 import type { Clock } from '../store/clock.ts';
 import { ManagementApi } from '../core/management-api.ts';
-import { type Limits, XmppServer } from '../core/server.ts';
+import { type FrameTracer, type Limits, XmppServer } from '../core/server.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { randomBytes } from 'node:crypto';
 import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
@@ -75,6 +75,11 @@ export interface LocalServerOptions {
   componentPort?: number | false;
   /** How often the usage counted in memory is written to the usage records (default 10 s). */
   usageFlushMs?: number;
+  /**
+   * A tracer of the frames and of the AWS calls they make (the X-Ray one of lib/runtime/xray-tracing.ts);
+   * it traces work only inside a segment of the caller's (docs/architecture.md "Tracing").
+   */
+  tracer?: FrameTracer & { attach(client: unknown, service: string): void };
 }
 
 export interface LocalServer {
@@ -117,7 +122,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
 
   const counter = new CallCounter();
   const metrics = new Metrics(opts.clock);
-  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter, metrics });
+  const db = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true, counter, metrics, tracer: opts.tracer });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
   const backgroundDb = createDynamoClient({ endpoint: dynamoEndpoint, localCredentials: true });
@@ -133,7 +138,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const server = new XmppServer({
     db,
     table,
-    management: new ManagementApi({ localCredentials: true, counter }),
+    management: new ManagementApi({ localCredentials: true, counter, tracer: opts.tracer }),
     logger: log,
     limits: opts.limits,
     tenantCacheMs: opts.tenantCacheMs,
@@ -142,6 +147,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     region: opts.region,
     clock: opts.clock,
     metrics,
+    tracer: opts.tracer,
   });
   // Webhooks to http://127.0.0.1 are for a receiver on this machine: allowed here, never when deployed.
   eventPushOf(server).configure({ allowLoopbackHttp: true });

@@ -12,6 +12,8 @@ export interface DynamoOptions {
   counter?: CallCounter;
   /** Another observer of every command (the metrics registry counts DynamoDB calls per tenant). */
   metrics?: { attach(client: unknown, service: string): void };
+  /** A tracer of every command (X-Ray when TRACING is on: a subsegment per call). */
+  tracer?: { attach(client: unknown, service: string): void };
 }
 
 export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentClient {
@@ -23,6 +25,7 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
   });
   opts.counter?.attach(client, 'dynamodb');
   opts.metrics?.attach(client, 'dynamodb');
+  opts.tracer?.attach(client, 'dynamodb');
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 
