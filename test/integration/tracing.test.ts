@@ -142,3 +142,29 @@ describe('the X-Ray SDK is loaded only with TRACING=true', () => {
     assert.deepEqual(await sdkLoaded('true'), { loaded: true, tracer: true });
   });
 });
+
+describe('in a Lambda environment (TRACING=true, active tracing)', () => {
+  it('a frame\'s subsegment goes to the daemon under the trace and parent Lambda gives the invocation', async () => {
+    const daemon = createSocket('udp4');
+    const docs: XRayDoc[] = [];
+    daemon.on('message', (msg) => docs.push(JSON.parse(msg.toString('utf8').split('\n')[1]) as XRayDoc));
+    await new Promise<void>((resolve) => daemon.bind(0, '127.0.0.1', resolve));
+    try {
+      const traceId = '1-6a0c1e00-0123456789abcdef01234567';
+      const script = `
+        const { createLambdaRuntime } = await import(${JSON.stringify(`${ROOT}lib/runtime/lambda.ts`)});
+        const rt = createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1', TRACING: 'true' });
+        await rt.ready;
+        await rt.server.metrics.run({}, () => rt.tracer.trace('frame', { tenant: 'a.example', kind: 'iq:get' }, async () => {}));`;
+      // What Lambda sets for an invocation with active tracing (the daemon's address, the trace header).
+      const env = { ...process.env, LAMBDA_TASK_ROOT: ROOT, AWS_XRAY_DAEMON_ADDRESS: `127.0.0.1:${daemon.address().port}`, _X_AMZN_TRACE_ID: `Root=${traceId};Parent=53995c3f42cd8ad8;Sampled=1` };
+      await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env });
+      const frame = await until('the frame subsegment', () => docs.find((d) => d.name === 'frame'), () => docs);
+      assert.ok(frame);
+      assert.deepEqual([frame.type, frame.trace_id, frame.parent_id], ['subsegment', traceId, '53995c3f42cd8ad8']);
+      assert.deepEqual(frame.annotations, { tenant: 'a.example', kind: 'iq:get', outcome: 'ok' });
+    } finally {
+      daemon.close();
+    }
+  });
+});
