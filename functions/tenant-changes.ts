@@ -18,15 +18,6 @@ export interface StreamBatchResponse {
  * again what was already closed is harmless).
  */
 export async function closeTenantsOf(event: StreamEvent, server: XmppServer): Promise<StreamBatchResponse> {
-  try {
-    return await closeAll(event, server);
-  } finally {
-    // The closed sessions' events (event push) end inside this invocation.
-    await server.flush();
-  }
-}
-
-async function closeAll(event: StreamEvent, server: XmppServer): Promise<StreamBatchResponse> {
   for (const { domain, why, sequenceNumber } of tenantsToClose(event.Records)) {
     try {
       await closeTenantSessions(server, domain, why);
@@ -41,7 +32,8 @@ async function closeAll(event: StreamEvent, server: XmppServer): Promise<StreamB
 
 // Built on the first batch rather than at import, so tests can import this file without an environment.
 let run: ((event: StreamEvent) => Promise<StreamBatchResponse>) | undefined;
-// The connections it ends add their minutes to the usage records; its metrics go out as EMF.
+// The invocation ends with the one flush (docs/architecture.md "The end of an invocation"): the closed
+// sessions' events (event push), the minutes they add to the usage records, the metrics as EMF.
 export const handler = (event: StreamEvent): Promise<StreamBatchResponse> => {
   run ??= (() => {
     const rt = createLambdaRuntime();

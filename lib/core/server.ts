@@ -392,7 +392,7 @@ export class XmppServer {
    * Runs the modules' flush steps (ctx.addFlushStep): what they deferred while frames were handled
    * (event push publishes here). Every Lambda invocation ends with it (docs/architecture.md "The end of
    * an invocation"); the local ingest runs it after each batch, and the $disconnect handler, the
-   * sweeper, the tenant-changes consumer and the admin API before they return. A failing step is logged, never thrown: the
+   * sweep and the admin API before they return (they run locally too). A failing step is logged, never thrown: the
    * frames it followed are done.
    */
   async flush(): Promise<void> {
