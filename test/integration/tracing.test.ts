@@ -94,13 +94,17 @@ describe('X-Ray tracing of a frame (TRACING=true)', () => {
     // The ingest invocation's segment, as Lambda's facade segment is in AWS.
     const invocation = new AWSXRay.Segment('xmpp-edge-ingest');
     const ns = AWSXRay.getNamespace();
-    const result = await ns.runAndReturn(() => {
-      AWSXRay.setSegment(invocation);
-      return s.ingest({ Records: [record] });
+    const cost = await s.cost(async () => {
+      const result = await ns.runAndReturn(() => {
+        AWSXRay.setSegment(invocation);
+        return s.ingest({ Records: [record] });
+      });
+      assert.deepEqual(result, { batchItemFailures: [] });
+      invocation.close();
+      await bob.c.next((el) => el.name === 'message' && el.attrs.id === 'traced-1');
     });
-    assert.deepEqual(result, { batchItemFailures: [] });
-    invocation.close();
-    await bob.c.next((el) => el.name === 'message' && el.attrs.id === 'traced-1');
+    // Tracing adds no call: the 1:1 message costs what README "Cost per operation" says.
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 2, posts: 1 }, JSON.stringify(cost.calls));
 
     const all = () => flatten(received);
     const frame = await until('the frame subsegment at the daemon', () => all().find((d) => d.name === 'frame' && d.parent === invocation.id), () => received);
@@ -113,6 +117,8 @@ describe('X-Ray tracing of a frame (TRACING=true)', () => {
     assert.ok(dynamo.some((d) => d.aws?.operation === 'GetItem'), JSON.stringify(dynamo.map((d) => d.aws?.operation)));
     const posts = children().filter((d) => d.name === 'ApiGatewayManagementApi');
     assert.deepEqual(posts.map((d) => d.aws?.operation), ['PostToConnection']);
+    // Every counted call of the frame is a subsegment under it, and nothing else is.
+    assert.equal(dynamo.length, cost.reads + cost.writes, JSON.stringify(dynamo.map((d) => d.aws?.operation)));
   });
 });
 
