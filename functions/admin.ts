@@ -4,7 +4,7 @@
 import { type AdminApi, createAdminApi } from '../lib/admin/api.ts';
 import { TenantPurger, purgePlanOf } from '../lib/admin/purge.ts';
 import { ADMIN_BASE_PATH, type HttpApiEvent, type HttpApiResult, toApiRequest, toHttpResult } from '../lib/runtime/http-api.ts';
-import { createLambdaRuntime, flushingAfter } from '../lib/runtime/lambda.ts';
+import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
 
 /** Serves one event with `api`; paths outside /api are not the admin API's. */
 export async function serveAdmin(api: AdminApi, event: HttpApiEvent): Promise<HttpApiResult> {
@@ -17,11 +17,11 @@ export async function serveAdmin(api: AdminApi, event: HttpApiEvent): Promise<Ht
 let api: ((event: HttpApiEvent) => Promise<HttpApiResult>) | undefined;
 export const handler = (event: HttpApiEvent): Promise<HttpApiResult> => {
   api ??= (() => {
-    const { server, table, flush } = createLambdaRuntime();
+    const { server, table, invocation } = createLambdaRuntime();
     // token undefined: authorization is IAM's (createAdminApi leaves it to the platform). No /metrics:
     // in AWS the counters are CloudWatch metrics, written after each request like every function's.
     const admin: AdminApi = createAdminApi(server, { token: undefined, purger: new TenantPurger(server.db, table, purgePlanOf(server)) });
-    return flushingAfter(flush, (e: HttpApiEvent) => serveAdmin(admin, e));
+    return invocation((e: HttpApiEvent) => serveAdmin(admin, e));
   })();
   return api(event);
 };

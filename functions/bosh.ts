@@ -6,7 +6,7 @@
 import { BoshEndpoint, boshEndpointOf } from '../lib/gateway/bosh/endpoint.ts';
 import { createIngestHandler } from '../lib/gateway/ingest.ts';
 import type { HttpApiEvent, HttpApiResult } from '../lib/runtime/http-api.ts';
-import { createLambdaRuntime, flushingAfter } from '../lib/runtime/lambda.ts';
+import { createLambdaRuntime, type LambdaRuntime } from '../lib/runtime/lambda.ts';
 import { createDynamoClient } from '../lib/store/dynamo.ts';
 import { FrameClaimStore } from '../lib/store/frame-dedup.ts';
 
@@ -15,20 +15,19 @@ export const BOSH_MAX_WAIT_SECONDS = 25;
 /** How often a waiting request reads its session's item: a stanza reaches it within this (plus a read). */
 export const BOSH_POLL_MS = 900;
 
-export function boshFromEnvironment(env: Record<string, string | undefined> = process.env): { bosh: BoshEndpoint; flush(): Promise<void> } {
+export function boshFromEnvironment(env: Record<string, string | undefined> = process.env): { bosh: BoshEndpoint; runtime: LambdaRuntime } {
   const claimsTable = env.FRAME_CLAIMS_TABLE?.trim();
   if (!claimsTable) throw new Error('FRAME_CLAIMS_TABLE is not set: BOSH requests are claimed in the frame claims table');
-  const { server, boshStore, flush } = createLambdaRuntime(env);
+  const runtime = createLambdaRuntime(env);
+  const { server, boshStore, tracer } = runtime;
   const ingest = createIngestHandler({
     processor: server,
-    claims: new FrameClaimStore(createDynamoClient({ region: env.AWS_REGION }), claimsTable),
+    claims: new FrameClaimStore(createDynamoClient({ region: env.AWS_REGION, tracer }), claimsTable),
     endpointOf: () => boshEndpointOf(server.connections.region),
     log: server.log,
-    // Event push and other deferred work must end inside this invocation.
-    afterBatch: () => server.flush(),
   });
   const bosh = new BoshEndpoint({ server, store: boshStore, ingest, limits: { maxWait: BOSH_MAX_WAIT_SECONDS }, pollMs: BOSH_POLL_MS });
-  return { bosh, flush };
+  return { bosh, runtime };
 }
 
 /** One HTTP API (payload 2.0) event as a BOSH request. */
@@ -41,10 +40,10 @@ export async function serveBosh(bosh: BoshEndpoint, event: HttpApiEvent): Promis
 }
 
 // Built on the first request rather than at import, so tests can import this file without an environment.
-// The request's per-tenant metrics (EMF) and, now and then, the usage records are written after it.
+// The request ends with the invocation's one flush (docs/architecture.md "The end of an invocation").
 let handle: ((event: HttpApiEvent) => Promise<HttpApiResult>) | undefined;
 export const handler = (event: HttpApiEvent): Promise<HttpApiResult> =>
   (handle ??= (() => {
-    const { bosh, flush } = boshFromEnvironment();
-    return flushingAfter(flush, (e: HttpApiEvent) => serveBosh(bosh, e));
+    const { bosh, runtime } = boshFromEnvironment();
+    return runtime.invocation((e: HttpApiEvent) => serveBosh(bosh, e));
   })())(event);

@@ -39,13 +39,13 @@ export async function sweepAndPurge(runtime: Pick<LambdaRuntime, 'server'>, purg
 }
 
 // Built on the first run rather than at import, so tests can import this file without an environment.
-let deps: { runtime: LambdaRuntime; purger?: TenantPurger } | undefined;
+let run: ((context?: LambdaContext) => Promise<SweepResult>) | undefined;
 export const handler = (_event: unknown, context?: LambdaContext): Promise<SweepResult> => {
-  deps ??= (() => {
+  run ??= (() => {
     const runtime = createLambdaRuntime();
     const purger = process.env.PURGE_TENANTS === 'true' ? new TenantPurger(runtime.server.db, runtime.table, purgePlanOf(runtime.server)) : undefined;
-    return { runtime, purger };
+    // Connections the sweep ends add their minutes to the usage records; its metrics go out as EMF.
+    return runtime.invocation((ctx?: LambdaContext) => sweepAndPurge(runtime, purger, ctx));
   })();
-  // Connections the sweep ends add their minutes to the usage records; its metrics go out as EMF.
-  return sweepAndPurge(deps.runtime, deps.purger, context).finally(() => deps!.runtime.flush());
+  return run(context);
 };

@@ -8,7 +8,7 @@ import { closeTenantSessions, tenantChanged } from '../lib/core/tenant-lifecycle
 import type { TenantRecord } from '../lib/store/tenants.ts';
 import type { XmppServer } from '../lib/core/server.ts';
 import { type StreamEvent, changeOf, tenantsToClose } from '../lib/runtime/tenant-stream.ts';
-import { createLambdaRuntime, type LambdaRuntime } from '../lib/runtime/lambda.ts';
+import { createLambdaRuntime } from '../lib/runtime/lambda.ts';
 
 export interface StreamBatchResponse {
   batchItemFailures: { itemIdentifier: string }[];
@@ -20,12 +20,7 @@ export interface StreamBatchResponse {
  * again what was already closed is harmless).
  */
 export async function closeTenantsOf(event: StreamEvent, server: XmppServer): Promise<StreamBatchResponse> {
-  try {
-    return await closeAll(event, server);
-  } finally {
-    // The closed sessions' events (event push) end inside this invocation.
-    await server.flush();
-  }
+  return closeAll(event, server);
 }
 
 /**
@@ -53,9 +48,13 @@ async function closeAll(event: StreamEvent, server: XmppServer): Promise<StreamB
 }
 
 // Built on the first batch rather than at import, so tests can import this file without an environment.
-let runtime: LambdaRuntime | undefined;
-// The connections it ends add their minutes to the usage records; its metrics go out as EMF.
+let run: ((event: StreamEvent) => Promise<StreamBatchResponse>) | undefined;
+// The invocation ends with the one flush (docs/architecture.md "The end of an invocation"): the closed
+// sessions' events (event push), the minutes they add to the usage records, the metrics as EMF.
 export const handler = (event: StreamEvent): Promise<StreamBatchResponse> => {
-  const rt = (runtime ??= createLambdaRuntime());
-  return closeTenantsOf(event, rt.server).finally(() => rt.flush());
+  run ??= (() => {
+    const rt = createLambdaRuntime();
+    return rt.invocation((e: StreamEvent) => closeTenantsOf(e, rt.server));
+  })();
+  return run(event);
 };

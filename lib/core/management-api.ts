@@ -46,6 +46,8 @@ export interface ManagementApiOptions {
   transports?: Record<string, ConnectionTransport>;
   /** The latency model (README "Latency model"): added to each in-process call, standing for API Gateway. */
   inProcessDelayMs?: number;
+  /** A tracer of every call (X-Ray when TRACING is on: a subsegment per post). */
+  tracer?: { attach(client: unknown, service: string): void };
 }
 
 const isGone = (err: unknown) => (err as { name?: string })?.name === 'GoneException';
@@ -73,6 +75,7 @@ export class ManagementApi {
         ...(this.opts.localCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
       });
       this.opts.counter?.attach(client, 'management');
+      this.opts.tracer?.attach(client, 'management');
       this.clients.set(endpoint, client);
     }
     return client;

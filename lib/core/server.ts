@@ -77,6 +77,16 @@ export interface ServerOptions {
   clock?: Clock;
   /** The per-tenant counters (default a new registry); give the same one to createDynamoClient to count its calls. */
   metrics?: Metrics;
+  /**
+   * Traces each frame (and $disconnect) as a span of its own, annotated with the frame's tenant and
+   * kind when it ends (docs/architecture.md "Tracing"); none by default.
+   */
+  tracer?: FrameTracer;
+}
+
+/** What the core needs of a tracer: a span around some work, annotated from its scope when it ends. */
+export interface FrameTracer {
+  trace<T>(name: string, scope: FrameScope, fn: () => Promise<T>): Promise<T>;
 }
 
 export class XmppServer {
@@ -98,6 +108,7 @@ export class XmppServer {
   readonly metrics: Metrics;
   /** Usage records, the tenant's live-session count and the per-address connect counters. */
   readonly usage: UsageStore;
+  private readonly tracer?: FrameTracer;
 
   /**
    * What the modules added: hooks, filters, features, mechanisms, components, routes. Core-internal:
@@ -126,6 +137,7 @@ export class XmppServer {
     this.table = opts.table;
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? new Metrics(this.clock);
+    this.tracer = opts.tracer;
     this.usage = new UsageStore(opts.db, opts.table);
     this.connections = new ConnectionStore(opts.db, opts.table, opts.region ?? process.env.AWS_REGION ?? 'local');
     this.sessions = new SessionStore(opts.db, opts.table);
@@ -187,7 +199,7 @@ export class XmppServer {
     const started = performance.now();
     const scope: FrameScope = { tenant: this.bound.get(connectionId)?.jid.domain };
     try {
-      await this.metrics.run(scope, () => handleFrame(this, { connectionId, endpoint }, body));
+      await this.inScope('frame', scope, () => handleFrame(this, { connectionId, endpoint }, body));
     } catch (err) {
       scope.outcome = 'failed';
       this.metrics.count('Errors', 1, scope.tenant ?? NO_TENANT);
@@ -204,7 +216,13 @@ export class XmppServer {
     // After a <close/> or a stream error this process already ended it: save the second delete.
     if (this.recentlyEnded.has(connectionId)) return;
     // Its own metrics scope: what ending the session costs is counted to the connection's tenant.
-    await this.metrics.run({ kind: '$disconnect' }, () => this.endConnection(connectionId, reason, { socketClosed: true }));
+    await this.inScope('disconnect', { kind: '$disconnect' }, () => this.endConnection(connectionId, reason, { socketClosed: true }));
+  }
+
+  /** Runs work as the current frame's (metrics scope) and, with a tracer, in a span of its own. */
+  private inScope<T>(name: string, scope: FrameScope, fn: () => Promise<T>): Promise<T> {
+    const run = () => this.metrics.run(scope, fn);
+    return this.tracer ? this.tracer.trace(name, scope, run) : run();
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
@@ -372,8 +390,9 @@ export class XmppServer {
 
   /**
    * Runs the modules' flush steps (ctx.addFlushStep): what they deferred while frames were handled
-   * (event push publishes here). Called after each ingest batch, and by the $disconnect handler, the
-   * sweeper, the tenant-changes consumer and the admin API before they return. A failing step is logged, never thrown: the
+   * (event push publishes here). Every Lambda invocation ends with it (docs/architecture.md "The end of
+   * an invocation"); the local ingest runs it after each batch, and the $disconnect handler, the
+   * sweep and the admin API before they return (they run locally too). A failing step is logged, never thrown: the
    * frames it followed are done.
    */
   async flush(): Promise<void> {

@@ -74,7 +74,8 @@ export interface IngestDeps {
   log: Pick<Logger, 'info' | 'warn' | 'error'>;
   /**
    * Run after each batch, before the handler returns (XmppServer.flush: the modules' deferred work, such
-   * as event push). In Lambda it must be awaited, or the work could be frozen with the container.
+   * as event push): the local server's. In Lambda the invocation's own flush, after the handler, does it
+   * (docs/architecture.md "The end of an invocation").
    */
   afterBatch?: () => Promise<void>;
 }

@@ -34,7 +34,34 @@ export interface DeploymentConfig {
    * comma-separated): the functions may publish there and nowhere else (README "Event push").
    */
   eventTargetArns: string[];
+  /** The $connect cap and the usage flush interval of the functions (context keys of RUNTIME_KEYS). */
+  runtime: RuntimeSettings;
 }
+
+/**
+ * What the functions read from their environment (lib/runtime/lambda.ts), set from context: the cap on
+ * new connections per source address and window (README "Metrics and usage": 0 turns it off) and how
+ * often the usage records are written (0: at the end of every invocation).
+ */
+export const RuntimeSettingsSchema = Type.Object(
+  {
+    connectsPerAddress: Type.Integer({ minimum: 0, description: 'new WebSocket connections accepted from one source address per window; 0 turns the cap off' }),
+    connectWindowSeconds: Type.Integer({ minimum: 1, description: 'the window of connectsPerAddress, in seconds' }),
+    usageFlushSeconds: Type.Integer({ minimum: 0, description: 'seconds between usage record writes; 0: at the end of every invocation' }),
+  },
+  { additionalProperties: false },
+);
+export type RuntimeSettings = Static<typeof RuntimeSettingsSchema>;
+
+/** Each setting's context key (the same name) and the environment variable the functions read. */
+export const RUNTIME_KEYS: Record<keyof RuntimeSettings, string> = {
+  connectsPerAddress: 'CONNECTS_PER_ADDRESS',
+  connectWindowSeconds: 'CONNECT_WINDOW_SECONDS',
+  usageFlushSeconds: 'USAGE_FLUSH_SECONDS',
+};
+
+/** The same defaults as the functions' own (lib/runtime/lambda.ts), written into their environment. */
+export const DEFAULT_RUNTIME_SETTINGS: RuntimeSettings = { connectsPerAddress: 60, connectWindowSeconds: 60, usageFlushSeconds: 10 };
 
 /**
  * Steady-state requests per second and the bucket size on top of it, as API Gateway takes them (a token
@@ -110,6 +137,7 @@ export const DEFAULT_CONFIG: DeploymentConfig = {
   tracing: false,
   apiGatewayLogsRole: true,
   eventTargetArns: [],
+  runtime: DEFAULT_RUNTIME_SETTINGS,
 };
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
@@ -141,7 +169,26 @@ export function readConfig(node: Node): DeploymentConfig {
     tracing: flag(node, 'tracing', DEFAULT_CONFIG.tracing),
     apiGatewayLogsRole: flag(node, 'apiGatewayLogsRole', DEFAULT_CONFIG.apiGatewayLogsRole),
     eventTargetArns: list(node.tryGetContext('eventTargetArns')) ?? [],
+    runtime: readRuntimeSettings(node),
   };
+}
+
+/**
+ * connectsPerAddress, connectWindowSeconds and usageFlushSeconds: numbers in cdk.json, digits on the
+ * command line; each checked against RuntimeSettingsSchema, a bad one named with what it must be.
+ */
+function readRuntimeSettings(node: Node): RuntimeSettings {
+  const out: Record<string, unknown> = { ...DEFAULT_RUNTIME_SETTINGS };
+  for (const key of Object.keys(RUNTIME_KEYS)) {
+    const value: unknown = node.tryGetContext(key);
+    if (value === undefined || value === null || value === '') continue;
+    out[key] = typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+  }
+  if (Value.Check(RuntimeSettingsSchema, out)) return out;
+  const [first] = schemaErrors(RuntimeSettingsSchema, out);
+  const key = first.path.split('.')[0];
+  const field = RuntimeSettingsSchema.properties[key as keyof RuntimeSettings];
+  throw new Error(`context "${key}": ${JSON.stringify(node.tryGetContext(key))} ${first.message}${field ? ` (${field.description})` : ''}`);
 }
 
 /** true/false in cdk.json, "true"/"false" on the command line; anything else is an error. */

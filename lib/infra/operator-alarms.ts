@@ -1,6 +1,7 @@
 // The alarms of one region: what an operator must know (issue 5): frames that fail or wait, frames
 // given up on, functions that fail or are throttled, API Gateway errors and throttling, DynamoDB
-// throttling, work that landed in a failure queue (issue 16). Every alarm notifies one SNS topic per
+// throttling, work that landed in a failure queue, and from the per-tenant counters: internal errors,
+// quota refusals and event push failures (issue 16). Every alarm notifies one SNS topic per
 // region (SSL only); an e-mail subscription is optional. A dashboard per region shows the same metrics
 // and the alarms' states.
 import { Duration } from 'aws-cdk-lib';
@@ -14,6 +15,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { INGEST_METRICS } from '../gateway/frame-envelope.ts';
+import { METRICS_NAMESPACE, TENANT_DIMENSION, type MetricName } from '../metrics/metrics.ts';
 import { acknowledge } from './nag-acknowledgements.ts';
 
 export interface OperatorAlarmsProps {
@@ -39,6 +41,35 @@ const FIVE_MINUTES = Duration.minutes(5);
  * they count nothing else. Free to extract; each is one custom metric.
  */
 export const THROTTLED_METRICS = { namespace: 'XmppEdge', webSocket: 'WebSocketThrottled', http: 'HttpThrottled' } as const;
+
+/** Quota refusals (all kinds, all tenants) in 5 minutes that alarm: above a client retrying now and then. */
+export const QUOTA_REFUSALS_THRESHOLD = 100;
+/** Events not published in 5 minutes that alarm: one tenant's receiver down for a moment stays below. */
+export const EVENT_PUSH_FAILURES_THRESHOLD = 10;
+/** How many tenants each per-tenant graph shows: the busiest by the graph's sum. */
+export const TENANT_GRAPH_TOP = 10;
+
+/** The per-tenant graphs of the dashboard's Tenants section, each of the counters named. */
+export const TENANT_GRAPHS: readonly [title: string, names: readonly MetricName[]][] = [
+  ['Connections and logins', ['Connections', 'Logins']],
+  ['Login failures', ['LoginFailures']],
+  ['Stanzas in and out', ['StanzasIn', 'StanzasOut']],
+  ['Posts and DynamoDB calls', ['Posts', 'DynamoDBCalls']],
+  ['Errors and throttled stanzas', ['Errors', 'Throttles']],
+  ['Quota refusals', ['ConnectionQuotaRefusals', 'MessageQuotaRefusals', 'ArchiveQuotaRefusals']],
+  ['Connects refused (per address)', ['ConnectRefusals']],
+  ['Event push failures', ['EventPushFailures']],
+];
+
+/**
+ * A counter's series for every tenant that has one, the busiest TENANT_GRAPH_TOP first: a metric math
+ * SEARCH over the Tenant dimension, evaluated when the dashboard is viewed, so no deploy per tenant.
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html
+ */
+export function byTenant(name: MetricName): MathExpression {
+  const search = `SEARCH('{${METRICS_NAMESPACE},${TENANT_DIMENSION}} MetricName="${name}"', 'Sum', ${FIVE_MINUTES.toSeconds()})`;
+  return new MathExpression({ expression: `SORT(${search}, SUM, DESC, ${TENANT_GRAPH_TOP})`, usingMetrics: {}, label: name, period: FIVE_MINUTES });
+}
 
 export class OperatorAlarms extends Construct {
   readonly topic: Topic;
@@ -156,9 +187,22 @@ export class OperatorAlarms extends Construct {
         new Metric({ namespace: 'AWS/DynamoDB', metricName, dimensionsMap: { TableName: tableName }, statistic: 'Sum', period: FIVE_MINUTES }))),
     ));
 
+    // --- tenants: the per-tenant counters the functions write as EMF (docs/architecture.md "Metrics and
+    // usage"). The graphs are SEARCH expressions, so a tenant added later shows up without a deploy;
+    // alarms cannot watch a SEARCH, so they watch the deployment-wide series written beside them.
+    const total = (name: MetricName) => new Metric({ namespace: METRICS_NAMESPACE, metricName: name, statistic: 'Sum', period: FIVE_MINUTES });
+    this.add('TenantErrors', total('Errors'), 1, 'Frames failed with an internal error (any tenant): the "Tenants" graphs say whose, the functions\' logs why');
+    this.add('QuotaRefusals', new MathExpression({
+      expression: 'connections + messages + archive',
+      usingMetrics: { connections: total('ConnectionQuotaRefusals'), messages: total('MessageQuotaRefusals'), archive: total('ArchiveQuotaRefusals') },
+      period: FIVE_MINUTES,
+      label: 'quota refusals, all tenants',
+    }), QUOTA_REFUSALS_THRESHOLD, 'Many stanzas or sessions were refused by a tenant\'s quotas: a noisy tenant, or quotas too low for real use (README "Quotas"); the "Tenants" graphs say whose');
+    this.add('EventPushFailures', total('EventPushFailures'), EVENT_PUSH_FAILURES_THRESHOLD,
+      'Events could not be published to tenants\' webhooks, SNS topics or EventBridge buses (webhooks are retried by the sweeper): the "Tenants" graphs say whose, `xmpp-edge events show` what');
+    this.addSection('Tenants', TENANT_GRAPHS.map(([title, names]) => this.graph(title, names.map((name) => byTenant(name)))));
+
     this.addSection('Alarms', [new AlarmStatusWidget({ title: 'Alarms', alarms: [...this.alarms], width: 24, height: 4 })]);
-    // Per-tenant metrics (connections, stanzas, logins, quota refusals by tenant) join as one more
-    // section, with addSection(), when the functions publish them (issue 16, second part).
   }
 
   /** Appends a titled row of widgets to the dashboard. */

@@ -13,7 +13,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { AwsCustomResource } from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
 import { accessLogs, afterLogsRole, ApiGatewayLogsRole, throttleRoute, throttleSettings, WEBSOCKET_ACCESS_LOG_FIELDS } from './api-stages.ts';
-import type { DeploymentConfig } from './config.ts';
+import { type DeploymentConfig, RUNTIME_KEYS } from './config.ts';
 import { CustomDomain, customDomainUrl } from './custom-domain.ts';
 import { eventTargetArns, grantEventTargets } from './event-targets.ts';
 import { HttpEndpoints } from './http-endpoints.ts';
@@ -181,6 +181,13 @@ export class RegionStack extends Stack {
       tableNames: [config.tableName, this.ingest.claims.tableName],
       alarmEmail: config.alarmEmail,
     });
+
+    // What the functions read from their environment besides the table and endpoint (lib/runtime/lambda.ts):
+    // the $connect cap on $connect, and the usage flush interval on every function that counts usage.
+    const env = (name: keyof typeof RUNTIME_KEYS) => [RUNTIME_KEYS[name], String(config.runtime[name])] as const;
+    connect.addEnvironment(...env('connectsPerAddress'));
+    connect.addEnvironment(...env('connectWindowSeconds'));
+    for (const fn of [connect, disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin]) fn.addEnvironment(...env('usageFlushSeconds'));
 
     XmppFunction.applyDeploymentSettings(this, { tracing: config.tracing });
     this.acknowledgeCdkProvider();

@@ -110,6 +110,9 @@ export class XmppFunction extends NodejsFunction {
     for (const fn of functions) {
       if (settings.tracing) {
         (fn.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
+        // The code's own subsegments (a frame's, annotated with tenant and kind, and each AWS call's):
+        // createLambdaRuntime loads the X-Ray SDK only when this is set (docs/architecture.md "Tracing").
+        fn.addEnvironment('TRACING', 'true');
         // X-Ray's PutTraceSegments and PutTelemetryRecords take no resource: "*" is the only resource there is.
         const xray = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
         fn.executionRole.addToPrincipalPolicy(new PolicyStatement({ actions: xray, resources: ['*'] }));

@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { CallCounter } from '../store/call-counter.ts';
 import type { Clock } from '../store/clock.ts';
 import { ManagementApi } from '../core/management-api.ts';
-import { type Limits, XmppServer } from '../core/server.ts';
+import { type FrameTracer, type Limits, XmppServer } from '../core/server.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { randomBytes } from 'node:crypto';
 import { createAdminApi, nodeHttpRoutes } from '../admin/api.ts';
@@ -98,6 +98,11 @@ export interface LocalServerOptions {
    * (two regions) post to each other's sessions: set it there, as the Lambda does.
    */
   boshPollMs?: number;
+  /**
+   * A tracer of the frames and of the AWS calls they make (the X-Ray one of lib/runtime/xray-tracing.ts);
+   * it traces work only inside a segment of the caller's (docs/architecture.md "Tracing").
+   */
+  tracer?: FrameTracer & { attach(client: unknown, service: string): void };
 }
 
 export interface LatencyModel {
@@ -159,7 +164,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const metrics = new Metrics(opts.clock);
   // The embedded dynalite is reached in-process (no loopback HTTP, no signing); one of another process over HTTP.
   const dynamoClient = { endpoint: dynamoEndpoint, localCredentials: true, requestHandler: opts.loopbackHttp ? undefined : dynamo?.requestHandler };
-  const db = createDynamoClient({ ...dynamoClient, counter, metrics });
+  const db = createDynamoClient({ ...dynamoClient, counter, metrics, tracer: opts.tracer });
   // Background work (tenant watch, purges) gets its own client, so the call counter measures what
   // stanzas cost and nothing else.
   const backgroundDb = createDynamoClient(dynamoClient);
@@ -177,6 +182,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
   const management = new ManagementApi({
     localCredentials: true,
     counter,
+    tracer: opts.tracer,
     inProcessDelayMs: opts.latency?.postMs,
     transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) },
   });
@@ -192,6 +198,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     region: opts.region,
     clock: opts.clock,
     metrics,
+    tracer: opts.tracer,
   });
   // Webhooks to http://127.0.0.1 are for a receiver on this machine: allowed here, never when deployed.
   eventPushOf(server).configure({ allowLoopbackHttp: true });

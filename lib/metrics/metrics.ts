@@ -21,6 +21,7 @@ export const METRICS = {
   MessageQuotaRefusals: 'messages refused by quotas.messagesPerMinute',
   ArchiveQuotaRefusals: 'messages not archived because of quotas.archiveBytes',
   ConnectRefusals: 'WebSocket connections refused by the per-address connect cap (no tenant yet: "-")',
+  EventPushFailures: 'events whose publishing to the tenant\'s webhook, SNS topic or EventBridge bus failed',
 } as const;
 export type MetricName = keyof typeof METRICS;
 
@@ -28,6 +29,14 @@ export type MetricName = keyof typeof METRICS;
 export const USAGE_FIELDS = ['connectionMinutes', 'stanzas', 'messages', 'archiveBytes'] as const;
 export type UsageField = (typeof USAGE_FIELDS)[number];
 export type UsageCounts = Partial<Record<UsageField, number>>;
+
+/**
+ * Counters also written without the tenant dimension, as one deployment-wide series each: CloudWatch
+ * alarms cannot watch a SEARCH over every tenant's series, so the alarms on errors, quota refusals and
+ * event push failures watch these (docs/architecture.md "Metrics and usage"). Each is one more custom
+ * metric per region, whatever the number of tenants.
+ */
+export const TOTALED_METRICS: readonly MetricName[] = ['Errors', 'ConnectionQuotaRefusals', 'MessageQuotaRefusals', 'ArchiveQuotaRefusals', 'EventPushFailures'];
 
 /** The tenant of work that belongs to none (a $connect before any stream, the sweeper). */
 export const NO_TENANT = '-';
@@ -172,13 +181,22 @@ export class Metrics implements MetricsSink {
   }
 }
 
-/** One EMF record: the tenant as the dimension, every counter it has as a metric of unit Count. */
+/**
+ * One EMF record: the tenant as the dimension, every counter it has as a metric of unit Count; the
+ * TOTALED_METRICS among them also in a second directive without dimensions (the same values, summed by
+ * CloudWatch over every tenant's records).
+ */
 export function emfRecord(tenant: string, counts: ReadonlyMap<MetricName, number>, now: number): Record<string, unknown> {
   const names = [...counts.keys()];
+  const totaled = names.filter((n) => TOTALED_METRICS.includes(n));
+  const metricsOf = (list: MetricName[]) => list.map((Name) => ({ Name, Unit: 'Count' }));
   return {
     _aws: {
       Timestamp: now,
-      CloudWatchMetrics: [{ Namespace: METRICS_NAMESPACE, Dimensions: [[TENANT_DIMENSION]], Metrics: names.map((Name) => ({ Name, Unit: 'Count' })) }],
+      CloudWatchMetrics: [
+        { Namespace: METRICS_NAMESPACE, Dimensions: [[TENANT_DIMENSION]], Metrics: metricsOf(names) },
+        ...(totaled.length ? [{ Namespace: METRICS_NAMESPACE, Dimensions: [[]], Metrics: metricsOf(totaled) }] : []),
+      ],
     },
     [TENANT_DIMENSION]: tenant,
     ...Object.fromEntries(counts),

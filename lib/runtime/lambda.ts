@@ -7,12 +7,18 @@
 // custom domain; default https://{domainName}/{stage} of each event), LOG_LEVEL (default info),
 // CONNECTS_PER_ADDRESS and CONNECT_WINDOW_SECONDS (the $connect cap per source address: default 60 per
 // 60 s; 0 turns it off), USAGE_FLUSH_SECONDS (how often usage records are written, default 10; 0: at
-// the end of every invocation). The per-tenant metrics are written as EMF log lines at the end of every
-// invocation (docs/architecture.md "Metrics and usage").
+// the end of every invocation), TRACING (true: X-Ray subsegments per frame and per AWS call; the CDK
+// context flag tracing sets it with active tracing). The per-tenant metrics are written as EMF log
+// lines at the end of every invocation (docs/architecture.md "Metrics and usage").
+//
+// The end of an invocation is one mechanism (docs/architecture.md "The end of an invocation"): every
+// handler ends with server.flush(), which runs the modules' flush steps (event push) and then this
+// runtime's own step, installed last: the EMF lines and, every USAGE_FLUSH_SECONDS, the usage records.
 import { pino } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
-import { XmppServer } from '../core/server.ts';
+import type { XmppModule } from '../core/modules.ts';
+import { type FrameTracer, XmppServer } from '../core/server.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { BOSH_SCHEME, BoshTransport } from '../gateway/bosh/endpoint.ts';
 import { boshModule } from '../gateway/bosh/module.ts';
@@ -20,7 +26,8 @@ import { BoshSessionStore } from '../store/bosh-sessions.ts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsEndpointOf, createWebSocketHandlers, type EndpointOf, type WebSocketHandlers } from '../gateway/websocket-handlers.ts';
 import { createDynamoClient } from '../store/dynamo.ts';
-import { Metrics } from '../metrics/metrics.ts';
+import { type FrameScope, Metrics } from '../metrics/metrics.ts';
+import type { XRayTracer } from './xray-tracing.ts';
 
 export const VERSION: string = pkg.version;
 
@@ -32,10 +39,20 @@ export interface LambdaRuntime {
   endpointOf: EndpointOf;
   table: string;
   /**
-   * To call at the end of every invocation: the metrics counted since the last call as EMF lines on
-   * stdout, and the usage records if USAGE_FLUSH_SECONDS have passed since they were last written.
+   * To call at the end of every invocation: server.flush(), whose last step writes the metrics counted
+   * since the last call as EMF lines on stdout, and the usage records if USAGE_FLUSH_SECONDS have
+   * passed since they were last written.
    */
   flush(): Promise<void>;
+  /**
+   * Resolves once the tracer is loaded (TRACING=true), at once otherwise; rejects with a clear error
+   * if it cannot be loaded. Every handler awaits it before its first frame.
+   */
+  ready: Promise<void>;
+  /** A handler that awaits `ready`, runs, and flushes whatever its outcome: how every entry point is wrapped. */
+  invocation<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R>;
+  /** With TRACING=true: instruments another AWS SDK client of the function (the ingest's frame claims). */
+  tracer?: { attach(client: unknown, service: string): void };
 }
 
 /** EMF records must be whole JSON lines on stdout, which Lambda sends to CloudWatch Logs. */
@@ -60,6 +77,41 @@ export function flushingAfter<A extends unknown[], R>(flush: () => Promise<void>
   };
 }
 
+/**
+ * The X-Ray tracer, loaded with a dynamic import on the first use of the runtime (TRACING=true only:
+ * without it the SDK is never evaluated). Until it is there, work runs untraced and the AWS clients
+ * made meanwhile are instrumented when it arrives; the handlers await `ready` first anyway.
+ */
+class LazyTracer implements FrameTracer {
+  private impl?: XRayTracer;
+  private waiting: [unknown, string][] = [];
+  readonly ready: Promise<void>;
+
+  constructor(load: () => Promise<XRayTracer>) {
+    this.ready = load().then(
+      (tracer) => {
+        this.impl = tracer;
+        for (const [client, service] of this.waiting) tracer.attach(client, service);
+        this.waiting = [];
+      },
+      (err: Error) => {
+        throw new Error(`TRACING=true but the X-Ray SDK could not be loaded: ${err.message}`);
+      },
+    );
+    // Awaited by every handler; not an unhandled rejection at load time.
+    this.ready.catch(() => {});
+  }
+
+  attach(client: unknown, service: string): void {
+    if (this.impl) this.impl.attach(client, service);
+    else this.waiting.push([client, service]);
+  }
+
+  trace<T>(name: string, scope: FrameScope, fn: () => Promise<T>): Promise<T> {
+    return this.impl ? this.impl.trace(name, scope, fn) : fn();
+  }
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function createLambdaRuntime(env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
@@ -74,40 +126,59 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   const connectWindowMs = envInteger(env, 'CONNECT_WINDOW_SECONDS', 60) * 1000;
   if (connectWindowMs === 0) throw new Error('CONNECT_WINDOW_SECONDS must be at least 1');
   const usageFlushMs = envInteger(env, 'USAGE_FLUSH_SECONDS', 10) * 1000;
+  const tracing = env.TRACING?.trim() || 'false';
+  if (tracing !== 'true' && tracing !== 'false') throw new Error(`TRACING "${tracing}" is not true or false`);
 
+  // Synchronous writes: a container may be frozen right after the handler returns.
+  const logger = pino({ level }, pino.destination({ dest: 1, sync: true }));
+  const tracer = tracing === 'true' ? new LazyTracer(async () => (await import('./xray-tracing.ts')).createXRayTracer(logger.child({ component: 'xray' }))) : undefined;
   const metrics = new Metrics();
+  let usageWrittenAt = 0;
+  // The last flush step (installed after every module): what the invocation counted goes out after
+  // the modules' deferred work has counted too (event push failures).
+  const invocationEnd: XmppModule = {
+    name: 'lambda-invocation-end',
+    install(ctx) {
+      ctx.addFlushStep(async (server) => {
+        for (const record of metrics.takeEmf()) write(record);
+        if (Date.now() - usageWrittenAt < usageFlushMs) return;
+        usageWrittenAt = Date.now();
+        await server.flushUsage();
+      });
+    },
+  };
   // No endpoint and no credentials: the Lambda role's, through the default provider chain.
-  const db = createDynamoClient({ region: env.AWS_REGION, metrics });
+  const db = createDynamoClient({ region: env.AWS_REGION, metrics, tracer });
   // A post to a BOSH session held in another region writes its queue in that region's replica.
   const regional = new Map<string, DynamoDBDocumentClient>();
   const dbOfRegion = (region: string) => {
     if (region === env.AWS_REGION || !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) return db;
     let client = regional.get(region);
-    if (!client) regional.set(region, (client = createDynamoClient({ region, metrics })));
+    if (!client) regional.set(region, (client = createDynamoClient({ region, metrics, tracer })));
     return client;
   };
   const boshStore = new BoshSessionStore(db, table, dbOfRegion);
   const server: XmppServer = new XmppServer({
     db,
     metrics,
+    tracer,
     limits: { connectsPerAddress, connectWindowMs },
     table,
-    management: new ManagementApi({ transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
-    // Synchronous writes: a container may be frozen right after the handler returns.
-    logger: pino({ level }, pino.destination({ dest: 1, sync: true })),
-    modules: [...defaultModules, boshModule(boshStore)],
+    management: new ManagementApi({ tracer, transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
+    logger,
+    modules: [...defaultModules, boshModule(boshStore), invocationEnd],
     version: VERSION,
     // The region a BOSH session records (bosh:<region>) and the sweeper's partitions: the given env's.
     region: env.AWS_REGION,
   });
-  let usageWrittenAt = 0;
-  const flush = async () => {
-    for (const record of metrics.takeEmf()) write(record);
-    if (Date.now() - usageWrittenAt < usageFlushMs) return;
-    usageWrittenAt = Date.now();
-    await server.flushUsage();
-  };
+  const flush = () => server.flush();
+  const ready = tracer?.ready ?? Promise.resolve();
+  const invocation = <A extends unknown[], R>(handler: (...args: A) => Promise<R>) =>
+    flushingAfter(flush, async (...args: A) => {
+      await ready;
+      return handler(...args);
+    });
   const ws = createWebSocketHandlers(server, endpointOf);
-  const handlers = { connect: flushingAfter(flush, ws.connect), disconnect: flushingAfter(flush, ws.disconnect) };
-  return { server, boshStore, handlers, endpointOf, table, flush };
+  const handlers = { connect: invocation(ws.connect), disconnect: invocation(ws.disconnect) };
+  return { server, boshStore, handlers, endpointOf, table, flush, ready, invocation, tracer };
 }

@@ -17,6 +17,8 @@ export interface DynamoOptions {
    * are then not signed (nothing checks a signature in-process); everything else is the SDK as in AWS.
    */
   requestHandler?: DynamoDBClientConfig['requestHandler'];
+  /** A tracer of every command (X-Ray when TRACING is on: a subsegment per call). */
+  tracer?: { attach(client: unknown, service: string): void };
 }
 
 export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentClient {
@@ -31,6 +33,7 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
   if (opts.requestHandler) for (const step of IN_PROCESS_NEEDLESS) client.middlewareStack.remove(step);
   opts.counter?.attach(client, 'dynamodb');
   opts.metrics?.attach(client, 'dynamodb');
+  opts.tracer?.attach(client, 'dynamodb');
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 

@@ -128,6 +128,7 @@ describe('event push to a webhook', () => {
       assert.deepEqual(eventsOf(d), []); // nothing accepted while down
       // Every one of the 5 events counted as failed (the counter and its log line), none lost.
       await until('the failures counted', () => eventPushOf(s.server).stats.failed - failedBefore === 5, () => eventPushOf(s.server).stats);
+      assert.equal(s.server.metrics.total('EventPushFailures', d), 5, 'the per-tenant metric the EventPushFailures alarm watches');
       // Later attempts are the sweeper's; still down: tried again, kept again.
       const before = hook.received.length;
       s.clock.advance(61_000);

@@ -231,13 +231,19 @@ describe('production settings of a region stack (cdk.json context)', () => {
       }
     });
 
-    it('are not traced by default; tracing=true traces every one, with the X-Ray write actions', () => {
-      for (const [id, fn] of all()) assert.equal(fn.Properties.TracingConfig, undefined, id);
+    it('are not traced by default; tracing=true traces every one, with the X-Ray write actions and TRACING=true', () => {
+      for (const [id, fn] of all()) {
+        assert.equal(fn.Properties.TracingConfig, undefined, id);
+        // Without TRACING the code never loads the X-Ray SDK (test/integration/tracing.test.ts).
+        assert.equal(fn.Properties.Environment?.Variables?.TRACING, undefined, id);
+      }
       const { eu: traced, t: tt } = synth({ regions: 'eu-west-1', tracing: 'true' });
       const policies = Object.values(tt.findResources('AWS::IAM::Policy'));
       assert.equal(traced.node.findAll().filter((c) => c instanceof XmppFunction).length, 8);
       for (const [name, fn] of Object.entries(traced.functions)) {
-        assert.deepEqual(tt.findResources('AWS::Lambda::Function')[idOf(traced, fn)].Properties.TracingConfig, { Mode: 'Active' }, name);
+        const props = tt.findResources('AWS::Lambda::Function')[idOf(traced, fn)].Properties;
+        assert.deepEqual(props.TracingConfig, { Mode: 'Active' }, name);
+        assert.equal(props.Environment.Variables.TRACING, 'true', name);
         const roleId = idOf(traced, fn.executionRole);
         const statements = policies.filter((p) => p.Properties.Roles.some((r: Json) => r.Ref === roleId)).flatMap((p) => p.Properties.PolicyDocument.Statement);
         assert.ok(statements.some((s: Json) => s.Resource === '*' && [s.Action].flat().sort().join() === 'xray:PutTelemetryRecords,xray:PutTraceSegments'), name);

@@ -369,6 +369,9 @@ describe('CDK app (cdk.json context: eu-west-1 + us-east-1)', () => {
           const mod = (await import(file)) as { handler?: unknown };
           assert.equal(typeof mod.handler, 'function', id);
         }
+        // Without TRACING the X-Ray SDK in the bundles is never evaluated (its context library registers
+        // a namespace on process when it is): docs/architecture.md "Tracing".
+        assert.equal((process as { namespaces?: Record<string, unknown> }).namespaces?.AWSXRay, undefined);
       } finally {
         process.env = saved;
       }

@@ -62,3 +62,24 @@ test('each entry point in functions/ loads and exports a handler', async () => {
     }
   }
 });
+
+test('TRACING is true or false; anything else is a clear error', () => {
+  assert.throws(() => createLambdaRuntime({ TABLE_NAME: 't', TRACING: 'yes' }), /TRACING "yes" is not true or false/);
+  assert.equal(createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent', TRACING: 'false' }).tracer, undefined);
+});
+
+test('one flush ends an invocation: server.flush() runs the modules\' steps, then writes the EMF lines with what they counted', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const rt = createLambdaRuntime({ TABLE_NAME: 't', LOG_LEVEL: 'silent', AWS_REGION: 'eu-west-1' }, (r) => lines.push(r));
+  // A module's deferred work (event push) that counts as it runs, like its failures do.
+  let failures = 2;
+  rt.server.registry.flushSteps.unshift(async (server) => {
+    if (failures) server.metrics.count('EventPushFailures', failures, 'a.example');
+    failures = 0;
+  });
+  await rt.server.flush();
+  assert.deepEqual(lines.map((r) => [r.Tenant, r.EventPushFailures]), [['a.example', 2]]);
+  // The handlers' wrapper is the same flush: what the handler counted goes out once, nothing twice.
+  await rt.invocation(async () => rt.server.metrics.count('Logins', 1, 'b.example'))();
+  assert.deepEqual(lines.slice(1).map((r) => [r.Tenant, r.Logins, r.EventPushFailures]), [['b.example', 1, undefined]]);
+});

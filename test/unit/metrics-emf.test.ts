@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLambdaRuntime, flushingAfter } from '../../lib/runtime/lambda.ts';
-import { METRICS, Metrics, utcDay } from '../../lib/metrics/metrics.ts';
+import { METRICS, Metrics, TOTALED_METRICS, utcDay } from '../../lib/metrics/metrics.ts';
 import { connectCapKey } from '../../lib/store/usage.ts';
 
 interface EmfRecord {
@@ -19,7 +19,15 @@ function parseEmf(line: string): { tenant: string; values: Record<string, number
   const record = JSON.parse(line) as EmfRecord;
   assert.equal(typeof record._aws.Timestamp, 'number');
   const [directive, ...more] = record._aws.CloudWatchMetrics;
-  assert.equal(more.length, 0);
+  // A second directive, without dimensions, only for the counters alarmed on deployment-wide.
+  assert.ok(more.length <= 1);
+  for (const total of more) {
+    assert.equal(total.Namespace, 'XmppEdge');
+    assert.deepEqual(total.Dimensions, [[]]);
+    const names = total.Metrics.map((m) => m.Name);
+    assert.deepEqual(names, directive.Metrics.map((m) => m.Name).filter((n) => TOTALED_METRICS.includes(n as never)));
+    assert.ok(names.length > 0);
+  }
   assert.equal(directive.Namespace, 'XmppEdge');
   assert.deepEqual(directive.Dimensions, [['Tenant']]);
   // Every dimension is a top-level string; every metric a top-level number (at most 100 per directive).
@@ -76,6 +84,9 @@ test('an invocation writes one EMF line per tenant it counted for, with the coun
   });
   await assert.rejects(failing(), /boom/);
   assert.deepEqual(lines.map(parseEmf), [{ tenant: 'c.example', values: { Errors: 1 } }]);
+  // Errors are also a deployment-wide series (no dimension), which the Errors alarm watches.
+  const errorsLine = JSON.parse(lines[0]) as EmfRecord;
+  assert.deepEqual(errorsLine._aws.CloudWatchMetrics[1], { Namespace: 'XmppEdge', Dimensions: [[]], Metrics: [{ Name: 'Errors', Unit: 'Count' }] });
 });
 
 test('the Lambda runtime refuses a bad connect cap or flush interval with the variable named', () => {

@@ -125,6 +125,7 @@ export class EventPushRuntime {
     }
     this.stats.published += result.published;
     this.stats.failed += result.failed;
+    if (result.failed) this.server.metrics.count('EventPushFailures', result.failed, tenant);
     if (result.failed) {
       this.log.warn({ tenant, target: target && Object.keys(target)[0], failedEvents: result.failed, eventsFailed: this.stats.failed, error: result.error }, 'event push failed');
     }
