@@ -7,6 +7,8 @@
 //   q         frames posted to the session by any process, oldest first, waiting for a request
 //   rsp       the non-empty responses of the last `requests` rids, for a repeated rid (§14.3)
 //   pauseRid  a pause (§10) releases every request up to this rid
+//   arrivals  when each request of the rid window arrived (server clock, ms), and lastEmpty: whether
+//             the last one carried nothing; for the overactivity and polling checks (§11, §12)
 //   ended     the XMPP session is over: stanzas are refused, stream errors and <close/> still queued
 //   sweep / checkAt  in the table's bySweep index under `bosh#<region>`: when inactivity ends it
 // Every write here also wakes this process's requests waiting on the item (BoshWaiters); requests in
@@ -26,6 +28,8 @@ export interface BoshItem {
   hold: number;
   requests: number;
   inactivity: number;
+  /** The shortest interval between empty requests (§7.1 `polling`), seconds. */
+  polling: number;
   maxpause: number;
   /** `ver` as granted, e.g. "1.11". */
   ver: string;
@@ -39,6 +43,10 @@ export interface BoshItem {
   q?: string[];
   rsp?: Record<string, string[]>;
   pauseRid?: number;
+  /** When the requests of the window arrived (server clock, ms), by rid (§11, §12). */
+  arrivals?: Record<string, number>;
+  /** Whether the request lastRid was empty (§12). */
+  lastEmpty?: boolean;
   ended?: boolean;
   /** Why the transport ended it (XEP-0124 §17.2), for the requests that come after. */
   endCondition?: string;
@@ -118,16 +126,19 @@ export class BoshSessionStore {
 
   /**
    * Records `rid` as processed (§14.1), conditional on `prevRid` still being the last and the session
-   * not ended; sets the next key (§15) and when inactivity ends it, drops the cached response that
-   * leaves the window. Returns the item as it is now, or undefined if the condition failed.
+   * not ended; sets the next key (§15), when inactivity ends it, when the requests of the window
+   * arrived and whether this one was empty (§11, §12), and drops the cached response that leaves the
+   * window. Returns the item as it is now, or undefined if the condition failed.
    */
   async accept(
     connectionId: string,
-    a: { prevRid: number; rid: number; checkAt: number; key?: string; pauseRid?: number; forget?: number },
+    a: { prevRid: number; rid: number; checkAt: number; key?: string; pauseRid?: number; forget?: number; arrivals: Record<string, number>; empty: boolean },
   ): Promise<BoshItem | undefined> {
-    const names: Record<string, string> = { '#last': 'lastRid', '#checkAt': 'checkAt', '#ended': 'ended' };
-    const values: Record<string, unknown> = { ':prev': a.prevRid, ':rid': a.rid, ':checkAt': a.checkAt };
-    const sets = ['#last = :rid', '#checkAt = :checkAt'];
+    const names: Record<string, string> = { '#last': 'lastRid', '#checkAt': 'checkAt', '#ended': 'ended', '#arrivals': 'arrivals', '#empty': 'lastEmpty' };
+    const values: Record<string, unknown> = { ':prev': a.prevRid, ':rid': a.rid, ':checkAt': a.checkAt, ':arrivals': a.arrivals, ':empty': a.empty };
+    // arrivals is written whole: only the write that moves lastRid from prevRid succeeds, so no other
+    // write of it is lost.
+    const sets = ['#last = :rid', '#checkAt = :checkAt', '#arrivals = :arrivals', '#empty = :empty'];
     if (a.key !== undefined) {
       names['#key'] = 'key';
       values[':key'] = a.key;
@@ -265,6 +276,24 @@ export class BoshSessionStore {
       throw err;
     } finally {
       this.waiters.notify(connectionId);
+    }
+  }
+
+  /** Records why the transport is ending the session, before it ends (read once it has). */
+  async condemn(connectionId: string, condition: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(connectionId),
+          UpdateExpression: 'SET #cond = :cond',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#cond': 'endCondition' },
+          ExpressionAttributeValues: { ':cond': condition },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
   }
 
