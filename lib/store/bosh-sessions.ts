@@ -5,7 +5,8 @@
 //   lastRid   the highest rid processed in order (§14.1); the rid window is lastRid+1 … lastRid+requests
 //   key       the hex SHA-1 the next request's key must hash to (§15), when the client uses keys
 //   q         frames posted to the session by any process, oldest first, waiting for a request
-//   rsp       the non-empty responses of the last `requests` rids, for a repeated rid (§14.3)
+//   rsp       the non-empty responses of the last `requests` rids, for a repeated rid (§14.3), and
+//             sent_<rid> when each was sent, for a report of one missing (§9.2)
 //   pauseRid  a pause (§10) releases every request up to this rid
 //   arrivals  when each request of the rid window arrived (server clock, ms), and lastEmpty: whether
 //             the last one carried nothing; for the overactivity and polling checks (§11, §12)
@@ -15,6 +16,9 @@
 // other processes poll it (strongly consistent GetItem).
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SWEEP_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+
+/** The attribute holding when the response to `rid` (one with payloads) was sent (XEP-0124 §9.2). */
+export const sentAttr = (rid: number) => `sent_${rid}`;
 
 export const BOSH_PREFIX = 'bosh';
 
@@ -153,7 +157,8 @@ export class BoshSessionStore {
     if (a.forget !== undefined) {
       names['#rsp'] = 'rsp';
       names['#old'] = String(a.forget);
-      remove = ' REMOVE #rsp.#old';
+      names['#oldSent'] = sentAttr(a.forget);
+      remove = ' REMOVE #rsp.#old, #oldSent';
     }
     try {
       const res = await this.db.send(
@@ -206,16 +211,18 @@ export class BoshSessionStore {
    * Takes the queue and keeps it, after it the frames `inline` (what this process's own handling of
    * the request produced), as the response to `rid`, in one UpdateItem. Returns the response's frames.
    */
-  async drain(connectionId: string, rid: number, inline: string[]): Promise<string[]> {
+  async drain(connectionId: string, rid: number, inline: string[], now: number): Promise<string[]> {
     try {
       const res = await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: key(connectionId),
-          UpdateExpression: 'SET #rsp.#rid = list_append(if_not_exists(#q, :empty), :inline) REMOVE #q',
+          // When it was sent, for a report of it missing (§9.2); a top-level attribute, as it is removed
+          // with the response when the rid leaves the window.
+          UpdateExpression: 'SET #rsp.#rid = list_append(if_not_exists(#q, :empty), :inline), #sent = :now REMOVE #q',
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#rsp': 'rsp', '#rid': String(rid), '#q': 'q' },
-          ExpressionAttributeValues: { ':empty': [], ':inline': inline },
+          ExpressionAttributeNames: { '#rsp': 'rsp', '#rid': String(rid), '#q': 'q', '#sent': sentAttr(rid) },
+          ExpressionAttributeValues: { ':empty': [], ':inline': inline, ':now': now },
           ReturnValues: 'UPDATED_NEW',
         }),
       );

@@ -329,6 +329,39 @@ describe('pause, wait and terminate (XEP-0124 §8, §10, §12; XEP-0206 §4.3)',
   });
 });
 
+describe('response acknowledgements (XEP-0124 §9.2)', () => {
+  beforeEach(() => s.clock.freeze());
+  afterEach(() => s.clock.thaw());
+
+  it("a request whose ack says a response sent earlier never came is answered at once with report and time; the client sends that request again and gets the response as before", async () => {
+    const [a, b] = [await account(), await account()];
+    const bosh = new RawBosh(s.boshUrl);
+    const jid = await bosh.login(a, 'secret', 'acker', { ack: 1 });
+    const bob = await ws(b);
+    const held = bosh.send('');
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    const lost = bosh.rid - 1;
+    await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'lost on the way')));
+    const first = await held;
+    assert.deepEqual(bodiesOf(first), ['lost on the way']);
+    // The client never saw that response: its next request acknowledges only the one before.
+    s.clock.advance(852);
+    const reply = await bosh.send('', { ack: lost - 1 });
+    assert.deepEqual([reply.body.attrs.report, reply.body.attrs.time], [String(lost), '852'], reply.text);
+    assert.equal(s.bosh.waiting(bosh.sid), 0);
+    // §14.3: the kept response (its ack now the highest rid received, §9.1).
+    const again = await bosh.send('', { rid: lost });
+    assert.deepEqual(bodiesOf(again), ['lost on the way']);
+    assert.equal(again.body.attrs.ack, String(bosh.rid - 1));
+    // Acknowledging everything: a request like any other (held).
+    s.clock.advance(2000);
+    const next = bosh.send('', { ack: bosh.rid - 1 });
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    await bosh.send('', { pause: 1 });
+    assert.equal((await next).body.attrs.report, undefined);
+  });
+});
+
 describe('overactivity and polling sessions (XEP-0124 §11, §12): policy-violation', () => {
   // Time moves only with advance(), so "within `polling` seconds" does not depend on the machine's load.
   beforeEach(() => s.clock.freeze());

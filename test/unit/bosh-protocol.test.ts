@@ -18,6 +18,7 @@ import {
   nextKey,
   parseRequestBody,
   repeatKeyValid,
+  reportOf,
   tooFrequent,
   tooManyRequests,
   placeOfRid,
@@ -160,6 +161,16 @@ describe('overactivity (XEP-0124 §11) and polling sessions (§12)', () => {
     assert.equal(tooFrequent(polling, body('rid="11"', '<presence/>'), 11, 1500), false);
     // After the session request (no arrival recorded).
     assert.equal(tooFrequent({ ...polling, arrivals: {} }, body('rid="11"'), 11, 1500), false);
+  });
+});
+
+describe('response acknowledgements (XEP-0124 §9.2)', () => {
+  it('reports the response after the acknowledged one when it was sent, with the ms since; nothing when all came or it is not kept', () => {
+    const sent = (rid: number) => ({ 11: 5000 })[rid];
+    assert.deepEqual(reportOf(body('rid="13" ack="10"'), 13, sent, 5852), { report: 11, time: 852 });
+    assert.equal(reportOf(body('rid="13" ack="12"'), 13, sent, 5852), undefined);
+    assert.equal(reportOf(body('rid="13"'), 13, sent, 5852), undefined);
+    assert.equal(reportOf(body('rid="13" ack="9"'), 13, sent, 5852), undefined);
   });
 });
 

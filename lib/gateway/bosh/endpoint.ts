@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { XmppServer } from '../../core/server.ts';
 import type { ConnectionTarget, ConnectionTransport } from '../../core/management-api.ts';
-import type { BoshItem, BoshSessionStore } from '../../store/bosh-sessions.ts';
+import { type BoshItem, type BoshSessionStore, sentAttr } from '../../store/bosh-sessions.ts';
 import type { Element } from '../../xmpp/xml.ts';
 import { frameEnvelopeBody } from '../frame-envelope.ts';
 import type { SqsBatchResponse, SqsEvent, SqsRecord } from '../ingest.ts';
@@ -37,6 +37,7 @@ import {
   isEmptyRequest,
   tooFrequent,
   tooManyRequests,
+  reportOf,
 } from './protocol.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
@@ -267,10 +268,13 @@ export class BoshEndpoint {
       if (now2.ended) return { ...session, body: await this.endedBody(connectionId, now2, rid) };
       return { ...session, body: this.okBody(now2, rid, now2.rsp?.[String(rid)] ?? []) };
     }
+    // §9.2: the client has not had a response sent before this request came: it learns at once.
+    const before = item;
+    const report = item.ack ? reportOf(body, rid, (k) => (before as unknown as Record<string, number | undefined>)[sentAttr(k)], arrivedAt) : undefined;
     item = accepted;
-    if (out.payload.length || item.q?.length) return { ...session, body: await this.respond(connectionId, item, rid, out.payload) };
+    if (out.payload.length || item.q?.length) return { ...session, body: await this.respond(connectionId, item, rid, out.payload, report) };
     // §10: a pause is answered at once; with hold 0 nothing is held (polling).
-    if (pause !== undefined || item.hold === 0) return { ...session, body: this.okBody(item, rid, []) };
+    if (pause !== undefined || item.hold === 0 || report) return { ...session, body: this.okBody(item, rid, [], report) };
     return { ...session, body: await this.hold(connectionId, rid, item) };
   }
 
@@ -312,11 +316,11 @@ export class BoshEndpoint {
   }
 
   /** Takes the queue (after it what this request produced), keeps it for a repeat of `rid`, answers. */
-  private async respond(connectionId: string, item: BoshItem, rid: number, inline: string[]): Promise<string> {
-    const frames = await this.store.drain(connectionId, rid, inline);
+  private async respond(connectionId: string, item: BoshItem, rid: number, inline: string[], report?: Report): Promise<string> {
+    const frames = await this.store.drain(connectionId, rid, inline, this.server.clock.now());
     const out = readOutgoing(frames);
     if (out.terminate) return terminateBody(out.terminate.condition, out.payload);
-    return this.okBody(item, rid, out.payload);
+    return this.okBody(item, rid, out.payload, report);
   }
 
   /**
@@ -325,17 +329,17 @@ export class BoshEndpoint {
    * close): remote-connection-failed (§17.2).
    */
   private async endedBody(connectionId: string, item: BoshItem, rid: number): Promise<string> {
-    const frames = item.q?.length ? await this.store.drain(connectionId, rid, []) : [];
+    const frames = item.q?.length ? await this.store.drain(connectionId, rid, [], this.server.clock.now()) : [];
     const out = readOutgoing(frames);
     const condition = out.terminate?.condition ?? item.endCondition ?? (out.terminate ? undefined : 'remote-connection-failed');
     return terminateBody(condition as TerminalCondition | undefined, out.payload);
   }
 
   /** A body of a live session; with §9.1 `ack` when the client asked for acknowledgements. */
-  private okBody(item: BoshItem, rid: number, payload: readonly string[]): string {
+  private okBody(item: BoshItem, rid: number, payload: readonly string[], report?: Report): string {
     const ack = item.ack && item.lastRid !== rid ? item.lastRid : undefined;
     const streams = payload.some((f) => f.startsWith('<stream:')) ? { 'xmlns:stream': NS.STREAMS } : {};
-    return responseBody({ ...(ack !== undefined ? { ack } : {}), ...streams }, payload);
+    return responseBody({ ...(ack !== undefined ? { ack } : {}), ...(report ?? {}), ...streams }, payload);
   }
 
   /**
@@ -424,6 +428,9 @@ function arrivalsAfter(item: BoshItem, rid: number, arrivedAt: number): Record<s
 
 /** A request that failed for a passing reason: answered 503, to be sent again with the same rid. */
 class BoshRetry extends Error {}
+
+/** §9.2 `report` and `time`. */
+type Report = { report: number; time: number };
 
 interface Answer {
   body: string;

@@ -223,6 +223,24 @@ export function tooFrequent(s: ActivityState, body: Element, rid: number, arrive
   return true;
 }
 
+/**
+ * §9.2: a request of a session using acknowledgements whose `ack` says the client has not had the
+ * response to ack + 1, which was sent (with payloads) before this request came: answered at once with
+ * `report` (ack + 1) and `time` (ms since that response was sent), so that the client may send that
+ * request again (§14.3). `sentAt` gives when a response was sent, if it was and is still kept.
+ */
+export function reportOf(body: Element, rid: number, sentAt: (rid: number) => number | undefined, now: number): { report: number; time: number } | undefined {
+  const ack = intAttrOrUndefined(body, 'ack');
+  if (ack === undefined || ack + 1 >= rid) return undefined;
+  const sent = sentAt(ack + 1);
+  return sent === undefined ? undefined : { report: ack + 1, time: Math.max(0, now - sent) };
+}
+
+function intAttrOrUndefined(body: Element, name: string): number | undefined {
+  const raw = body.attrs[name];
+  return typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : undefined;
+}
+
 /** §15: the hex SHA-1 of a key, as compared with the previous request's. */
 export const sha1Hex = (key: string) => createHash('sha1').update(key, 'utf8').digest('hex');
 
