@@ -80,8 +80,10 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
 
   it('grants the lower version, uses the content type asked for, and acknowledges rids when asked (§9.1)', async () => {
     const b = new RawBosh(s.boshUrl);
-    const reply = await b.create({ ver: '1.99', content: 'text/xml; charset=utf-8', ack: 1 });
+    const reply = await b.create({ ver: '1.99', content: 'application/xml; charset=utf-8', ack: 1 });
     assert.equal(reply.body.attrs.ver, '1.11');
+    // §7.1: the Content-Type of every response of the session.
+    assert.equal(reply.headers.get('content-type'), 'application/xml; charset=utf-8');
     assert.equal(reply.body.attrs.ack, String(b.rid - 1));
     // A held request released by the next one acknowledges that later rid (§9.1); a request
     // answered as the last one received needs no ack.
@@ -90,6 +92,7 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
     const next = b.rid;
     const paused = await b.send('', { pause: 1 });
     assert.equal(paused.body.attrs.ack, undefined);
+    assert.equal(paused.headers.get('content-type'), 'application/xml; charset=utf-8');
     assert.equal((await held).body.attrs.ack, String(next));
   });
 
@@ -104,6 +107,11 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
     assert.deepEqual([other.status, other.body.attrs.condition], [400, 'bad-request']);
     const noRid = await postBody(s.boshUrl, `<body xmlns="${NS_HTTPBIND}" to="localhost" wait="5" hold="1"/>`);
     assert.deepEqual([noRid.status, noRid.body.attrs.condition], [400, 'bad-request']);
+    // §7.1: a session request needs wait and hold.
+    const noWait = await new RawBosh(s.boshUrl).create({ wait: undefined });
+    assert.deepEqual([noWait.status, noWait.body.attrs.condition], [400, 'bad-request']);
+    const badHold = await new RawBosh(s.boshUrl).create({ hold: 'one' });
+    assert.deepEqual([badHold.status, badHold.body.attrs.condition], [400, 'bad-request']);
   });
 
   it('answers a request for an unknown sid with item-not-found', async () => {
