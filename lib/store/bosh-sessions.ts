@@ -5,14 +5,20 @@
 //   lastRid   the highest rid processed in order (§14.1); the rid window is lastRid+1 … lastRid+requests
 //   key       the hex SHA-1 the next request's key must hash to (§15), when the client uses keys
 //   q         frames posted to the session by any process, oldest first, waiting for a request
-//   rsp       the non-empty responses of the last `requests` rids, for a repeated rid (§14.3)
+//   rsp       the non-empty responses of the last `requests` rids, for a repeated rid (§14.3), and
+//             sent_<rid> when each was sent, for a report of one missing (§9.2)
 //   pauseRid  a pause (§10) releases every request up to this rid
+//   arrivals  when each request of the rid window arrived (server clock, ms), and lastEmpty: whether
+//             the last one carried nothing; for the overactivity and polling checks (§11, §12)
 //   ended     the XMPP session is over: stanzas are refused, stream errors and <close/> still queued
 //   sweep / checkAt  in the table's bySweep index under `bosh#<region>`: when inactivity ends it
 // Every write here also wakes this process's requests waiting on the item (BoshWaiters); requests in
 // other processes poll it (strongly consistent GetItem).
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SWEEP_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+
+/** The attribute holding when the response to `rid` (one with payloads) was sent (XEP-0124 §9.2). */
+export const sentAttr = (rid: number) => `sent_${rid}`;
 
 export const BOSH_PREFIX = 'bosh';
 
@@ -26,6 +32,8 @@ export interface BoshItem {
   hold: number;
   requests: number;
   inactivity: number;
+  /** The shortest interval between empty requests (§7.1 `polling`), seconds. */
+  polling: number;
   maxpause: number;
   /** `ver` as granted, e.g. "1.11". */
   ver: string;
@@ -39,6 +47,10 @@ export interface BoshItem {
   q?: string[];
   rsp?: Record<string, string[]>;
   pauseRid?: number;
+  /** When the requests of the window arrived (server clock, ms), by rid (§11, §12). */
+  arrivals?: Record<string, number>;
+  /** Whether the request lastRid was empty (§12). */
+  lastEmpty?: boolean;
   ended?: boolean;
   /** Why the transport ended it (XEP-0124 §17.2), for the requests that come after. */
   endCondition?: string;
@@ -118,16 +130,19 @@ export class BoshSessionStore {
 
   /**
    * Records `rid` as processed (§14.1), conditional on `prevRid` still being the last and the session
-   * not ended; sets the next key (§15) and when inactivity ends it, drops the cached response that
-   * leaves the window. Returns the item as it is now, or undefined if the condition failed.
+   * not ended; sets the next key (§15), when inactivity ends it, when the requests of the window
+   * arrived and whether this one was empty (§11, §12), and drops the cached response that leaves the
+   * window. Returns the item as it is now, or undefined if the condition failed.
    */
   async accept(
     connectionId: string,
-    a: { prevRid: number; rid: number; checkAt: number; key?: string; pauseRid?: number; forget?: number },
+    a: { prevRid: number; rid: number; checkAt: number; key?: string; pauseRid?: number; forget?: number; arrivals: Record<string, number>; empty: boolean },
   ): Promise<BoshItem | undefined> {
-    const names: Record<string, string> = { '#last': 'lastRid', '#checkAt': 'checkAt', '#ended': 'ended' };
-    const values: Record<string, unknown> = { ':prev': a.prevRid, ':rid': a.rid, ':checkAt': a.checkAt };
-    const sets = ['#last = :rid', '#checkAt = :checkAt'];
+    const names: Record<string, string> = { '#last': 'lastRid', '#checkAt': 'checkAt', '#ended': 'ended', '#arrivals': 'arrivals', '#empty': 'lastEmpty' };
+    const values: Record<string, unknown> = { ':prev': a.prevRid, ':rid': a.rid, ':checkAt': a.checkAt, ':arrivals': a.arrivals, ':empty': a.empty };
+    // arrivals is written whole: only the write that moves lastRid from prevRid succeeds, so no other
+    // write of it is lost.
+    const sets = ['#last = :rid', '#checkAt = :checkAt', '#arrivals = :arrivals', '#empty = :empty'];
     if (a.key !== undefined) {
       names['#key'] = 'key';
       values[':key'] = a.key;
@@ -142,7 +157,8 @@ export class BoshSessionStore {
     if (a.forget !== undefined) {
       names['#rsp'] = 'rsp';
       names['#old'] = String(a.forget);
-      remove = ' REMOVE #rsp.#old';
+      names['#oldSent'] = sentAttr(a.forget);
+      remove = ' REMOVE #rsp.#old, #oldSent';
     }
     try {
       const res = await this.db.send(
@@ -195,16 +211,18 @@ export class BoshSessionStore {
    * Takes the queue and keeps it, after it the frames `inline` (what this process's own handling of
    * the request produced), as the response to `rid`, in one UpdateItem. Returns the response's frames.
    */
-  async drain(connectionId: string, rid: number, inline: string[]): Promise<string[]> {
+  async drain(connectionId: string, rid: number, inline: string[], now: number): Promise<string[]> {
     try {
       const res = await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: key(connectionId),
-          UpdateExpression: 'SET #rsp.#rid = list_append(if_not_exists(#q, :empty), :inline) REMOVE #q',
+          // When it was sent, for a report of it missing (§9.2); a top-level attribute, as it is removed
+          // with the response when the rid leaves the window.
+          UpdateExpression: 'SET #rsp.#rid = list_append(if_not_exists(#q, :empty), :inline), #sent = :now REMOVE #q',
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#rsp': 'rsp', '#rid': String(rid), '#q': 'q' },
-          ExpressionAttributeValues: { ':empty': [], ':inline': inline },
+          ExpressionAttributeNames: { '#rsp': 'rsp', '#rid': String(rid), '#q': 'q', '#sent': sentAttr(rid) },
+          ExpressionAttributeValues: { ':empty': [], ':inline': inline, ':now': now },
           ReturnValues: 'UPDATED_NEW',
         }),
       );
@@ -265,6 +283,24 @@ export class BoshSessionStore {
       throw err;
     } finally {
       this.waiters.notify(connectionId);
+    }
+  }
+
+  /** Records why the transport is ending the session, before it ends (read once it has). */
+  async condemn(connectionId: string, condition: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(connectionId),
+          UpdateExpression: 'SET #cond = :cond',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#cond': 'endCondition' },
+          ExpressionAttributeValues: { ':cond': condition },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
   }
 

@@ -4,7 +4,7 @@
 // terminate both ways, stream errors inside terminate, inactivity (TestClock and the sweeper), CORS,
 // and what a request costs in DynamoDB calls. A WebSocket user (xmpp.js) is on the other end.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { XmppModule } from '../../lib/core/modules.ts';
 import { offlineOf } from '../../lib/extensions/offline/index.ts';
 import { BOSH_POLL_MS } from '../../functions/bosh.ts';
@@ -80,8 +80,10 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
 
   it('grants the lower version, uses the content type asked for, and acknowledges rids when asked (§9.1)', async () => {
     const b = new RawBosh(s.boshUrl);
-    const reply = await b.create({ ver: '1.99', content: 'text/xml; charset=utf-8', ack: 1 });
+    const reply = await b.create({ ver: '1.99', content: 'application/xml; charset=utf-8', ack: 1 });
     assert.equal(reply.body.attrs.ver, '1.11');
+    // §7.1: the Content-Type of every response of the session.
+    assert.equal(reply.headers.get('content-type'), 'application/xml; charset=utf-8');
     assert.equal(reply.body.attrs.ack, String(b.rid - 1));
     // A held request released by the next one acknowledges that later rid (§9.1); a request
     // answered as the last one received needs no ack.
@@ -90,6 +92,7 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
     const next = b.rid;
     const paused = await b.send('', { pause: 1 });
     assert.equal(paused.body.attrs.ack, undefined);
+    assert.equal(paused.headers.get('content-type'), 'application/xml; charset=utf-8');
     assert.equal((await held).body.attrs.ack, String(next));
   });
 
@@ -104,6 +107,11 @@ describe('session creation (XEP-0124 §7, XEP-0206 §4)', () => {
     assert.deepEqual([other.status, other.body.attrs.condition], [400, 'bad-request']);
     const noRid = await postBody(s.boshUrl, `<body xmlns="${NS_HTTPBIND}" to="localhost" wait="5" hold="1"/>`);
     assert.deepEqual([noRid.status, noRid.body.attrs.condition], [400, 'bad-request']);
+    // §7.1: a session request needs wait and hold.
+    const noWait = await new RawBosh(s.boshUrl).create({ wait: undefined });
+    assert.deepEqual([noWait.status, noWait.body.attrs.condition], [400, 'bad-request']);
+    const badHold = await new RawBosh(s.boshUrl).create({ hold: 'one' });
+    assert.deepEqual([badHold.status, badHold.body.attrs.condition], [400, 'bad-request']);
   });
 
   it('answers a request for an unknown sid with item-not-found', async () => {
@@ -126,12 +134,12 @@ describe('chat with a WebSocket user', () => {
     const got = await bob.waitFor(byName('message'));
     assert.equal(got.getChildText('body'), 'hello bob');
     assert.equal(got.attrs.from, jid);
-    // WebSocket → BOSH, to a request already waiting; it releases the one held before it (hold = 1).
-    const poll = bosh.send('');
-    assert.equal((await sending).text, `<body xmlns="${NS_HTTPBIND}"/>`);
+    // WebSocket → BOSH, to the request waiting since (a client keeps one request open, and sends no
+    // empty one beside it: XEP-0124 §11).
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
     const sentAt = Date.now();
     await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'hello alice')));
-    const reply = await poll;
+    const reply = await sending;
     const latency = Date.now() - sentAt;
     assert.deepEqual(bodiesOf(reply), ['hello alice']);
     assert.ok(latency < 2000, `delivered in ${latency} ms`);
@@ -156,8 +164,8 @@ describe('chat with a WebSocket user', () => {
     for (let i = 0; i < 50; i++) await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, `to-alice-${i}`)));
     // The request still held takes the first ones, then each poll what has come since, in rid order.
     const atAlice: string[] = [];
-    let poll = bosh.send('');
     atAlice.push(...(bodiesOf(await held) as string[]));
+    let poll = bosh.send('');
     while (atAlice.length < 50) {
       const reply = await poll;
       atAlice.push(...(bodiesOf(reply) as string[]));
@@ -182,7 +190,9 @@ describe('request ids (XEP-0124 §14)', () => {
     assert.equal((await bob.waitFor(byName('message'))).getChildText('body'), 'first');
     assert.equal((await bob.waitFor(byName('message'))).getChildText('body'), 'second');
     await earlier;
-    // A third request releases the one still held (hold = 1).
+    // A third request releases the one still held (hold = 1); empty, it comes no sooner than
+    // `polling` seconds after the one held (§11).
+    s.clock.advance(2000);
     const release = bosh.send('');
     assert.equal((await later).status, 200);
     await bob.send(xml('message', { to: `${a}@localhost/bosh`, type: 'chat' }, xml('body', {}, 'done')));
@@ -324,6 +334,102 @@ describe('pause, wait and terminate (XEP-0124 §8, §10, §12; XEP-0206 §4.3)',
     assert.deepEqual([reply.body.attrs.type, reply.body.attrs.condition], ['terminate', 'remote-stream-error'], reply.text);
     const error = RawBosh.children(reply).find((e) => e.name === 'stream:error');
     assert.equal(error?.getChild('conflict')?.attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-streams', reply.text);
+  });
+});
+
+describe('response acknowledgements (XEP-0124 §9.2)', () => {
+  beforeEach(() => s.clock.freeze());
+  afterEach(() => s.clock.thaw());
+
+  it("a request whose ack says a response sent earlier never came is answered at once with report and time; the client sends that request again and gets the response as before", async () => {
+    const [a, b] = [await account(), await account()];
+    const bosh = new RawBosh(s.boshUrl);
+    const jid = await bosh.login(a, 'secret', 'acker', { ack: 1 });
+    const bob = await ws(b);
+    const held = bosh.send('');
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    const lost = bosh.rid - 1;
+    await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'lost on the way')));
+    const first = await held;
+    assert.deepEqual(bodiesOf(first), ['lost on the way']);
+    // The client never saw that response: its next request acknowledges only the one before.
+    s.clock.advance(852);
+    const reply = await bosh.send('', { ack: lost - 1 });
+    assert.deepEqual([reply.body.attrs.report, reply.body.attrs.time], [String(lost), '852'], reply.text);
+    assert.equal(s.bosh.waiting(bosh.sid), 0);
+    // §14.3: the kept response (its ack now the highest rid received, §9.1).
+    const again = await bosh.send('', { rid: lost });
+    assert.deepEqual(bodiesOf(again), ['lost on the way']);
+    assert.equal(again.body.attrs.ack, String(bosh.rid - 1));
+    // Acknowledging everything: a request like any other (held).
+    s.clock.advance(2000);
+    const next = bosh.send('', { ack: bosh.rid - 1 });
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    await bosh.send('', { pause: 1 });
+    assert.equal((await next).body.attrs.report, undefined);
+  });
+});
+
+describe('overactivity and polling sessions (XEP-0124 §11, §12): policy-violation', () => {
+  // Time moves only with advance(), so "within `polling` seconds" does not depend on the machine's load.
+  beforeEach(() => s.clock.freeze());
+  afterEach(() => s.clock.thaw());
+
+  it('too many simultaneous requests: a third request while the first is held and the second not yet processed ends the session; the held one learns it too', async () => {
+    const [a, b] = [await account(), await account()];
+    await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
+    const bob = await ws(b);
+    await bob.send(xml('presence'));
+    const bosh = new RawBosh(s.boshUrl);
+    const jid = await bosh.login(a);
+    await bosh.send('<presence xmlns="jabber:client"/>');
+    await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+    const held = bosh.send('');
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    // requests = 2: the one held, the next one (in flight), and this one make three.
+    const third = await bosh.send(chat(bob.jid, 'third'), { rid: bosh.rid + 1 });
+    assert.deepEqual([third.body.attrs.type, third.body.attrs.condition], ['terminate', 'policy-violation'], third.text);
+    assert.deepEqual([(await held).body.attrs.type, (await held).body.attrs.condition], ['terminate', 'policy-violation']);
+    await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === 'unavailable');
+    await bob.expectNothing(s, byName('message'));
+  });
+
+  it('too frequent: an empty request beside a held one within `polling` seconds ends the session; `polling` seconds later it is a request like any other', async () => {
+    const bosh = new RawBosh(s.boshUrl);
+    await bosh.login(await account());
+    const polling = Number(bosh.created!.attrs.polling);
+    assert.equal(polling, 2);
+    const first = bosh.send('');
+    await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    s.clock.advance(polling * 1000);
+    // It releases the first and is held in its place.
+    const second = bosh.send('');
+    assert.equal((await first).text, `<body xmlns="${NS_HTTPBIND}"/>`);
+    await until('the second to be held', () => s.bosh.waiting(bosh.sid) > 0);
+    s.clock.advance(polling * 1000 - 1);
+    const third = await bosh.send('');
+    assert.deepEqual([third.body.attrs.type, third.body.attrs.condition], ['terminate', 'policy-violation'], third.text);
+    assert.deepEqual([(await second).body.attrs.type, (await second).body.attrs.condition], ['terminate', 'policy-violation']);
+  });
+
+  it('a polling session (hold 0): two empty requests within `polling` seconds, the first answered without payloads, end it; after a response with payloads, or `polling` seconds later, an empty request is fine', async () => {
+    const [a, b] = [await account(), await account()];
+    const bosh = new RawBosh(s.boshUrl);
+    const jid = await bosh.login(a, 'secret', 'poller', { hold: 0 });
+    assert.deepEqual([bosh.created!.attrs.hold, bosh.created!.attrs.requests], ['0', '1']);
+    const bob = await ws(b);
+    await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'poll me')));
+    await bob.roundTrip();
+    await s.gateway.idle();
+    // Polls are answered at once; this one carries bob's message, so the next may follow right away.
+    assert.deepEqual(bodiesOf(await bosh.send('')), ['poll me']);
+    assert.equal((await bosh.send('')).text, `<body xmlns="${NS_HTTPBIND}"/>`);
+    s.clock.advance(2000);
+    assert.equal((await bosh.send('')).text, `<body xmlns="${NS_HTTPBIND}"/>`);
+    s.clock.advance(1999);
+    const tooSoon = await bosh.send('');
+    assert.deepEqual([tooSoon.body.attrs.type, tooSoon.body.attrs.condition], ['terminate', 'policy-violation'], tooSoon.text);
+    assert.equal((await bosh.send('')).body.attrs.type, 'terminate');
   });
 });
 
@@ -497,11 +603,9 @@ describe('BOSH across regions (two local servers on one table)', () => {
       bob = await connectClient(us.url, { username: b });
       const sending = bosh.send(chat(bob.jid, 'from eu over BOSH'));
       assert.equal((await bob.waitFor(byName('message'))).getChildText('body'), 'from eu over BOSH');
-      const poll = bosh.send('');
-      await sending;
       // us posts into the eu session's item; eu's waiting request finds it by polling (no shared process).
       await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'from us over WebSocket')));
-      assert.deepEqual(bodiesOf(await poll), ['from us over WebSocket']);
+      assert.deepEqual(bodiesOf(await sending), ['from us over WebSocket']);
       await bosh.send('', { type: 'terminate' });
     } finally {
       await bob?.stop();

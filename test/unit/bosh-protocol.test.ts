@@ -13,8 +13,14 @@ import {
   framesOf,
   grantSession,
   grantedVersion,
+  type ActivityState,
+  aheadKeyValid,
   nextKey,
   parseRequestBody,
+  repeatKeyValid,
+  reportOf,
+  tooFrequent,
+  tooManyRequests,
   placeOfRid,
   readOutgoing,
   ridOf,
@@ -84,6 +90,11 @@ describe('session creation (XEP-0124 §7.1)', () => {
 });
 
 describe('frames to the core and the response (XEP-0206)', () => {
+  it('a restart without xml:lang opens the stream in the language of the session request (XEP-0124 §7.1)', () => {
+    const restart = framesOf(body('rid="2" xmpp:restart="true" xmlns:xmpp="urn:xmpp:xbosh"'), 'localhost', 'fr');
+    assert.deepEqual(restart, [`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0" xml:lang="fr"/>`]);
+  });
+
   it('a restart opens the stream again; stanzas get jabber:client; a terminate ends with <close/> after the last stanzas', () => {
     const restart = framesOf(body('rid="2" xmpp:restart="true" xmlns:xmpp="urn:xmpp:xbosh" xml:lang="de"'), 'localhost');
     assert.deepEqual(restart, [`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0" xml:lang="de"/>`]);
@@ -106,6 +117,76 @@ describe('frames to the core and the response (XEP-0206)', () => {
       assert.throws(() => parseRequestBody(text), (e: unknown) => e instanceof BoshError && e.condition === 'bad-request' && e.status === 400, text);
     }
     assert.equal(parseRequestBody(`<?xml version='1.0'?><body xmlns='http://jabber.org/protocol/httpbind' rid='1'/>`).attrs.rid, '1');
+  });
+});
+
+describe('overactivity (XEP-0124 §11) and polling sessions (§12)', () => {
+  // hold 1, requests 2, wait 10 s, polling 2 s; request 10 arrived at t = 1000 and is held.
+  const held: ActivityState = { lastRid: 10, hold: 1, requests: 2, wait: 10, polling: 2, arrivals: { '9': 0, '10': 1000 }, lastEmpty: true, rsp: {} };
+  const empty = body('rid="12"');
+
+  it('too many simultaneous requests: rid 12 while 10 is held and 11 is in flight, unless it pauses or terminates', () => {
+    assert.equal(tooManyRequests(held, empty, 12, 1500), true);
+    assert.equal(tooManyRequests(held, body('rid="12"', '<presence/>'), 12, 1500), true);
+    assert.equal(tooManyRequests(held, body('rid="12" pause="30"'), 12, 1500), false);
+    assert.equal(tooManyRequests(held, body('rid="12" type="terminate"'), 12, 1500), false);
+    // 10 has had its response: with payloads, by a pause, once wait ran out, or frames are queued for it.
+    assert.equal(tooManyRequests({ ...held, rsp: { '10': ['<message/>'] } }, empty, 12, 1500), false);
+    assert.equal(tooManyRequests({ ...held, pauseRid: 10 }, empty, 12, 1500), false);
+    assert.equal(tooManyRequests(held, empty, 12, 11_000), false);
+    assert.equal(tooManyRequests({ ...held, q: ['<message/>'] }, empty, 12, 1500), false);
+    // The session request is answered at once.
+    assert.equal(tooManyRequests({ ...held, arrivals: {} }, empty, 12, 1500), false);
+  });
+
+  it('too frequent: an empty request within `polling` of the one before, which is still held', () => {
+    assert.equal(tooFrequent(held, body('rid="11"'), 11, 2999), true);
+    assert.equal(tooFrequent(held, body('rid="11"'), 11, 3000), false);
+    assert.equal(tooFrequent(held, body('rid="11"', '<presence/>'), 11, 1500), false);
+    assert.equal(tooFrequent(held, body('rid="11" xmpp:restart="true" xmlns:xmpp="urn:xmpp:xbosh"'), 11, 1500), false);
+    assert.equal(tooFrequent(held, body('rid="11" pause="30"'), 11, 1500), false);
+    assert.equal(tooFrequent({ ...held, rsp: { '10': ['<message/>'] } }, body('rid="11"'), 11, 1500), false);
+    // Held until it came (it waited for its turn): arrived before the one it follows.
+    assert.equal(tooFrequent(held, body('rid="11"'), 11, 900), true);
+    // No polling attribute granted: any frequency.
+    assert.equal(tooFrequent({ ...held, polling: 0 }, body('rid="11"'), 11, 1500), false);
+  });
+
+  it('a polling session (hold 0): two consecutive empty requests within `polling`, the first answered without payloads', () => {
+    const polling: ActivityState = { lastRid: 10, hold: 0, requests: 1, wait: 10, polling: 2, arrivals: { '10': 1000 }, lastEmpty: true, rsp: {} };
+    assert.equal(tooFrequent(polling, body('rid="11"'), 11, 2999), true);
+    assert.equal(tooFrequent(polling, body('rid="11"'), 11, 3000), false);
+    assert.equal(tooFrequent({ ...polling, lastEmpty: false }, body('rid="11"'), 11, 1500), false);
+    assert.equal(tooFrequent({ ...polling, rsp: { '10': ['<message/>'] } }, body('rid="11"'), 11, 1500), false);
+    assert.equal(tooFrequent(polling, body('rid="11"', '<presence/>'), 11, 1500), false);
+    // After the session request (no arrival recorded).
+    assert.equal(tooFrequent({ ...polling, arrivals: {} }, body('rid="11"'), 11, 1500), false);
+  });
+});
+
+describe('response acknowledgements (XEP-0124 §9.2)', () => {
+  it('reports the response after the acknowledged one when it was sent, with the ms since; nothing when all came or it is not kept', () => {
+    const sent = (rid: number) => ({ 11: 5000 })[rid];
+    assert.deepEqual(reportOf(body('rid="13" ack="10"'), 13, sent, 5852), { report: 11, time: 852 });
+    assert.equal(reportOf(body('rid="13" ack="12"'), 13, sent, 5852), undefined);
+    assert.equal(reportOf(body('rid="13"'), 13, sent, 5852), undefined);
+    assert.equal(reportOf(body('rid="13" ack="9"'), 13, sent, 5852), undefined);
+  });
+});
+
+describe('keys, more (XEP-0124 §15)', () => {
+  it('compares case-insensitively, takes a repeat of a request that switched sequences, and checks a request ahead of its turn', () => {
+    const k2 = 'seed';
+    const k1 = sha1Hex(k2);
+    assert.equal(nextKey(sha1Hex(k1).toUpperCase(), body(`rid="2" key="${k1}"`)), k1);
+    // The last request carried key K(1) and newkey: the session holds newkey; its repeat carries both.
+    assert.equal(repeatKeyValid('NEWKEY', body(`rid="2" key="${k1}" newkey="newkey"`), 0), true);
+    assert.equal(repeatKeyValid('newkey', body(`rid="2" key="${k1}"`), 0), false);
+    assert.equal(repeatKeyValid(k1, body(`rid="2" key="${k1.toUpperCase()}"`), 0), true);
+    // Two ahead: its key hashes twice to the key held.
+    assert.equal(aheadKeyValid(sha1Hex(k1), body(`rid="3" key="${k2}"`), 2), true);
+    assert.equal(aheadKeyValid(sha1Hex(k1), body(`rid="3" key="forged"`), 2), false);
+    assert.equal(aheadKeyValid(undefined, body('rid="3"'), 2), true);
   });
 });
 

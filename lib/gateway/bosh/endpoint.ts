@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { XmppServer } from '../../core/server.ts';
 import type { ConnectionTarget, ConnectionTransport } from '../../core/management-api.ts';
-import type { BoshItem, BoshSessionStore } from '../../store/bosh-sessions.ts';
+import { type BoshItem, type BoshSessionStore, sentAttr } from '../../store/bosh-sessions.ts';
 import type { Element } from '../../xmpp/xml.ts';
 import { frameEnvelopeBody } from '../frame-envelope.ts';
 import type { SqsBatchResponse, SqsEvent, SqsRecord } from '../ingest.ts';
@@ -33,6 +33,11 @@ import {
   ridOf,
   terminateBody,
   intAttr,
+  aheadKeyValid,
+  isEmptyRequest,
+  tooFrequent,
+  tooManyRequests,
+  reportOf,
 } from './protocol.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
@@ -183,7 +188,8 @@ export class BoshEndpoint {
 
   private async continue(body: Element, sid: string, rid: number): Promise<Answer> {
     const connectionId = connectionIdOfSid(sid);
-    let item = await this.store.get(connectionId, this.server.clock.now());
+    const arrivedAt = this.server.clock.now();
+    let item = await this.store.get(connectionId, arrivedAt);
     // §14.4 (and §17.2): an unknown or expired sid.
     if (!item) throw new BoshError('item-not-found', 'no such session');
     const session = { domain: item.domain, content: item.content };
@@ -203,6 +209,12 @@ export class BoshEndpoint {
       throw new BoshError('item-not-found', `rid ${rid} is outside the window`);
     }
     if (place === 'ahead') {
+      // §11: the client keeps more requests open than `requests` (none of those before this one has
+      // had its response). With keys in use, only a request whose key chains to the session's ends it.
+      if (tooManyRequests(item, body, rid, arrivedAt) && aheadKeyValid(item.key, body, rid - item.lastRid)) {
+        await this.end(connectionId, `more than ${item.requests} requests open at rid ${rid}`, 'policy-violation');
+        throw new BoshError('policy-violation', `at most ${item.requests} requests may be open at once`);
+      }
       // §14.2: held until the requests before it have been processed, then processed in rid order.
       item = await this.waitFor(connectionId, item, (i) => i.ended === true || i.lastRid >= rid - 1);
       if (!item) throw new BoshError('item-not-found', 'no such session');
@@ -215,6 +227,12 @@ export class BoshEndpoint {
     }
     // §15.3: checked against the key of the request just before, once that one has been processed.
     const key = nextKey(item.key, body);
+    // §11 (an empty request while the ones before it are all still open) and §12 (a polling session's
+    // empty requests): more often than `polling` seconds ends the session.
+    if (tooFrequent(item, body, rid, arrivedAt)) {
+      await this.end(connectionId, `empty requests more often than every ${item.polling} s`, 'policy-violation');
+      throw new BoshError('policy-violation', `empty requests at most every ${item.polling} s`);
+    }
     // §10: a pause longer than maxpause is refused.
     const pause = intAttr(body, 'pause');
     if (pause !== undefined && pause > item.maxpause) {
@@ -222,7 +240,7 @@ export class BoshEndpoint {
       throw new BoshError('policy-violation', `pause is at most ${item.maxpause}`);
     }
 
-    const frames = framesOf(body, item.domain);
+    const frames = framesOf(body, item.domain, item.lang);
     const produced = frames.length ? await this.process(connectionId, rid, frames) : [];
     const out = readOutgoing(produced);
     if (body.attrs.type === 'terminate' || out.terminate) {
@@ -240,6 +258,8 @@ export class BoshEndpoint {
       key,
       pauseRid: pause !== undefined ? rid : undefined,
       forget: rid - item.requests > 0 ? rid - item.requests : undefined,
+      arrivals: arrivalsAfter(item, rid, arrivedAt),
+      empty: isEmptyRequest(body),
     });
     if (!accepted) {
       // Ended meanwhile, or the same rid processed by a concurrent copy of this request.
@@ -248,10 +268,13 @@ export class BoshEndpoint {
       if (now2.ended) return { ...session, body: await this.endedBody(connectionId, now2, rid) };
       return { ...session, body: this.okBody(now2, rid, now2.rsp?.[String(rid)] ?? []) };
     }
+    // §9.2: the client has not had a response sent before this request came: it learns at once.
+    const before = item;
+    const report = item.ack ? reportOf(body, rid, (k) => (before as unknown as Record<string, number | undefined>)[sentAttr(k)], arrivedAt) : undefined;
     item = accepted;
-    if (out.payload.length || item.q?.length) return { ...session, body: await this.respond(connectionId, item, rid, out.payload) };
+    if (out.payload.length || item.q?.length) return { ...session, body: await this.respond(connectionId, item, rid, out.payload, report) };
     // §10: a pause is answered at once; with hold 0 nothing is held (polling).
-    if (pause !== undefined || item.hold === 0) return { ...session, body: this.okBody(item, rid, []) };
+    if (pause !== undefined || item.hold === 0 || report) return { ...session, body: this.okBody(item, rid, [], report) };
     return { ...session, body: await this.hold(connectionId, rid, item) };
   }
 
@@ -293,11 +316,11 @@ export class BoshEndpoint {
   }
 
   /** Takes the queue (after it what this request produced), keeps it for a repeat of `rid`, answers. */
-  private async respond(connectionId: string, item: BoshItem, rid: number, inline: string[]): Promise<string> {
-    const frames = await this.store.drain(connectionId, rid, inline);
+  private async respond(connectionId: string, item: BoshItem, rid: number, inline: string[], report?: Report): Promise<string> {
+    const frames = await this.store.drain(connectionId, rid, inline, this.server.clock.now());
     const out = readOutgoing(frames);
     if (out.terminate) return terminateBody(out.terminate.condition, out.payload);
-    return this.okBody(item, rid, out.payload);
+    return this.okBody(item, rid, out.payload, report);
   }
 
   /**
@@ -306,17 +329,17 @@ export class BoshEndpoint {
    * close): remote-connection-failed (§17.2).
    */
   private async endedBody(connectionId: string, item: BoshItem, rid: number): Promise<string> {
-    const frames = item.q?.length ? await this.store.drain(connectionId, rid, []) : [];
+    const frames = item.q?.length ? await this.store.drain(connectionId, rid, [], this.server.clock.now()) : [];
     const out = readOutgoing(frames);
     const condition = out.terminate?.condition ?? item.endCondition ?? (out.terminate ? undefined : 'remote-connection-failed');
     return terminateBody(condition as TerminalCondition | undefined, out.payload);
   }
 
   /** A body of a live session; with §9.1 `ack` when the client asked for acknowledgements. */
-  private okBody(item: BoshItem, rid: number, payload: readonly string[]): string {
+  private okBody(item: BoshItem, rid: number, payload: readonly string[], report?: Report): string {
     const ack = item.ack && item.lastRid !== rid ? item.lastRid : undefined;
     const streams = payload.some((f) => f.startsWith('<stream:')) ? { 'xmlns:stream': NS.STREAMS } : {};
-    return responseBody({ ...(ack !== undefined ? { ack } : {}), ...streams }, payload);
+    return responseBody({ ...(ack !== undefined ? { ack } : {}), ...(report ?? {}), ...streams }, payload);
   }
 
   /**
@@ -354,6 +377,9 @@ export class BoshEndpoint {
   /** Ends the session from the transport's side (as a socket gone); later requests get `condition`. */
   private async end(connectionId: string, reason: string, condition: TerminalCondition): Promise<void> {
     this.server.log.info({ connectionId, reason }, 'BOSH session ended');
+    // The condition first: ending the connection wakes the requests held for the session, which
+    // answer with it (queued stanzas go to offline storage then, not into a terminate body).
+    await this.store.condemn(connectionId, condition);
     await this.server.endConnection(connectionId, reason, { socketClosed: true });
     await this.store.close(connectionId, this.server.connections.region, this.server.clock.now(), condition);
   }
@@ -392,8 +418,19 @@ export class BoshEndpoint {
   }
 }
 
+/** The arrivals of the rid window once `rid` is processed: the last `requests` rids (§11, §12). */
+function arrivalsAfter(item: BoshItem, rid: number, arrivedAt: number): Record<string, number> {
+  const kept: Record<string, number> = {};
+  for (const [k, at] of Object.entries(item.arrivals ?? {})) if (Number(k) > rid - item.requests && Number(k) < rid) kept[k] = at;
+  kept[String(rid)] = arrivedAt;
+  return kept;
+}
+
 /** A request that failed for a passing reason: answered 503, to be sent again with the same rid. */
 class BoshRetry extends Error {}
+
+/** §9.2 `report` and `time`. */
+type Report = { report: number; time: number };
 
 interface Answer {
   body: string;

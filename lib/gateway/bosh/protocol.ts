@@ -153,6 +153,94 @@ export function placeOfRid(rid: number, lastRid: number, requests: number): RidP
   return 'outside';
 }
 
+/** What the activity checks (§11, §12) read from the session's item. */
+export interface ActivityState {
+  lastRid: number;
+  hold: number;
+  requests: number;
+  wait: number;
+  polling: number;
+  /** Server time (ms) each request of the window arrived, by rid. */
+  arrivals?: Record<string, number>;
+  /** Whether the request lastRid carried nothing (no payload, no restart, no pause, no terminate). */
+  lastEmpty?: boolean;
+  rsp?: Record<string, string[]>;
+  q?: string[];
+  pauseRid?: number;
+}
+
+/** A request that carries nothing: no payload, no restart, no pause, no terminate (§11, §12 "empty"). */
+export function isEmptyRequest(body: Element): boolean {
+  return !body.children.some((c) => typeof c !== 'string') && body.attrs['xmpp:restart'] !== 'true' && body.attrs.pause === undefined && body.attrs.type !== 'terminate';
+}
+
+/** §11: a pause or a terminate may be the one request more than `requests`. */
+const exempt = (body: Element) => body.attrs.pause !== undefined || body.attrs.type === 'terminate';
+
+/** §12: the client asked not to be waited for (wait or hold 0): it polls. */
+export const isPollingSession = (s: ActivityState) => s.hold === 0 || s.wait === 0;
+
+/**
+ * Whether the request `rid`, already processed or still to come, has had its response at `now`, as
+ * far as the item tells: not yet processed (in flight, or waiting its turn): no; released by the
+ * requests after it (§8 `hold`), answered with payloads (kept in rsp), by a pause (§10), or because
+ * `wait` ran out: yes; frames queued: being answered.
+ */
+export function answered(s: ActivityState, rid: number, now: number): boolean {
+  if (rid > s.lastRid) return false;
+  if (isPollingSession(s)) return true;
+  if (s.lastRid - rid >= s.hold) return true;
+  if (s.rsp?.[String(rid)]?.length || (s.pauseRid ?? -1) >= rid || s.q?.length) return true;
+  const at = s.arrivals?.[String(rid)];
+  // No arrival recorded: the session creation request, answered at once.
+  return at === undefined || now >= at + s.wait * 1000;
+}
+
+/**
+ * §11 "too many simultaneous requests": when `rid` arrives, the `requests` requests before it have
+ * all had no response yet (the client keeps requests + 1 open), and it is neither a pause nor a
+ * terminate. Checked when the request arrives, before it waits for its turn.
+ */
+export function tooManyRequests(s: ActivityState, body: Element, rid: number, now: number): boolean {
+  if (exempt(body)) return false;
+  for (let k = rid - s.requests; k < rid; k++) if (answered(s, k, now)) return false;
+  return true;
+}
+
+/**
+ * §11 "too frequent requests" (a session that is not polling): `rid` is empty, it and the
+ * `requests - 1` requests before it have all had no response, and it arrived (at `arrivedAt`) within
+ * `polling` seconds of the one before it. §12 (a polling session): two consecutive empty requests
+ * within `polling` seconds, the response to the first without payloads. Checked on the request's
+ * turn (s.lastRid = rid - 1), `arrivedAt` being when it arrived.
+ */
+export function tooFrequent(s: ActivityState, body: Element, rid: number, arrivedAt: number): boolean {
+  if (s.polling <= 0 || !isEmptyRequest(body)) return false;
+  const before = s.arrivals?.[String(rid - 1)];
+  if (before === undefined || Math.abs(arrivedAt - before) >= s.polling * 1000) return false;
+  if (isPollingSession(s)) return s.lastEmpty === true && !s.rsp?.[String(rid - 1)]?.length;
+  for (let k = rid - s.requests + 1; k < rid; k++) if (answered(s, k, arrivedAt)) return false;
+  return true;
+}
+
+/**
+ * §9.2: a request of a session using acknowledgements whose `ack` says the client has not had the
+ * response to ack + 1, which was sent (with payloads) before this request came: answered at once with
+ * `report` (ack + 1) and `time` (ms since that response was sent), so that the client may send that
+ * request again (§14.3). `sentAt` gives when a response was sent, if it was and is still kept.
+ */
+export function reportOf(body: Element, rid: number, sentAt: (rid: number) => number | undefined, now: number): { report: number; time: number } | undefined {
+  const ack = intAttrOrUndefined(body, 'ack');
+  if (ack === undefined || ack + 1 >= rid) return undefined;
+  const sent = sentAt(ack + 1);
+  return sent === undefined ? undefined : { report: ack + 1, time: Math.max(0, now - sent) };
+}
+
+function intAttrOrUndefined(body: Element, name: string): number | undefined {
+  const raw = body.attrs[name];
+  return typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : undefined;
+}
+
 /** §15: the hex SHA-1 of a key, as compared with the previous request's. */
 export const sha1Hex = (key: string) => createHash('sha1').update(key, 'utf8').digest('hex');
 
@@ -163,7 +251,8 @@ export const sha1Hex = (key: string) => createHash('sha1').update(key, 'utf8').d
 export function nextKey(expected: string | undefined, body: Element): string | undefined {
   const { key, newkey } = body.attrs as Record<string, string | undefined>;
   if (expected === undefined) return undefined;
-  if (typeof key !== 'string' || sha1Hex(key) !== expected) throw new BoshError('item-not-found', 'invalid key');
+  // §15.2: case is not significant in hexadecimal, comparisons are case insensitive.
+  if (typeof key !== 'string' || sha1Hex(key) !== expected.toLowerCase()) throw new BoshError('item-not-found', 'invalid key');
   // §15.4: when its keys run out the client sends a new one along with the last.
   return typeof newkey === 'string' ? newkey : key;
 }
@@ -175,9 +264,24 @@ export function nextKey(expected: string | undefined, body: Element): string | u
  */
 export function repeatKeyValid(expected: string | undefined, body: Element, steps: number): boolean {
   if (expected === undefined) return true;
+  // §15.4: the last request switched to a new key sequence; the session holds its newkey.
+  if (steps === 0 && typeof body.attrs.newkey === 'string' && body.attrs.newkey.toLowerCase() === expected.toLowerCase()) return true;
   let key = expected;
   for (let i = 0; i < steps; i++) key = sha1Hex(key);
-  return body.attrs.key === key;
+  return typeof body.attrs.key === 'string' && body.attrs.key.toLowerCase() === key.toLowerCase();
+}
+
+/**
+ * §15: the key of a request `steps` rids after the last processed one hashes, `steps` times, to the
+ * key the session holds (unless a request in between switches sequences: then it cannot be told
+ * yet, and this is false). True when the client uses no keys.
+ */
+export function aheadKeyValid(expected: string | undefined, body: Element, steps: number): boolean {
+  if (expected === undefined) return true;
+  if (typeof body.attrs.key !== 'string') return false;
+  let key = body.attrs.key;
+  for (let i = 0; i < steps; i++) key = sha1Hex(key);
+  return key === expected.toLowerCase();
 }
 
 /** A new sid: 144 random bits (§7.1: unique and unpredictable). */
@@ -190,10 +294,11 @@ export const newSid = () => randomBytes(18).toString('base64url');
 export const connectionIdOfSid = (sid: string) => `bosh-${createHash('sha256').update(sid).digest('base64url').slice(0, 22)}`;
 
 /** The frames a request hands the core (RFC 7395 framing), in order. */
-export function framesOf(body: Element, domain: string): string[] {
+export function framesOf(body: Element, domain: string, sessionLang?: string): string[] {
   const frames: string[] = [];
-  // XEP-0206 §5: the stream restart after SASL.
-  if (body.attrs['xmpp:restart'] === 'true') frames.push(openFrame(domain, body.attrs['xml:lang'] as string | undefined));
+  // XEP-0206 §5: the stream restart after SASL; in the language of the session request (XEP-0124
+  // §7.1 `xml:lang`: the default for the whole session) unless the restart names one.
+  if (body.attrs['xmpp:restart'] === 'true') frames.push(openFrame(domain, (body.attrs['xml:lang'] as string | undefined) ?? sessionLang));
   for (const child of body.children) {
     if (typeof child === 'string') continue;
     // XEP-0206 §7: stanzas are qualified by jabber:client, the body's default namespace is not theirs.
