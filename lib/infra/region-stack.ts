@@ -187,7 +187,7 @@ export class RegionStack extends Stack {
     const env = (name: keyof typeof RUNTIME_KEYS) => [RUNTIME_KEYS[name], String(config.runtime[name])] as const;
     connect.addEnvironment(...env('connectsPerAddress'));
     connect.addEnvironment(...env('connectWindowSeconds'));
-    for (const fn of [connect, disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin]) fn.addEnvironment(...env('usageFlushSeconds'));
+    for (const fn of [connect, disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin, this.http.bosh]) fn.addEnvironment(...env('usageFlushSeconds'));
 
     XmppFunction.applyDeploymentSettings(this, { tracing: config.tracing });
     this.acknowledgeCdkProvider();
