@@ -1,8 +1,8 @@
 // One item per WebSocket connection: the stream state between frames (RFC 6120 §4-7 negotiation).
 // Pre-binding state changes with every step and is always read from the table; once bound, the
 // connection's JID never changes and handlers may cache it (docs/architecture.md "State").
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, isConditionFailure, queryAll, ttlFrom } from './dynamo.ts';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SWEEP_INDEX, SWEEP_SHARDS, TENANT_INDEX, TTL_ATTRIBUTE, dueInSweep, isConditionFailure, queryAll, ttlFrom } from './dynamo.ts';
 
 /**
  * 'gone' is a tombstone: the socket is gone but frames the client sent before may still be queued
@@ -184,17 +184,7 @@ export class ConnectionStore {
   async dueForCheck(now: number, limitPerShard = 100): Promise<ConnectionRecord[]> {
     const out: ConnectionRecord[] = [];
     for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
-      const res = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: SWEEP_INDEX,
-          KeyConditionExpression: '#s = :s AND #c <= :now',
-          ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
-          ExpressionAttributeValues: { ':s': `conn#${this.region}#${shard}`, ':now': now },
-          Limit: limitPerShard,
-        }),
-      );
-      for (const item of res.Items ?? []) out.push(strip(item as ConnectionRecord & Record<string, unknown>));
+      for (const item of await dueInSweep(this.db, this.table, `conn#${this.region}#${shard}`, now, limitPerShard)) out.push(strip(item as ConnectionRecord & Record<string, unknown>));
     }
     return out;
   }

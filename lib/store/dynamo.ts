@@ -40,7 +40,10 @@ export function createDynamoClient(opts: DynamoOptions = {}): DynamoDBDocumentCl
 /** Middleware of the SDK's client that only matter on the wire (removed for an in-process request handler). */
 const IN_PROCESS_NEEDLESS = ['httpSigningMiddleware', 'getUserAgentMiddleware', 'hostHeaderMiddleware', 'recursionDetectionMiddleware', 'loggerMiddleware'];
 
-/** Index used by the sweeper to find connections whose liveness is due for a check. */
+/**
+ * Index the sweeper reads (`sweep` / `checkAt`): connections whose liveness is due for a check, and every
+ * other item with a due time (detached XEP-0198 sessions, webhook retries, inactive BOSH sessions).
+ */
 export const SWEEP_INDEX = 'bySweep';
 /**
  * Index of items by tenant (sparse: only items that carry a `tenant` attribute, today the open
@@ -100,6 +103,24 @@ export function ttlFrom(expiresAtMs: number): number {
 
 export function isConditionFailure(err: unknown): boolean {
   return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+/**
+ * Items of one partition of the sweep index whose `checkAt` is at or before `now`, earliest first: one
+ * Query (of at most `limit` items; what is left waits for the next sweep).
+ */
+export async function dueInSweep(db: DynamoDBDocumentClient, table: string, partition: string, now: number, limit: number): Promise<Record<string, unknown>[]> {
+  const res = await db.send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: SWEEP_INDEX,
+      KeyConditionExpression: '#s = :s AND #c <= :now',
+      ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
+      ExpressionAttributeValues: { ':s': partition, ':now': now },
+      Limit: limit,
+    }),
+  );
+  return res.Items ?? [];
 }
 
 /** Every item a Query returns, following LastEvaluatedKey through all pages. */

@@ -8,7 +8,7 @@
 // retries its own requests only.
 //   pk webhook-dead#<tenant>   sk <ISO time>#<delivery id> listed newest first by the admin API
 import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SWEEP_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from '../store/dynamo.ts';
+import { TTL_ATTRIBUTE, dueInSweep, isConditionFailure, ttlFrom } from '../store/dynamo.ts';
 
 export const RETRY_PREFIX = 'webhook-retry';
 export const DEAD_PREFIX = 'webhook-dead';
@@ -74,17 +74,7 @@ export class WebhookStore {
 
   /** Requests of one channel and this region due by `now`: one Query of the sweep index. */
   async due(channel: string, now: number, limit = 50): Promise<PendingRetry[]> {
-    const res = await this.db.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: SWEEP_INDEX,
-        KeyConditionExpression: '#s = :s AND #c <= :now',
-        ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
-        ExpressionAttributeValues: { ':s': `${RETRY_PREFIX}#${channel}#${this.region}`, ':now': now },
-        Limit: limit,
-      }),
-    );
-    return (res.Items ?? []).map((item) => ({ ...(fromItem(item) as StoredRequest), tenant: (item.pk as string).slice(RETRY_PREFIX.length + 1), id: item.sk as string, dueAt: item.checkAt as number }));
+    return (await dueInSweep(this.db, this.table, `${RETRY_PREFIX}#${channel}#${this.region}`, now, limit)).map((item) => ({ ...(fromItem(item) as StoredRequest), tenant: (item.pk as string).slice(RETRY_PREFIX.length + 1), id: item.sk as string, dueAt: item.checkAt as number }));
   }
 
   /**

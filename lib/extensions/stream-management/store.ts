@@ -9,9 +9,9 @@
 // UpdateItem that drops the acknowledged head. A detached session's item carries `sweep`/`checkAt`,
 // which puts it in the table's bySweep index under `sm#<region>`, so the sweeper finds it when its
 // resumption time runs out without an index of its own.
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ModuleStore } from '../../core/modules.ts';
-import { SWEEP_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from '../../store/dynamo.ts';
+import { TTL_ATTRIBUTE, dueInSweep, isConditionFailure, ttlFrom } from '../../store/dynamo.ts';
 
 export const SM_PREFIX = 'sm';
 
@@ -180,17 +180,7 @@ export class SmStore {
 
   /** Detached sessions of this region whose resumption time is over: one Query. */
   async dueDetached(region: string, now: number, limit = 100): Promise<SmItem[]> {
-    const res = await this.store.db.send(
-      new QueryCommand({
-        TableName: this.store.table,
-        IndexName: SWEEP_INDEX,
-        KeyConditionExpression: '#s = :s AND #c <= :now',
-        ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
-        ExpressionAttributeValues: { ':s': `${SM_PREFIX}#${region}`, ':now': now },
-        Limit: limit,
-      }),
-    );
-    return (res.Items ?? []).map((item) => ({ ...(item as Omit<SmItem, 'bare' | 'id'>), bare: (item.pk as string).slice(SM_PREFIX.length + 1), id: item.sk as string }));
+    return (await dueInSweep(this.store.db, this.store.table, `${SM_PREFIX}#${region}`, now, limit)).map((item) => ({ ...(item as Omit<SmItem, 'bare' | 'id'>), bare: (item.pk as string).slice(SM_PREFIX.length + 1), id: item.sk as string }));
   }
 
   private async update(bare: string, id: string, expression: string, names: Record<string, string>, values: Record<string, unknown>, condition?: string): Promise<boolean> {
