@@ -14,25 +14,25 @@
 //   sweep / checkAt  in the table's bySweep index under `bosh#<region>`: when inactivity ends it
 // Every write here also wakes this process's requests waiting on the item (BoshWaiters); requests in
 // other processes poll it (strongly consistent GetItem).
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SWEEP_INDEX, TTL_ATTRIBUTE, isConditionFailure, ttlFrom } from './dynamo.ts';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TTL_ATTRIBUTE, dueInSweep, isConditionFailure, ttlFrom } from './dynamo.ts';
 
 /** The attribute holding when the response to `rid` (one with payloads) was sent (XEP-0124 §9.2). */
 export const sentAttr = (rid: number) => `sent_${rid}`;
 
 export const BOSH_PREFIX = 'bosh';
 
-export interface BoshItem {
-  connectionId: string;
-  /** The tenant (the stream's `to`): its CORS origins, its restart's `to`. */
-  domain: string;
-  region: string;
-  /** Seconds (XEP-0124 §7.1, as granted). */
+/**
+ * What the server grants a session (XEP-0124 §7.1; grantSession in lib/gateway/bosh/protocol.ts), kept
+ * in its item. Declared here, as a store imports no transport.
+ */
+export interface SessionGrant {
+  /** Seconds, as every duration here. */
   wait: number;
   hold: number;
   requests: number;
   inactivity: number;
-  /** The shortest interval between empty requests (§7.1 `polling`), seconds. */
+  /** The shortest interval between empty requests (§7.1 `polling`). */
   polling: number;
   maxpause: number;
   /** `ver` as granted, e.g. "1.11". */
@@ -41,6 +41,13 @@ export interface BoshItem {
   content: string;
   /** Whether responses carry `ack` (§9.1). */
   ack: boolean;
+}
+
+export interface BoshItem extends SessionGrant {
+  connectionId: string;
+  /** The tenant (the stream's `to`): its CORS origins, its restart's `to`. */
+  domain: string;
+  region: string;
   lang?: string;
   lastRid: number;
   key?: string;
@@ -238,26 +245,8 @@ export class BoshSessionStore {
    * takes the frames still queued, for the caller to send stanzas to offline storage.
    */
   async end(connectionId: string, now: number): Promise<string[] | undefined> {
-    const until = now + ENDED_KEEP_MS;
-    try {
-      const res = await this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: key(connectionId),
-          UpdateExpression: 'SET #ended = :true, #exp = :until, #ttl = :ttl REMOVE #q, #sweep, #checkAt',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#ended': 'ended', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#q': 'q', '#sweep': 'sweep', '#checkAt': 'checkAt' },
-          ExpressionAttributeValues: { ':true': true, ':until': until, ':ttl': ttlFrom(until) },
-          ReturnValues: 'UPDATED_OLD',
-        }),
-      );
-      return (res.Attributes?.q as string[] | undefined) ?? [];
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    } finally {
-      this.waiters.notify(connectionId);
-    }
+    const old = await this.markEnded(this.db, connectionId, now, { takeQueue: true });
+    return old && ((old.q as string[] | undefined) ?? []);
   }
 
   /**
@@ -265,21 +254,40 @@ export class BoshSessionStore {
    * ended it: then with the terminal condition later requests get).
    */
   async close(connectionId: string, region: string, now: number, condition?: string): Promise<boolean> {
+    return (await this.markEnded(this.dbOfRegion(region), connectionId, now, { condition })) !== undefined;
+  }
+
+  /** One UpdateItem for end and close: the attributes it replaced, or undefined if there is no item. */
+  private async markEnded(db: DynamoDBDocumentClient, connectionId: string, now: number, opts: { takeQueue?: boolean; condition?: string }): Promise<Record<string, unknown> | undefined> {
     const until = now + ENDED_KEEP_MS;
+    const names: Record<string, string> = { '#ended': 'ended', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#sweep': 'sweep', '#checkAt': 'checkAt' };
+    const values: Record<string, unknown> = { ':true': true, ':until': until, ':ttl': ttlFrom(until) };
+    const sets = ['#ended = :true', '#exp = :until', '#ttl = :ttl'];
+    const removes = ['#sweep', '#checkAt'];
+    if (opts.condition) {
+      names['#cond'] = 'endCondition';
+      values[':cond'] = opts.condition;
+      sets.push('#cond = :cond');
+    }
+    if (opts.takeQueue) {
+      names['#q'] = 'q';
+      removes.unshift('#q');
+    }
     try {
-      await this.dbOfRegion(region).send(
+      const res = await db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: key(connectionId),
-          UpdateExpression: `SET #ended = :true, #exp = :until, #ttl = :ttl${condition ? ', #cond = :cond' : ''} REMOVE #sweep, #checkAt`,
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#ended': 'ended', '#exp': 'expiresAt', '#ttl': TTL_ATTRIBUTE, '#sweep': 'sweep', '#checkAt': 'checkAt', ...(condition ? { '#cond': 'endCondition' } : {}) },
-          ExpressionAttributeValues: { ':true': true, ':until': until, ':ttl': ttlFrom(until), ...(condition ? { ':cond': condition } : {}) },
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ...(opts.takeQueue ? { ReturnValues: 'UPDATED_OLD' as const } : {}),
         }),
       );
-      return true;
+      return res.Attributes ?? {};
     } catch (err) {
-      if (isConditionFailure(err)) return false;
+      if (isConditionFailure(err)) return undefined;
       throw err;
     } finally {
       this.waiters.notify(connectionId);
@@ -311,17 +319,7 @@ export class BoshSessionStore {
 
   /** This region's sessions whose inactivity time has run out (§7.1 `inactivity`). */
   async inactive(region: string, now: number, limit = 100): Promise<BoshItem[]> {
-    const res = await this.db.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: SWEEP_INDEX,
-        KeyConditionExpression: '#s = :s AND #c <= :now',
-        ExpressionAttributeNames: { '#s': 'sweep', '#c': 'checkAt' },
-        ExpressionAttributeValues: { ':s': sweepOf(region), ':now': now },
-        Limit: limit,
-      }),
-    );
-    return (res.Items ?? []).map((i) => strip(i as BoshItem & Record<string, unknown>));
+    return (await dueInSweep(this.db, this.table, sweepOf(region), now, limit)).map((i) => strip(i as BoshItem & Record<string, unknown>));
   }
 }
 

@@ -3,6 +3,7 @@
 // (RFC 7395 framing: <open/>, <close/>, stanzas, <stream:error/>) into a response <body/>.
 // docs/architecture.md "BOSH".
 import { createHash, randomBytes } from 'node:crypto';
+import type { SessionGrant } from '../../store/bosh-sessions.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, parseFrame, xml } from '../../xmpp/xml.ts';
 
@@ -107,17 +108,6 @@ export function grantedVersion(raw: unknown): string {
   return major > ourMajor || (major === ourMajor && minor >= ourMinor) ? BOSH_VERSION : `${major}.${minor}`;
 }
 
-export interface SessionGrant {
-  wait: number;
-  hold: number;
-  requests: number;
-  inactivity: number;
-  polling: number;
-  maxpause: number;
-  ver: string;
-  content: string;
-  ack: boolean;
-}
 
 /** §7.1: what the server grants for a session creation request. Throws BoshError. */
 export function grantSession(body: Element, limits: BoshLimits): SessionGrant {
