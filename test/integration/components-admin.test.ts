@@ -7,19 +7,12 @@ import WebSocket from 'ws';
 import { runCli } from '../../bin/cli.ts';
 import { handshakeDigest } from '../../lib/extensions/components/handshake.ts';
 import { type TestServer, startTestServer, until } from '../support/harness.ts';
+import { adminCall } from '../support/admin.ts';
 import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 
 let s: TestServer;
 
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${s.adminUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${s.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, path: string, body?: unknown) => adminCall(s, method, path, body);
 
 async function cli(...args: string[]) {
   let stdout = '';

@@ -11,6 +11,7 @@ import { eventPushOf } from '../../lib/extensions/event-push/index.ts';
 import { SWEEP_SHARDS } from '../../lib/store/dynamo.ts';
 import { EVENT_KINDS, PushEventSchema, type PushEvent } from '../../lib/extensions/event-push/schema.ts';
 import { type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, until, xml } from '../support/harness.ts';
+import { adminCall } from '../support/admin.ts';
 import { enter } from '../support/muc.ts';
 import { type ReceivedRequest, type WebhookServer, startWebhookServer } from '../support/webhook-server.ts';
 
@@ -20,15 +21,7 @@ let hook: WebhookServer;
 let n = 0;
 const clients: TestClient[] = [];
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${s.adminUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${s.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, path: string, body?: unknown) => adminCall(s, method, path, body);
 
 /** A new tenant pushing every kind to `url`, so each test reads only its own events. */
 async function tenant(url = hook.url, secret = SECRET): Promise<string> {

@@ -9,6 +9,7 @@ import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { type Agent, createClient } from 'stanza';
 import { createDynamoClient } from '../../lib/store/dynamo.ts';
 import { type TestClient, type TestServer, WAIT_MS, connectClient, startTestServer, xml, type Element } from '../support/harness.ts';
+import { adminCall } from '../support/admin.ts';
 
 const NS = 'urn:xmpp:extdisco:2';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -43,11 +44,7 @@ async function editTenant(domain: string, update: string, values?: Record<string
 }
 
 /** The admin API, as an operator's tooling calls it. */
-async function admin(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${s.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${s.adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const admin = (method: string, path: string, body?: unknown) => adminCall(s, method, path, body);
 
 let n = 0;
 async function ask(c: TestClient, payload: Element, to?: string): Promise<Element> {

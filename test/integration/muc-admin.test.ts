@@ -9,21 +9,14 @@ import { after, before, describe, it } from 'node:test';
 import { TenantPurger, purgePlanOf } from '../../lib/admin/purge.ts';
 import { mucOf } from '../../lib/extensions/muc/service.ts';
 import { type TestClient, type TestServer, startTestServer, xml } from '../support/harness.ts';
+import { adminCall } from '../support/admin.ts';
 import { MUC_USER, codes, connectMucClient, enter, errorCondition, item, join, presenceFrom } from '../support/muc.ts';
 
 let s: TestServer;
 let n = 0;
 const clients: TestClient[] = [];
 
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${s.adminUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${s.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, path: string, body?: unknown) => adminCall(s, method, path, body);
 async function login(prefix: string, domain = 'localhost'): Promise<TestClient> {
   const name = `${prefix}${++n}`;
   await s.addUser(`${name}@${domain}`, 'pw');
