@@ -32,6 +32,22 @@ async function ws(username: string, resource?: string): Promise<TestClient> {
   return c;
 }
 
+/**
+ * A BOSH session of a new account `a`, available, and its mutually subscribed contact `bob` on WebSocket,
+ * who has seen it come online.
+ */
+async function onlineWithContact(): Promise<{ a: string; bob: TestClient; bosh: RawBosh; jid: string }> {
+  const [a, b] = [await account(), await account()];
+  await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
+  const bob = await ws(b);
+  await bob.send(xml('presence'));
+  const bosh = new RawBosh(s.boshUrl);
+  const jid = await bosh.login(a);
+  await bosh.send('<presence xmlns="jabber:client"/>');
+  await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+  return { a, bob, bosh, jid };
+}
+
 const chat = (to: string, body: string) => `<message xmlns="jabber:client" to="${to}" type="chat" id="m-${body}"><body>${body}</body></message>`;
 const bodiesOf = (reply: { body: import('../support/harness.ts').Element }) =>
   RawBosh.children(reply as never)
@@ -215,14 +231,7 @@ describe('request ids (XEP-0124 §14)', () => {
   });
 
   it('ends the session on a rid outside the window: item-not-found, and its contact sees it unavailable', async () => {
-    const [a, b] = [await account(), await account()];
-    await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
-    const bob = await ws(b);
-    await bob.send(xml('presence'));
-    const bosh = new RawBosh(s.boshUrl);
-    const jid = await bosh.login(a);
-    await bosh.send('<presence xmlns="jabber:client"/>');
-    await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+    const { bob, bosh, jid } = await onlineWithContact();
     const reply = await bosh.send('', { rid: bosh.rid + 5 });
     assert.deepEqual([reply.body.attrs.type, reply.body.attrs.condition], ['terminate', 'item-not-found']);
     await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === 'unavailable');
@@ -306,14 +315,7 @@ describe('pause, wait and terminate (XEP-0124 §8, §10, §12; XEP-0206 §4.3)',
   });
 
   it('the client terminates with its last stanza: the contact gets it, then sees the session unavailable', async () => {
-    const [a, b] = [await account(), await account()];
-    await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
-    const bob = await ws(b);
-    await bob.send(xml('presence'));
-    const bosh = new RawBosh(s.boshUrl);
-    const jid = await bosh.login(a);
-    await bosh.send('<presence xmlns="jabber:client"/>');
-    await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+    const { bob, bosh, jid } = await onlineWithContact();
     const reply = await bosh.send(chat(bob.jid, 'bye'), { type: 'terminate' });
     assert.equal(reply.body.attrs.type, 'terminate');
     assert.equal(reply.body.attrs.condition, undefined);
@@ -376,14 +378,7 @@ describe('overactivity and polling sessions (XEP-0124 §11, §12): policy-violat
   afterEach(() => s.clock.thaw());
 
   it('too many simultaneous requests: a third request while the first is held and the second not yet processed ends the session; the held one learns it too', async () => {
-    const [a, b] = [await account(), await account()];
-    await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
-    const bob = await ws(b);
-    await bob.send(xml('presence'));
-    const bosh = new RawBosh(s.boshUrl);
-    const jid = await bosh.login(a);
-    await bosh.send('<presence xmlns="jabber:client"/>');
-    await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+    const { bob, bosh, jid } = await onlineWithContact();
     const held = bosh.send('');
     await until('the request to be held', () => s.bosh.waiting(bosh.sid) > 0);
     // requests = 2: the one held, the next one (in flight), and this one make three.
@@ -435,14 +430,7 @@ describe('overactivity and polling sessions (XEP-0124 §11, §12): policy-violat
 
 describe('inactivity (XEP-0124 §7.1)', () => {
   it('the sweeper ends a session without requests past wait + inactivity: its contact sees it unavailable and a message queued for it goes to offline storage', async () => {
-    const [a, b] = [await account(), await account()];
-    await mutualSubscription(s, `${a}@localhost`, `${b}@localhost`);
-    const bob = await ws(b);
-    await bob.send(xml('presence'));
-    const bosh = new RawBosh(s.boshUrl);
-    const jid = await bosh.login(a);
-    await bosh.send('<presence xmlns="jabber:client"/>');
-    await bob.waitFor((e) => e.name === 'presence' && e.attrs.from === jid && e.attrs.type === undefined);
+    const { a, bob, bosh, jid } = await onlineWithContact();
     // The client stops polling; bob's message waits in the session's queue.
     await bob.send(xml('message', { to: jid, type: 'chat' }, xml('body', {}, 'are you there?')));
     await bob.roundTrip();
