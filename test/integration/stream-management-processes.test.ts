@@ -22,6 +22,14 @@ async function user(prefix: string): Promise<string> {
 }
 const isSm = (name: string) => (el: Element) => el.name === name && el.attrs.xmlns === SM;
 /** The connection a user's only session is on. */
+/** `name` logged in on the first process as resource `phone`, with resumable stream management enabled. */
+async function managed(name: string): Promise<{ c: RawClient; id: string }> {
+  const c = await RawClient.connect(one.url);
+  await c.login(name, 'secret', 'phone');
+  c.send(`<enable xmlns="${SM}" resume="true"/>`);
+  return { c, id: (await c.next(isSm('enabled'))).attrs.id as string };
+}
+
 async function connectionOf(name: string): Promise<{ connectionId: string; endpoint: string }> {
   const [entry] = await one.server.sessions.list(`${name}@localhost`);
   return { connectionId: entry.connectionId, endpoint: entry.endpoint };
@@ -85,10 +93,7 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
   // First, while this region has no other connection: the sweeper checks exactly these two.
   it('costs (README "Stream management"): a liveness check asks a managed session for an ack (the ping counted and kept: one UpdateItem, and one post more); a detach is two UpdateItems instead of the session\'s end', async () => {
     const [m, p] = [await user('live'), await user('plain')];
-    const a = await RawClient.connect(one.url);
-    await a.login(m, 'secret', 'phone');
-    a.send(`<enable xmlns="${SM}" resume="true"/>`);
-    const id = (await a.next(isSm('enabled'))).attrs.id;
+    const { c: a, id } = await managed(m);
     const b = await RawClient.connect(one.url);
     await b.login(p, 'secret', 'phone');
     const later = Date.now() + one.server.limits.connectionCheckMs + 60_000;
@@ -164,10 +169,7 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
     o.send(`<iq xmlns="jabber:client" type="set" id="instant" to="${room}"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"/></query></iq>`);
     await o.next((el) => el.attrs.id === 'instant');
     // Alice enables, then joins; Carol joins, then enables.
-    const a = await RawClient.connect(one.url);
-    await a.login(alice, 'secret', 'phone');
-    a.send(`<enable xmlns="${SM}" resume="true"/>`);
-    const aId = (await a.next(isSm('enabled'))).attrs.id;
+    const { c: a, id: aId } = await managed(alice);
     await enter(a, 'alice');
     const c = await RawClient.connect(one.url);
     await c.login(carol, 'secret', 'phone');
@@ -192,10 +194,7 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
 
   it('a stanza of the old connection handled by another process after a resume read the count is not counted nor routed: the client resends it, and it arrives once (§5)', async () => {
     const [alice, bob] = [await user('race'), await user('raceb')];
-    const a = await RawClient.connect(one.url);
-    await a.login(alice, 'secret', 'phone');
-    a.send(`<enable xmlns="${SM}" resume="true"/>`);
-    const id = (await a.next(isSm('enabled'))).attrs.id;
+    const { c: a, id } = await managed(alice);
     const b = await RawClient.connect(one.url);
     await b.login(bob);
     const old = await connectionOf(alice);
@@ -223,10 +222,7 @@ describe('XEP-0198 counts whichever process handles or sends (docs/architecture.
 
   it('a resume releases the kept stanzas only once it posted every one: a sender after the release cannot overtake one kept meanwhile (§5)', async () => {
     const [alice, bob] = [await user('order'), await user('orderb')];
-    const a = await RawClient.connect(one.url);
-    await a.login(alice, 'secret', 'phone');
-    a.send(`<enable xmlns="${SM}" resume="true"/>`);
-    const id = (await a.next(isSm('enabled'))).attrs.id;
+    const { c: a, id } = await managed(alice);
     const b = await RawClient.connect(one.url);
     await b.login(bob);
     const toAlice = (mid: string) => `<message xmlns="jabber:client" to="${alice}@localhost/phone" type="chat" id="${mid}"><body>${mid}</body></message>`;
