@@ -197,7 +197,7 @@ export class OperatorAlarms extends Construct {
       usingMetrics: { connections: total('ConnectionQuotaRefusals'), messages: total('MessageQuotaRefusals'), archive: total('ArchiveQuotaRefusals') },
       period: FIVE_MINUTES,
       label: 'quota refusals, all tenants',
-    }), QUOTA_REFUSALS_THRESHOLD, 'Many stanzas or sessions were refused by a tenant\'s quotas: a noisy tenant, or quotas too low for real use (README "Quotas"); the "Tenants" graphs say whose');
+    }), QUOTA_REFUSALS_THRESHOLD, 'Many stanzas or sessions were refused by a tenant\'s quotas: a noisy tenant, or quotas too low for real use (README "Metrics and usage", Quotas); the "Tenants" graphs say whose');
     this.add('EventPushFailures', total('EventPushFailures'), EVENT_PUSH_FAILURES_THRESHOLD,
       'Events could not be published to tenants\' webhooks, SNS topics or EventBridge buses (webhooks are retried by the sweeper): the "Tenants" graphs say whose, `xmpp-edge events show` what');
     this.addSection('Tenants', TENANT_GRAPHS.map(([title, names]) => this.graph(title, names.map((name) => byTenant(name)))));

@@ -39,7 +39,7 @@ after(async () => {
 
 describe('XEP-0084 User Avatar on PEP', () => {
   it('a ~100 KB data item fits the default pep.maxItemBytes; a contact wanting metadata is notified and fetches the data by id', async () => {
-    // Two limits come before pep.maxItemBytes (README "Personal eventing"): the stream's
+    // Two limits come before pep.maxItemBytes (README "Personal eventing (PEP)"): the stream's
     // limits.maxStanzaBytes (65536 by default), raised here, and API Gateway's 32 KB per frame, so the
     // publisher fragments its message as a client must for an avatar this large.
     await s.server.tenants.put({ domain: BIG, enabled: true, limits: { maxStanzaBytes: 200_000 } });
