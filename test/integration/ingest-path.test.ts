@@ -37,13 +37,9 @@ describe('local $default: the ingest path', () => {
 
   /** A logged-in raw client (4 frames: open, auth, open, bind) and its connection id. */
   async function login(user: string): Promise<{ c: RawClient; id: string }> {
-    const before = new Set(server.gateway.connectionIds());
-    const c = await RawClient.connect(server.url);
-    clients.push(c);
-    const id = server.gateway.connectionIds().find((x) => !before.has(x));
-    assert.ok(id);
-    await c.login(user);
-    return { c, id };
+    const r = await RawClient.loggedIn(server, user);
+    clients.push(r.c);
+    return r;
   }
 
   async function claimsOf(connectionId: string): Promise<Record<string, unknown>[]> {

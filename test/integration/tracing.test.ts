@@ -70,13 +70,9 @@ describe('X-Ray tracing of a frame (TRACING=true)', () => {
   });
 
   async function login(user: string): Promise<{ c: RawClient; id: string }> {
-    const known = new Set(s.gateway.connectionIds());
-    const c = await RawClient.connect(s.url);
-    clients.push(c);
-    const id = s.gateway.connectionIds().find((x) => !known.has(x));
-    assert.ok(id);
-    await c.login(user);
-    return { c, id };
+    const r = await RawClient.loggedIn(s, user);
+    clients.push(r.c);
+    return r;
   }
 
   it('a frame is a subsegment annotated with tenant and kind, its DynamoDB calls and its post under it', async () => {

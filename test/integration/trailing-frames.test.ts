@@ -70,14 +70,7 @@ describe('frames queued when the socket goes', () => {
   });
 
   /** A raw client logged in as `user`, and its connection id. */
-  async function login(user: string): Promise<{ c: RawClient; id: string }> {
-    const known = new Set(s.gateway.connectionIds());
-    const c = await RawClient.connect(s.url);
-    const id = s.gateway.connectionIds().find((x) => !known.has(x));
-    assert.ok(id);
-    await c.login(user);
-    return { c, id };
-  }
+  const login = (user: string) => RawClient.loggedIn(s, user);
 
   /** Logs `user` in and sends `frames`; returns once they all wait in the gateway behind the held first message. */
   async function queue(user: string, frames: string[]): Promise<{ c: RawClient; id: string; release: () => void }> {

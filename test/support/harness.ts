@@ -241,6 +241,19 @@ export class RawClient {
     return c;
   }
 
+  /**
+   * A raw client of `s` logged in as `user` (4 frames: open, auth, open, bind), and the connection id the
+   * gateway gave it: the one id new since just before it connected.
+   */
+  static async loggedIn(s: Pick<TestServer, 'url' | 'gateway'>, user: string): Promise<{ c: RawClient; id: string }> {
+    const known = new Set(s.gateway.connectionIds());
+    const c = await RawClient.connect(s.url);
+    const id = s.gateway.connectionIds().find((x) => !known.has(x));
+    if (!id) throw new Error('the gateway does not know the new connection');
+    await c.login(user);
+    return { c, id };
+  }
+
   send(text: string): void {
     this.ws.send(text);
   }
