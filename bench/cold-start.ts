@@ -1,13 +1,16 @@
 // `npm run bench -- --cold-start`: what a Lambda cold start costs in code (issue 17). Each function under
-// functions/ is bundled as XmppFunction bundles it for `cdk synth` (esbuild, ESM, minified, every dependency
-// inside), then imported in a fresh Node process, which runs its module code: the runtime's construction of
-// clients, server and modules. Reported: the bundle's size and the import time (median of `runs`). Lambda adds
-// its own runtime start and the download of the package; this is the part the code decides.
+// functions/ is bundled as XmppFunction bundles it for `cdk synth` (esbuild, ESM, minified, with the
+// options of lib/infra/bundling.ts), then imported in a fresh Node process, which runs its module code:
+// connect and disconnect construct the runtime (clients, server and modules) at import, the others at
+// their first event, so for them the figure is the import alone. Reported: the bundle's size and the
+// import time (median of `runs`). Lambda adds its own runtime start and the download of the package;
+// this is the part the code decides.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER } from '../lib/infra/bundling.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -19,6 +22,9 @@ export interface ColdStart {
 
 export async function coldStarts(runs = 3): Promise<ColdStart[]> {
   const out = mkdtempSync(join(tmpdir(), 'xmpp-edge-cold-'));
+  // What the bundles leave out (lib/infra/bundling.ts) they would import from node_modules, as in Lambda
+  // from the runtime's copy of the SDK.
+  symlinkSync(join(ROOT, 'node_modules'), join(out, 'node_modules'));
   try {
     const fns = readdirSync(join(ROOT, 'functions')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
     const results: ColdStart[] = [];
@@ -30,9 +36,10 @@ export async function coldStarts(runs = 3): Promise<ColdStart[]> {
         bundle: true,
         platform: 'node',
         format: 'esm',
-        target: 'node20',
-        mainFields: ['module', 'main'],
-        banner: { js: "import{createRequire as __xmppEdgeRequire}from'node:module';const require=__xmppEdgeRequire(import.meta.url);" },
+        target: BUNDLE_TARGET,
+        mainFields: [...BUNDLE_MAIN_FIELDS],
+        external: [...BUNDLE_EXTERNALS],
+        banner: { js: ESM_REQUIRE_BANNER },
         minify: true,
         outfile: file,
         tsconfig: join(ROOT, 'tsconfig.json'),
