@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER } from '../lib/infra/bundling.ts';
+import { BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER } from '../lib/infra/bundling.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -39,6 +39,7 @@ export async function coldStarts(runs = 3): Promise<ColdStart[]> {
         target: BUNDLE_TARGET,
         mainFields: [...BUNDLE_MAIN_FIELDS],
         external: [...BUNDLE_EXTERNALS],
+        define: { ...BUNDLE_DEFINE },
         banner: { js: ESM_REQUIRE_BANNER },
         minify: true,
         outfile: file,

@@ -37,3 +37,39 @@ export const ESM_REQUIRE_BANNER = "import{createRequire as __xmppEdgeRequire}fro
 
 /** Prefer a package's ES module build (tree-shaken) over its CommonJS one. */
 export const BUNDLE_MAIN_FIELDS: readonly string[] = ['module', 'main'];
+
+/**
+ * The X-Ray part of the code (lib/runtime/xray-tracing.ts and the parts of aws-xray-sdk-core it uses,
+ * about 70 KB) is built into a file of its own beside index.mjs, which createLambdaRuntime imports only
+ * with TRACING=true: a function without tracing neither carries nor parses it. The define tells the
+ * bundled code where that file is (lib/runtime/lambda.ts, loadXRayModule).
+ */
+export const XRAY_CHUNK = { file: 'xray-tracing.mjs', entry: 'lib/runtime/xray-tracing.ts' } as const;
+export const BUNDLE_DEFINE: Readonly<Record<string, string>> = { XMPP_EDGE_XRAY_CHUNK: JSON.stringify(`./${XRAY_CHUNK.file}`) };
+
+/** Single quotes for a POSIX shell. */
+const shellQuote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+
+/**
+ * The shell command that builds the X-Ray file into `outputDir` with the functions' own options, run by
+ * the esbuild in node_modules after the function's bundle (XmppFunction's afterBundling hook).
+ */
+export function xrayChunkCommand(inputDir: string, outputDir: string): string {
+  return [
+    `${inputDir}/node_modules/.bin/esbuild`,
+    `${inputDir}/${XRAY_CHUNK.entry}`,
+    '--bundle',
+    '--platform=node',
+    '--format=esm',
+    `--target=${BUNDLE_TARGET}`,
+    `--main-fields=${BUNDLE_MAIN_FIELDS.join(',')}`,
+    ...BUNDLE_EXTERNALS.map((e) => `--external:${e}`),
+    `--banner:js=${ESM_REQUIRE_BANNER}`,
+    '--minify',
+    '--sourcemap',
+    '--sources-content=false',
+    `--tsconfig=${inputDir}/tsconfig.json`,
+    '--log-level=warning',
+    `--outfile=${outputDir}/${XRAY_CHUNK.file}`,
+  ].map(shellQuote).join(' ');
+}

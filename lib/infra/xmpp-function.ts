@@ -13,7 +13,7 @@ import { Architecture, type CfnFunction, Runtime } from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
-import { BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER } from './bundling.ts';
+import { BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER, xrayChunkCommand } from './bundling.ts';
 import { acknowledge, acknowledgeWildcards } from './nag-acknowledgements.ts';
 
 /**
@@ -85,6 +85,13 @@ export class XmppFunction extends NodejsFunction {
         sourcesContent: false,
         // The SDK is bundled, but for the credential providers Lambda never reaches (bundling.ts says why).
         externalModules: [...BUNDLE_EXTERNALS],
+        // The X-Ray part in a file of its own, loaded only with TRACING=true (bundling.ts).
+        define: { ...BUNDLE_DEFINE },
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) => [xrayChunkCommand(inputDir, outputDir)],
+        },
         tsconfig: `${ROOT}tsconfig.json`,
         ...bundling,
       },
