@@ -12,6 +12,8 @@ export const BUNDLE_TARGET = 'node24';
  * default chain; the others are loaded by the chain with dynamic imports only when that one has nothing,
  * and would then come from the runtime's own SDK (every Node.js runtime since nodejs18.x ships SDK v3
  * with these packages). About 100 KB less in every bundle, and nothing less evaluated at a cold start.
+ * Lambda's Node.js runtimes since nodejs18.x resolve ES module imports from NODE_PATH too, where the
+ * runtime's SDK is: https://aws.amazon.com/blogs/compute/node-js-18-x-runtime-now-available-in-aws-lambda/
  *
  * The rest of the SDK stays in the bundles, measured (README "Bundle sizes and cold start"): with all of
  * @aws-sdk/* and @smithy/* external a bundle is 570 KB instead of 960 KB, but its import takes about
@@ -30,6 +32,11 @@ export const BUNDLE_EXTERNALS: readonly string[] = [
   '@aws-sdk/nested-clients',
   '@aws-sdk/token-providers',
   '@smithy/credential-provider-imds',
+  // Event push's SNS and EventBridge clients (about 55 KB), imported only when a tenant's events go to
+  // SNS or EventBridge (lib/extensions/event-push/publishers.ts), then from the runtime's SDK. PublishBatch
+  // (2021) and PutEvents (2019) are in every SDK a Node.js runtime ships.
+  '@aws-sdk/client-eventbridge',
+  '@aws-sdk/client-sns',
 ];
 
 /** CommonJS dependencies call require(); an ES module has none unless it makes one. */
