@@ -1,7 +1,7 @@
 // What a team chooses per deployment, read from CDK context (cdk.json, or `-c key=value` on the command
 // line). Everything has a default so `npx cdk synth` works offline on a fresh clone.
 import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Check } from '@sinclair/typebox/value';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { schemaErrors } from '../store/tenant-schema.ts';
@@ -184,7 +184,7 @@ function readRuntimeSettings(node: Node): RuntimeSettings {
     if (value === undefined || value === null || value === '') continue;
     out[key] = typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
   }
-  if (Value.Check(RuntimeSettingsSchema, out)) return out;
+  if (Check(RuntimeSettingsSchema, out)) return out;
   const [first] = schemaErrors(RuntimeSettingsSchema, out);
   const key = first.path.split('.')[0];
   const field = RuntimeSettingsSchema.properties[key as keyof RuntimeSettings];
@@ -228,7 +228,7 @@ export function parseThrottle(key: string, value: unknown): Throttle {
     } else if (pair) parsed = { rate: Number(pair[1]), burst: Number(pair[2]) };
     else throw new Error(`context "${key}": "${text}" is not rate/burst (e.g. 500/1000) or {"rate": 500, "burst": 1000}`);
   }
-  if (Value.Check(ThrottleSchema, parsed)) return parsed;
+  if (Check(ThrottleSchema, parsed)) return parsed;
   const why = schemaErrors(ThrottleSchema, parsed).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
   throw new Error(`context "${key}": ${why} (expected {"rate": requests per second, "burst": requests})`);
 }

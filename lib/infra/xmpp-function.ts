@@ -13,6 +13,7 @@ import { Architecture, type CfnFunction, Runtime } from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
+import { BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER, xrayChunkCommand } from './bundling.ts';
 import { acknowledge, acknowledgeWildcards } from './nag-acknowledgements.ts';
 
 /**
@@ -21,8 +22,7 @@ import { acknowledge, acknowledgeWildcards } from './nag-acknowledgements.ts';
  * does not move the functions to a runtime nobody tested; the cdk-nag test says when a newer one exists.
  */
 export const LAMBDA_RUNTIME = Runtime.NODEJS_24_X;
-/** esbuild's target for that runtime. */
-export const BUNDLE_TARGET = 'node24';
+export { BUNDLE_TARGET } from './bundling.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -78,14 +78,20 @@ export class XmppFunction extends NodejsFunction {
         forceDockerBundling: false,
         format: OutputFormat.ESM,
         target: BUNDLE_TARGET,
-        mainFields: ['module', 'main'],
-        // CommonJS dependencies call require(); an ES module has none unless it makes one.
-        banner: "import{createRequire as __xmppEdgeRequire}from'node:module';const require=__xmppEdgeRequire(import.meta.url);",
+        mainFields: [...BUNDLE_MAIN_FIELDS],
+        banner: ESM_REQUIRE_BANNER,
         minify: true,
         sourceMap: true,
         sourcesContent: false,
-        // The SDK is bundled too: the deployed code runs the SDK version the tests ran, not the runtime's.
-        externalModules: [],
+        // The SDK is bundled, but for the credential providers Lambda never reaches (bundling.ts says why).
+        externalModules: [...BUNDLE_EXTERNALS],
+        // The X-Ray part in a file of its own, loaded only with TRACING=true (bundling.ts).
+        define: { ...BUNDLE_DEFINE },
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) => [xrayChunkCommand(inputDir, outputDir)],
+        },
         tsconfig: `${ROOT}tsconfig.json`,
         ...bundling,
       },

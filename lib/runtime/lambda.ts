@@ -112,6 +112,17 @@ class LazyTracer implements FrameTracer {
   }
 }
 
+/**
+ * Set by the bundler (lib/infra/bundling.ts): in a deployed bundle the X-Ray part is its own file beside
+ * index.mjs, fetched only with TRACING=true, so it is neither in every bundle nor parsed at every cold start.
+ */
+declare const XMPP_EDGE_XRAY_CHUNK: string | undefined;
+
+/** The X-Ray part: from its own file in a bundle, from source otherwise. */
+function loadXRayModule(): Promise<typeof import('./xray-tracing.ts')> {
+  return typeof XMPP_EDGE_XRAY_CHUNK === 'string' ? import(new URL(XMPP_EDGE_XRAY_CHUNK, import.meta.url).href) : import('./xray-tracing.ts');
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function createLambdaRuntime(env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
@@ -131,7 +142,7 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
 
   // Synchronous writes: a container may be frozen right after the handler returns.
   const logger = pino({ level }, pino.destination({ dest: 1, sync: true }));
-  const tracer = tracing === 'true' ? new LazyTracer(async () => (await import('./xray-tracing.ts')).createXRayTracer(logger.child({ component: 'xray' }))) : undefined;
+  const tracer = tracing === 'true' ? new LazyTracer(async () => (await loadXRayModule()).createXRayTracer(logger.child({ component: 'xray' }))) : undefined;
   const metrics = new Metrics();
   let usageWrittenAt = 0;
   // The last flush step (installed after every module): what the invocation counted goes out after

@@ -6,8 +6,8 @@
 //
 // Only the parts of aws-xray-sdk-core used here are imported (context, capture, the v3 client patcher,
 // the Lambda facade segment), not its index, which also loads the SDK v2, HTTP, promise and SQL patchers
-// and the EC2/ECS plugins: 40 KB less in every function's bundle (README "Bundle sizes"). The package's
-// version is pinned for these paths; what its index does at load (SDK data, the Lambda facade) is done
+// and the EC2/ECS plugins: 40 KB less in the X-Ray file beside every bundle (README "Bundle sizes"). The
+// package's version is pinned for these paths; what its index does at load (SDK data, the Lambda facade) is done
 // in loadSdk() below.
 // https://docs.aws.amazon.com/xray/latest/devguide/xray-sdk-nodejs.html
 // Annotations: https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html#api-segmentdocuments-annotations

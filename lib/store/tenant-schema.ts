@@ -7,7 +7,8 @@
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Check } from '@sinclair/typebox/value';
+import { Errors } from '@sinclair/typebox/errors';
 import { JIDError, prepareDomainpart } from '../xmpp/jid.ts';
 
 /** A feature module's block of the tenant item: its top-level key and the schema of its value. */
@@ -169,7 +170,7 @@ function reason(schema: TSchema, fallback: string): string {
 export function schemaErrors(schema: TSchema, value: unknown, prefix = ''): FieldError[] {
   const out: FieldError[] = [];
   const seen = new Set<string>();
-  for (const e of Value.Errors(schema, value)) {
+  for (const e of Errors(schema, value)) {
     const path = [prefix, ...e.path.split('/').filter(Boolean).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))].filter(Boolean).join('.');
     // A union reports its own failure and each member's: the first, outermost error says it best.
     if ([...seen].some((p) => path === p || path.startsWith(`${p}.`))) continue;
@@ -414,11 +415,11 @@ function parseObject(schema: TObject, raw: Record<string, unknown>, prefix: stri
       const inner = parseObject(prop, v, path, report);
       // A map left empty by dropped entries reads as absent, like the entries themselves.
       if (!Object.keys(inner).length && Object.keys(v).length) continue;
-      if (Value.Check(prop, inner)) out[k] = inner;
+      if (Check(prop, inner)) out[k] = inner;
       else report.bad(path, prop, schemaErrors(prop, inner, path).map((e) => `${e.path}: ${e.message}`).join('; '));
       continue;
     }
-    if (Value.Check(prop, v)) out[k] = v;
+    if (Check(prop, v)) out[k] = v;
     else report.bad(path, prop, schemaErrors(prop, v).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; '), v);
   }
   return out;

@@ -4,7 +4,8 @@
 // counters of $connect.
 import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Check } from '@sinclair/typebox/value';
+import { Errors } from '@sinclair/typebox/errors';
 import { isConditionFailure, ttlFrom } from './dynamo.ts';
 
 /** The fields a usage record adds up (the metrics registry counts them in memory). */
@@ -166,8 +167,8 @@ export class UsageRangeError extends Error {}
 /** Checks a report's days; `today` fills what is left out. Throws UsageRangeError with the reason. */
 export function usageRange(given: { from?: string; to?: string }, today: string): { from: string; to: string } {
   const range = { from: given.from ?? today, to: given.to ?? given.from ?? today };
-  if (!Value.Check(UsageRangeSchema, range)) {
-    const bad = [...Value.Errors(UsageRangeSchema, range)][0];
+  if (!Check(UsageRangeSchema, range)) {
+    const bad = [...Errors(UsageRangeSchema, range)][0];
     throw new UsageRangeError(`${bad.path.slice(1) || 'range'}: "${String(bad.value).slice(0, 40)}" is not a day of the form YYYY-MM-DD`);
   }
   for (const [name, day] of Object.entries(range)) {

@@ -1,8 +1,12 @@
 // Where a flush of events goes (README "Event push"): one signed webhook POST with all of them, or SNS
 // PublishBatch / EventBridge PutEvents, 10 entries per call (each service's maximum) and under 256 KB.
 // A publisher never throws: it reports how many events went and how many did not.
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { PublishBatchCommand, SNSClient } from '@aws-sdk/client-sns';
+//
+// The SNS and EventBridge clients are imported when a tenant's target first needs one, not at load: most
+// functions and most tenants never publish there, and a deployed bundle leaves both packages to the
+// runtime's own AWS SDK (lib/infra/bundling.ts).
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { SNSClient } from '@aws-sdk/client-sns';
 import type { PushEvent } from './schema.ts';
 
 export interface PublishResult {
@@ -43,12 +47,13 @@ export function regionOfArn(arn: string): string {
   return arn.split(':')[3];
 }
 
-export async function publishSns(client: SNSClient, topicArn: string, events: PushEvent[]): Promise<PublishResult> {
+export async function publishSns(client: SNSClient | Promise<SNSClient>, topicArn: string, events: PushEvent[]): Promise<PublishResult> {
   const fifo = topicArn.endsWith('.fifo');
   const result: PublishResult = { published: 0, failed: 0 };
   for (const batch of batches(events)) {
     try {
-      const res = await client.send(
+      const { PublishBatchCommand } = await import('@aws-sdk/client-sns');
+      const res = await (await client).send(
         new PublishBatchCommand({
           TopicArn: topicArn,
           PublishBatchRequestEntries: batch.map((e, i) => ({
@@ -73,11 +78,12 @@ export async function publishSns(client: SNSClient, topicArn: string, events: Pu
   return result;
 }
 
-export async function publishEventBridge(client: EventBridgeClient, busArn: string, events: PushEvent[]): Promise<PublishResult> {
+export async function publishEventBridge(client: EventBridgeClient | Promise<EventBridgeClient>, busArn: string, events: PushEvent[]): Promise<PublishResult> {
   const result: PublishResult = { published: 0, failed: 0 };
   for (const batch of batches(events)) {
     try {
-      const res = await client.send(
+      const { PutEventsCommand } = await import('@aws-sdk/client-eventbridge');
+      const res = await (await client).send(
         new PutEventsCommand({
           Entries: batch.map((e) => ({ EventBusName: busArn, Source: 'xmpp-edge', DetailType: e.kind, Detail: JSON.stringify(e), Time: new Date(e.time) })),
         }),
@@ -99,15 +105,17 @@ export async function publishEventBridge(client: EventBridgeClient, busArn: stri
 
 /** The AWS clients, one per region, made when first needed (tests put SDK-level doubles in their place). */
 export interface AwsClients {
-  sns(region: string): SNSClient;
-  eventBridge(region: string): EventBridgeClient;
+  sns(region: string): SNSClient | Promise<SNSClient>;
+  eventBridge(region: string): EventBridgeClient | Promise<EventBridgeClient>;
 }
 
 export function defaultAwsClients(): AwsClients {
-  const sns = new Map<string, SNSClient>();
-  const eb = new Map<string, EventBridgeClient>();
+  const sns = new Map<string, Promise<SNSClient>>();
+  const eb = new Map<string, Promise<EventBridgeClient>>();
+  const snsClient = async (region: string) => new (await import('@aws-sdk/client-sns')).SNSClient({ region, maxAttempts: 3 });
+  const ebClient = async (region: string) => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({ region, maxAttempts: 3 });
   return {
-    sns: (region) => sns.get(region) ?? sns.set(region, new SNSClient({ region, maxAttempts: 3 })).get(region)!,
-    eventBridge: (region) => eb.get(region) ?? eb.set(region, new EventBridgeClient({ region, maxAttempts: 3 })).get(region)!,
+    sns: (region) => sns.get(region) ?? sns.set(region, snsClient(region)).get(region)!,
+    eventBridge: (region) => eb.get(region) ?? eb.set(region, ebClient(region)).get(region)!,
   };
 }
