@@ -320,6 +320,60 @@ describe('XEP-0114 components', () => {
     }
   });
 
+  test('a rotated secret ends the live component with reset (RFC 6120 §4.9.3.16): the old secret is refused, the new one connects', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const other = await WsComponent.connect(s.url);
+    assert.equal((await other.login(`idle.${D}`, 'idle-secret-123')).name, 'handshake');
+    const tenant = (await s.server.tenants.get(D, 0))!;
+    const list = tenant.components as { domain: string; secret?: string }[];
+    const rotated = 'bot-secret-456';
+    // The changes as the tenant watcher reports them (it compares each poll with the one before).
+    const changes: { after?: { components?: unknown } }[] = [];
+    s.server.registry.events.on('tenant/changed', (e) => void changes.push(e as (typeof changes)[number]));
+    const seen = (pred: (components: { domain: string; secret?: string; stanzasPerSecond?: number }[]) => boolean) =>
+      until('the tenant change', () => changes.find((e) => pred((e.after?.components ?? []) as never)));
+    try {
+      // Another change of its declaration (its rate) leaves it connected. The watcher reports a change
+      // against its previous poll, so the rate is changed until one poll after another saw it change.
+      let rate = 500;
+      await until('a change the watcher reports', async () => {
+        if (changes.some((e) => ((e.after?.components ?? []) as { domain: string; stanzasPerSecond?: number }[]).some((x) => x.domain === BOT && x.stanzasPerSecond! >= 500))) return true;
+        await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, stanzasPerSecond: ++rate } : x)) });
+        return false;
+      });
+      await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, stanzasPerSecond: rate, secret: rotated } : x)) });
+      await seen((l) => l.some((x) => x.domain === BOT && x.secret === rotated));
+      const error = await c.next(byName('stream:error'));
+      assert.equal(streamErrorOf(error), 'reset');
+      // Nothing came before it: the rate change did not end the stream.
+      assert.deepEqual(c.frames.filter((f) => f.name !== 'close').map(String), []);
+      await c.closed;
+      s.clock.advance(5_000); // past the tenant cache, as a reconnecting component would be
+      const old = await WsComponent.connect(s.url);
+      assert.equal(streamErrorOf(await old.login(BOT, BOT_SECRET)), 'not-authorized');
+      await old.closed;
+      const fresh = await WsComponent.connect(s.url);
+      try {
+        assert.equal((await fresh.login(BOT, rotated)).name, 'handshake');
+        await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'after rotation')));
+        assert.equal((await fresh.next(byName('message'))).getChildText('body'), 'after rotation');
+      } finally {
+        fresh.ws.terminate();
+        await fresh.closed;
+      }
+      // A component whose secret stayed the same is left alone.
+      await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'untouched')));
+      assert.equal((await other.next(byName('message'))).getChildText('body'), 'untouched');
+      assert.ok(!other.frames.some((f) => f.name === 'stream:error'));
+    } finally {
+      other.ws.terminate();
+      await other.closed;
+      await s.server.tenants.put(tenant);
+      s.clock.advance(5_000);
+    }
+  });
+
   test("a component's stanza rate: the tenant's limits.stanzasPerSecond unless its own stanzasPerSecond; over it, resource-constraint", async () => {
     const tenant = (await s.server.tenants.get(D, 0))!;
     const list = tenant.components as { domain: string; stanzasPerSecond?: number }[];
