@@ -440,6 +440,101 @@ describe('XEP-0114 components', () => {
     }
   });
 
+  test('a user subscribes to a component as to a contact elsewhere (RFC 6121 §3.1): roster pushes, the answer, presence both ways', async () => {
+    const ROSTER = 'jabber:iq:roster';
+    await s.addUser(`carol@${D}`);
+    const carol = await connectClient(s.url, { username: 'carol' });
+    (carol.xmpp as unknown as { iqCallee: { set(ns: string, name: string, fn: () => boolean): void } }).iqCallee.set(ROSTER, 'query', () => true);
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    const bare = `carol@${D}`;
+    const push = async (expected: Record<string, string>) => {
+      const iq = await carol.waitFor((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', ROSTER)?.getChild('item')?.attrs.jid === BOT);
+      const { subscription, ask } = iq.getChild('query', ROSTER)!.getChild('item')!.attrs as Record<string, string>;
+      assert.deepEqual({ subscription, ...(ask ? { ask } : {}) }, expected);
+    };
+    /** The next stanza the component gets that matches (what it got before is forgotten). */
+    const atBot = (pred: (el: Element) => boolean) => {
+      bot.received.length = 0;
+      return bot.waitFor(pred);
+    };
+    const presenceFrom = (from: string, type?: string) => (el: Element) => el.is('presence') && el.attrs.from === from && el.attrs.type === type;
+    try {
+      await carol.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+      await carol.send(xml('presence'));
+      await carol.waitFor(byName('presence', { from: carol.jid }));
+      // §3.1.2: the user's server pushes the item with ask, then routes the request stamped with her bare JID.
+      let got = atBot(presenceFrom(bare, 'subscribe'));
+      await carol.send(xml('presence', { to: BOT, type: 'subscribe' }));
+      await push({ subscription: 'none', ask: 'subscribe' });
+      assert.equal((await got).attrs.to, BOT);
+      // §3.1.5–§3.1.6: the component approves; the user gets the answer and a push without ask.
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'subscribed' }));
+      await carol.waitFor(byName('presence', { from: BOT, type: 'subscribed' }));
+      await push({ subscription: 'to' });
+      // The component's presence reaches the user.
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare }, xml('status', {}, 'ready')));
+      assert.equal((await carol.waitFor((el) => presenceFrom(BOT)(el))).getChildText('status'), 'ready');
+      // §4.2.2 / §4.3.1: her next initial presence probes the component, from her bare JID.
+      got = atBot(presenceFrom(bare, 'probe'));
+      await carol.send(xml('presence', { type: 'unavailable' }));
+      await carol.send(xml('presence'));
+      assert.equal((await got).attrs.to, BOT);
+      // The component subscribes back and she approves (§3.1.5): both, and her presence goes to it.
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'subscribe' }));
+      await carol.waitFor(byName('presence', { from: BOT, type: 'subscribe' }));
+      got = atBot(presenceFrom(carol.jid));
+      const approved = bot.waitFor(presenceFrom(bare, 'subscribed'));
+      await carol.send(xml('presence', { to: BOT, type: 'subscribed' }));
+      await push({ subscription: 'both' });
+      await approved;
+      await got;
+      // §4.4.2: a presence update reaches the component as a subscriber (the first warms the tenant cache).
+      got = atBot((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'away');
+      await carol.send(xml('presence', {}, xml('show', {}, 'away')));
+      await got;
+      const cost = await s.cost(async () => {
+        got = atBot((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'dnd');
+        await carol.send(xml('presence', {}, xml('show', {}, 'dnd')));
+        await got;
+        await carol.waitFor((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'dnd');
+      });
+      // Roster Query, her own session items (BatchGetItem), the component's registration; her session
+      // entry; the reflection to her and the post to the component.
+      assert.deepEqual([cost.reads, cost.writes, cost.posts], [3, 1, 2], JSON.stringify(cost.calls));
+      // §4.3.2: a probe from the component is answered with her current presence.
+      got = atBot((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'dnd');
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'probe' }));
+      await got;
+      // §4.5.2: her unavailable presence reaches it too.
+      got = atBot(presenceFrom(carol.jid, 'unavailable'));
+      await carol.send(xml('presence', { type: 'unavailable' }));
+      await got;
+      // Still unavailable, a probe is answered unavailable from her bare JID.
+      got = atBot(presenceFrom(bare, 'unavailable'));
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'probe' }));
+      await got;
+      const { rosterOf } = await import('../../lib/extensions/roster/store.ts');
+      assert.equal((await rosterOf(s.server).get(bare, BOT))?.subscription, 'both');
+      // Nothing is kept under the component's address.
+      assert.deepEqual(await rosterOf(s.server).list(BOT), []);
+    } finally {
+      await bot.xmpp.stop();
+      await carol.stop();
+    }
+  });
+
+  test('a probe from a component that the user does not share her presence with is answered unsubscribed (RFC 6121 §4.3.2)', async () => {
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    try {
+      const bare = alice.jid.split('/')[0];
+      await bot.xmpp.send(xml('presence', { from: `stranger@${BOT}`, to: bare, type: 'probe' }));
+      const answer = await bot.waitFor((el) => el.is('presence') && el.attrs.from === bare);
+      assert.deepEqual([answer.attrs.type, answer.attrs.to], ['unsubscribed', `stranger@${BOT}`]);
+    } finally {
+      await bot.xmpp.stop();
+    }
+  });
+
   test('disabling the tenant closes its connected components with host-gone, as its clients', async () => {
     const c = await WsComponent.connect(s.url);
     assert.equal((await c.login(`fresh.${D}`, 'fresh-secret-123')).name, 'handshake');

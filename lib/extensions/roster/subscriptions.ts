@@ -26,8 +26,11 @@ function subscriptionStanza(type: SubscriptionType, from: string, to: string, or
 /**
  * The user (origin) sends a subscription stanza about `contact` (§3.1.2, §3.2.2, §3.3.2, §3.4).
  * Subscription stanzas are stamped with the user's bare JID and addressed to the contact's bare JID.
+ * `remote`: the contact is no local account (an address at a component, which is like another
+ * server): what the user's server routes to it goes through `remote` instead of being processed as
+ * the contact's inbound stanzas; the user's side (roster item, push) is the same.
  */
-export async function processOutboundSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original?: Element): Promise<void> {
+export async function processOutboundSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original?: Element, remote?: (stanza: Element) => Promise<void>): Promise<void> {
   const user = origin.jid.bare().toString();
   const contact = contactJid.bare().toString();
   const existing = await rosterOf(server).get(user, contact);
@@ -46,16 +49,28 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
   if (bumped && item) item = { ...item, ver: bumped.n };
   const ver = bumped?.ver;
   if (result.changed && item) await rosterOf(server).put(user, item);
+  const presenceTo = async (kind: 'available' | 'unavailable') => {
+    if (!remote) return sendPresenceOfAccount(server, user, contact, kind);
+    for (const p of await presenceOfAccount(server, user, kind)) {
+      p.attrs.to = contact;
+      await remote(p);
+    }
+  };
   // §3.2.2: unavailable presence goes out before the unsubscribed itself.
-  if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
+  if (result.sideEffect === 'send-unavailable-presence') await presenceTo('unavailable');
   // The push goes out before the stanza is routed, not after: for a local contact, routing runs the contact's
   // side at once, and its auto-reply (a pre-approval, an existing subscription, a nonexistent account) changes
   // this very item again and pushes that; a push after routing would carry the stale state and leave clients
   // with e.g. ask="subscribe" on a contact that already approved. For the user and a remote contact the two
   // orders cannot be told apart.
   if (ver && item) await pushRosterItem(server, user, rosterItemElement(item), ver);
-  if (result.route) await processInboundSubscription(server, user, contact, type, subscriptionStanza(type, user, contact, original));
-  if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, user, contact, 'available');
+  if (result.route) {
+    const stanza = subscriptionStanza(type, user, contact, original);
+    if (remote) await remote(stanza);
+    else await processInboundSubscription(server, user, contact, type, stanza);
+  }
+  // §3.1.5: once approved, the contact gets the user's presence.
+  if (result.sideEffect === 'send-available-presence') await presenceTo('available');
 }
 
 /**
