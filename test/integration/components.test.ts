@@ -464,9 +464,14 @@ describe('XEP-0114 components', () => {
       await carol.waitFor(byName('presence', { from: carol.jid }));
       // §3.1.2: the user's server pushes the item with ask, then routes the request stamped with her bare JID.
       let got = atBot(presenceFrom(bare, 'subscribe'));
-      await carol.send(xml('presence', { to: BOT, type: 'subscribe' }));
-      await push({ subscription: 'none', ask: 'subscribe' });
-      assert.equal((await got).attrs.to, BOT);
+      const request = await s.cost(async () => {
+        await carol.send(xml('presence', { to: BOT, type: 'subscribe' }));
+        await push({ subscription: 'none', ask: 'subscribe' });
+        assert.equal((await got).attrs.to, BOT);
+      });
+      // Her roster item, her session items (the push), the component's registration; her roster version
+      // and item; the push and the post to the component.
+      assert.deepEqual([request.reads, request.writes, request.posts], [3, 2, 2], JSON.stringify(request.calls));
       // §3.1.5–§3.1.6: the component approves; the user gets the answer and a push without ask.
       await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'subscribed' }));
       await carol.waitFor(byName('presence', { from: BOT, type: 'subscribed' }));
