@@ -582,4 +582,21 @@ describe('XEP-0114 components: a change from the table stream (AWS)', () => {
     assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
     await c.closed;
   });
+
+  test('the tenant-changes function ends a component whose secret changed with reset', async () => {
+    const { marshall } = await import('@aws-sdk/util-dynamodb');
+    const { closeTenantsOf } = await import('../../functions/tenant-changes.ts');
+    const before = { domain: D, enabled: true, components: [{ domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET }] };
+    await s.server.tenants.put(before);
+    s.clock.advance(5_000); // past the tenant cache
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const after = { ...before, components: [{ ...before.components[0], secret: 'bot-secret-rotated' }] };
+    await s.server.tenants.put(after);
+    const image = (t: object) => marshall({ pk: `tenant#${D}`, sk: 'tenant', ...t }, { removeUndefinedValues: true });
+    const record = { eventName: 'MODIFY', dynamodb: { Keys: marshall({ pk: `tenant#${D}`, sk: 'tenant' }), OldImage: image(before), NewImage: image(after), SequenceNumber: '8' } };
+    assert.deepEqual(await closeTenantsOf({ Records: [record as never] }, s.server), { batchItemFailures: [] });
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'reset');
+    await c.closed;
+  });
 });
