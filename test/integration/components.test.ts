@@ -9,6 +9,7 @@ import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer, until } from '../support/harness.ts';
 import { handshakeDigest } from '../../lib/extensions/components/handshake.ts';
+import type { TenantChangedEvent } from '../../lib/core/events.ts';
 import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 
 const require = createRequire(import.meta.url);
@@ -82,12 +83,30 @@ class WsComponent {
   }
 }
 
+const declaredSecret = (tenant: object | undefined, domain: string) => (((tenant as { components?: unknown } | undefined)?.components ?? []) as { domain: string; secret?: string }[]).find((c) => c.domain === domain)?.secret;
 const streamErrorOf = (el: Element) => el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-streams' && c.name !== 'text')?.name;
 const stanzaErrorOf = (el: Element) => el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string')?.name;
 
 describe('XEP-0114 components', () => {
   let s: TestServer;
   let alice: TestClient;
+  /** The tenant changes as the tenant watcher reported them. */
+  const changes: TenantChangedEvent[] = [];
+  let marks = 0;
+  /**
+   * The watcher reports a change against its previous poll, so a change written before its first poll
+   * of the tenant is never reported. Until it reports one, this writes a change of no consequence (the
+   * secret of the disabled component); the next change is then reported.
+   */
+  async function watcherCaughtUp(): Promise<void> {
+    const start = changes.length;
+    await until('the tenant watcher to report a change', async () => {
+      if (changes.length > start) return true;
+      const t = (await s.server.tenants.get(D, 0))!;
+      await s.server.tenants.put({ ...t, components: (t.components as { domain: string }[]).map((x) => (x.domain === `off.${D}` ? { ...x, secret: `off-secret-${++marks}00` } : x)) });
+      return false;
+    });
+  }
   before(async () => {
     s = await startTestServer({ seedDomains: [D, OTHER] });
     await s.server.tenants.put({
@@ -103,6 +122,7 @@ describe('XEP-0114 components', () => {
     await s.server.tenants.put({ domain: OTHER, enabled: true, components: [{ domain: `bot.${OTHER}`, kind: 'connected', enabled: true, secret: 'other-secret-1' }] });
     await s.addUser(`alice@${D}`);
     alice = await connectClient(s.url, { username: 'alice' });
+    s.server.registry.events.on('tenant/changed', (e) => void changes.push(e as TenantChangedEvent));
   });
   after(async () => {
     await alice?.stop();
@@ -283,7 +303,8 @@ describe('XEP-0114 components', () => {
   test('disabling a connected component live disconnects it at once (host-gone, RFC 6120 §4.9.3.5), with no stanza; then stanzas to it get service-unavailable', async () => {
     const c = await WsComponent.connect(s.url);
     assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
-    const tenant = (await s.server.tenants.get(D))!;
+    await watcherCaughtUp();
+    const tenant = (await s.server.tenants.get(D, 0))!;
     const list = tenant.components as { domain: string; enabled: boolean }[];
     await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, enabled: false } : x)) });
     try {
@@ -304,7 +325,8 @@ describe('XEP-0114 components', () => {
     assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
     const other = await WsComponent.connect(s.url);
     assert.equal((await other.login(`idle.${D}`, 'idle-secret-123')).name, 'handshake');
-    const tenant = (await s.server.tenants.get(D))!;
+    await watcherCaughtUp();
+    const tenant = (await s.server.tenants.get(D, 0))!;
     const list = tenant.components as { domain: string }[];
     await s.server.tenants.put({ ...tenant, components: list.filter((x) => x.domain !== BOT) });
     try {
@@ -328,25 +350,13 @@ describe('XEP-0114 components', () => {
     const tenant = (await s.server.tenants.get(D, 0))!;
     const list = tenant.components as { domain: string; secret?: string }[];
     const rotated = 'bot-secret-456';
-    // The changes as the tenant watcher reports them (it compares each poll with the one before).
-    const changes: { after?: { components?: unknown } }[] = [];
-    s.server.registry.events.on('tenant/changed', (e) => void changes.push(e as (typeof changes)[number]));
-    const seen = (pred: (components: { domain: string; secret?: string; stanzasPerSecond?: number }[]) => boolean) =>
-      until('the tenant change', () => changes.find((e) => pred((e.after?.components ?? []) as never)));
     try {
-      // Another change of its declaration (its rate) leaves it connected. The watcher reports a change
-      // against its previous poll, so the rate is changed until one poll after another saw it change.
-      let rate = 500;
-      await until('a change the watcher reports', async () => {
-        if (changes.some((e) => ((e.after?.components ?? []) as { domain: string; stanzasPerSecond?: number }[]).some((x) => x.domain === BOT && x.stanzasPerSecond! >= 500))) return true;
-        await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, stanzasPerSecond: ++rate } : x)) });
-        return false;
-      });
-      await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, stanzasPerSecond: rate, secret: rotated } : x)) });
-      await seen((l) => l.some((x) => x.domain === BOT && x.secret === rotated));
+      // A change of another component's declaration (watcherCaughtUp) leaves it connected.
+      await watcherCaughtUp();
+      await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, secret: rotated } : x)) });
       const error = await c.next(byName('stream:error'));
       assert.equal(streamErrorOf(error), 'reset');
-      // Nothing came before it: the rate change did not end the stream.
+      // Nothing came before it: the change of the other declaration did not end the stream.
       assert.deepEqual(c.frames.filter((f) => f.name !== 'close').map(String), []);
       await c.closed;
       s.clock.advance(5_000); // past the tenant cache, as a reconnecting component would be
@@ -369,8 +379,11 @@ describe('XEP-0114 components', () => {
     } finally {
       other.ws.terminate();
       await other.closed;
+      const start = changes.length;
       await s.server.tenants.put(tenant);
       s.clock.advance(5_000);
+      // The old secret back, reported before the next test connects with it (else that change would end it).
+      await until('the restored secret reported', () => changes.slice(start).some((e) => declaredSecret(e.after, BOT) === BOT_SECRET));
     }
   });
 
