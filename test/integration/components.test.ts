@@ -476,6 +476,9 @@ describe('XEP-0114 components', () => {
       await carol.send(xml('presence'));
       await carol.waitFor(byName('presence', { from: carol.jid }));
       // §3.1.2: the user's server pushes the item with ask, then routes the request stamped with her bare JID.
+      // Steady state: the tenant lookups that find the component are cached, as in a running server.
+      await carol.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'warm')));
+      await bot.waitFor((el) => el.is('message') && el.attrs.from === carol.jid);
       let got = atBot(presenceFrom(bare, 'subscribe'));
       const request = await s.cost(async () => {
         await carol.send(xml('presence', { to: BOT, type: 'subscribe' }));
@@ -535,6 +538,17 @@ describe('XEP-0114 components', () => {
       assert.equal((await rosterOf(s.server).get(bare, BOT))?.subscription, 'both');
       // Nothing is kept under the component's address.
       assert.deepEqual(await rosterOf(s.server).list(BOT), []);
+      // §2.5.2: removing the item cancels both subscriptions, and the component is told.
+      const unsubscribe = atBot(presenceFrom(bare, 'unsubscribe'));
+      const unsubscribed = bot.waitFor(presenceFrom(bare, 'unsubscribed'));
+      await carol.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid: BOT, subscription: 'remove' }))));
+      await unsubscribe;
+      await unsubscribed;
+      // Its pushes: from (unsubscribe), none (unsubscribed), then the removal.
+      await push({ subscription: 'from' });
+      await push({ subscription: 'none' });
+      await push({ subscription: 'remove' });
+      assert.equal(await rosterOf(s.server).get(bare, BOT), undefined);
     } finally {
       await bot.xmpp.stop();
       await carol.stop();

@@ -2,7 +2,6 @@
 // for what waited, e.g. offline messages),
 // updates, unavailable, directed presence, and the unavailable broadcast when a session ends for
 // any reason (§4.5.2). Subscription stanzas go to subscriptions.ts.
-import { routeToComponent } from '../../core/router.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { type JID, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
@@ -13,7 +12,7 @@ import type { Session, StanzaEvent } from '../../core/events.ts';
 import type { ModuleContext } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
-import { processComponentSubscription, processOutboundSubscription } from './subscriptions.ts';
+import { processComponentSubscription, processOutboundSubscription, sendToComponent } from './subscriptions.ts';
 import { rosterOf } from './store.ts';
 
 /** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
@@ -267,16 +266,6 @@ async function answerComponentProbe(server: XmppServer, origin: Session, to: JID
 async function routeAs(server: XmppServer, stanza: Element): Promise<void> {
   const from = parseJID(stanza.attrs.from);
   await sendToComponent(server, { connectionId: 'roster', endpoint: 'roster', jid: from, expiresAt: server.clock.now() + 60_000 }, stanza);
-}
-
-/** routeToComponent for presence: nobody is answered with an error about presence (RFC 6121 §4.3.1), so an error is logged. */
-async function sendToComponent(server: XmppServer, origin: Session, stanza: Element): Promise<void> {
-  try {
-    await routeToComponent(server, origin, stanza);
-  } catch (err) {
-    if (!(err instanceof StanzaError)) throw err;
-    server.log.info({ from: stanza.attrs.from, to: stanza.attrs.to, condition: err.condition }, 'presence to a component not routed');
-  }
 }
 
 /**

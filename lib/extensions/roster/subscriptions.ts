@@ -1,6 +1,8 @@
 // RFC 6121 §3: presence subscriptions between two local accounts. The state tables live in
 // subscription-states.ts; this file performs what they decide: roster writes, routing, pushes,
 // auto-replies and the presence the RFC makes the servers send.
+import { routeToComponent } from '../../core/router.ts';
+import { StanzaError } from '../../xmpp/errors.ts';
 import { type JID, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
@@ -71,6 +73,26 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
   }
   // §3.1.5: once approved, the contact gets the user's presence.
   if (result.sideEffect === 'send-available-presence') await presenceTo('available');
+}
+
+/** routeToComponent for presence: nobody is answered with an error about presence (RFC 6121 §4.3.1), so an error is logged. */
+export async function sendToComponent(server: XmppServer, origin: Session, stanza: Element): Promise<void> {
+  try {
+    await routeToComponent(server, origin, stanza);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    server.log.info({ from: stanza.attrs.from, to: stanza.attrs.to, condition: err.condition }, 'presence to a component not routed');
+  }
+}
+
+/**
+ * The `remote` of processOutboundSubscription for a contact at a component (a contact elsewhere, e.g.
+ * when the user removes it from her roster, §2.5.2), undefined for a local account. A tenant read
+ * (cached) only for a domain other than the user's.
+ */
+export async function componentRoute(server: XmppServer, origin: Session, contact: JID): Promise<((stanza: Element) => Promise<void>) | undefined> {
+  if (contact.domain === origin.jid.domain || !(await server.componentFor(contact.domain))) return undefined;
+  return (stanza) => sendToComponent(server, origin, stanza);
 }
 
 /**
