@@ -264,8 +264,8 @@ export interface RoomEvent {
  * the tenant-changes function on the table's stream (in every region). `before` is the item as it was
  * (absent when it was created or not seen before), `after` as it is now (absent when deleted). A
  * disabled or deleted tenant's connections are closed by the core first (host-gone); a module reacts to
- * the rest (the components module ends a connected component that was disabled or removed). Handlers
- * run once per region and must be idempotent: the same change may be reported again.
+ * the rest (the components module ends a connected component that was disabled, removed or given a new
+ * secret). Handlers run once per region and must be idempotent: the same change may be reported again.
  */
 export interface TenantChangedEvent {
   server: XmppServer;

@@ -33,11 +33,12 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
     const home = origin.tenant ?? origin.jid.domain;
     const component = to && to.domain !== origin.jid.domain ? await server.componentFor(to.domain) : undefined;
     if (to && component) {
-      if (!(await server.mayExchange(home, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
-      const event: StanzaEvent = { server, origin, stanza, to, kind: 'component', tenant: component.tenant };
-      const handled = await server.registry.events.fire(`${stanza.name}/component/${component.component.name}`, event);
-      // A component answers what it understands; the rest gets the generic answer.
-      if (handled === undefined && stanza.name !== 'presence' && type !== 'error' && type !== 'result') throw new StanzaError('service-unavailable');
+      const event = await componentEvent(server, origin, stanza, to, component);
+      // Any module may act first on what a session sends to a component, as on what it sends to
+      // another server (RFC 6121 §3.1.2: the user's server processes a subscription request before
+      // routing it); it then sends it on itself (routeToComponent), or not.
+      const taken = await server.registry.events.fire(`${stanza.name}/component`, event);
+      if (taken === undefined) await fireComponent(event, component.component.name);
       return;
     }
     const kind = targetKind(origin, to);
@@ -68,6 +69,38 @@ export async function routeStanza(server: XmppServer, origin: Session, stanza: E
       await server.send(origin, errorReply(stanza, err));
     }
   }
+}
+
+type Served = NonNullable<Awaited<ReturnType<XmppServer['componentFor']>>>;
+
+async function componentEvent(server: XmppServer, origin: Session, stanza: Element, to: JID, component: Served): Promise<StanzaEvent> {
+  if (!(await server.mayExchange(origin.tenant ?? origin.jid.domain, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
+  return { server, origin, stanza, to, kind: 'component', tenant: component.tenant };
+}
+
+async function fireComponent(event: StanzaEvent, name: string): Promise<void> {
+  const { server, stanza } = event;
+  const type = stanza.attrs.type as string | undefined;
+  const handled = await server.registry.events.fire(`${stanza.name}/component/${name}`, event);
+  // A component answers what it understands; the rest gets the generic answer.
+  if (handled === undefined && stanza.name !== 'presence' && type !== 'error' && type !== 'result') throw new StanzaError('service-unavailable');
+}
+
+/**
+ * Sends `stanza` to the component that serves its `to` (docs/architecture.md "Components"), as
+ * `origin` (or an address of its account: `from` is kept as the caller set it), straight to the
+ * component's own event `<kind>/component/<name>`, past `<kind>/component`: for a module that took a
+ * stanza there and now sends it on, or that sends for an account (RFC 6121 §4.2.2: presence to a
+ * contact at a component). False if no component serves the address. Throws a StanzaError
+ * (remote-server-not-found, service-unavailable) for the caller to answer or log.
+ */
+export async function routeToComponent(server: XmppServer, origin: Session, stanza: Element): Promise<boolean> {
+  const to = tryParseJID(stanza.attrs.to);
+  const component = to ? await server.componentFor(to.domain) : undefined;
+  if (!to || !component) return false;
+  stanza.attrs.xmlns = NS.CLIENT;
+  await fireComponent(await componentEvent(server, origin, stanza, to, component), component.component.name);
+  return true;
 }
 
 function targetKind(origin: Session, to: JID | null): TargetKind {

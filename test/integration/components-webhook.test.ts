@@ -9,7 +9,7 @@ import { type TestClient, type TestServer, byName, connectClient, startTestServe
 import { type WebhookServer, startWebhookServer } from '../support/webhook-server.ts';
 import type { ComponentsApi } from '../../lib/extensions/components/index.ts';
 import { WebhookStore } from '../../lib/webhooks/store.ts';
-import { parseFrame, xml } from '../../lib/xmpp/xml.ts';
+import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 
 const D = 'localhost';
 const HOOK = `hook.${D}`;
@@ -73,6 +73,26 @@ describe('webhook components', () => {
     assert.equal(posted.attrs.from, alice.jid);
     assert.equal(posted.attrs.to, `echo@${HOOK}`);
     assert.equal(posted.getChildText('body'), 'ping');
+  });
+
+  test("a user subscribes to a webhook component (RFC 6121 §3.1.2): her roster asks, the request is POSTed from her bare JID, the answer's subscribed updates her roster", async () => {
+    const ROSTER = 'jabber:iq:roster';
+    const bare = alice.jid.split('/')[0];
+    hook.answer = (req) => {
+      const p = parseFrame(req.body);
+      return p.attrs.type === 'subscribe' ? { status: 200, body: `<presence from="${HOOK}" to="${p.attrs.from}" type="subscribed"/>` } : { status: 204 };
+    };
+    await alice.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+    const pushOf = (sub: string) => (el: Element) =>
+      el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', ROSTER)?.getChild('item')?.attrs.jid === HOOK && el.getChild('query', ROSTER)?.getChild('item')?.attrs.subscription === sub;
+    const asked = alice.waitFor(pushOf('none'));
+    const answered = alice.waitFor(pushOf('to'));
+    await alice.send(xml('presence', { to: HOOK, type: 'subscribe' }));
+    assert.equal((await asked).getChild('query', ROSTER)?.getChild('item')?.attrs.ask, 'subscribe');
+    await alice.waitFor(byName('presence', { from: HOOK, type: 'subscribed' }));
+    await answered;
+    const posted = parseFrame(hook.received.find((r) => parseFrame(r.body).attrs.type === 'subscribe')!.body);
+    assert.deepEqual([posted.attrs.from, posted.attrs.to], [bare, HOOK]);
   });
 
   test('answer stanzas from another domain are dropped', async () => {

@@ -9,6 +9,7 @@ import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer, until } from '../support/harness.ts';
 import { handshakeDigest } from '../../lib/extensions/components/handshake.ts';
+import type { TenantChangedEvent } from '../../lib/core/events.ts';
 import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 
 const require = createRequire(import.meta.url);
@@ -82,12 +83,30 @@ class WsComponent {
   }
 }
 
+const declaredSecret = (tenant: object | undefined, domain: string) => (((tenant as { components?: unknown } | undefined)?.components ?? []) as { domain: string; secret?: string }[]).find((c) => c.domain === domain)?.secret;
 const streamErrorOf = (el: Element) => el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-streams' && c.name !== 'text')?.name;
 const stanzaErrorOf = (el: Element) => el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string')?.name;
 
 describe('XEP-0114 components', () => {
   let s: TestServer;
   let alice: TestClient;
+  /** The tenant changes as the tenant watcher reported them. */
+  const changes: TenantChangedEvent[] = [];
+  let marks = 0;
+  /**
+   * The watcher reports a change against its previous poll, so a change written before its first poll
+   * of the tenant is never reported. Until it reports one, this writes a change of no consequence (the
+   * secret of the disabled component); the next change is then reported.
+   */
+  async function watcherCaughtUp(): Promise<void> {
+    const start = changes.length;
+    await until('the tenant watcher to report a change', async () => {
+      if (changes.length > start) return true;
+      const t = (await s.server.tenants.get(D, 0))!;
+      await s.server.tenants.put({ ...t, components: (t.components as { domain: string }[]).map((x) => (x.domain === `off.${D}` ? { ...x, secret: `off-secret-${++marks}00` } : x)) });
+      return false;
+    });
+  }
   before(async () => {
     s = await startTestServer({ seedDomains: [D, OTHER] });
     await s.server.tenants.put({
@@ -103,6 +122,7 @@ describe('XEP-0114 components', () => {
     await s.server.tenants.put({ domain: OTHER, enabled: true, components: [{ domain: `bot.${OTHER}`, kind: 'connected', enabled: true, secret: 'other-secret-1' }] });
     await s.addUser(`alice@${D}`);
     alice = await connectClient(s.url, { username: 'alice' });
+    s.server.registry.events.on('tenant/changed', (e) => void changes.push(e as TenantChangedEvent));
   });
   after(async () => {
     await alice?.stop();
@@ -283,7 +303,8 @@ describe('XEP-0114 components', () => {
   test('disabling a connected component live disconnects it at once (host-gone, RFC 6120 §4.9.3.5), with no stanza; then stanzas to it get service-unavailable', async () => {
     const c = await WsComponent.connect(s.url);
     assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
-    const tenant = (await s.server.tenants.get(D))!;
+    await watcherCaughtUp();
+    const tenant = (await s.server.tenants.get(D, 0))!;
     const list = tenant.components as { domain: string; enabled: boolean }[];
     await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, enabled: false } : x)) });
     try {
@@ -304,7 +325,8 @@ describe('XEP-0114 components', () => {
     assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
     const other = await WsComponent.connect(s.url);
     assert.equal((await other.login(`idle.${D}`, 'idle-secret-123')).name, 'handshake');
-    const tenant = (await s.server.tenants.get(D))!;
+    await watcherCaughtUp();
+    const tenant = (await s.server.tenants.get(D, 0))!;
     const list = tenant.components as { domain: string }[];
     await s.server.tenants.put({ ...tenant, components: list.filter((x) => x.domain !== BOT) });
     try {
@@ -317,6 +339,51 @@ describe('XEP-0114 components', () => {
       other.ws.terminate();
       await other.closed;
       await s.server.tenants.put(tenant);
+    }
+  });
+
+  test('a rotated secret ends the live component with reset (RFC 6120 §4.9.3.16): the old secret is refused, the new one connects', async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const other = await WsComponent.connect(s.url);
+    assert.equal((await other.login(`idle.${D}`, 'idle-secret-123')).name, 'handshake');
+    const tenant = (await s.server.tenants.get(D, 0))!;
+    const list = tenant.components as { domain: string; secret?: string }[];
+    const rotated = 'bot-secret-456';
+    try {
+      // A change of another component's declaration (watcherCaughtUp) leaves it connected.
+      await watcherCaughtUp();
+      await s.server.tenants.put({ ...tenant, components: list.map((x) => (x.domain === BOT ? { ...x, secret: rotated } : x)) });
+      const error = await c.next(byName('stream:error'));
+      assert.equal(streamErrorOf(error), 'reset');
+      // Nothing came before it: the change of the other declaration did not end the stream.
+      assert.deepEqual(c.frames.filter((f) => f.name !== 'close').map(String), []);
+      await c.closed;
+      s.clock.advance(5_000); // past the tenant cache, as a reconnecting component would be
+      const old = await WsComponent.connect(s.url);
+      assert.equal(streamErrorOf(await old.login(BOT, BOT_SECRET)), 'not-authorized');
+      await old.closed;
+      const fresh = await WsComponent.connect(s.url);
+      try {
+        assert.equal((await fresh.login(BOT, rotated)).name, 'handshake');
+        await alice.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'after rotation')));
+        assert.equal((await fresh.next(byName('message'))).getChildText('body'), 'after rotation');
+      } finally {
+        fresh.ws.terminate();
+        await fresh.closed;
+      }
+      // A component whose secret stayed the same is left alone.
+      await alice.send(xml('message', { to: `idle.${D}`, type: 'chat' }, xml('body', {}, 'untouched')));
+      assert.equal((await other.next(byName('message'))).getChildText('body'), 'untouched');
+      assert.ok(!other.frames.some((f) => f.name === 'stream:error'));
+    } finally {
+      other.ws.terminate();
+      await other.closed;
+      const start = changes.length;
+      await s.server.tenants.put(tenant);
+      s.clock.advance(5_000);
+      // The old secret back, reported before the next test connects with it (else that change would end it).
+      await until('the restored secret reported', () => changes.slice(start).some((e) => declaredSecret(e.after, BOT) === BOT_SECRET));
     }
   });
 
@@ -386,6 +453,120 @@ describe('XEP-0114 components', () => {
     }
   });
 
+  test('a user subscribes to a component as to a contact elsewhere (RFC 6121 §3.1): roster pushes, the answer, presence both ways', async () => {
+    const ROSTER = 'jabber:iq:roster';
+    await s.addUser(`carol@${D}`);
+    const carol = await connectClient(s.url, { username: 'carol' });
+    (carol.xmpp as unknown as { iqCallee: { set(ns: string, name: string, fn: () => boolean): void } }).iqCallee.set(ROSTER, 'query', () => true);
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    const bare = `carol@${D}`;
+    const push = async (expected: Record<string, string>) => {
+      const iq = await carol.waitFor((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', ROSTER)?.getChild('item')?.attrs.jid === BOT);
+      const { subscription, ask } = iq.getChild('query', ROSTER)!.getChild('item')!.attrs as Record<string, string>;
+      assert.deepEqual({ subscription, ...(ask ? { ask } : {}) }, expected);
+    };
+    /** The next stanza the component gets that matches (what it got before is forgotten). */
+    const atBot = (pred: (el: Element) => boolean) => {
+      bot.received.length = 0;
+      return bot.waitFor(pred);
+    };
+    const presenceFrom = (from: string, type?: string) => (el: Element) => el.is('presence') && el.attrs.from === from && el.attrs.type === type;
+    try {
+      await carol.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+      await carol.send(xml('presence'));
+      await carol.waitFor(byName('presence', { from: carol.jid }));
+      // §3.1.2: the user's server pushes the item with ask, then routes the request stamped with her bare JID.
+      // Steady state: the tenant lookups that find the component are cached, as in a running server.
+      await carol.send(xml('message', { to: `echo@${BOT}`, type: 'chat' }, xml('body', {}, 'warm')));
+      await bot.waitFor((el) => el.is('message') && el.attrs.from === carol.jid);
+      let got = atBot(presenceFrom(bare, 'subscribe'));
+      const request = await s.cost(async () => {
+        await carol.send(xml('presence', { to: BOT, type: 'subscribe' }));
+        await push({ subscription: 'none', ask: 'subscribe' });
+        assert.equal((await got).attrs.to, BOT);
+      });
+      // Her roster item, her session items (the push), the component's registration; her roster version
+      // and item; the push and the post to the component.
+      assert.deepEqual([request.reads, request.writes, request.posts], [3, 2, 2], JSON.stringify(request.calls));
+      // §3.1.5–§3.1.6: the component approves; the user gets the answer and a push without ask.
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'subscribed' }));
+      await carol.waitFor(byName('presence', { from: BOT, type: 'subscribed' }));
+      await push({ subscription: 'to' });
+      // The component's presence reaches the user.
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare }, xml('status', {}, 'ready')));
+      assert.equal((await carol.waitFor((el) => presenceFrom(BOT)(el))).getChildText('status'), 'ready');
+      // §4.2.2 / §4.3.1: her next initial presence probes the component, from her bare JID.
+      got = atBot(presenceFrom(bare, 'probe'));
+      await carol.send(xml('presence', { type: 'unavailable' }));
+      await carol.send(xml('presence'));
+      assert.equal((await got).attrs.to, BOT);
+      // The component subscribes back and she approves (§3.1.5): both, and her presence goes to it.
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'subscribe' }));
+      await carol.waitFor(byName('presence', { from: BOT, type: 'subscribe' }));
+      got = atBot(presenceFrom(carol.jid));
+      const approved = bot.waitFor(presenceFrom(bare, 'subscribed'));
+      await carol.send(xml('presence', { to: BOT, type: 'subscribed' }));
+      await push({ subscription: 'both' });
+      await approved;
+      await got;
+      // §4.4.2: a presence update reaches the component as a subscriber (the first warms the tenant cache).
+      got = atBot((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'away');
+      await carol.send(xml('presence', {}, xml('show', {}, 'away')));
+      await got;
+      const cost = await s.cost(async () => {
+        got = atBot((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'dnd');
+        await carol.send(xml('presence', {}, xml('show', {}, 'dnd')));
+        await got;
+        await carol.waitFor((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'dnd');
+      });
+      // Roster Query, her own session items (BatchGetItem), the component's registration; her session
+      // entry; the reflection to her and the post to the component.
+      assert.deepEqual([cost.reads, cost.writes, cost.posts], [3, 1, 2], JSON.stringify(cost.calls));
+      // §4.3.2: a probe from the component is answered with her current presence.
+      got = atBot((el) => presenceFrom(carol.jid)(el) && el.getChildText('show') === 'dnd');
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'probe' }));
+      await got;
+      // §4.5.2: her unavailable presence reaches it too.
+      got = atBot(presenceFrom(carol.jid, 'unavailable'));
+      await carol.send(xml('presence', { type: 'unavailable' }));
+      await got;
+      // Still unavailable, a probe is answered unavailable from her bare JID.
+      got = atBot(presenceFrom(bare, 'unavailable'));
+      await bot.xmpp.send(xml('presence', { from: BOT, to: bare, type: 'probe' }));
+      await got;
+      const { rosterOf } = await import('../../lib/extensions/roster/store.ts');
+      assert.equal((await rosterOf(s.server).get(bare, BOT))?.subscription, 'both');
+      // Nothing is kept under the component's address.
+      assert.deepEqual(await rosterOf(s.server).list(BOT), []);
+      // §2.5.2: removing the item cancels both subscriptions, and the component is told.
+      const unsubscribe = atBot(presenceFrom(bare, 'unsubscribe'));
+      const unsubscribed = bot.waitFor(presenceFrom(bare, 'unsubscribed'));
+      await carol.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid: BOT, subscription: 'remove' }))));
+      await unsubscribe;
+      await unsubscribed;
+      // Its pushes: from (unsubscribe), none (unsubscribed), then the removal.
+      await push({ subscription: 'from' });
+      await push({ subscription: 'none' });
+      await push({ subscription: 'remove' });
+      assert.equal(await rosterOf(s.server).get(bare, BOT), undefined);
+    } finally {
+      await bot.xmpp.stop();
+      await carol.stop();
+    }
+  });
+
+  test('a probe from a component that the user does not share her presence with is answered unsubscribed (RFC 6121 §4.3.2)', async () => {
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    try {
+      const bare = alice.jid.split('/')[0];
+      await bot.xmpp.send(xml('presence', { from: `stranger@${BOT}`, to: bare, type: 'probe' }));
+      const answer = await bot.waitFor((el) => el.is('presence') && el.attrs.from === bare);
+      assert.deepEqual([answer.attrs.type, answer.attrs.to], ['unsubscribed', `stranger@${BOT}`]);
+    } finally {
+      await bot.xmpp.stop();
+    }
+  });
+
   test('disabling the tenant closes its connected components with host-gone, as its clients', async () => {
     const c = await WsComponent.connect(s.url);
     assert.equal((await c.login(`fresh.${D}`, 'fresh-secret-123')).name, 'handshake');
@@ -426,6 +607,23 @@ describe('XEP-0114 components: a change from the table stream (AWS)', () => {
     assert.equal(JSON.stringify(TENANT_CHANGE_FILTERS.at(-1)), JSON.stringify({ eventName: ['MODIFY'], dynamodb: { Keys: { pk: { S: [{ prefix: 'tenant#' }] }, sk: { S: ['tenant'] } }, OldImage: { components: { L: { M: { kind: { S: ['connected'] } } } } } } }));
     assert.deepEqual(await closeTenantsOf({ Records: [record as never] }, s.server), { batchItemFailures: [] });
     assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+    await c.closed;
+  });
+
+  test('the tenant-changes function ends a component whose secret changed with reset', async () => {
+    const { marshall } = await import('@aws-sdk/util-dynamodb');
+    const { closeTenantsOf } = await import('../../functions/tenant-changes.ts');
+    const before = { domain: D, enabled: true, components: [{ domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET }] };
+    await s.server.tenants.put(before);
+    s.clock.advance(5_000); // past the tenant cache
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const after = { ...before, components: [{ ...before.components[0], secret: 'bot-secret-rotated' }] };
+    await s.server.tenants.put(after);
+    const image = (t: object) => marshall({ pk: `tenant#${D}`, sk: 'tenant', ...t }, { removeUndefinedValues: true });
+    const record = { eventName: 'MODIFY', dynamodb: { Keys: marshall({ pk: `tenant#${D}`, sk: 'tenant' }), OldImage: image(before), NewImage: image(after), SequenceNumber: '8' } };
+    assert.deepEqual(await closeTenantsOf({ Records: [record as never] }, s.server), { batchItemFailures: [] });
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'reset');
     await c.closed;
   });
 });

@@ -52,6 +52,11 @@ function connectedDomains(tenant: TenantRecord): string[] {
   return list.filter((c) => c && typeof c.domain === 'string' && (c.kind ?? 'connected') === 'connected').map((c) => c.domain!);
 }
 
+/** Whether the handshake secret of the connected component at `domain` differs between two tenant items. */
+function secretRotated(before: TenantRecord, after: TenantRecord, domain: string): boolean {
+  return declarationOf(before, domain)?.secret !== declarationOf(after, domain)?.secret;
+}
+
 /** Whether `tenant` still serves the connected component at `domain`. */
 function servesConnected(tenant: TenantRecord, domain: string): boolean {
   const d = declarationOf(tenant, domain);
@@ -219,15 +224,33 @@ export const components: XmppModule<ComponentsApi> = {
     // A connected component disabled or removed is ended when its tenant item changes (seen within
     // seconds: docs/architecture.md "Components"), not only at its next stanza. A disabled or deleted
     // tenant's connections, components' included, were closed by the core already.
+    // A rotated secret ends it too, so it proves the new one: the old one may be what leaked.
     ctx.hook('tenant/changed', async ({ server, before, after }) => {
       if (!before || !after?.enabled) return undefined;
       for (const domain of connectedDomains(before)) {
-        if (servesConnected(after, domain)) continue;
+        const serves = servesConnected(after, domain);
+        if (serves && !secretRotated(before, after, domain)) continue;
         const reg = await registry.get(domain, server.clock.now());
-        if (reg) await endComponent(server, reg, 'the tenant item changed');
+        if (!reg) continue;
+        if (serves) await resetComponent(server, reg);
+        else await endComponent(server, reg, 'the tenant item changed');
       }
       return undefined;
     });
+
+    /**
+     * Ends a component whose secret was changed, with RFC 6120 §4.9.3.16 reset: the server "is closing
+     * the stream because ... the keys or certificates used to establish a secure context for the stream
+     * have expired or have been revoked during the life of the stream", and the entity may reconnect at
+     * once, here with the new secret. Not not-authorized (§4.9.3.12): the component broke no rule of the
+     * negotiation it passed; nor host-gone: its domain is still served.
+     */
+    async function resetComponent(server: XmppServer, reg: ConnectionTarget & { domain: string; connectionId: string }): Promise<void> {
+      ctx.log.info({ connectionId: reg.connectionId, domain: reg.domain }, 'component secret changed: disconnected to handshake again');
+      await registry.release(reg.domain, reg.connectionId);
+      streams.delete(reg.connectionId);
+      await server.endConnection(reg.connectionId, 'component secret changed', { streamError: new StreamError('reset', `the secret of ${reg.domain} changed: handshake again`), endpoint: reg.endpoint });
+    }
 
     /**
      * Ends a component whose declaration no longer serves: RFC 6120 §4.9.3.5 host-gone, "the value of the

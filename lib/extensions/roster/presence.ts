@@ -2,10 +2,8 @@
 // for what waited, e.g. offline messages),
 // updates, unavailable, directed presence, and the unavailable broadcast when a session ends for
 // any reason (§4.5.2). Subscription stanzas go to subscriptions.ts.
-import { randomUUID } from 'node:crypto';
-import { routeStanza } from '../../core/router.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
-import { parseJID } from '../../xmpp/jid.ts';
+import { type JID, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
 import type { RosterItem } from './store.ts';
@@ -14,7 +12,7 @@ import type { Session, StanzaEvent } from '../../core/events.ts';
 import type { ModuleContext } from '../../core/modules.ts';
 import type { XmppServer } from '../../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
-import { processComponentSubscription, processOutboundSubscription } from './subscriptions.ts';
+import { processComponentSubscription, processOutboundSubscription, sendToComponent } from './subscriptions.ts';
 import { rosterOf } from './store.ts';
 
 /** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
@@ -29,21 +27,57 @@ function priorityOf(stanza: Element): number {
 interface Audience {
   /** The user's roster, as read for this broadcast (so nothing else needs to read it again). */
   items: RosterItem[];
-  /** Contacts subscribed to the user's presence (from/both), with their sessions. */
+  /** Local contacts subscribed to the user's presence (from/both), with their sessions. */
   subscribers: Map<string, SessionEntry[]>;
-  /** Contacts whose presence the user receives (to/both), with their sessions. */
+  /** Local contacts whose presence the user receives (to/both), with their sessions. */
   publishers: Map<string, SessionEntry[]>;
   own: SessionEntry[];
+  /**
+   * Contacts at components (docs/architecture.md "Components"), which RFC 6121 treats as contacts on
+   * another server: presence goes to them through the router (§4.2.2, §4.4.2), probes too (§4.3.1).
+   */
+  remote: { subscribers: string[]; publishers: string[] };
 }
 
 /** One roster Query and one BatchGetItem per 100 accounts: everything a broadcast needs. */
 async function audienceOf(server: XmppServer, bare: string, withPublishers: boolean): Promise<Audience> {
   const items = await rosterOf(server).list(bare);
-  const subscriberJids = items.filter((i) => sendsPresenceTo(i)).map((i) => i.jid);
-  const publisherJids = withPublishers ? items.filter((i) => receivesPresenceFrom(i)).map((i) => i.jid) : [];
+  const atComponents = await componentContacts(server, parseJID(bare), items.filter((i) => sendsPresenceTo(i) || receivesPresenceFrom(i)).map((i) => i.jid));
+  const local = (i: RosterItem) => !atComponents.has(i.jid);
+  const subscriberJids = items.filter((i) => sendsPresenceTo(i) && local(i)).map((i) => i.jid);
+  const publisherJids = withPublishers ? items.filter((i) => receivesPresenceFrom(i) && local(i)).map((i) => i.jid) : [];
   const sessions = await server.sessions.listMany([bare, ...subscriberJids, ...publisherJids]);
   const pick = (jids: string[]) => new Map(jids.map((j) => [j, sessions.get(j) ?? []]));
-  return { items, subscribers: pick(subscriberJids), publishers: pick(publisherJids), own: sessions.get(bare) ?? [] };
+  const remote = {
+    subscribers: items.filter((i) => sendsPresenceTo(i) && !local(i)).map((i) => i.jid),
+    publishers: withPublishers ? items.filter((i) => receivesPresenceFrom(i) && !local(i)).map((i) => i.jid) : [],
+  };
+  return { items, subscribers: pick(subscriberJids), publishers: pick(publisherJids), own: sessions.get(bare) ?? [], remote };
+}
+
+/**
+ * The contacts among `jids` whose address a component serves (XEP-0114 components, MUC): no session
+ * item can exist for them. Only domains other than the user's are asked, and tenant reads are cached.
+ */
+async function componentContacts(server: XmppServer, user: JID, jids: string[]): Promise<Set<string>> {
+  const byDomain = new Map<string, boolean>();
+  const out = new Set<string>();
+  for (const j of jids) {
+    const domain = parseJID(j).domain;
+    if (domain === user.domain) continue;
+    if (!byDomain.has(domain)) byDomain.set(domain, (await server.componentFor(domain)) !== undefined);
+    if (byDomain.get(domain)) out.add(j);
+  }
+  return out;
+}
+
+/** `presence` (from the user) to each contact at a component, through the router (routeToComponent). */
+async function sendToComponents(server: XmppServer, origin: Session, presence: Element, jids: string[]): Promise<void> {
+  for (const to of jids) {
+    const copy = clone(presence);
+    copy.attrs.to = to;
+    await sendToComponent(server, origin, copy);
+  }
 }
 
 /** Sends `presence` (from the user) to each available resource of each account, addressed to its bare JID. */
@@ -87,10 +121,13 @@ async function onAvailable(ctx: ModuleContext, server: XmppServer, origin: Sessi
 
   // §4.2.2 / §4.4.2: to every subscriber, and to all of the user's available resources (this one included).
   await broadcast(server, stanza, new Map([...audience.subscribers, [bare, audience.own]]));
+  await sendToComponents(server, origin, stanza, audience.remote.subscribers);
   if (!initial) return true;
 
-  // §4.2.2: probe the contacts the user is subscribed to, and the user's other resources.
+  // §4.2.2: probe the contacts the user is subscribed to, and the user's other resources. §4.3.1: a
+  // contact elsewhere (at a component) gets a probe from the user's bare JID and answers it itself.
   await answerProbes(server, origin, audience);
+  await sendToComponents(server, origin, xml('presence', { xmlns: NS.CLIENT, type: 'probe', from: bare }), audience.remote.publishers);
   // §3.1.3: subscription requests that arrived while the user was offline (the roster read above has them).
   for (const item of audience.items) {
     if (item.pendingIn && item.pendingInStanza) await server.send(origin, item.pendingInStanza);
@@ -144,12 +181,15 @@ async function broadcastUnavailable(server: XmppServer, session: Session, entry:
   const directed = entry.directed ?? [];
   if (!entry.available && !directed.length) return;
   const targets = new Map<string, SessionEntry[]>();
+  let remote: string[] = [];
   if (entry.available) {
     const audience = await audienceOf(server, bare, false);
     for (const [j, sessions] of [...audience.subscribers, [bare, audience.own] as const]) targets.set(j, sessions);
+    remote = audience.remote.subscribers;
   }
   await broadcast(server, presence, targets);
-  const extra = directed.filter((j) => !targets.has(j.split('/')[0]));
+  await sendToComponents(server, session, presence, remote);
+  const extra = directed.filter((j) => !targets.has(j.split('/')[0]) && !remote.includes(j.split('/')[0]));
   if (!extra.length) return;
   const sessions = await server.sessions.listMany(extra.map((j) => j.split('/')[0]));
   const deliveries: (SessionEntry & { to: string })[] = [];
@@ -178,7 +218,10 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
     else await processOutboundSubscription(server, origin, type, to, stanza);
     return true;
   }
-  if (type === 'probe') return true;
+  if (type === 'probe') {
+    if (component) await answerComponentProbe(server, origin, to);
+    return true;
+  }
   const sessions = await server.sessions.list(to.bare().toString());
   // RFC 6121 §8.5.2.1.2: presence to a bare JID goes to every available resource (negative priority only
   // keeps bare-JID messages away, §4.7.2.3); §8.5.3.1: to a full JID, to that resource.
@@ -198,19 +241,45 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
 }
 
 /**
- * Routes what a local account answers a component (RFC 6121 §3 auto-replies, its presence) as from that
- * account, through the router to the component's connection or webhook; an error the router answers
- * with has no session to go to and is logged.
+ * RFC 6121 §4.3.2: a probe from a component (as from another server) about a local account. Subscribed
+ * (from/both): the presence of each available resource, else unavailable from the bare JID; not
+ * subscribed: unsubscribed, and nothing of the account's presence is revealed.
+ */
+async function answerComponentProbe(server: XmppServer, origin: Session, to: JID): Promise<void> {
+  const user = to.bare().toString();
+  const prober = origin.jid.bare().toString();
+  const item = await rosterOf(server).get(user, prober);
+  if (!item || !sendsPresenceTo(item)) return routeAs(server, xml('presence', { xmlns: NS.CLIENT, type: 'unsubscribed', from: user, to: prober }));
+  const available = (await server.sessions.list(user)).filter((s) => s.available && s.presence);
+  if (!available.length) return routeAs(server, xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: user, to: prober }));
+  for (const s of available) {
+    const p = parseFrame(s.presence!);
+    p.attrs.to = prober;
+    await routeAs(server, p);
+  }
+}
+
+/**
+ * Sends what the server sends for a local account to a component (RFC 6121 §3 auto-replies, its
+ * presence) as from that account, through the router to the component's connection or webhook.
  */
 async function routeAs(server: XmppServer, stanza: Element): Promise<void> {
   const from = parseJID(stanza.attrs.from);
-  const sink = `roster-${randomUUID()}`;
-  const close = server.openSink(sink, (frame) => server.log.info({ from: stanza.attrs.from, to: stanza.attrs.to, frame }, 'answer to a presence routed for an account'));
-  try {
-    await routeStanza(server, { connectionId: sink, endpoint: 'roster', jid: from, expiresAt: server.clock.now() + 60_000 }, stanza);
-  } finally {
-    close();
-  }
+  await sendToComponent(server, { connectionId: 'roster', endpoint: 'roster', jid: from, expiresAt: server.clock.now() + 60_000 }, stanza);
+}
+
+/**
+ * §3.1.2, §3.2.2, §3.3.2, §3.4: a user's subscription stanza to a contact at a component (like one on
+ * another server): the user's side is processed (roster item, ask, push), then the stanza, stamped with
+ * the user's bare JID, goes on to the component; the presence that follows an approval too.
+ */
+async function onSubscriptionToComponent(event: StanzaEvent): Promise<true | undefined> {
+  const { server, origin, stanza, to } = event;
+  const type = stanza.attrs.type as string | undefined;
+  // A component's own stanzas to another component pass as they are: it keeps its own roster.
+  if (!isSubscriptionType(type) || (origin.tenant !== undefined && origin.tenant !== origin.jid.domain)) return undefined;
+  await processOutboundSubscription(server, origin, type, to, stanza, (s) => sendToComponent(server, origin, s));
+  return true;
 }
 
 /** RFC 6121 §4 on the server: the presence module's hooks (index.ts). */
@@ -221,6 +290,7 @@ export function installPresence(ctx: ModuleContext): PresenceApi {
   ctx.hook('presence/host', () => true);
   ctx.hook('presence/bare', onDirectedPresence);
   ctx.hook('presence/full', onDirectedPresence);
+  ctx.hook('presence/component', onSubscriptionToComponent);
   ctx.hook('session-ended', async ({ server, session, entry }) => {
     // §4.6.3: also a resource that never sent initial presence owes unavailable to its directed-presence targets.
     await broadcastUnavailable(server, session, entry);

@@ -11,7 +11,7 @@ import { NO_SUBSCRIPTION } from './subscription-states.ts';
 import { pushRosterItem, rosterItemElement, rosterPush } from './roster-push.ts';
 import { answerFor, versionString } from './roster-version.ts';
 import { rosterOf } from './store.ts';
-import { processOutboundSubscription } from './subscriptions.ts';
+import { componentRoute, processOutboundSubscription } from './subscriptions.ts';
 
 async function rosterGet({ server, origin, child, afterReply }: IqEvent): Promise<Element | true> {
   const owner = origin.jid.bare().toString();
@@ -76,12 +76,14 @@ async function removeItem(server: XmppServer, owner: string, jid: string, origin
   const existing = await rosterOf(server).get(owner, jid);
   if (!existing?.inRoster) throw new StanzaError('item-not-found');
   const contact = tryParseJID(jid)!;
+  // A contact at a component is told through the router, as one on another server would be.
+  const remote = await componentRoute(server, origin, contact);
   if (existing.subscription === 'to' || existing.subscription === 'both' || existing.pendingOut) {
-    await processOutboundSubscription(server, origin, 'unsubscribe', contact);
+    await processOutboundSubscription(server, origin, 'unsubscribe', contact, undefined, remote);
   }
   const after = (await rosterOf(server).get(owner, jid)) ?? existing;
   if (after.subscription === 'from' || after.subscription === 'both' || after.pendingIn) {
-    await processOutboundSubscription(server, origin, 'unsubscribed', contact);
+    await processOutboundSubscription(server, origin, 'unsubscribed', contact, undefined, remote);
   }
   const { ver } = await rosterOf(server).bumpVersion(owner, true);
   await rosterOf(server).remove(owner, jid);

@@ -1,6 +1,8 @@
 // RFC 6121 §3: presence subscriptions between two local accounts. The state tables live in
 // subscription-states.ts; this file performs what they decide: roster writes, routing, pushes,
 // auto-replies and the presence the RFC makes the servers send.
+import { routeToComponent } from '../../core/router.ts';
+import { StanzaError } from '../../xmpp/errors.ts';
 import { type JID, parseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, clone, parseFrame, xml } from '../../xmpp/xml.ts';
@@ -26,8 +28,11 @@ function subscriptionStanza(type: SubscriptionType, from: string, to: string, or
 /**
  * The user (origin) sends a subscription stanza about `contact` (§3.1.2, §3.2.2, §3.3.2, §3.4).
  * Subscription stanzas are stamped with the user's bare JID and addressed to the contact's bare JID.
+ * `remote`: the contact is no local account (an address at a component, which is like another
+ * server): what the user's server routes to it goes through `remote` instead of being processed as
+ * the contact's inbound stanzas; the user's side (roster item, push) is the same.
  */
-export async function processOutboundSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original?: Element): Promise<void> {
+export async function processOutboundSubscription(server: XmppServer, origin: Session, type: SubscriptionType, contactJid: JID, original?: Element, remote?: (stanza: Element) => Promise<void>): Promise<void> {
   const user = origin.jid.bare().toString();
   const contact = contactJid.bare().toString();
   const existing = await rosterOf(server).get(user, contact);
@@ -46,16 +51,48 @@ export async function processOutboundSubscription(server: XmppServer, origin: Se
   if (bumped && item) item = { ...item, ver: bumped.n };
   const ver = bumped?.ver;
   if (result.changed && item) await rosterOf(server).put(user, item);
+  const presenceTo = async (kind: 'available' | 'unavailable') => {
+    if (!remote) return sendPresenceOfAccount(server, user, contact, kind);
+    for (const p of await presenceOfAccount(server, user, kind)) {
+      p.attrs.to = contact;
+      await remote(p);
+    }
+  };
   // §3.2.2: unavailable presence goes out before the unsubscribed itself.
-  if (result.sideEffect === 'send-unavailable-presence') await sendPresenceOfAccount(server, user, contact, 'unavailable');
+  if (result.sideEffect === 'send-unavailable-presence') await presenceTo('unavailable');
   // The push goes out before the stanza is routed, not after: for a local contact, routing runs the contact's
   // side at once, and its auto-reply (a pre-approval, an existing subscription, a nonexistent account) changes
   // this very item again and pushes that; a push after routing would carry the stale state and leave clients
   // with e.g. ask="subscribe" on a contact that already approved. For the user and a remote contact the two
   // orders cannot be told apart.
   if (ver && item) await pushRosterItem(server, user, rosterItemElement(item), ver);
-  if (result.route) await processInboundSubscription(server, user, contact, type, subscriptionStanza(type, user, contact, original));
-  if (result.sideEffect === 'send-available-presence') await sendPresenceOfAccount(server, user, contact, 'available');
+  if (result.route) {
+    const stanza = subscriptionStanza(type, user, contact, original);
+    if (remote) await remote(stanza);
+    else await processInboundSubscription(server, user, contact, type, stanza);
+  }
+  // §3.1.5: once approved, the contact gets the user's presence.
+  if (result.sideEffect === 'send-available-presence') await presenceTo('available');
+}
+
+/** routeToComponent for presence: nobody is answered with an error about presence (RFC 6121 §4.3.1), so an error is logged. */
+export async function sendToComponent(server: XmppServer, origin: Session, stanza: Element): Promise<void> {
+  try {
+    await routeToComponent(server, origin, stanza);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    server.log.info({ from: stanza.attrs.from, to: stanza.attrs.to, condition: err.condition }, 'presence to a component not routed');
+  }
+}
+
+/**
+ * The `remote` of processOutboundSubscription for a contact at a component (a contact elsewhere, e.g.
+ * when the user removes it from her roster, §2.5.2), undefined for a local account. A tenant read
+ * (cached) only for a domain other than the user's.
+ */
+export async function componentRoute(server: XmppServer, origin: Session, contact: JID): Promise<((stanza: Element) => Promise<void>) | undefined> {
+  if (contact.domain === origin.jid.domain || !(await server.componentFor(contact.domain))) return undefined;
+  return (stanza) => sendToComponent(server, origin, stanza);
 }
 
 /**
