@@ -270,8 +270,15 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     sweeping = sweeping.then(() => purger.runPending(Date.now() + 5000)).catch((err) => log.error({ err }, 'purge failed'));
   }, opts.purgeIntervalMs ?? 5000);
   purgeTimer.unref();
-  // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
-  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
+  // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds. A
+  // change is told against what the handlers last read (lastServed) when a domain's first stream opens.
+  const watcher = new TenantWatcher(
+    server,
+    new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }),
+    () => server.domainsInUse(),
+    opts.tenantWatchMs ?? 1000,
+    (domain) => server.tenants.lastServed(domain),
+  );
   watcher.start();
   // Usage records: written every usageFlushMs through the background client, so that the call counter
   // measures what stanzas cost (in AWS each invocation's flush does this: README "Metrics and usage").
