@@ -147,6 +147,8 @@ export interface LocalServer {
   metrics: Metrics;
   /** Writes the usage counted so far now (the timer does it every usageFlushMs), outside the measured costs. */
   flushUsage(): Promise<number>;
+  /** The local tenant watcher (polls every tenantWatchMs); tests may run a poll now with tick(). */
+  tenantWatcher: TenantWatcher;
   stop(): Promise<void>;
 }
 
@@ -311,6 +313,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     counter,
     metrics,
     flushUsage,
+    tenantWatcher: watcher,
     async stop() {
       clearInterval(sweepTimer);
       clearInterval(usageTimer);
