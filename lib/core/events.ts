@@ -262,7 +262,8 @@ export interface RoomEvent {
  * "tenant/changed": a tenant item was written or deleted (by the admin tools or by hand), seen within
  * seconds: locally by the tenant watcher's poll of the tenants this process has streams for, in AWS by
  * the tenant-changes function on the table's stream (in every region). `before` is the item as it was
- * (absent when it was created or not seen before), `after` as it is now (absent when deleted). A
+ * (absent when it was created or not seen before; locally, for a tenant whose first stream just opened,
+ * the item the handlers read), `after` as it is now (absent when deleted). A
  * disabled or deleted tenant's connections are closed by the core first (host-gone); a module reacts to
  * the rest (the components module ends a connected component that was disabled, removed or given a new
  * secret). Handlers run once per region and must be idempotent: the same change may be reported again.

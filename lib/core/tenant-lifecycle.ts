@@ -23,12 +23,20 @@ export async function tenantChanged(server: XmppServer, tenant: string, before: 
   await server.registry.events.fireAll('tenant/changed', { server, tenant, before, after });
 }
 
-/** Polls the tenants of this process's open connections; closes those whose tenant went away, tells the modules of other changes. */
+/**
+ * Polls the tenants of this process's open connections; closes those whose tenant went away, tells the
+ * modules of other changes. A change is told against what this process last acted on: the item the
+ * previous tick read, or, for a domain not watched at that tick (its first stream just opened), the
+ * item the server's handlers last read (`lastServed`), so a change made between a stream's opening and
+ * the next tick is told too. A tick that fails for a domain leaves its last item in place, so the next
+ * tick tells the change again; a tick that hangs does not hold up the later ones.
+ */
 export class TenantWatcher {
   private timer?: NodeJS.Timeout;
   /** Each watched tenant's item as the last tick read it (its JSON, to tell a change). */
   private readonly seen = new Map<string, { json: string; tenant: TenantRecord | undefined }>();
-  private running: Promise<void> = Promise.resolve();
+  /** The tick in flight, if any, and when it started. */
+  private current?: { startedAt: number; done: Promise<void>; stallReported: boolean };
 
   constructor(
     private readonly server: XmppServer,
@@ -36,31 +44,73 @@ export class TenantWatcher {
     private readonly tenants: TenantStore,
     private readonly domainsInUse: () => Iterable<string>,
     private readonly intervalMs = 1000,
+    /** What the server's handlers last read of a tenant (TenantStore.lastServed), if anything. */
+    private readonly lastServed: (domain: string) => { tenant: TenantRecord | undefined } | undefined = () => undefined,
+    /** How long a tick may run before the next ones stop waiting for it. */
+    private readonly stallMs = Math.max(10 * intervalMs, 10_000),
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.running = this.running.then(() => this.tick()).catch((err) => this.server.log.error({ err }, 'tenant watch failed'));
-    }, this.intervalMs);
+    this.timer = setInterval(() => this.onTimer(), this.intervalMs);
     this.timer.unref();
   }
 
+  private onTimer(): void {
+    const now = Date.now();
+    const current = this.current;
+    if (current) {
+      if (now - current.startedAt < this.stallMs) return;
+      if (!current.stallReported) {
+        current.stallReported = true;
+        this.server.log.error({ runningMs: now - current.startedAt }, 'tenant watch tick stalled: the next ticks no longer wait for it');
+      }
+    }
+    const done = this.tick().catch((err) => this.server.log.error({ err }, 'tenant watch failed'));
+    const entry = { startedAt: now, done, stallReported: false };
+    this.current = entry;
+    void done.then(() => {
+      if (this.current === entry) this.current = undefined;
+    });
+  }
+
+  /** Stops polling; waits for the tick in flight, unless it has stalled. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.running;
+    const current = this.current;
+    if (!current) return;
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, this.stallMs - (Date.now() - current.startedAt)));
+      timer.unref();
+    });
+    await Promise.race([current.done, stalled]);
+    clearTimeout(timer);
   }
 
   async tick(): Promise<void> {
     const domains = [...new Set(this.domainsInUse())];
+    // A domain no stream uses is forgotten; when one opens again, lastServed is its baseline.
     for (const d of this.seen.keys()) if (!domains.includes(d)) this.seen.delete(d);
     if (!domains.length) return;
     const tenants = await this.tenants.getMany(domains);
     for (const [domain, tenant] of tenants) {
-      if (!tenant?.enabled) await closeTenantSessions(this.server, domain, tenant ? 'tenant disabled' : 'tenant deleted');
       const json = JSON.stringify(tenant ?? null);
-      const last = this.seen.get(domain);
+      const last = this.seen.get(domain) ?? this.baseline(domain);
+      try {
+        if (!tenant?.enabled) await closeTenantSessions(this.server, domain, tenant ? 'tenant disabled' : 'tenant deleted');
+        if (last && last.json !== json) await tenantChanged(this.server, domain, last.tenant, tenant);
+      } catch (err) {
+        // The last item stays, so the next tick tells this change again (the handlers are idempotent).
+        if (last) this.seen.set(domain, last);
+        this.server.log.error({ err, domain }, 'tenant change not handled: retried at the next tick');
+        continue;
+      }
       this.seen.set(domain, { json, tenant });
-      if (last && last.json !== json) await tenantChanged(this.server, domain, last.tenant, tenant);
     }
+  }
+
+  private baseline(domain: string): { json: string; tenant: TenantRecord | undefined } | undefined {
+    const served = this.lastServed(domain);
+    return served && { json: JSON.stringify(served.tenant ?? null), tenant: served.tenant };
   }
 }

@@ -147,6 +147,8 @@ export interface LocalServer {
   metrics: Metrics;
   /** Writes the usage counted so far now (the timer does it every usageFlushMs), outside the measured costs. */
   flushUsage(): Promise<number>;
+  /** The local tenant watcher (polls every tenantWatchMs); tests may run a poll now with tick(). */
+  tenantWatcher: TenantWatcher;
   stop(): Promise<void>;
 }
 
@@ -270,8 +272,15 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     sweeping = sweeping.then(() => purger.runPending(Date.now() + 5000)).catch((err) => log.error({ err }, 'purge failed'));
   }, opts.purgeIntervalMs ?? 5000);
   purgeTimer.unref();
-  // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds.
-  const watcher = new TenantWatcher(server, new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }), () => server.domainsInUse(), opts.tenantWatchMs ?? 1000);
+  // dynalite has no streams: poll the tenants in use so a disabled one is closed within seconds. A
+  // change is told against what the handlers last read (lastServed) when a domain's first stream opens.
+  const watcher = new TenantWatcher(
+    server,
+    new TenantStore(backgroundDb, table, { cacheMs: 0, blocks: settingBlocksOf(modules), log }),
+    () => server.domainsInUse(),
+    opts.tenantWatchMs ?? 1000,
+    (domain) => server.tenants.lastServed(domain),
+  );
   watcher.start();
   // Usage records: written every usageFlushMs through the background client, so that the call counter
   // measures what stanzas cost (in AWS each invocation's flush does this: README "Metrics and usage").
@@ -304,6 +313,7 @@ export async function startLocalServer(opts: LocalServerOptions = {}): Promise<L
     counter,
     metrics,
     flushUsage,
+    tenantWatcher: watcher,
     async stop() {
       clearInterval(sweepTimer);
       clearInterval(usageTimer);

@@ -28,6 +28,11 @@ const MAX_CACHED_TENANTS = 10_000;
 
 export class TenantStore {
   private cache = new Map<string, { at: number; value: TenantRecord | undefined }>();
+  /**
+   * The last item read per domain, kept when `put` drops it from the cache: what this process's
+   * handlers last acted on, the tenant watcher's baseline for a domain it starts to watch (lastServed).
+   */
+  private served = new Map<string, { tenant: TenantRecord | undefined }>();
   /** The last item reported per domain: an unchanged bad item is logged once, not at every re-read. */
   private reported = new Map<string, string>();
   readonly cacheMs: number;
@@ -74,7 +79,19 @@ export class TenantStore {
     // of misses would grow without end in a long-lived process: drop the oldest entry beyond a cap.
     if (this.cache.size >= MAX_CACHED_TENANTS) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(domain, { at: now, value });
+    this.serve(domain, value);
     return value;
+  }
+
+  /** The item this store last read for `domain` (undefined: never read, or forgotten beyond the cap). */
+  lastServed(domain: string): { tenant: TenantRecord | undefined } | undefined {
+    return this.served.get(domain);
+  }
+
+  private serve(domain: string, tenant: TenantRecord | undefined): void {
+    this.served.delete(domain);
+    if (this.served.size >= MAX_CACHED_TENANTS) this.served.delete(this.served.keys().next().value as string);
+    this.served.set(domain, { tenant });
   }
 
   /**
@@ -97,7 +114,10 @@ export class TenantStore {
       }
       if (keys.length) throw new Error(`BatchGetItem left ${keys.length} tenant keys unprocessed`);
     }
-    for (const [d, t] of out) this.cache.set(d, { at: now, value: t });
+    for (const [d, t] of out) {
+      this.cache.set(d, { at: now, value: t });
+      this.serve(d, t);
+    }
     return out;
   }
 

@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { type TestClient, type TestServer, byName, connectClient, startTestServer, until } from '../support/harness.ts';
 import { handshakeDigest } from '../../lib/extensions/components/handshake.ts';
 import type { TenantChangedEvent } from '../../lib/core/events.ts';
+import type { XmppModule } from '../../lib/core/modules.ts';
 import { type Element, parseFrame, xml } from '../../lib/xmpp/xml.ts';
 
 const require = createRequire(import.meta.url);
@@ -625,5 +626,59 @@ describe('XEP-0114 components: a change from the table stream (AWS)', () => {
     assert.deepEqual(await closeTenantsOf({ Records: [record as never] }, s.server), { batchItemFailures: [] });
     assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'reset');
     await c.closed;
+  });
+});
+
+// The local tenant watcher (dynalite has no stream), its polls run by the test (tenantWatchMs off): a
+// change made between a component's handshake and the next poll, when no other stream of the tenant
+// was open before (no earlier poll read the item), is told against the item the handshake read.
+describe('XEP-0114 components: the local tenant watcher', () => {
+  let s: TestServer;
+  const changes: { tenant: string; before?: unknown; after?: unknown }[] = [];
+  const observer: XmppModule = {
+    name: 'test-tenant-changes',
+    install(ctx) {
+      ctx.hook('tenant/changed', ({ tenant, before, after }) => void changes.push({ tenant, before, after }));
+    },
+  };
+  before(async () => {
+    s = await startTestServer({ tenantWatchMs: 3_600_000, extraModules: [observer] });
+    await s.server.tenants.put({ domain: D, enabled: true, components: [{ domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET }] });
+    await s.server.tenants.put({ domain: OTHER, enabled: true, components: [{ domain: `bot.${OTHER}`, kind: 'connected', enabled: true, secret: 'other-secret-1' }] });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test("a component disabled right after its tenant's first stream opened, before any poll, is ended at the next poll", async () => {
+    const c = await WsComponent.connect(s.url);
+    assert.equal((await c.login(BOT, BOT_SECRET)).name, 'handshake');
+    const item = (await s.server.tenants.get(D, 0))!;
+    const off = { ...item, components: [{ domain: BOT, kind: 'connected', enabled: false, secret: BOT_SECRET }] };
+    await s.server.tenants.put(off);
+    await s.tenantWatcher.tick();
+    assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
+    await c.closed;
+    assert.deepEqual(changes.map((x) => x.tenant), [D]);
+    const told = changes[0] as { before: { components: { enabled: boolean }[] }; after: { components: { enabled: boolean }[] } };
+    assert.deepEqual([told.before.components[0].enabled, told.after.components[0].enabled], [true, false]);
+    await s.server.tenants.put(item);
+  });
+
+  test("the first poll of a tenant that reads the item its handshake read tells no change: the component stays connected", async () => {
+    const c = await WsComponent.connect(s.url);
+    try {
+      assert.equal((await c.login(`bot.${OTHER}`, 'other-secret-1')).name, 'handshake');
+      await s.tenantWatcher.tick();
+      await s.tenantWatcher.tick();
+      assert.deepEqual(changes.filter((x) => x.tenant === OTHER), []);
+      // Still served: the component's ping to its server is answered.
+      c.send(xml('iq', { from: `bot.${OTHER}`, to: OTHER, type: 'get', id: 'still' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+      assert.equal((await c.next(byName('iq', { id: 'still' }))).attrs.type, 'result');
+      assert.ok(!c.frames.some((f) => f.name === 'stream:error'));
+    } finally {
+      c.ws.terminate();
+      await c.closed;
+    }
   });
 });
