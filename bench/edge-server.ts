@@ -21,6 +21,8 @@ const s = await startLocalServer({
   tenantWatchMs: 3_600_000,
   purgeIntervalMs: 3_600_000,
   loopbackHttp: process.argv.includes('--loopback'),
+  // No XEP-0114 listener: two of these run side by side (--loopback), and the bench uses none.
+  componentPort: false,
   latency,
 });
 // SIGUSR2: a full garbage collection (node --expose-gc), answered with the bytes then held (V8 heap in use plus
