@@ -9,12 +9,7 @@ const CARBONS = 'urn:xmpp:carbons:2';
 const FORWARD = 'urn:xmpp:forward:0';
 
 let s: TestServer;
-let n = 0;
-async function user(prefix: string): Promise<string> {
-  const name = `${prefix}${++n}`;
-  await s.addUser(`${name}@localhost`);
-  return name;
-}
+const user = (prefix: string): Promise<string> => s.freshUser(prefix);
 const login = (name: string, resource: string, domain = 'localhost') => connectClient(s.url, { username: name, resource, domain });
 async function available(c: TestClient, priority = 0): Promise<void> {
   await c.send(xml('presence', {}, xml('priority', {}, String(priority))));

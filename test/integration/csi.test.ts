@@ -9,13 +9,8 @@ import { mutualSubscription } from '../support/roster.ts';
 const CSI = 'urn:xmpp:csi:0';
 
 let s: TestServer;
-let n = 0;
 const jid = (name: string) => `${name}@localhost`;
-async function user(prefix: string): Promise<string> {
-  const name = `${prefix}${++n}`;
-  await s.addUser(jid(name));
-  return name;
-}
+const user = (prefix: string): Promise<string> => s.freshUser(prefix);
 /** A mutual subscription, written straight into both rosters. */
 const friends = (a: string, b: string) => mutualSubscription(s, jid(a), jid(b));
 const presenceFrom = (full: string, type?: string) => (el: Element) => el.name === 'presence' && el.attrs.from === full && el.attrs.type === type;

@@ -16,13 +16,8 @@ const JINGLE = 'urn:xmpp:jingle:1';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 
 let s: TestServer;
-let n = 0;
 const clients: TestClient[] = [];
-async function user(prefix: string): Promise<string> {
-  const name = `${prefix}${++n}`;
-  await s.addUser(`${name}@localhost`);
-  return name;
-}
+const user = (prefix: string): Promise<string> => s.freshUser(prefix);
 /** A resource of `name`, available with `priority`, carbons enabled unless told otherwise. */
 async function device(name: string, resource: string, opts: { priority?: number; carbons?: boolean } = {}): Promise<TestClient> {
   const c = await connectClient(s.url, { username: name, resource });

@@ -85,6 +85,8 @@ export interface TestServer extends LocalServer {
   clock: TestClock;
   addUser(jid: string, password?: string): Promise<void>;
   /** DynamoDB reads/writes and management posts made while `fn` ran (after the gateway settles). */
+  /** Adds an account `<prefix><n>@<domain>` (password "secret") with a number no other call used; returns its local part. */
+  freshUser(prefix: string, domain?: string): Promise<string>;
   cost(fn: () => Promise<unknown>): Promise<{ reads: number; writes: number; posts: number; calls: Record<string, number> }>;
 }
 
@@ -104,9 +106,15 @@ export async function startTestServer(opts: LocalServerOptions = {}): Promise<Te
     componentPort: 0,
     ...opts,
   });
+  let users = 0;
   return Object.assign(local, {
     clock,
     addUser: (jid: string, password = 'secret') => addUser(local.server.users, jid, password),
+    async freshUser(prefix: string, domain = 'localhost') {
+      const name = `${prefix}${++users}`;
+      await addUser(local.server.users, `${name}@${domain}`, 'secret');
+      return name;
+    },
     async cost(fn: () => Promise<unknown>) {
       await local.gateway.idle();
       const before = local.counter.snapshot();
