@@ -15,6 +15,12 @@ export type FrameErrorCondition = 'not-well-formed' | 'restricted-xml' | 'policy
  */
 export const MAX_ELEMENT_DEPTH = 64;
 
+/**
+ * An upper bound for a payload a client stores and gets back in one stanza: API Gateway posts and
+ * receives at most 128 KiB per WebSocket message, and the reply wraps the payload in an <iq/>.
+ */
+export const MAX_PAYLOAD_BYTES = 130_000;
+
 /** Thrown inside the parser's handlers to stop at once, without reading the rest of the frame. */
 class StopParsing extends Error {}
 

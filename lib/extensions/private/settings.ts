@@ -1,11 +1,6 @@
 // The private storage module's block of the tenant item (README "Profiles and private data").
 import { type Static, Type } from '@sinclair/typebox';
-
-/**
- * An upper bound for what is stored and got back in one stanza: API Gateway posts and receives at most
- * 128 KiB per WebSocket message, and the reply wraps the data in an <iq/> and a <query/>.
- */
-export const MAX_PAYLOAD_BYTES = 130_000;
+import { MAX_PAYLOAD_BYTES } from '../../xmpp/xml.ts';
 
 export const DEFAULT_PRIVATE_ITEM_BYTES = 64 * 1024;
 export const DEFAULT_PRIVATE_ITEMS = 100;

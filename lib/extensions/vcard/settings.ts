@@ -1,11 +1,6 @@
 // The vCard module's block of the tenant item (README "Profiles and private data", "The tenant item").
 import { type Static, Type } from '@sinclair/typebox';
-
-/**
- * An upper bound for anything a client stores and gets back in one stanza: API Gateway posts and
- * receives at most 128 KiB per WebSocket message, and the reply wraps the payload in an <iq/>.
- */
-export const MAX_PAYLOAD_BYTES = 130_000;
+import { MAX_PAYLOAD_BYTES } from '../../xmpp/xml.ts';
 
 export const DEFAULT_VCARD_BYTES = 120_000;
 
