@@ -44,6 +44,15 @@ interface Target {
   stop(): Promise<void>;
 }
 
+/**
+ * What each server does with a 1:1 message besides delivering it. Prosody's and ejabberd's configurations below
+ * enable no archive unless asked; xmpp-edge archives by default (XEP-0313, both accounts), so without --archive
+ * its bench tenant has the archive turned off, and with --archive all three archive every 1:1 message in the
+ * sender's and the recipient's archive: the same work either way. The first delivered message shows which
+ * (an archived one carries an XEP-0359 stanza id), and a server that does otherwise stops the run.
+ */
+export type Work = 'no archive' | 'archive';
+
 // ---- generator: one raw XMPP-over-WebSocket client ------------------------------------------------------------
 
 class Conn {
@@ -187,8 +196,9 @@ async function chatPairs(t: Target, c: CompareCounts): Promise<{ senders: Conn[]
   return { senders, receivers };
 }
 
-async function chatThroughput(t: Target, c: CompareCounts): Promise<Figures> {
+async function chatThroughput(t: Target, c: CompareCounts, work: Work): Promise<Figures> {
   const { senders, receivers } = await chatPairs(t, c);
+  await checkWork(t, senders[0], receivers[0], work);
   const cpu0 = cpuSeconds(t.pid);
   const start = performance.now();
   let n = 0;
@@ -209,6 +219,15 @@ async function chatThroughput(t: Target, c: CompareCounts): Promise<Figures> {
   const cpu = cpuSeconds(t.pid) - cpu0;
   await Promise.all([...senders, ...receivers].map((x) => x.close()));
   return { '1:1 messages/s': (n / ms) * 1000, 'CPU µs per 1:1 message': (cpu / n) * 1e6 };
+}
+
+/** One message from the first pair: does the server archive it (an XEP-0359 stanza id on the delivery), as `work` says? */
+async function checkWork(t: Target, a: Conn, b: Conn, work: Work): Promise<void> {
+  const tk = token();
+  const got = b.next((f) => f.includes(tk), tk);
+  a.send(chat(user(1), tk));
+  const archived = (await got).includes('urn:xmpp:sid:0');
+  if (archived !== (work === 'archive')) throw new Error(`${t.name} ${archived ? 'archives' : 'does not archive'} 1:1 messages; the run compares servers that do ${work === 'archive' ? '' : 'not '}archive them`);
 }
 
 async function fixedRateLatency(t: Target, c: CompareCounts): Promise<Figures> {
@@ -309,7 +328,7 @@ function pinned(cmd: string, args: string[]): [string, string[]] {
   return cpus().length > 1 && existsSync('/usr/bin/taskset') ? ['taskset', ['-c', String(cpus().length - 1), cmd, ...args]] : [cmd, args];
 }
 
-async function startEdge(name: string, extra: string[] = []): Promise<Target> {
+async function startEdge(name: string, work: Work, extra: string[] = []): Promise<Target> {
   const port = await freePort();
   // BENCH_CPU_PROF=<dir>: a CPU profile of each xmpp-edge process (node --cpu-prof), written when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
@@ -317,6 +336,15 @@ async function startEdge(name: string, extra: string[] = []): Promise<Target> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = JSON.parse(await firstLine(child)) as { url: string; adminUrl: string; adminToken: string };
   const node = child.pid!; // taskset execs the command: the same process
+  if (work === 'no archive') {
+    // The tenant's archive off, as an admin would turn it off (README "Message archive").
+    const res = await fetch(`${info.adminUrl}/tenants/${DOMAIN}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${info.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ archive: { enabled: false } }),
+    });
+    if (res.status !== 200) throw new Error(`${name}: archive not turned off: ${res.status} ${await res.text()}`);
+  }
   return {
     name,
     url: info.url,
@@ -353,7 +381,7 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function startProsody(dir: string): Promise<Target | undefined> {
+async function startProsody(dir: string, work: Work): Promise<Target | undefined> {
   if (!existsSync('/usr/bin/prosody')) return undefined;
   const port = await freePort();
   const c2s = await freePort();
@@ -368,8 +396,8 @@ daemonize = false
 pidfile = "${dir}/prosody.pid"
 data_path = "${data}"
 log = { { levels = { min = "error" }, to = "file", filename = "${dir}/prosody.log" } }
-modules_enabled = { "disco", "roster", "saslauth", "ping", "websocket", "presence" }
-modules_disabled = { "s2s", "tls", "posix" }
+modules_enabled = { "disco", "roster", "saslauth", "ping", "websocket", "presence"${work === 'archive' ? ', "mam"' : ''} }
+${work === 'archive' ? 'default_archive_policy = true\narchive_expires_after = "1w"\n' : ''}modules_disabled = { "s2s", "tls", "posix" }
 authentication = "internal_hashed"
 storage = "internal"
 c2s_require_encryption = false
@@ -413,7 +441,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, 
   });
 }
 
-async function startEjabberd(dir: string): Promise<Target | undefined> {
+async function startEjabberd(dir: string, work: Work): Promise<Target | undefined> {
   if (!existsSync('/usr/sbin/ejabberdctl') || process.env.BENCH_EJABBERD === '0') return undefined;
   const port = await freePort();
   const confDir = join(dir, 'ejabberd');
@@ -449,7 +477,7 @@ modules:
   mod_disco: {}
   mod_roster: {}
   mod_ping: {}
-  mod_muc:
+${work === 'archive' ? '  mod_mam:\n    default: always\n' : ''}  mod_muc:
     access: all
     access_create: all
     access_persistent: all
@@ -513,7 +541,7 @@ function processesWith(test: (cmdline: string) => boolean): number[] {
  * as in AWS. `model` is `dynamoMs,postMs,fifoMs`, or empty for AWS_LATENCY.
  */
 export async function latencyUnderModel(model: string, messages: number, occupants: number): Promise<Figures> {
-  const t = await startEdge('xmpp-edge, latency model', [model ? `--latency=${model}` : '--latency']);
+  const t = await startEdge('xmpp-edge, latency model', 'archive', [model ? `--latency=${model}` : '--latency']);
   try {
     const names = Array.from({ length: Math.max(2, occupants) }, (_, i) => user(i));
     await t.createUsers(names);
@@ -566,17 +594,17 @@ export async function latencyUnderModel(model: string, messages: number, occupan
 
 // ---- the run ----------------------------------------------------------------------------------------------------
 
-export async function compare(c: CompareCounts, opts: { peers: boolean; loopbackVariant: boolean; log: (s: string) => void }): Promise<string> {
+export async function compare(c: CompareCounts, opts: { peers: boolean; loopbackVariant: boolean; work: Work; only?: string; log: (s: string) => void }): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'xmpp-edge-compare-'));
   chmodSync(dir, 0o755); // ejabberd runs as its own user and must reach its folder inside
   const targets: Target[] = [];
   try {
-    targets.push(await startEdge('xmpp-edge'));
-    if (opts.loopbackVariant) targets.push(await startEdge('xmpp-edge, loopback HTTP', ['--loopback']));
+    targets.push(await startEdge('xmpp-edge', opts.work));
+    if (opts.loopbackVariant) targets.push(await startEdge('xmpp-edge, loopback HTTP', opts.work, ['--loopback']));
     if (opts.peers) {
       for (const start of [startProsody, startEjabberd]) {
         try {
-          const t = await start(dir);
+          const t = await start(dir, opts.work);
           if (t) targets.push(t);
         } catch (err) {
           opts.log(`  ${start.name.slice(5)} not compared: ${(err as Error).message}\n`);
@@ -595,17 +623,19 @@ export async function compare(c: CompareCounts, opts: { peers: boolean; loopback
       }, Infinity);
     }
     const figures = new Map<string, Figures[]>(targets.map((t) => [t.name, []]));
-    const phases = [loginsAndMemory, chatThroughput, fixedRateLatency, mucDeliveries];
+    // --only=<name>: one phase (its function's name, e.g. chatThroughput), as when profiling it (BENCH_CPU_PROF).
+    const phases = [loginsAndMemory, chatThroughput, fixedRateLatency, mucDeliveries].filter((p) => !opts.only || p.name === opts.only);
+    if (!phases.length) throw new Error(`no phase named ${opts.only}`);
     for (let round = 0; round < c.rounds; round++) {
       for (const phase of phases) {
         // Interleaved: each figure is taken on every server in turn, so a change of load hits them alike.
         for (const t of targets) {
           opts.log(`  ${phase.name} on ${t.name}\n`);
-          figures.get(t.name)!.push(await phase(t, c));
+          figures.get(t.name)!.push(await phase(t, c, opts.work));
         }
       }
     }
-    return table(targets.map((t) => t.name), figures, c);
+    return table(targets.map((t) => t.name), figures, c, opts.work);
   } finally {
     for (const t of targets.reverse()) await t.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
@@ -614,7 +644,7 @@ export async function compare(c: CompareCounts, opts: { peers: boolean; loopback
 
 const LOWER_IS_BETTER = /CPU|ms|KiB/;
 
-function table(names: string[], figures: Map<string, Figures[]>, c: CompareCounts): string {
+function table(names: string[], figures: Map<string, Figures[]>, c: CompareCounts, work: Work): string {
   const merged = new Map<string, Figures>();
   for (const [name, list] of figures) {
     const keys = [...new Set(list.flatMap((f) => Object.keys(f)))];
@@ -641,7 +671,7 @@ function table(names: string[], figures: Map<string, Figures[]>, c: CompareCount
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   return [
     `\nxmpp-edge vs peers, ${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}, load average ${load}`,
-    `${c.users} users (${c.loginsInFlight} logins in flight), ${c.pairs} pairs × ${c.inFlight} in flight for ${c.chatMs} ms, ${c.fixedRate} msg/s for ${c.fixedMs} ms, ${c.occupants} occupants × ${c.roomMessages} messages, ${c.rounds} round(s), median`,
+    `${c.users} users (${c.loginsInFlight} logins in flight), ${c.pairs} pairs × ${c.inFlight} in flight for ${c.chatMs} ms, ${c.fixedRate} msg/s for ${c.fixedMs} ms, ${c.occupants} occupants × ${c.roomMessages} messages, ${c.rounds} round(s), median; 1:1 messages ${work === 'archive' ? 'archived by every server (sender and recipient)' : 'not archived by any server'}`,
     '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),

@@ -40,10 +40,12 @@ const TIMEOUT_MS = 10_000; // one awaited delivery
 
 if (process.argv.includes('--compare')) {
   // xmpp-edge next to Prosody and ejabberd (bench/compare.ts); --loopback adds the local server with its
-  // DynamoDB and @connections calls over loopback HTTP, as before issue 17.
+  // DynamoDB and @connections calls over loopback HTTP, as before issue 17; --archive has every server archive
+  // each 1:1 message (XEP-0313), where without it none does.
   const { compare, FULL } = await import('./compare.ts');
   const rounds = Number(/--rounds=(\d+)/.exec(process.argv.join(' '))?.[1] ?? FULL.rounds);
-  const out = await compare({ ...FULL, rounds }, { peers: true, loopbackVariant: process.argv.includes('--loopback'), log: (x) => process.stderr.write(x) });
+  const work = process.argv.includes('--archive') ? 'archive' : 'no archive';
+  const out = await compare({ ...FULL, rounds }, { peers: true, loopbackVariant: process.argv.includes('--loopback'), work, only: /--only=(\w+)/.exec(process.argv.join(' '))?.[1], log: (x) => process.stderr.write(x) });
   console.log(out);
   process.exit(0);
 }
@@ -334,7 +336,7 @@ const synthMs = elapsed(synthStart);
 let compared = '';
 if (SMOKE) {
   const { compare, SMOKE: counts } = await import('./compare.ts');
-  compared = await compare(counts, { peers: false, loopbackVariant: false, log: (x) => process.stderr.write(x) });
+  compared = await compare(counts, { peers: false, loopbackVariant: false, work: 'no archive', log: (x) => process.stderr.write(x) });
 }
 
 // ---- report ----------------------------------------------------------------------------------------------
