@@ -15,7 +15,7 @@ export const METRICS = {
   StanzasOut: 'stanzas sent to connections',
   Posts: 'management API posts (PostToConnection)',
   DynamoDBCalls: 'DynamoDB commands made while handling the tenant',
-  Errors: 'frames that failed with an internal error',
+  Errors: 'frames that failed with an internal error, and delivered messages whose archive copy was not written',
   Throttles: 'stanzas refused by the per-connection stanza rate (limits.stanzasPerSecond)',
   ConnectionQuotaRefusals: 'sessions refused by quotas.connections',
   MessageQuotaRefusals: 'messages refused by quotas.messagesPerMinute',

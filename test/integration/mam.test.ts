@@ -272,7 +272,7 @@ describe('queries (§4) with RSM paging (XEP-0059)', () => {
 });
 
 describe('costs of archiving', () => {
-  it('a chat message between online users: 2 reads (sessions, both prefs), 2 writes (one per archive), 1 post', async () => {
+  it('a chat message between online users: 2 reads (sessions, both prefs), 1 write (both archive items in one BatchWriteItem), 1 post', async () => {
     const [a, b] = [await user('ca'), await user('cb')];
     const ca = await login(a);
     const cb = await login(b);
@@ -281,14 +281,35 @@ describe('costs of archiving', () => {
       await ca.send(chat(b, 'c1', 'counted'));
       await cb.waitFor(byName('message', { id: 'c1' }));
     });
-    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 2, posts: 1 }, JSON.stringify(cost.calls));
-    assert.equal(cost.calls['dynamodb:PutItemCommand'], 2, 'one PutItem per archive');
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 1, posts: 1 }, JSON.stringify(cost.calls));
+    assert.equal(cost.calls['dynamodb:BatchWriteItemCommand'], 1, 'both archive items in one call');
+    assert.equal(cost.calls['dynamodb:PutItemCommand'], undefined, JSON.stringify(cost.calls));
     assert.equal(cost.calls['dynamodb:BatchGetItemCommand'], 1, 'both accounts\' preferences in one call');
+    assert.deepEqual((await query(ca)).bodies, ['counted']);
+    assert.deepEqual((await query(cb)).bodies, ['counted']);
     await ca.stop();
     await cb.stop();
   });
 
-  it('a message to an offline user: 3 reads (sessions, account, prefs), 3 writes (offline, two archives), no post', async () => {
+  it('a message only one archive keeps (the sender\'s preferences say never): one PutItem', async () => {
+    const [a, b] = [await user('cq'), await user('cr')];
+    const ca = await login(a);
+    const cb = await login(b);
+    await available(cb);
+    await ca.iq(xml('iq', { type: 'set' }, xml('prefs', { xmlns: MAM, default: 'never' }, xml('always'), xml('never'))));
+    const cost = await s.cost(async () => {
+      await ca.send(chat(b, 'c3', 'one side'));
+      await cb.waitFor(byName('message', { id: 'c3' }));
+    });
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts }, { reads: 2, writes: 1, posts: 1 }, JSON.stringify(cost.calls));
+    assert.equal(cost.calls['dynamodb:PutItemCommand'], 1, JSON.stringify(cost.calls));
+    assert.deepEqual((await query(ca)).bodies, []);
+    assert.deepEqual((await query(cb)).bodies, ['one side']);
+    await ca.stop();
+    await cb.stop();
+  });
+
+  it('a message to an offline user: 3 reads (sessions, account, prefs), 2 writes (offline item; both archive items in one BatchWriteItem), no post', async () => {
     const [a, b] = [await user('co'), await user('cp')];
     const ca = await login(a);
     const cost = await s.cost(async () => {
@@ -296,7 +317,8 @@ describe('costs of archiving', () => {
       // Processed in order: when the ping is answered (one post), the message was handled.
       await ca.roundTrip();
     });
-    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts - 1 }, { reads: 3, writes: 3, posts: 0 }, JSON.stringify(cost.calls));
+    assert.deepEqual({ reads: cost.reads, writes: cost.writes, posts: cost.posts - 1 }, { reads: 3, writes: 2, posts: 0 }, JSON.stringify(cost.calls));
+    assert.equal(cost.calls['dynamodb:BatchWriteItemCommand'], 1, JSON.stringify(cost.calls));
     await ca.stop();
   });
 });

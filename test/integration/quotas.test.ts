@@ -133,7 +133,8 @@ describe('per-tenant quotas', () => {
     const second = await bob.waitFor(byName('message', { id: 'a2' }));
     // XEP-0359 §4: a stanza id names an archived item, so none is added for an archive that does not keep it.
     assert.equal(second.getChild('stanza-id', 'urn:xmpp:sid:0'), undefined, second.toString());
-    await bob.roundTrip();
+    // The archive is written after delivery, in the sender's frame: her next round trip follows it.
+    await alice.roundTrip();
     for (const owner of ['alice@arch.example', 'bob@arch.example']) {
       assert.equal((await partitionItems(s.server.db, s.table, `mam#${owner}`)).length, 1, owner);
     }
@@ -148,7 +149,7 @@ describe('per-tenant quotas', () => {
       await alice.send(xml('message', { to: bob.jid, type: 'chat', id: `q-${domain}` }, xml('body', {}, 'hello')));
       const got = await bob.waitFor(byName('message', { id: `q-${domain}` }));
       assert.equal(!!got.getChild('stanza-id', 'urn:xmpp:sid:0'), archived, `${domain}: ${got.toString()}`);
-      await bob.roundTrip();
+      await alice.roundTrip();
       assert.equal((await partitionItems(s.server.db, s.table, `mam#bob@${domain}`)).length, archived ? 1 : 0, domain);
       assert.equal(s.metrics.total('ArchiveQuotaRefusals', domain), archived ? 0 : 1);
     }

@@ -1,11 +1,12 @@
 // XEP-0313 Message Archive Management for user archives and rooms, with XEP-0359 stanza ids.
 //
 // Archiving (§6.1.1): a chat or normal message with a body between local accounts is kept in the
-// sender's and the recipient's archive, one PutItem each, whether it was delivered or went to
-// offline storage. Before delivery (a high-priority `message/bare|full|self` hook that passes the
-// stanza on) the message gets its archive id as <stanza-id by='<recipient bare JID>'/> (§3.5),
-// after any forged one with the same `by` is removed (XEP-0359 §3); the writes happen on `message/delivered`
-// and `message/undeliverable`, after the posts, so delivery waits for none of them.
+// sender's and the recipient's archive, both items in one BatchWriteItem (a PutItem when only one
+// archive keeps it), whether it was delivered or went to offline storage. Before delivery (a
+// high-priority `message/bare|full|self` hook that passes the stanza on) the message gets its archive
+// id as <stanza-id by='<recipient bare JID>'/> (§3.5), after any forged one with the same `by` is
+// removed (XEP-0359 §3); the write happens on `message/delivered` and `message/undeliverable`, after
+// the posts, so delivery waits for none of it.
 // Queries (§4), the form (§4.1.5), metadata (§5) and preferences (XEP-0441) are IQs to the account
 // itself, at its bare JID (§3.3.1). Retention is the tenant's `archive` block (ArchiveSettingsSchema).
 // A room's archive (§3.3.2) is its MUC history, read through the MUC module and queried at the room JID.
@@ -38,7 +39,7 @@ import {
   stampOf,
   takePage,
 } from './query.ts';
-import { ARCHIVE_PREFIX, type ArchivedMessage, type ArchivePrefs, ArchiveStore, type DefaultPref, type PageRead, PREFS_PREFIX, readPage } from './store.ts';
+import { ARCHIVE_PREFIX, type ArchivedMessage, type ArchivePrefs, ArchiveStore, ArchiveWriteError, type DefaultPref, type PageRead, PREFS_PREFIX, readPage } from './store.ts';
 
 export { stripStanzaIds } from '../../xmpp/stanza-id.ts';
 
@@ -231,7 +232,7 @@ export const mam: XmppModule<ArchiveStore> = {
     };
     for (const kind of ['bare', 'full', 'self'] as const) ctx.hook(`message/${kind}`, stamp, 1000);
 
-    // After delivery (or offline storage): one write per archive that keeps it.
+    // After delivery (or before offline storage): one write call for the archives that keep it.
     const write = async (origin: Session | undefined, stanza: Element, to: JID) => {
       const p = pending.get(stanza);
       if (!p || !origin) return;
@@ -248,11 +249,12 @@ export const mam: XmppModule<ArchiveStore> = {
       }
       if (!owners.length) return;
       const prefs = await store.prefsOf(owners.map((o) => o.owner));
-      await Promise.all(
+      // First which archives keep a copy (preferences, quota), then all of them in one call.
+      const decided = await Promise.all(
         owners.map(async ({ owner, days }) => {
           const peerJid = owner === sender ? to : origin.jid;
           const peer = peerJid.bare().toString();
-          if (!(await archives(prefs.get(owner)!, peer, async () => !!(await roster.store.get(owner, peer))))) return;
+          if (!(await archives(prefs.get(owner)!, peer, async () => !!(await roster.store.get(owner, peer))))) return undefined;
           const expiresAt = p.at + days * DAY_MS;
           // Each archive keeps the message with its own stanza id only.
           const copy = clone(stanza);
@@ -260,12 +262,26 @@ export const mam: XmppModule<ArchiveStore> = {
           setStanzaId(copy, owner, p.id);
           const text = copy.toString();
           const domain = owner.slice(owner.indexOf('@') + 1);
-          const bytes = Buffer.byteLength(text, 'utf8');
-          if (await overArchiveQuota(domain)) return;
-          await store.append(owner, { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: text, expiresAt });
-          ctx.server.metrics.use(domain, 'archiveBytes', bytes);
+          if (await overArchiveQuota(domain)) return undefined;
+          const message: ArchivedMessage = { id: p.id, peer, peerFull: peerJid.resource ? peerJid.toString() : undefined, xml: text, expiresAt };
+          return { owner, domain, bytes: Buffer.byteLength(text, 'utf8'), message };
         }),
       );
+      const copies = decided.filter((c) => c !== undefined);
+      if (!copies.length) return;
+      let written = copies;
+      try {
+        await store.appendToAll(copies);
+      } catch (err) {
+        if (!(err instanceof ArchiveWriteError)) throw err;
+        // The message is delivered (or goes on to offline storage) all the same: failing the frame
+        // would have it retried and delivered twice, or tell the sender it failed. The copies not
+        // written are an error for the operator (docs/architecture.md "Metrics and usage").
+        written = copies.filter((c) => err.written.includes(c.owner));
+        for (const domain of new Set(copies.filter((c) => err.unwritten.includes(c.owner)).map((c) => c.domain))) ctx.server.metrics.count('Errors', 1, domain);
+        ctx.log.error({ err: err.cause ?? err, id: p.id, unwritten: err.unwritten, written: err.written }, 'message not archived: archive write failed');
+      }
+      for (const c of written) ctx.server.metrics.use(c.domain, 'archiveBytes', c.bytes);
     };
     ctx.hook('message/delivered', ({ origin, stanza, to }: DeliveredEvent) => write(origin, stanza, to));
     // Before offline storage (priority 0), which keeps it: the archive passes it on.

@@ -4,7 +4,7 @@
 //   for DynamoDB's TTL in AWS). A page is one Query on the sort key range, in either direction.
 //   pk `mamprefs#<bare JID>`, sk `prefs`: the account's archiving preferences (XEP-0441), when set.
 // Expired items are ignored on read (TTL deletes late, dynalite never: docs/architecture.md "Data").
-import { BatchGetCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { ModuleStore } from '../../core/modules.ts';
 import { TTL_ATTRIBUTE, ttlFrom } from '../../store/dynamo.ts';
 import { type ArchivedRef, type PagePlan, inRange, matchesWith, takePage } from './query.ts';
@@ -27,6 +27,31 @@ export interface ArchivePrefs {
 }
 
 export const DEFAULT_PREFS: ArchivePrefs = { default: 'always', always: [], never: [] };
+
+/** One archive's copy of a message. */
+export interface ArchiveCopy {
+  owner: string;
+  message: ArchivedMessage;
+}
+
+/** DynamoDB's limit of requests in one BatchWriteItem. */
+const BATCH_WRITE_LIMIT = 25;
+/** BatchWriteItem calls per batch at most: the first and the re-sends of what it left unprocessed. */
+export const BATCH_WRITE_ATTEMPTS = 4;
+/** The pause before the first re-send, doubled before each next one (25, 50, 100 ms). */
+const BATCH_WRITE_BACKOFF_MS = 25;
+
+/** Copies of a message that could not be written: `unwritten` names their owners, `written` the others. */
+export class ArchiveWriteError extends Error {
+  constructor(
+    readonly unwritten: string[],
+    readonly written: string[],
+    cause?: unknown,
+  ) {
+    super(cause ? `archive write failed: ${(cause as Error).message ?? cause}` : `archive write left ${unwritten.length} item(s) unprocessed`, { cause });
+    this.name = 'ArchiveWriteError';
+  }
+}
 
 /** The answer to a page query; `missingAnchor` when an after/before id is not in the archive. */
 export type PageRead = { page: ArchivedMessage[]; complete: boolean } | { missingAnchor: string };
@@ -91,22 +116,62 @@ export class ArchiveStore {
     this.prefsPk = (owner) => store.pk(PREFS_PREFIX, owner);
   }
 
+  private item(owner: string, message: ArchivedMessage): Record<string, unknown> {
+    return {
+      pk: this.archivePk(owner),
+      sk: message.id,
+      peer: message.peer,
+      ...(message.peerFull ? { peerFull: message.peerFull } : {}),
+      xml: message.xml,
+      expiresAt: message.expiresAt,
+      [TTL_ATTRIBUTE]: ttlFrom(message.expiresAt),
+    };
+  }
+
   /** One PutItem. */
   async append(owner: string, message: ArchivedMessage): Promise<void> {
-    await this.db.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          pk: this.archivePk(owner),
-          sk: message.id,
-          peer: message.peer,
-          ...(message.peerFull ? { peerFull: message.peerFull } : {}),
-          xml: message.xml,
-          expiresAt: message.expiresAt,
-          [TTL_ATTRIBUTE]: ttlFrom(message.expiresAt),
-        },
-      }),
-    );
+    await this.db.send(new PutCommand({ TableName: this.table, Item: this.item(owner, message) }));
+  }
+
+  /**
+   * One message into several archives, one item each (as `append` writes it), in one call: a PutItem
+   * for one archive, a BatchWriteItem for more (25 a call). DynamoDB may leave some of a batch
+   * unprocessed (throttling): those are sent again, BATCH_WRITE_ATTEMPTS calls at most, after a short
+   * pause. Copies still unwritten then, or whose call failed, are an ArchiveWriteError that names
+   * their owners and the owners written; nothing is dropped without one.
+   */
+  async appendToAll(copies: ArchiveCopy[]): Promise<void> {
+    if (copies.length === 1) {
+      const [{ owner, message }] = copies;
+      try {
+        await this.append(owner, message);
+      } catch (err) {
+        throw new ArchiveWriteError([owner], [], err);
+      }
+      return;
+    }
+    const written: string[] = [];
+    const unwritten: string[] = [];
+    let failure: unknown;
+    const ownerOf = (request: { PutRequest?: { Item?: Record<string, unknown> } }) => (request.PutRequest?.Item?.pk as string).slice(ARCHIVE_PREFIX.length + 1);
+    for (let i = 0; i < copies.length; i += BATCH_WRITE_LIMIT) {
+      let requests = copies.slice(i, i + BATCH_WRITE_LIMIT).map((c) => ({ PutRequest: { Item: this.item(c.owner, c.message) } }));
+      try {
+        for (let attempt = 1; requests.length; attempt++) {
+          const res = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
+          const left = (res.UnprocessedItems?.[this.table] ?? []) as typeof requests;
+          const pending = new Set(left.map(ownerOf));
+          written.push(...requests.map(ownerOf).filter((o) => !pending.has(o)));
+          requests = left;
+          if (!requests.length || attempt >= BATCH_WRITE_ATTEMPTS) break;
+          await new Promise((resolve) => setTimeout(resolve, BATCH_WRITE_BACKOFF_MS * 2 ** (attempt - 1)));
+        }
+      } catch (err) {
+        failure ??= err;
+      }
+      unwritten.push(...requests.map(ownerOf));
+    }
+    if (unwritten.length) throw new ArchiveWriteError(unwritten, written, failure);
   }
 
   /** One page of this account's archive (see readPage): without `with`, one Query. */
