@@ -14,7 +14,7 @@
 // The end of an invocation is one mechanism (docs/architecture.md "The end of an invocation"): every
 // handler ends with server.flush(), which runs the modules' flush steps (event push) and then this
 // runtime's own step, installed last: the EMF lines and, every USAGE_FLUSH_SECONDS, the usage records.
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
 import type { XmppModule } from '../core/modules.ts';
@@ -123,6 +123,15 @@ function loadXRayModule(): Promise<typeof import('./xray-tracing.ts')> {
   return typeof XMPP_EDGE_XRAY_CHUNK === 'string' ? import(new URL(XMPP_EDGE_XRAY_CHUNK, import.meta.url).href) : import('./xray-tracing.ts');
 }
 
+/**
+ * The functions' logger: JSON lines on stdout, which Lambda sends to the function's log group. Synchronous
+ * writes, since a container may be frozen right after the handler returns; no transport and no redaction,
+ * which the bundles carry only as stubs (lib/infra/bundling.ts, BUNDLE_ALIAS).
+ */
+export function createLambdaLogger(level: string): Logger {
+  return pino({ level }, pino.destination({ dest: 1, sync: true }));
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function createLambdaRuntime(env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
@@ -140,8 +149,7 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   const tracing = env.TRACING?.trim() || 'false';
   if (tracing !== 'true' && tracing !== 'false') throw new Error(`TRACING "${tracing}" is not true or false`);
 
-  // Synchronous writes: a container may be frozen right after the handler returns.
-  const logger = pino({ level }, pino.destination({ dest: 1, sync: true }));
+  const logger = createLambdaLogger(level);
   const tracer = tracing === 'true' ? new LazyTracer(async () => (await loadXRayModule()).createXRayTracer(logger.child({ component: 'xray' }))) : undefined;
   const metrics = new Metrics();
   let usageWrittenAt = 0;
