@@ -19,6 +19,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { type FrameTracer, XmppServer } from '../core/server.ts';
+import { components } from '../extensions/components/index.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { BOSH_SCHEME, BoshTransport } from '../gateway/bosh/endpoint.ts';
 import { boshModule } from '../gateway/bosh/module.ts';
@@ -134,7 +135,26 @@ export function createLambdaLogger(level: string): Logger {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** The runtime of every function but $connect: all the modules (docs/modules.md). */
 export function createLambdaRuntime(env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
+  return createLambdaRuntimeOf(defaultModules, env, write);
+}
+
+/**
+ * The modules the $connect function loads (functions/connect.ts). XmppServer.connect fires no hook and no
+ * event; of the registry it reads only the subprotocols modules add (addStreamProtocol), and the end of its
+ * invocation runs the flush steps, which have nothing to do when no event was fired. So $connect behaves the
+ * same with only the modules that add a subprotocol, and its bundle leaves out the rest (README "Bundle
+ * sizes"). test/integration/connect-modules.test.ts fails if connect reads more of the registry or a module
+ * outside this list adds a subprotocol.
+ */
+export const CONNECT_MODULES: readonly XmppModule[] = [components];
+
+/**
+ * The runtime with the given modules (the BOSH module and the runtime's own last flush step are added).
+ * A function that imports only this (not createLambdaRuntime) leaves the other modules out of its bundle.
+ */
+export function createLambdaRuntimeOf(modules: readonly XmppModule[], env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
   const table = env.TABLE_NAME?.trim();
   if (!table) throw new Error('TABLE_NAME is not set: the function needs the name of the DynamoDB table in its environment');
   const level = env.LOG_LEVEL?.trim() || 'info';
@@ -185,7 +205,7 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
     table,
     management: new ManagementApi({ tracer, transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
     logger,
-    modules: [...defaultModules, boshModule(boshStore), invocationEnd],
+    modules: [...modules, boshModule(boshStore), invocationEnd],
     version: VERSION,
     // The region a BOSH session records (bosh:<region>) and the sweeper's partitions: the given env's.
     region: env.AWS_REGION,
