@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER } from '../lib/infra/bundling.ts';
+import { BUNDLE_OPTIONS } from '../lib/infra/bundling.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -36,21 +36,8 @@ export async function coldStarts(runs = 3): Promise<ColdStart[]> {
     for (const fn of fns) {
       const file = join(out, `${fn}.mjs`);
       // The options of XmppFunction's bundling (lib/infra/xmpp-function.ts), without the source map.
-      await build({
-        entryPoints: [join(ROOT, 'functions', `${fn}.ts`)],
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: BUNDLE_TARGET,
-        mainFields: [...BUNDLE_MAIN_FIELDS],
-        external: [...BUNDLE_EXTERNALS],
-        define: { ...BUNDLE_DEFINE },
-        banner: { js: ESM_REQUIRE_BANNER },
-        minify: true,
-        outfile: file,
-        tsconfig: join(ROOT, 'tsconfig.json'),
-        logLevel: 'error',
-      });
+      // The options of XmppFunction's bundling (lib/infra/xmpp-function.ts), without the source map.
+      await build({ ...BUNDLE_OPTIONS, entryPoints: [join(ROOT, 'functions', `${fn}.ts`)], outfile: file });
       const probe = join(out, `${fn}-probe.mjs`);
       writeFileSync(probe, `const t0 = performance.now(); const c0 = process.cpuUsage(); const m = await import(${JSON.stringify(file)}); if (typeof m.handler !== 'function') throw new Error('no handler'); const c = process.cpuUsage(c0); process.stdout.write(JSON.stringify([performance.now() - t0, (c.user + c.system) / 1000]));`);
       const times: number[] = [];

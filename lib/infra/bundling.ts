@@ -2,6 +2,8 @@
 // cold-start benchmark (bench/cold-start.ts), which must measure the same bundles that deploy
 // (README "Bundle sizes and cold start").
 
+import type { BuildOptions } from 'esbuild';
+
 /** esbuild's target for the functions' runtime (LAMBDA_RUNTIME in xmpp-function.ts). */
 export const BUNDLE_TARGET = 'node24';
 
@@ -37,7 +39,27 @@ export const BUNDLE_EXTERNALS: readonly string[] = [
   // (2021) and PutEvents (2019) are in every SDK a Node.js runtime ships.
   '@aws-sdk/client-eventbridge',
   '@aws-sdk/client-sns',
+  // The SDK's event stream codec (about 15 KB), which its HTTP protocols import dynamically, only for an
+  // operation with an event stream in its input or output. DynamoDB and the API Gateway Management API
+  // have none, so a bundle never loads it (test/unit/bundling.test.ts runs both clients from a bundle
+  // that cannot resolve it).
+  '@smithy/core/event-streams',
 ];
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+/**
+ * Packages replaced in every bundle by a stub that throws a clear error if called (lib/runtime/bundle-stubs/):
+ * pino's transport worker (thread-stream, about 11 KB with its package.json) and its redaction
+ * (@pinojs/redact, 5 KB). The Lambda logger (createLambdaLogger in lib/runtime/lambda.ts) writes JSON lines
+ * to stdout synchronously with neither a transport nor `redact`, so pino never calls them there; its log
+ * lines are the same with the stubs (test/unit/bundling.test.ts compares them). pino requires both at load
+ * time, which is why they are stubs rather than externals.
+ */
+export const BUNDLE_ALIAS: Readonly<Record<string, string>> = {
+  'thread-stream': `${ROOT}lib/runtime/bundle-stubs/thread-stream.cjs`,
+  '@pinojs/redact': `${ROOT}lib/runtime/bundle-stubs/pinojs-redact.cjs`,
+};
 
 /** CommonJS dependencies call require(); an ES module has none unless it makes one. */
 export const ESM_REQUIRE_BANNER = "import{createRequire as __xmppEdgeRequire}from'node:module';const require=__xmppEdgeRequire(import.meta.url);";
@@ -53,6 +75,25 @@ export const BUNDLE_MAIN_FIELDS: readonly string[] = ['module', 'main'];
  */
 export const XRAY_CHUNK = { file: 'xray-tracing.mjs', entry: 'lib/runtime/xray-tracing.ts' } as const;
 export const BUNDLE_DEFINE: Readonly<Record<string, string>> = { XMPP_EDGE_XRAY_CHUNK: JSON.stringify(`./${XRAY_CHUNK.file}`) };
+
+/**
+ * The options above as esbuild's JS API takes them, for the builds outside `cdk synth` that must match it:
+ * the cold-start benchmark (bench/cold-start.ts) and test/unit/bundling.test.ts. Without the source map.
+ */
+export const BUNDLE_OPTIONS: Readonly<BuildOptions> = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: BUNDLE_TARGET,
+  mainFields: [...BUNDLE_MAIN_FIELDS],
+  external: [...BUNDLE_EXTERNALS],
+  alias: { ...BUNDLE_ALIAS },
+  define: { ...BUNDLE_DEFINE },
+  banner: { js: ESM_REQUIRE_BANNER },
+  minify: true,
+  tsconfig: `${ROOT}tsconfig.json`,
+  logLevel: 'error',
+};
 
 /** Single quotes for a POSIX shell. */
 const shellQuote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
@@ -71,6 +112,7 @@ export function xrayChunkCommand(inputDir: string, outputDir: string): string {
     `--target=${BUNDLE_TARGET}`,
     `--main-fields=${BUNDLE_MAIN_FIELDS.join(',')}`,
     ...BUNDLE_EXTERNALS.map((e) => `--external:${e}`),
+    ...Object.entries(BUNDLE_ALIAS).map(([from, to]) => `--alias:${from}=${to}`),
     `--banner:js=${ESM_REQUIRE_BANNER}`,
     '--minify',
     '--sourcemap',

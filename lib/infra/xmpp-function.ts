@@ -13,7 +13,7 @@ import { Architecture, type CfnFunction, Runtime } from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
-import { BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER, xrayChunkCommand } from './bundling.ts';
+import { BUNDLE_ALIAS, BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER, xrayChunkCommand } from './bundling.ts';
 import { acknowledge, acknowledgeWildcards } from './nag-acknowledgements.ts';
 
 /**
@@ -85,6 +85,8 @@ export class XmppFunction extends NodejsFunction {
         sourcesContent: false,
         // The SDK is bundled, but for the credential providers Lambda never reaches (bundling.ts says why).
         externalModules: [...BUNDLE_EXTERNALS],
+        // pino's transport worker and redaction, which the Lambda logger never calls, as stubs (bundling.ts).
+        esbuildArgs: { '--alias': Object.entries(BUNDLE_ALIAS).map(([from, to]) => `${from}=${to}`) },
         // The X-Ray part in a file of its own, loaded only with TRACING=true (bundling.ts).
         define: { ...BUNDLE_DEFINE },
         commandHooks: {

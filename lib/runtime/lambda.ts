@@ -14,11 +14,12 @@
 // The end of an invocation is one mechanism (docs/architecture.md "The end of an invocation"): every
 // handler ends with server.flush(), which runs the modules' flush steps (event push) and then this
 // runtime's own step, installed last: the EMF lines and, every USAGE_FLUSH_SECONDS, the usage records.
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { ManagementApi } from '../core/management-api.ts';
 import type { XmppModule } from '../core/modules.ts';
 import { type FrameTracer, XmppServer } from '../core/server.ts';
+import { components } from '../extensions/components/index.ts';
 import { defaultModules } from '../extensions/index.ts';
 import { BOSH_SCHEME, BoshTransport } from '../gateway/bosh/endpoint.ts';
 import { boshModule } from '../gateway/bosh/module.ts';
@@ -123,9 +124,37 @@ function loadXRayModule(): Promise<typeof import('./xray-tracing.ts')> {
   return typeof XMPP_EDGE_XRAY_CHUNK === 'string' ? import(new URL(XMPP_EDGE_XRAY_CHUNK, import.meta.url).href) : import('./xray-tracing.ts');
 }
 
+/**
+ * The functions' logger: JSON lines on stdout, which Lambda sends to the function's log group. Synchronous
+ * writes, since a container may be frozen right after the handler returns; no transport and no redaction,
+ * which the bundles carry only as stubs (lib/infra/bundling.ts, BUNDLE_ALIAS).
+ */
+export function createLambdaLogger(level: string): Logger {
+  return pino({ level }, pino.destination({ dest: 1, sync: true }));
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** The runtime of every function but $connect: all the modules (docs/modules.md). */
 export function createLambdaRuntime(env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
+  return createLambdaRuntimeOf(defaultModules, env, write);
+}
+
+/**
+ * The modules the $connect function loads (functions/connect.ts). XmppServer.connect fires no hook and no
+ * event; of the registry it reads only the subprotocols modules add (addStreamProtocol), and the end of its
+ * invocation runs the flush steps, which have nothing to do when no event was fired. So $connect behaves the
+ * same with only the modules that add a subprotocol, and its bundle leaves out the rest (README "Bundle
+ * sizes"). test/integration/connect-modules.test.ts fails if connect reads more of the registry or a module
+ * outside this list adds a subprotocol.
+ */
+export const CONNECT_MODULES: readonly XmppModule[] = [components];
+
+/**
+ * The runtime with the given modules (the BOSH module and the runtime's own last flush step are added).
+ * A function that imports only this (not createLambdaRuntime) leaves the other modules out of its bundle.
+ */
+export function createLambdaRuntimeOf(modules: readonly XmppModule[], env: Record<string, string | undefined> = process.env, write: (record: Record<string, unknown>) => void = toStdout): LambdaRuntime {
   const table = env.TABLE_NAME?.trim();
   if (!table) throw new Error('TABLE_NAME is not set: the function needs the name of the DynamoDB table in its environment');
   const level = env.LOG_LEVEL?.trim() || 'info';
@@ -140,8 +169,7 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
   const tracing = env.TRACING?.trim() || 'false';
   if (tracing !== 'true' && tracing !== 'false') throw new Error(`TRACING "${tracing}" is not true or false`);
 
-  // Synchronous writes: a container may be frozen right after the handler returns.
-  const logger = pino({ level }, pino.destination({ dest: 1, sync: true }));
+  const logger = createLambdaLogger(level);
   const tracer = tracing === 'true' ? new LazyTracer(async () => (await loadXRayModule()).createXRayTracer(logger.child({ component: 'xray' }))) : undefined;
   const metrics = new Metrics();
   let usageWrittenAt = 0;
@@ -177,7 +205,7 @@ export function createLambdaRuntime(env: Record<string, string | undefined> = pr
     table,
     management: new ManagementApi({ tracer, transports: { [BOSH_SCHEME]: new BoshTransport(boshStore, (): number => server.clock.now()) } }),
     logger,
-    modules: [...defaultModules, boshModule(boshStore), invocationEnd],
+    modules: [...modules, boshModule(boshStore), invocationEnd],
     version: VERSION,
     // The region a BOSH session records (bosh:<region>) and the sweeper's partitions: the given env's.
     region: env.AWS_REGION,
