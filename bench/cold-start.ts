@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { BUNDLE_OPTIONS } from '../lib/infra/bundling.ts';
+import { BUNDLE_OPTIONS, SOURCE_MAPS_NODE_OPTIONS } from '../lib/infra/bundling.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -23,6 +23,8 @@ export interface ColdStart {
    * machine changes far less than the wall time (Lambda gives a starting container its own CPU share).
    */
   cpuMs: number;
+  /** The same CPU time with context sourceMaps=true (NODE_OPTIONS=--enable-source-maps: the map is read at import). */
+  cpuMsSourceMaps: number;
 }
 
 export async function coldStarts(runs = 3): Promise<ColdStart[]> {
@@ -35,14 +37,17 @@ export async function coldStarts(runs = 3): Promise<ColdStart[]> {
     const results: ColdStart[] = [];
     for (const fn of fns) {
       const file = join(out, `${fn}.mjs`);
-      // The options of XmppFunction's bundling (lib/infra/xmpp-function.ts), without the source map.
-      // The options of XmppFunction's bundling (lib/infra/xmpp-function.ts), without the source map.
-      await build({ ...BUNDLE_OPTIONS, entryPoints: [join(ROOT, 'functions', `${fn}.ts`)], outfile: file });
+      // The options of XmppFunction's bundling (lib/infra/xmpp-function.ts), its source map included (read only
+      // with context sourceMaps=true).
+      await build({ ...BUNDLE_OPTIONS, sourcemap: true, sourcesContent: false, entryPoints: [join(ROOT, 'functions', `${fn}.ts`)], outfile: file });
       const probe = join(out, `${fn}-probe.mjs`);
       writeFileSync(probe, `const t0 = performance.now(); const c0 = process.cpuUsage(); const m = await import(${JSON.stringify(file)}); if (typeof m.handler !== 'function') throw new Error('no handler'); const c = process.cpuUsage(c0); process.stdout.write(JSON.stringify([performance.now() - t0, (c.user + c.system) / 1000]));`);
       const times: number[] = [];
       const cpu: number[] = [];
-      for (let r = 0; r < runs; r++) {
+      const cpuSourceMaps: number[] = [];
+      // Runs with and without source maps alternate, so a change of load hits both alike.
+      for (let r = 0; r < 2 * runs; r++) {
+        const sourceMaps = r % 2 === 1;
         const res = spawnSync(process.execPath, [probe], {
           env: {
             PATH: process.env.PATH,
@@ -53,16 +58,17 @@ export async function coldStarts(runs = 3): Promise<ColdStart[]> {
             FRAME_CLAIMS_TABLE: 'xmpp-edge-frame-claims',
             MANAGEMENT_ENDPOINT: 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod',
             LOG_LEVEL: 'error',
+            ...(sourceMaps ? { NODE_OPTIONS: SOURCE_MAPS_NODE_OPTIONS } : {}),
           },
           encoding: 'utf8',
         });
         if (res.status !== 0) throw new Error(`${fn}: ${res.stderr.slice(0, 500)}`);
         const [wall, used] = JSON.parse(res.stdout) as [number, number];
-        times.push(wall);
-        cpu.push(used);
+        if (sourceMaps) cpuSourceMaps.push(used);
+        else (times.push(wall), cpu.push(used));
       }
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-      results.push({ fn, kb: statSync(file).size / 1024, importMs: median(times), cpuMs: median(cpu) });
+      results.push({ fn, kb: statSync(file).size / 1024, importMs: median(times), cpuMs: median(cpu), cpuMsSourceMaps: median(cpuSourceMaps) });
     }
     return results;
   } finally {
@@ -72,8 +78,8 @@ export async function coldStarts(runs = 3): Promise<ColdStart[]> {
 
 export function coldStartTable(rows: ColdStart[]): string {
   return [
-    '| function | bundle KB | import + construct ms (median) | of which CPU ms |',
-    '| --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.fn} | ${r.kb.toFixed(0)} | ${r.importMs.toFixed(0)} | ${r.cpuMs.toFixed(0)} |`),
+    '| function | bundle KB | import + construct ms (median) | of which CPU ms | CPU ms with sourceMaps=true |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.fn} | ${r.kb.toFixed(0)} | ${r.importMs.toFixed(0)} | ${r.cpuMs.toFixed(0)} | ${r.cpuMsSourceMaps.toFixed(0)} |`),
   ].join('\n');
 }

@@ -80,6 +80,13 @@ export const BUNDLE_DEFINE: Readonly<Record<string, string>> = { XMPP_EDGE_XRAY_
  * The options above as esbuild's JS API takes them, for the builds outside `cdk synth` that must match it:
  * the cold-start benchmark (bench/cold-start.ts) and test/unit/bundling.test.ts. Without the source map.
  */
+/**
+ * The functions' NODE_OPTIONS with context sourceMaps=true (lib/infra/config.ts): stack traces in the logs name the
+ * TypeScript files and lines, from the source map each package carries. The cold-start benchmark measures
+ * each bundle both ways.
+ */
+export const SOURCE_MAPS_NODE_OPTIONS = '--enable-source-maps';
+
 export const BUNDLE_OPTIONS: Readonly<BuildOptions> = {
   bundle: true,
   platform: 'node',

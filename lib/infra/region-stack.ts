@@ -189,7 +189,7 @@ export class RegionStack extends Stack {
     connect.addEnvironment(...env('connectWindowSeconds'));
     for (const fn of [connect, disconnect, this.ingest.function, sweeper, this.tenantChanges.function, this.http.admin, this.http.bosh]) fn.addEnvironment(...env('usageFlushSeconds'));
 
-    XmppFunction.applyDeploymentSettings(this, { tracing: config.tracing });
+    XmppFunction.applyDeploymentSettings(this, { tracing: config.tracing, sourceMaps: config.sourceMaps });
     this.acknowledgeCdkProvider();
 
     new CfnOutput(this, 'WebSocketUrl', { value: this.stage.url, description: 'Point XMPP clients here (RFC 7395)' });

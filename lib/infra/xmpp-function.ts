@@ -3,7 +3,7 @@
 // that may write to its own log group and nothing else until a grant says so), and the two grants a
 // function can need, each in one call that also passes the name or endpoint it grants: bindTable() and
 // bindConnections(). applyDeploymentSettings() sets what the deployment decides for every function of
-// a stack (X-Ray tracing), so a function added later gets it too.
+// a stack (X-Ray tracing, source-mapped stack traces), so a function added later gets it too.
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
@@ -13,7 +13,7 @@ import { Architecture, type CfnFunction, Runtime } from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
-import { BUNDLE_ALIAS, BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER, xrayChunkCommand } from './bundling.ts';
+import { BUNDLE_ALIAS, BUNDLE_DEFINE, BUNDLE_EXTERNALS, BUNDLE_MAIN_FIELDS, BUNDLE_TARGET, ESM_REQUIRE_BANNER, SOURCE_MAPS_NODE_OPTIONS, xrayChunkCommand } from './bundling.ts';
 import { acknowledge, acknowledgeWildcards } from './nag-acknowledgements.ts';
 
 /**
@@ -72,7 +72,7 @@ export class XmppFunction extends NodejsFunction {
       timeout: Duration.seconds(10),
       role,
       logGroup,
-      environment: { NODE_OPTIONS: '--enable-source-maps', ...environment },
+      environment,
       bundling: {
         // Bundled by the esbuild in node_modules; `cdk synth` needs neither Docker nor a network.
         forceDockerBundling: false,
@@ -113,9 +113,11 @@ export class XmppFunction extends NodejsFunction {
    * Deployment-wide settings on every XmppFunction under `scope` (call it once the stack is built).
    * Tracing: X-Ray active tracing, billed per trace recorded, so off unless the context asks for it.
    */
-  static applyDeploymentSettings(scope: IConstruct, settings: { tracing: boolean }): XmppFunction[] {
+  static applyDeploymentSettings(scope: IConstruct, settings: { tracing: boolean; sourceMaps?: boolean }): XmppFunction[] {
     const functions = scope.node.findAll().filter((c): c is XmppFunction => c instanceof XmppFunction);
     for (const fn of functions) {
+      // Mapped stack traces cost each cold start the reading of the source map (README "Cold start").
+      if (settings.sourceMaps) fn.addEnvironment('NODE_OPTIONS', SOURCE_MAPS_NODE_OPTIONS);
       if (settings.tracing) {
         (fn.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
         // The code's own subsegments (a frame's, annotated with tenant and kind, and each AWS call's):

@@ -103,6 +103,7 @@ describe('production settings of a region stack (cdk.json context)', () => {
       assert.throws(() => read({ hostMetaThrottle: '{"rate": 10, "burst": 5, "per": "ip"}' }), /context "hostMetaThrottle": .*per/);
       assert.throws(() => read({ hostMetaThrottle: '{rate: 10}' }), /context "hostMetaThrottle": \{rate: 10\} is not JSON/);
       assert.throws(() => read({ tracing: 'yes' }), /context "tracing": "yes" is not true or false/);
+      assert.throws(() => read({ sourceMaps: 'on' }), /context "sourceMaps": "on" is not true or false/);
       assert.deepEqual(parseThrottle('k', ' 7/9 '), { rate: 7, burst: 9 });
       assert.deepEqual(read({}).throttling, DEFAULT_THROTTLING);
     });
@@ -247,6 +248,20 @@ describe('production settings of a region stack (cdk.json context)', () => {
         const roleId = idOf(traced, fn.executionRole);
         const statements = policies.filter((p) => p.Properties.Roles.some((r: Json) => r.Ref === roleId)).flatMap((p) => p.Properties.PolicyDocument.Statement);
         assert.ok(statements.some((s: Json) => s.Resource === '*' && [s.Action].flat().sort().join() === 'xray:PutTelemetryRecords,xray:PutTraceSegments'), name);
+      }
+    });
+  });
+
+  describe('source-mapped stack traces', () => {
+    it('are off by default (no NODE_OPTIONS, the cold start reads no map); sourceMaps=true sets --enable-source-maps on every function', () => {
+      const functions = Object.entries(t.findResources('AWS::Lambda::Function'));
+      assert.ok(functions.length >= 8);
+      for (const [id, fn] of functions) assert.equal(fn.Properties.Environment?.Variables?.NODE_OPTIONS, undefined, id);
+      const { eu: mapped, t: mt } = synth({ regions: 'eu-west-1', sourceMaps: 'true' });
+      const fns = Object.entries(mapped.functions);
+      assert.equal(fns.length, 8);
+      for (const [name, fn] of fns) {
+        assert.equal(mt.findResources('AWS::Lambda::Function')[idOf(mapped, fn)].Properties.Environment.Variables.NODE_OPTIONS, '--enable-source-maps', name);
       }
     });
   });
