@@ -37,6 +37,8 @@ export interface StanzaEvent {
   kind: TargetKind;
   /** For kind 'component': the tenant that owns the component's address. */
   tenant?: string;
+  /** For kind 'component': the name of the component that serves the address (`<kind>/component/<name>`). */
+  component?: string;
 }
 
 export interface IqEvent extends StanzaEvent {

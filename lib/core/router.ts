@@ -75,7 +75,7 @@ type Served = NonNullable<Awaited<ReturnType<XmppServer['componentFor']>>>;
 
 async function componentEvent(server: XmppServer, origin: Session, stanza: Element, to: JID, component: Served): Promise<StanzaEvent> {
   if (!(await server.mayExchange(origin.tenant ?? origin.jid.domain, component.tenant))) throw new StanzaError('remote-server-not-found', `${to.domain} is not reachable from ${origin.jid.domain}`);
-  return { server, origin, stanza, to, kind: 'component', tenant: component.tenant };
+  return { server, origin, stanza, to, kind: 'component', tenant: component.tenant, component: component.component.name };
 }
 
 async function fireComponent(event: StanzaEvent, name: string): Promise<void> {

@@ -556,6 +556,37 @@ describe('XEP-0114 components', () => {
     }
   });
 
+  test('directed presence to a component is remembered: its session end sends unavailable there, not where a directed unavailable went (RFC 6121 §4.6.3)', async () => {
+    await s.addUser(`dave@${D}`);
+    const dave = await connectClient(s.url, { username: 'dave' });
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    const at = (to: string, type?: string) => (el: Element) => el.is('presence') && el.attrs.from === dave.jid && el.attrs.to === to && el.attrs.type === type;
+    try {
+      // Warm: the tenant lookups that find the component are cached, as in a running server.
+      await dave.send(xml('presence', { to: `warm@${BOT}` }));
+      await bot.waitFor(at(`warm@${BOT}`));
+      await dave.send(xml('presence', { to: `warm@${BOT}`, type: 'unavailable' }));
+      await bot.waitFor(at(`warm@${BOT}`, 'unavailable'));
+      // Forgotten (the first one remembered, so it would be sent first at the end), then remembered.
+      await dave.send(xml('presence', { to: `left@${BOT}` }));
+      await bot.waitFor(at(`left@${BOT}`));
+      const cost = await s.cost(async () => {
+        await dave.send(xml('presence', { to: `gw@${BOT}` }, xml('status', {}, 'here')));
+        assert.equal((await bot.waitFor(at(`gw@${BOT}`))).getChildText('status'), 'here');
+      });
+      // Her session items and the component's registration; her session entry (what she sent presence to); the post.
+      assert.deepEqual([cost.reads, cost.writes, cost.posts], [2, 1, 1], JSON.stringify(cost.calls));
+      await dave.send(xml('presence', { to: `left@${BOT}`, type: 'unavailable' }));
+      await bot.waitFor(at(`left@${BOT}`, 'unavailable'));
+      bot.received.length = 0;
+      await dave.stop();
+      await bot.waitFor(at(`gw@${BOT}`, 'unavailable'));
+      assert.deepEqual(bot.received.filter((el) => el.is('presence')).map((el) => el.attrs.to), [`gw@${BOT}`]);
+    } finally {
+      await bot.xmpp.stop();
+    }
+  });
+
   test('a probe from a component that the user does not share her presence with is answered unsubscribed (RFC 6121 §4.3.2)', async () => {
     const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
     try {

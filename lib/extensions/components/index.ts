@@ -19,7 +19,7 @@ import { NS } from '../../xmpp/namespaces.ts';
 import { type Element, FrameError, parseFrame, xml } from '../../xmpp/xml.ts';
 import { componentAdminRoutes, componentCommands } from './admin.ts';
 import { handshakeMatches } from './handshake.ts';
-import { type ComponentDeclaration, ComponentsSchema, componentsProblems, declarationOf, parentDomains } from './settings.ts';
+import { COMPONENTS_SERVICE, type ComponentDeclaration, ComponentsSchema, componentsProblems, declarationOf, parentDomains } from './settings.ts';
 import { COMPONENT_PREFIX, ComponentRegistry } from './store.ts';
 import { type WebhookComponents, createWebhookComponents } from './webhook.ts';
 
@@ -275,13 +275,13 @@ export const components: XmppModule<ComponentsApi> = {
 
     // Each stanza to a component's domain (and JIDs at it): the router's component event.
     const service = {
-      name: 'components',
+      name: COMPONENTS_SERVICE,
       tenantOf: async (server: XmppServer, domain: string) => (await findComponent(server, domain))?.tenant.domain,
       domainsOf: (tenant: TenantRecord) => ((tenant.components ?? []) as ComponentDeclaration[]).filter((c) => declarationOf(tenant, c.domain)).map((c) => c.domain),
       problemsOf: componentsProblems,
     };
     ctx.addComponent(service);
-    for (const name of ['message', 'presence', 'iq'] as const) ctx.hook(`${name}/component/components`, (e: StanzaEvent) => toComponent(ctx, e));
+    for (const name of ['message', 'presence', 'iq'] as const) ctx.hook(`${name}/component/${COMPONENTS_SERVICE}`, (e: StanzaEvent) => toComponent(ctx, e));
 
     /** Delivers a stanza to its component, or answers service-unavailable (RFC 6120 §8.3.3.19) for it. */
     async function toComponent(ctx: ModuleContext, e: StanzaEvent): Promise<true> {

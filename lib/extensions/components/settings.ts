@@ -4,6 +4,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import { SECRET, listKey } from '../../store/tenant-schema.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
 
+/** The name the components module's service registers under (the router's `<kind>/component/components` events). */
+export const COMPONENTS_SERVICE = 'components';
+
 export const ComponentSchema = Type.Object(
   {
     domain: Type.String({ minLength: 3, maxLength: 253, pattern: '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$', description: "The component's domain: a subdomain of the tenant's (bot.acme.example), lower case." }),

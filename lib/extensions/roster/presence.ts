@@ -14,6 +14,7 @@ import type { XmppServer } from '../../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
 import { processComponentSubscription, processOutboundSubscription, sendToComponent } from './subscriptions.ts';
 import { rosterOf } from './store.ts';
+import { COMPONENTS_SERVICE } from '../components/settings.ts';
 
 /** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
 function priorityOf(stanza: Element): number {
@@ -189,7 +190,12 @@ async function broadcastUnavailable(server: XmppServer, session: Session, entry:
   }
   await broadcast(server, presence, targets);
   await sendToComponents(server, session, presence, remote);
-  const extra = directed.filter((j) => !targets.has(j.split('/')[0]) && !remote.includes(j.split('/')[0]));
+  const pending = directed.filter((j) => !targets.has(j.split('/')[0]) && !remote.includes(j.split('/')[0]));
+  if (!pending.length) return;
+  // Addresses at components get it through the router, as a roster contact there does.
+  const atComponents = await componentContacts(server, session.jid, pending.map((j) => j.split('/')[0]));
+  await sendToComponents(server, session, presence, pending.filter((j) => atComponents.has(j.split('/')[0])));
+  const extra = pending.filter((j) => !atComponents.has(j.split('/')[0]));
   if (!extra.length) return;
   const sessions = await server.sessions.listMany(extra.map((j) => j.split('/')[0]));
   const deliveries: (SessionEntry & { to: string })[] = [];
@@ -227,17 +233,23 @@ async function onDirectedPresence(event: StanzaEvent): Promise<true> {
   // keeps bare-JID messages away, §4.7.2.3); §8.5.3.1: to a full JID, to that resource.
   const targets = to.resource ? sessions.filter((s) => s.resource === to.resource) : sessions.filter((s) => s.available);
   await server.sendMany(targets, stanza);
-  if (!component && (type === undefined || type === 'unavailable')) {
-    const bare = origin.jid.bare().toString();
-    const own = (await server.sessions.list(bare)).find((s) => s.connectionId === origin.connectionId);
-    if (own) {
-      const directed = new Set(own.directed ?? []);
-      if (type === undefined) directed.add(to.toString());
-      else directed.delete(to.toString());
-      await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { directed: [...directed] });
-    }
-  }
+  if (!component) await rememberDirected(server, origin, type, to);
   return true;
+}
+
+/**
+ * §4.6.3: directed available presence is remembered in the session entry, for the unavailable owed at the
+ * end; directed unavailable presence forgets it. One read and one write.
+ */
+async function rememberDirected(server: XmppServer, origin: Session, type: string | undefined, to: JID): Promise<void> {
+  if (type !== undefined && type !== 'unavailable') return;
+  const bare = origin.jid.bare().toString();
+  const own = (await server.sessions.list(bare)).find((s) => s.connectionId === origin.connectionId);
+  if (!own) return;
+  const directed = new Set(own.directed ?? []);
+  if (type === undefined) directed.add(to.toString());
+  else directed.delete(to.toString());
+  await server.sessions.update(bare, origin.jid.resource, origin.connectionId, { directed: [...directed] });
 }
 
 /**
@@ -277,7 +289,12 @@ async function onSubscriptionToComponent(event: StanzaEvent): Promise<true | und
   const { server, origin, stanza, to } = event;
   const type = stanza.attrs.type as string | undefined;
   // A component's own stanzas to another component pass as they are: it keeps its own roster.
-  if (!isSubscriptionType(type) || (origin.tenant !== undefined && origin.tenant !== origin.jid.domain)) return undefined;
+  if (origin.tenant !== undefined && origin.tenant !== origin.jid.domain) return undefined;
+  // §4.6.3: directed presence to an address at an XEP-0114 or webhook component (an entity elsewhere) is
+  // remembered as to an account, so it gets unavailable when the session ends; then it is routed on. Rooms
+  // are not: the MUC service ends an occupant's presence itself when the session ends.
+  if (event.component === COMPONENTS_SERVICE) await rememberDirected(server, origin, type, to);
+  if (!isSubscriptionType(type)) return undefined;
   await processOutboundSubscription(server, origin, type, to, stanza, (s) => sendToComponent(server, origin, s));
   return true;
 }
