@@ -713,3 +713,61 @@ describe('XEP-0114 components: the local tenant watcher', () => {
     }
   });
 });
+
+// XEP-0191 with a component's addresses, which RFC 6121 treats as entities elsewhere: the router hands what a
+// user sends there to the component, so the blocking module checks it there too.
+describe('XEP-0114 components: XEP-0191 blocking', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ seedDomains: [D] });
+    await s.server.tenants.put({ domain: D, enabled: true, features: ['blocking'], components: [{ domain: BOT, kind: 'connected', enabled: true, secret: BOT_SECRET }] });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('§3.6: to a blocked component address, a message or IQ gets <blocked/> and presence is dropped; §3.5: nothing from it arrives; §3.3: unavailable to it on the block, no broadcast after', async () => {
+    const NS_BLOCKING = 'urn:xmpp:blocking';
+    await s.addUser(`erin@${D}`);
+    const erin = await connectClient(s.url, { username: 'erin' });
+    const bot = await startComponent(s.componentPort!, BOT, BOT_SECRET);
+    const bare = `erin@${D}`;
+    const { rosterOf } = await import('../../lib/extensions/roster/store.ts');
+    // The component is subscribed to her presence (from), as after RFC 6121 §3.1.
+    await rosterOf(s.server).put(bare, { jid: `gw@${BOT}`, subscription: 'from' });
+    const seen = (pred: (el: Element) => boolean) => bot.received.filter(pred).map(String);
+    const fromErin = (name: string, to: string, type?: string) => (el: Element) => el.is(name) && String(el.attrs.from).startsWith(bare) && el.attrs.to === to && el.attrs.type === type;
+    try {
+      await erin.send(xml('presence'));
+      await bot.waitFor(fromErin('presence', `gw@${BOT}`));
+      bot.received.length = 0;
+      // §3.3: blocking the component's domain covers every address at it; its subscribed contact gets unavailable.
+      await erin.iq(xml('iq', { type: 'set' }, xml('block', { xmlns: NS_BLOCKING }, xml('item', { jid: BOT }))));
+      await bot.waitFor(fromErin('presence', `gw@${BOT}`, 'unavailable'));
+      // §3.6: a message and an IQ are refused with not-acceptable and <blocked/>.
+      await erin.send(xml('message', { to: `gw@${BOT}`, type: 'chat', id: 'm1' }, xml('body', {}, 'blocked 1')));
+      const error = await erin.waitFor((el) => el.is('message') && el.attrs.id === 'm1' && el.attrs.type === 'error');
+      assert.equal(error.getChild('error')?.getChild('not-acceptable', 'urn:ietf:params:xml:ns:xmpp-stanzas')?.name, 'not-acceptable');
+      assert.ok(error.getChild('error')?.getChild('blocked', 'urn:xmpp:blocking:errors'));
+      await assert.rejects(erin.iq(xml('iq', { type: 'get', to: BOT }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }))), (err: { condition?: string }) => err.condition === 'not-acceptable');
+      // Presence is dropped without an answer: her update, and directed presence.
+      await erin.send(xml('presence', {}, xml('show', {}, 'away')));
+      await erin.send(xml('presence', { to: `other@${BOT}` }));
+      // §3.5: what the component sends her does not arrive.
+      await bot.xmpp.send(xml('message', { from: `gw@${BOT}`, to: bare, type: 'chat', id: 'c1' }, xml('body', {}, 'to a blocker')));
+      await erin.expectNothing(s, (el) => el.is('message') && el.attrs.id === 'c1');
+      // Unblocked: what follows flows both ways, and what was blocked never reached the component (one
+      // connection delivers in order, so it would have come before this).
+      await erin.iq(xml('iq', { type: 'set' }, xml('unblock', { xmlns: NS_BLOCKING }, xml('item', { jid: BOT }))));
+      await erin.send(xml('message', { to: `gw@${BOT}`, type: 'chat', id: 'm2' }, xml('body', {}, 'open')));
+      await bot.waitFor((el) => el.is('message') && el.attrs.id === 'm2');
+      assert.deepEqual(seen((el) => el.is('message') || el.is('iq')), [seen((el) => el.is('message') && el.attrs.id === 'm2')[0]]);
+      assert.deepEqual(seen((el) => el.is('presence') && el.attrs.type !== 'unavailable'), []);
+      await bot.xmpp.send(xml('message', { from: `gw@${BOT}`, to: bare, type: 'chat', id: 'c2' }, xml('body', {}, 'again')));
+      await erin.waitFor((el) => el.is('message') && el.attrs.id === 'c2');
+    } finally {
+      await bot.xmpp.stop();
+      await erin.stop();
+    }
+  });
+});

@@ -15,7 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import type { SessionEntry } from '../../store/sessions.ts';
 import type { ModuleContext, XmppModule } from '../../core/modules.ts';
-import type { Session } from '../../core/events.ts';
+import type { Session, StanzaEvent } from '../../core/events.ts';
+import { routeToComponent } from '../../core/router.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
@@ -23,6 +24,7 @@ import { type Element, xml } from '../../xmpp/xml.ts';
 import type { RosterApi } from '../roster/index.ts';
 import { isBlocked, parseItems } from './match.ts';
 import { BLOCKING_PREFIX, BlockListStore } from './store.ts';
+import { COMPONENTS_SERVICE } from '../components/settings.ts';
 
 export const NS_BLOCKING = 'urn:xmpp:blocking';
 export const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
@@ -166,7 +168,24 @@ function install(ctx: ModuleContext): BlockListStore {
       // The contact's bare JID is blocked, or one of its resources is.
       .filter((j) => isBlocked(jids, j) || jids.some((b) => b.startsWith(`${j}/`)));
     if (!contacts.length) return;
-    const sessions = await server.sessions.listMany(contacts);
+    // A contact at an XEP-0114 or webhook component (an entity elsewhere) gets it through the router.
+    const atComponents: string[] = [];
+    for (const c of contacts) {
+      const domain = c.slice(c.indexOf('@') + 1);
+      if (domain !== origin.jid.domain && (await server.componentFor(domain))?.component.name === COMPONENTS_SERVICE) atComponents.push(c);
+    }
+    for (const to of atComponents) {
+      for (const mine of available) {
+        try {
+          await routeToComponent(server, origin, xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: `${bare}/${mine.resource}`, to }));
+        } catch (err) {
+          if (!(err instanceof StanzaError)) throw err;
+        }
+      }
+    }
+    const local = contacts.filter((c) => !atComponents.includes(c));
+    if (!local.length) return;
+    const sessions = await server.sessions.listMany(local);
     const deliveries: (SessionEntry & { to: string; from: string })[] = [];
     for (const [contact, entries] of sessions) {
       for (const s of entries) {
@@ -199,6 +218,26 @@ function install(ctx: ModuleContext): BlockListStore {
     }
     return undefined;
   });
+
+  // §3.6 and §3.3 for an address at an XEP-0114 or webhook component, which the router hands to the
+  // component instead of delivering: what the user sends there, and what modules send for her (her
+  // presence to a contact there, probe answers). Messages and IQs get the <blocked/> error; presence is
+  // dropped without an answer, its unavailable passing, as to an account. Rooms are the MUC service's.
+  for (const kind of ['message', 'iq', 'presence'] as const) {
+    ctx.hook(
+      `${kind}/component/${COMPONENTS_SERVICE}`,
+      async ({ origin, stanza, to }: StanzaEvent) => {
+        // A component's own stanzas (it keeps its own rules), and a user of a tenant without blocking.
+        if (origin.tenant !== undefined && origin.tenant !== origin.jid.domain) return undefined;
+        if (!(await ctx.enabledFor(origin.jid.domain))) return undefined;
+        if (!isBlocked(await lists.get(origin.jid.bare().toString()), to)) return undefined;
+        if (kind === 'presence') return stanza.attrs.type === 'unavailable' ? undefined : true;
+        if (answerless(stanza)) return true;
+        throw new BlockedError();
+      },
+      10,
+    );
+  }
 
   // §3.5 with nobody online: the message is neither archived (XEP-0313, priority 100) nor stored
   // offline (priority 0): this runs ahead of both.
