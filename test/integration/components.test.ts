@@ -734,7 +734,7 @@ describe('XEP-0114 components: XEP-0191 blocking', () => {
     const bare = `erin@${D}`;
     const { rosterOf } = await import('../../lib/extensions/roster/store.ts');
     // The component is subscribed to her presence (from), as after RFC 6121 §3.1.
-    await rosterOf(s.server).put(bare, { jid: `gw@${BOT}`, subscription: 'from' });
+    await rosterOf(s.server).put(bare, { jid: `gw@${BOT}`, subscription: 'from', groups: [], inRoster: true, pendingOut: false, pendingIn: false, approved: false });
     const seen = (pred: (el: Element) => boolean) => bot.received.filter(pred).map(String);
     const fromErin = (name: string, to: string, type?: string) => (el: Element) => el.is(name) && String(el.attrs.from).startsWith(bare) && el.attrs.to === to && el.attrs.type === type;
     try {
