@@ -24,7 +24,6 @@ import { type Element, xml } from '../../xmpp/xml.ts';
 import type { RosterApi } from '../roster/index.ts';
 import { isBlocked, parseItems } from './match.ts';
 import { BLOCKING_PREFIX, BlockListStore } from './store.ts';
-import { COMPONENTS_SERVICE } from '../components/settings.ts';
 
 export const NS_BLOCKING = 'urn:xmpp:blocking';
 export const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
@@ -172,7 +171,7 @@ function install(ctx: ModuleContext): BlockListStore {
     const atComponents: string[] = [];
     for (const c of contacts) {
       const domain = c.slice(c.indexOf('@') + 1);
-      if (domain !== origin.jid.domain && (await server.componentFor(domain))?.component.name === COMPONENTS_SERVICE) atComponents.push(c);
+      if (domain !== origin.jid.domain && (await server.componentFor(domain))?.component.name === 'components') atComponents.push(c);
     }
     for (const to of atComponents) {
       for (const mine of available) {
@@ -225,7 +224,7 @@ function install(ctx: ModuleContext): BlockListStore {
   // dropped without an answer, its unavailable passing, as to an account. Rooms are the MUC service's.
   for (const kind of ['message', 'iq', 'presence'] as const) {
     ctx.hook(
-      `${kind}/component/${COMPONENTS_SERVICE}`,
+      `${kind}/component/components`,
       async ({ origin, stanza, to }: StanzaEvent) => {
         // A component's own stanzas (it keeps its own rules), and a user of a tenant without blocking.
         if (origin.tenant !== undefined && origin.tenant !== origin.jid.domain) return undefined;

@@ -14,7 +14,6 @@ import type { XmppServer } from '../../core/server.ts';
 import { isSubscriptionType, receivesPresenceFrom, sendsPresenceTo } from './subscription-states.ts';
 import { processComponentSubscription, processOutboundSubscription, sendToComponent } from './subscriptions.ts';
 import { rosterOf } from './store.ts';
-import { COMPONENTS_SERVICE } from '../components/settings.ts';
 
 /** §4.7.2.3: priority is an integer from -128 to 127, 0 when absent. */
 function priorityOf(stanza: Element): number {
@@ -293,7 +292,8 @@ async function onSubscriptionToComponent(event: StanzaEvent): Promise<true | und
   // §4.6.3: directed presence to an address at an XEP-0114 or webhook component (an entity elsewhere) is
   // remembered as to an account, so it gets unavailable when the session ends; then it is routed on. Rooms
   // are not: the MUC service ends an occupant's presence itself when the session ends.
-  if (event.component === COMPONENTS_SERVICE) await rememberDirected(server, origin, type, to);
+  // ('components': the XEP-0114 and webhook components' service, docs/modules.md "Hooks").
+  if (event.component === 'components') await rememberDirected(server, origin, type, to);
   if (!isSubscriptionType(type)) return undefined;
   await processOutboundSubscription(server, origin, type, to, stanza, (s) => sendToComponent(server, origin, s));
   return true;
