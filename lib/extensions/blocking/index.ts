@@ -16,7 +16,6 @@ import { randomBytes } from 'node:crypto';
 import type { SessionEntry } from '../../store/sessions.ts';
 import type { ModuleContext, XmppModule } from '../../core/modules.ts';
 import type { Session, StanzaEvent } from '../../core/events.ts';
-import { routeToComponent } from '../../core/router.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import { tryParseJID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
@@ -167,22 +166,12 @@ function install(ctx: ModuleContext): BlockListStore {
       // The contact's bare JID is blocked, or one of its resources is.
       .filter((j) => isBlocked(jids, j) || jids.some((b) => b.startsWith(`${j}/`)));
     if (!contacts.length) return;
-    // A contact at an XEP-0114 or webhook component (an entity elsewhere) gets it through the router.
-    const atComponents: string[] = [];
-    for (const c of contacts) {
-      const domain = c.slice(c.indexOf('@') + 1);
-      if (domain !== origin.jid.domain && (await server.componentFor(domain))?.component.name === 'components') atComponents.push(c);
-    }
+    // A contact at a component (an entity elsewhere) gets it through the router, as her presence did.
+    const atComponents = await roster.atComponents(origin.jid, contacts);
     for (const to of atComponents) {
-      for (const mine of available) {
-        try {
-          await routeToComponent(server, origin, xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: `${bare}/${mine.resource}`, to }));
-        } catch (err) {
-          if (!(err instanceof StanzaError)) throw err;
-        }
-      }
+      for (const mine of available) await roster.sendToComponent(origin, xml('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: `${bare}/${mine.resource}`, to }));
     }
-    const local = contacts.filter((c) => !atComponents.includes(c));
+    const local = contacts.filter((c) => !atComponents.has(c));
     if (!local.length) return;
     const sessions = await server.sessions.listMany(local);
     const deliveries: (SessionEntry & { to: string; from: string })[] = [];

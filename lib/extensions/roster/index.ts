@@ -7,19 +7,26 @@
 //   subscriptions.ts         subscription requests and answers (§3), performed
 //   subscription-states.ts   the state tables of Appendix A (pure)
 //   presence.ts              initial, updated, unavailable and directed presence (§4)
+import type { Session } from '../../core/events.ts';
 import type { XmppModule } from '../../core/modules.ts';
+import type { JID } from '../../xmpp/jid.ts';
 import { NS } from '../../xmpp/namespaces.ts';
-import { xml } from '../../xmpp/xml.ts';
-import { type PresenceApi, installPresence } from './presence.ts';
+import { type Element, xml } from '../../xmpp/xml.ts';
+import { type PresenceApi, componentContacts, installPresence } from './presence.ts';
 import { installRosterIq } from './roster.ts';
 import { ROSTER_PREFIX, RosterStore, setRosterStore } from './store.ts';
 import { sendsPresenceTo } from './subscription-states.ts';
+import { sendToComponent } from './subscriptions.ts';
 
 /** What the roster module offers other modules (ctx.depends('roster')). */
 export interface RosterApi {
   store: RosterStore;
   /** Does `owner` share its presence with `contact` (subscription from or both)? One read. */
   sharesPresenceWith(owner: string, contact: string): Promise<boolean>;
+  /** The contacts among `jids` at a component's address (entities elsewhere, RFC 6121): tenant reads, cached. */
+  atComponents(user: JID, jids: string[]): Promise<Set<string>>;
+  /** Presence from `origin`'s account to a contact at a component, through the router; a refusal is logged. */
+  sendToComponent(origin: Session, presence: Element): Promise<void>;
 }
 
 export const roster: XmppModule<RosterApi> = {
@@ -37,6 +44,8 @@ export const roster: XmppModule<RosterApi> = {
         const item = await store.get(owner, contact);
         return !!item && sendsPresenceTo(item);
       },
+      atComponents: (user, jids) => componentContacts(ctx.server, user, jids),
+      sendToComponent: (origin, presence) => sendToComponent(ctx.server, origin, presence),
     };
   },
 };

@@ -59,7 +59,7 @@ async function audienceOf(server: XmppServer, bare: string, withPublishers: bool
  * The contacts among `jids` whose address a component serves (XEP-0114 components, MUC): no session
  * item can exist for them. Only domains other than the user's are asked, and tenant reads are cached.
  */
-async function componentContacts(server: XmppServer, user: JID, jids: string[]): Promise<Set<string>> {
+export async function componentContacts(server: XmppServer, user: JID, jids: string[]): Promise<Set<string>> {
   const byDomain = new Map<string, boolean>();
   const out = new Set<string>();
   for (const j of jids) {
