@@ -18,14 +18,17 @@ export interface LocalDynamo {
   close(): Promise<void>;
 }
 
-/** Starts dynalite. `path` undefined = in memory. */
-export async function startDynalite(opts: { host?: string; port?: number; path?: string }): Promise<LocalDynamo> {
+/**
+ * Starts dynalite. `path` undefined = in memory. `port` has no default: 0 (any free port) is what tests and
+ * tools want, and only `npm start` listens on its fixed 8000 (a default here let a test take 8000 and collide).
+ */
+export async function startDynalite(opts: { host?: string; port: number; path?: string }): Promise<LocalDynamo> {
   if (opts.path) mkdirSync(opts.path, { recursive: true });
   const server = dynalite({ path: opts.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 8000, host, () => resolve());
+    server.listen(opts.port, host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const httpHandler = server.listeners('request')[0] as DynaliteHttpHandler;

@@ -147,7 +147,7 @@ export interface LocalServer {
   metrics: Metrics;
   /** Writes the usage counted so far now (the timer does it every usageFlushMs), outside the measured costs. */
   flushUsage(): Promise<number>;
-  /** The local tenant watcher (polls every tenantWatchMs); tests may run a poll now with tick(). */
+  /** The local tenant watcher (polls every tenantWatchMs); catchUp() acts on every change written so far. */
   tenantWatcher: TenantWatcher;
   stop(): Promise<void>;
 }

@@ -83,7 +83,7 @@ after(async () => {
 });
 
 describe('Strophe.js over BOSH', () => {
-  it('logs in and chats both ways with a WebSocket user; a message reaches the waiting request within 2 s', async () => {
+  it('logs in and chats both ways with a WebSocket user; a message answers the waiting request, not its wait running out', async () => {
     const [a, b] = [await account(), await account()];
     const alice = await strophe(a);
     assert.equal(alice.jid, `${a}@localhost/strophe`);
@@ -96,7 +96,9 @@ describe('Strophe.js over BOSH', () => {
     await bob.send(xml('message', { to: alice.jid, type: 'chat' }, xml('body', {}, 'hi alice')));
     await until('the message at Strophe', () => alice.received.some((e) => e.tagName === 'message' && textOf(e, 'body') === 'hi alice'), () => alice.received.length);
     const latency = Date.now() - sentAt;
-    assert.ok(latency < 2000, `delivered in ${latency} ms`);
+    // Strophe asks for wait=60: a server that answered only when it ran out would take about a minute.
+    // The bound is half of that, so no load on the machine reaches it.
+    assert.ok(latency < 30_000, `delivered in ${latency} ms`);
   });
 
   it('receives 50 messages from a WebSocket user in order, and sends 50 in order', async () => {
@@ -128,7 +130,7 @@ describe('Strophe.js over BOSH', () => {
 });
 
 describe('StanzaJS over BOSH', () => {
-  it('logs in and chats both ways with a WebSocket user, within 2 s each way', async () => {
+  it('logs in and chats both ways with a WebSocket user; a message answers the waiting request, not its wait running out', async () => {
     const [a, b] = [await account(), await account()];
     const alice = await stanzaBosh(a);
     assert.equal(alice.jid, `${a}@localhost/stanza`);
@@ -141,7 +143,8 @@ describe('StanzaJS over BOSH', () => {
     const sentAt = Date.now();
     await bob.send(xml('message', { to: alice.jid, type: 'chat' }, xml('body', {}, 'to stanza')));
     await until('the message at StanzaJS', () => got.includes('to stanza'), () => got);
-    assert.ok(Date.now() - sentAt < 2000, `delivered in ${Date.now() - sentAt} ms`);
+    // StanzaJS asks for wait=30: a server that answered only when it ran out would take about that long.
+    assert.ok(Date.now() - sentAt < 15_000, `delivered in ${Date.now() - sentAt} ms`);
   });
 
   it('shares a room with a WebSocket user (XEP-0045 over BOSH)', async () => {

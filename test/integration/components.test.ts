@@ -690,7 +690,7 @@ describe('XEP-0114 components: the local tenant watcher', () => {
     const item = (await s.server.tenants.get(D, 0))!;
     const off = { ...item, components: [{ domain: BOT, kind: 'connected', enabled: false, secret: BOT_SECRET }] };
     await s.server.tenants.put(off);
-    await s.tenantWatcher.tick();
+    await s.tenantWatcher.catchUp();
     assert.equal(streamErrorOf(await c.next(byName('stream:error'))), 'host-gone');
     await c.closed;
     assert.deepEqual(changes.map((x) => x.tenant), [D]);
@@ -703,8 +703,8 @@ describe('XEP-0114 components: the local tenant watcher', () => {
     const c = await WsComponent.connect(s.url);
     try {
       assert.equal((await c.login(`bot.${OTHER}`, 'other-secret-1')).name, 'handshake');
-      await s.tenantWatcher.tick();
-      await s.tenantWatcher.tick();
+      await s.tenantWatcher.catchUp();
+      await s.tenantWatcher.catchUp();
       assert.deepEqual(changes.filter((x) => x.tenant === OTHER), []);
       // Still served: the component's ping to its server is answered.
       c.send(xml('iq', { from: `bot.${OTHER}`, to: OTHER, type: 'get', id: 'still' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));

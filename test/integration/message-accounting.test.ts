@@ -23,7 +23,7 @@ interface Reader {
   connectionId: string;
 }
 
-const dynamo = await startDynalite({});
+const dynamo = await startDynalite({ port: 0 });
 after(() => dynamo.close());
 
 /** Every post the server made that the gateway accepted: connection id and message id. */

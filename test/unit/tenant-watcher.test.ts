@@ -130,4 +130,53 @@ describe('TenantWatcher', () => {
       clearInterval(keepAlive);
     }
   });
+  it('catchUp() waits for the tick in flight, then polls once more: a change written before the call is told by then, once, and no two ticks run side by side', async () => {
+    const { server, events } = fakeServer();
+    const changes: Changed[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    events.on('tenant/changed', async (e) => {
+      changes.push(e as Changed);
+      if (changes.length === 1) {
+        entered();
+        await held;
+      }
+    });
+    const items = new Map([[A, enabled]]);
+    const { store } = fakeStore(items);
+    let inFlight = 0;
+    let most = 0;
+    const counting = {
+      async getMany(domains: string[]) {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await store.getMany(domains);
+        } finally {
+          inFlight--;
+        }
+      },
+    } as unknown as TenantStore;
+    const watcher = new TenantWatcher(server, counting, () => [A], 5, () => ({ tenant: enabled }));
+    items.set(A, botOff);
+    watcher.start();
+    const keepAlive = setInterval(() => {}, 1000);
+    try {
+      await inHandler; // the timer's tick is telling the first change, and waits
+      const noBot = { ...enabled, components: [] } as TenantRecord;
+      items.set(A, noBot);
+      let caughtUp = false;
+      const catching = watcher.catchUp().then(() => (caughtUp = true));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(caughtUp, false, 'not before the tick in flight is done');
+      release();
+      await catching;
+      assert.deepEqual(changes.map((c) => [c.before, c.after]), [[enabled, botOff], [botOff, noBot]]);
+      assert.equal(most, 1);
+    } finally {
+      await watcher.stop();
+      clearInterval(keepAlive);
+    }
+  });
 });
