@@ -80,18 +80,24 @@ export class TenantWatcher {
   }
 
   /**
-   * Acts now on every change written before the call: waits for the tick in flight, then runs one.
-   * For `npm start`'s callers that must not see a change handled later (the tests' cost measurements:
-   * a tenant an earlier test deleted has its sessions closed here, not inside the next measurement).
+   * Acts now on every change written before the call: waits for the tick in flight (unless it has
+   * stalled), then runs one. For callers that must not see a change handled later: the tests' cost
+   * measurements, where a tenant an earlier test deleted has its sessions closed here, not inside the
+   * next measurement.
    */
   async catchUp(): Promise<void> {
-    while (this.current) await this.current.done;
+    await this.inFlightSettled();
     await this.startTick();
   }
 
   /** Stops polling; waits for the tick in flight, unless it has stalled. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    await this.inFlightSettled();
+  }
+
+  /** Waits for the tick in flight, if any, until it ends or has run stallMs. */
+  private async inFlightSettled(): Promise<void> {
     const current = this.current;
     if (!current) return;
     let timer: NodeJS.Timeout | undefined;

@@ -130,6 +130,7 @@ describe('TenantWatcher', () => {
       clearInterval(keepAlive);
     }
   });
+
   it('catchUp() waits for the tick in flight, then polls once more: a change written before the call is told by then, once, and no two ticks run side by side', async () => {
     const { server, events } = fakeServer();
     const changes: Changed[] = [];
